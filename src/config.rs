@@ -1,0 +1,80 @@
+//! The `serve` configuration: defaults, then `WEBHOOKS_*` environment, then flags (clap does
+//! the layering), checked once by `validate`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address to listen on [default: 127.0.0.1:8080]
+    #[arg(long, env = "WEBHOOKS_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// The data file, created on first start [default: ./webhooks.redb]
+    #[arg(long, env = "WEBHOOKS_DATA", default_value = "./webhooks.redb")]
+    pub data: PathBuf,
+    /// Delivery worker threads; one endpoint uses at most a quarter of them [default: 16]
+    #[arg(long, env = "WEBHOOKS_WORKERS", default_value_t = 16)]
+    pub workers: usize,
+    /// Admin token; generated on first start if not given, replaces the stored one if given
+    #[arg(long, env = "WEBHOOKS_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+    /// Refuse to deliver to loopback, private, link-local and unique-local addresses [default: off]
+    #[arg(long, env = "WEBHOOKS_BLOCK_PRIVATE_NETWORKS")]
+    pub block_private_networks: bool,
+    /// Events and deliveries older than this are deleted [default: 30]
+    #[arg(long, env = "WEBHOOKS_RETENTION_DAYS", default_value_t = 30)]
+    pub retention_days: u32,
+    /// Time allowed to connect to a receiver [default: 5]
+    #[arg(long, env = "WEBHOOKS_CONNECT_TIMEOUT_SECS", default_value_t = 5)]
+    pub connect_timeout_secs: u64,
+    /// Deadline for a whole delivery request, connect to last byte [default: 15]
+    #[arg(long, env = "WEBHOOKS_REQUEST_TIMEOUT_SECS", default_value_t = 15)]
+    pub request_timeout_secs: u64,
+    /// Log format on stderr [default: text]
+    #[arg(long, env = "WEBHOOKS_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// A setting that cannot work; reported as a usage error (exit 2).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+impl ServeArgs {
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |m: &str| Err(ConfigError(m.to_owned()));
+        if !(1..=1024).contains(&self.workers) {
+            return bad("--workers must be from 1 to 1024");
+        }
+        if self.retention_days == 0 {
+            return bad("--retention-days must be at least 1");
+        }
+        if !(1..=300).contains(&self.connect_timeout_secs) {
+            return bad("--connect-timeout-secs must be from 1 to 300");
+        }
+        if !(1..=600).contains(&self.request_timeout_secs) {
+            return bad("--request-timeout-secs must be from 1 to 600");
+        }
+        if self.admin_token.as_ref().is_some_and(|t| t.len() < 16) {
+            return bad("--admin-token must be at least 16 characters");
+        }
+        Ok(())
+    }
+
+    pub fn connect_timeout(&self) -> Duration {
+        Duration::from_secs(self.connect_timeout_secs)
+    }
+
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_secs(self.request_timeout_secs)
+    }
+}

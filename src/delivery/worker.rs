@@ -1,0 +1,108 @@
+//! A delivery worker: takes a claimed delivery, signs and POSTs it once, records the outcome.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crossbeam_channel::{Receiver, Sender as ChannelSender};
+
+use super::signing::signature_header;
+use super::{Control, Job, Sender};
+use crate::domain::DeliveryError;
+use crate::domain::time::now_ms;
+use crate::metrics::Metrics;
+use crate::store::records::Outcome;
+use crate::store::{SendJob, Store};
+
+pub(super) struct WorkerCtx {
+    pub store: Arc<Store>,
+    pub sender: Arc<Sender>,
+    pub metrics: Arc<Metrics>,
+    pub jobs: Receiver<Job>,
+    pub done: ChannelSender<Control>,
+    pub stopping: Arc<AtomicBool>,
+}
+
+pub(super) fn run(ctx: WorkerCtx) {
+    while let Ok(job) = ctx.jobs.recv() {
+        if ctx.stopping.load(Ordering::Acquire) {
+            // Claimed but not started: it certainly was not sent, so it stays pending.
+            if let Err(e) = ctx
+                .store
+                .unclaim(vec![(job.endpoint_id.clone(), job.delivery_id.clone())])
+            {
+                tracing::error!(error = %e, delivery = %job.delivery_id, "cannot return a delivery to pending");
+            }
+            continue;
+        }
+        match ctx.store.load_send_job(&job.delivery_id) {
+            Ok(Some(send)) => {
+                ctx.metrics.in_flight.inc();
+                let outcome = deliver_one(&ctx.sender, &send);
+                ctx.metrics.in_flight.dec();
+                ctx.metrics.record(&outcome);
+                ctx.store.finish(outcome);
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::error!(error = %e, delivery = %job.delivery_id, "cannot load a delivery")
+            }
+        }
+        let _ = ctx.done.send(Control::Done(job.endpoint_id));
+    }
+}
+
+/// Sends one delivery (or refuses to, for a disabled endpoint) and says how it went.
+/// Synchronous and free of the store, so tests can drive it directly.
+pub fn deliver_one(sender: &Sender, job: &SendJob) -> Outcome {
+    let SendJob {
+        delivery,
+        endpoint,
+        event,
+    } = job;
+    let started_at = now_ms();
+    if !endpoint.enabled && !delivery.test {
+        return Outcome {
+            delivery_id: delivery.id.clone(),
+            url: endpoint.url.clone(),
+            response_status: None,
+            response_body: None,
+            error: Some(DeliveryError::EndpointDisabled),
+            error_detail: Some("the endpoint is disabled".into()),
+            duration_ms: 0,
+            started_at,
+            finished_at: started_at,
+        };
+    }
+    let timestamp = started_at / 1000;
+    let signature = signature_header(
+        &endpoint.signing_secrets(started_at),
+        &event.id,
+        timestamp,
+        event.body.as_bytes(),
+    );
+    let ts = timestamp.to_string();
+    let mut headers: Vec<(&str, &str)> = vec![
+        ("content-type", "application/json"),
+        ("webhook-id", &event.id),
+        ("webhook-timestamp", &ts),
+        ("webhook-signature", &signature),
+    ];
+    headers.extend(
+        endpoint
+            .headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str())),
+    );
+    let result = sender.post(&endpoint.url, &headers, event.body.as_bytes());
+    Outcome {
+        delivery_id: delivery.id.clone(),
+        url: endpoint.url.clone(),
+        response_status: result.status,
+        response_body: result.body,
+        error: result.error,
+        error_detail: result.detail,
+        duration_ms: result.duration.as_millis() as u64,
+        started_at,
+        finished_at: now_ms(),
+    }
+}

@@ -1,0 +1,144 @@
+//! Operator routes for customers and their API keys.
+
+use actix_web::{HttpResponse, web};
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+use super::views::{ApiKeyCreated, ApiKeyView, CustomerCreated, CustomerView, List};
+use super::{ListParams, State, blocking, check_id};
+use crate::domain::IdKind;
+use crate::domain::input::validate_text;
+use crate::domain::time::rfc3339;
+use crate::error::{ApiError, ErrorBody};
+use crate::http::auth::Admin;
+use crate::http::body::{Json, page_query};
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateCustomer {
+    /// Unique; at most 1024 bytes.
+    pub name: String,
+}
+
+#[utoipa::path(post, path = "/api/v1/customers", tag = "operator", security(("bearer" = [])),
+    request_body = CreateCustomer,
+    responses((status = 201, body = CustomerCreated), (status = 422, body = ErrorBody), (status = 401, body = ErrorBody)))]
+pub async fn create_customer(
+    _: Admin,
+    st: State,
+    body: Json<CreateCustomer>,
+) -> Result<HttpResponse, ApiError> {
+    let name = body.value.name.trim().to_owned();
+    validate_text("name", &name, false)?;
+    let store = st.store.clone();
+    let (c, _, key) = blocking(move || Ok(store.create_customer(name)?)).await?;
+    Ok(HttpResponse::Created().json(CustomerCreated {
+        id: c.id,
+        name: c.name,
+        created_at: rfc3339(c.created_at),
+        api_key: key,
+    }))
+}
+
+#[utoipa::path(get, path = "/api/v1/customers", tag = "operator", security(("bearer" = [])),
+    params(ListParams),
+    responses((status = 200, body = List<CustomerView>), (status = 401, body = ErrorBody)))]
+pub async fn list_customers(
+    _: Admin,
+    st: State,
+    q: web::Query<ListParams>,
+) -> Result<HttpResponse, ApiError> {
+    let store = st.store.clone();
+    let q = q.into_inner();
+    let page = blocking(move || {
+        let page = page_query(q.limit.as_deref(), q.before.as_deref())?;
+        Ok(store.list_customers(page)?)
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(List::from_page(page, CustomerView::from)))
+}
+
+#[utoipa::path(get, path = "/api/v1/customers/{id}", tag = "operator", security(("bearer" = [])),
+    params(("id" = String, Path)),
+    responses((status = 200, body = CustomerView), (status = 404, body = ErrorBody)))]
+pub async fn get_customer(
+    _: Admin,
+    st: State,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = check_id(IdKind::Customer, id.into_inner())?;
+    let store = st.store.clone();
+    let c = blocking(move || Ok(store.get_customer(&id)?))
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    Ok(HttpResponse::Ok().json(CustomerView::from(c)))
+}
+
+#[utoipa::path(delete, path = "/api/v1/customers/{id}", tag = "operator", security(("bearer" = [])),
+    params(("id" = String, Path)),
+    responses((status = 204), (status = 404, body = ErrorBody)))]
+pub async fn delete_customer(
+    _: Admin,
+    st: State,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = check_id(IdKind::Customer, id.into_inner())?;
+    let store = st.store.clone();
+    blocking(move || Ok(store.delete_customer(&id)?)).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[utoipa::path(post, path = "/api/v1/customers/{id}/api-keys", tag = "operator", security(("bearer" = [])),
+    params(("id" = String, Path)),
+    responses((status = 201, body = ApiKeyCreated), (status = 404, body = ErrorBody)))]
+pub async fn create_api_key(
+    _: Admin,
+    st: State,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = check_id(IdKind::Customer, id.into_inner())?;
+    let store = st.store.clone();
+    let (rec, key) = blocking(move || Ok(store.create_api_key(&id)?)).await?;
+    Ok(HttpResponse::Created().json(ApiKeyCreated {
+        id: rec.id,
+        api_key: key,
+        created_at: rfc3339(rec.created_at),
+    }))
+}
+
+#[utoipa::path(get, path = "/api/v1/customers/{id}/api-keys", tag = "operator", security(("bearer" = [])),
+    params(("id" = String, Path)),
+    responses((status = 200, body = List<ApiKeyView>), (status = 404, body = ErrorBody)))]
+pub async fn list_api_keys(
+    _: Admin,
+    st: State,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = check_id(IdKind::Customer, id.into_inner())?;
+    let store = st.store.clone();
+    let keys = blocking(move || {
+        store.get_customer(&id)?.ok_or(ApiError::not_found())?;
+        Ok(store.list_api_keys(&id)?)
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(List {
+        data: keys.into_iter().map(ApiKeyView::from).collect(),
+        next: None,
+    }))
+}
+
+#[utoipa::path(delete, path = "/api/v1/customers/{id}/api-keys/{key_id}", tag = "operator", security(("bearer" = [])),
+    params(("id" = String, Path), ("key_id" = String, Path)),
+    responses((status = 204), (status = 404, body = ErrorBody)))]
+pub async fn delete_api_key(
+    _: Admin,
+    st: State,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (id, key_id) = path.into_inner();
+    let id = check_id(IdKind::Customer, id)?;
+    let key_id = check_id(IdKind::ApiKey, key_id)?;
+    let store = st.store.clone();
+    blocking(move || Ok(store.delete_api_key(&id, &key_id)?)).await?;
+    Ok(HttpResponse::NoContent().finish())
+}

@@ -1,0 +1,88 @@
+//! The customer's delivery log, and resending one delivery.
+
+use actix_web::{HttpResponse, web};
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use super::views::{DeliveryView, List};
+use super::{State, blocking, check_id};
+use crate::domain::{DeliveryStatus, IdKind};
+use crate::error::{ApiError, ErrorBody};
+use crate::http::auth::Customer;
+use crate::http::body::page_query;
+use crate::store::DeliveryFilter;
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DeliveryParams {
+    /// 1–250, default 50.
+    pub limit: Option<String>,
+    /// An id: the page starts after it.
+    pub before: Option<String>,
+    pub endpoint_id: Option<String>,
+    pub event_id: Option<String>,
+    /// pending, sending, succeeded, failed or interrupted.
+    pub status: Option<String>,
+}
+
+#[utoipa::path(get, path = "/api/v1/deliveries", tag = "customer", security(("bearer" = [])),
+    params(DeliveryParams),
+    responses((status = 200, body = List<DeliveryView>), (status = 422, body = ErrorBody), (status = 401, body = ErrorBody)))]
+pub async fn list_deliveries(
+    who: Customer,
+    st: State,
+    q: web::Query<DeliveryParams>,
+) -> Result<HttpResponse, ApiError> {
+    let q = q.into_inner();
+    let status = match q.status.as_deref() {
+        None | Some("") => None,
+        Some(s) => Some(DeliveryStatus::parse(s).ok_or_else(|| {
+            ApiError::invalid(
+                "invalid_status",
+                "status must be pending, sending, succeeded, failed or interrupted",
+            )
+        })?),
+    };
+    let filter = DeliveryFilter {
+        endpoint_id: q.endpoint_id.filter(|s| !s.is_empty()),
+        event_id: q.event_id.filter(|s| !s.is_empty()),
+        status,
+    };
+    let store = st.store.clone();
+    let page = blocking(move || {
+        let page = page_query(q.limit.as_deref(), q.before.as_deref())?;
+        Ok(store.list_deliveries(&who.id, &filter, page)?)
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(List::from_page(page, DeliveryView::from)))
+}
+
+#[utoipa::path(get, path = "/api/v1/deliveries/{id}", tag = "customer", security(("bearer" = [])),
+    params(("id" = String, Path)),
+    responses((status = 200, body = DeliveryView), (status = 404, body = ErrorBody)))]
+pub async fn get_delivery(
+    who: Customer,
+    st: State,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = check_id(IdKind::Delivery, id.into_inner())?;
+    let store = st.store.clone();
+    let d = blocking(move || Ok(store.get_delivery(&who.id, &id)?))
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    Ok(HttpResponse::Ok().json(DeliveryView::from(d)))
+}
+
+#[utoipa::path(post, path = "/api/v1/deliveries/{id}/resend", tag = "customer", security(("bearer" = [])),
+    params(("id" = String, Path)),
+    responses((status = 202, body = DeliveryView), (status = 404, body = ErrorBody)))]
+pub async fn resend_delivery(
+    who: Customer,
+    st: State,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = check_id(IdKind::Delivery, id.into_inner())?;
+    let store = st.store.clone();
+    let d = blocking(move || Ok(store.resend_delivery(&who.id, &id)?)).await?;
+    Ok(HttpResponse::Accepted().json(DeliveryView::from(d)))
+}

@@ -1,0 +1,264 @@
+//! The customer's endpoints: create, read, change, delete, rotate the secret, test, recover.
+
+use actix_web::{HttpResponse, web};
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+use super::views::{EndpointView, List, Recovered, SecretView, TestSent};
+use super::{ListParams, State, blocking, check_id};
+use crate::domain::input::{TargetUrl, validate_headers, validate_text};
+use crate::domain::time::parse_rfc3339;
+use crate::domain::{Headers, IdKind};
+use crate::error::{ApiError, ErrorBody};
+use crate::http::auth::Customer;
+use crate::http::body::{Json, OptionalJson, double_option, page_query};
+use crate::store::{EndpointPatch, NewEndpoint};
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateEndpoint {
+    /// Absolute http(s) URL, at most 2048 bytes.
+    pub url: String,
+    /// Distinct catalog event types, or `["*"]` for every type (also ones added later).
+    pub events: Vec<String>,
+    pub description: Option<String>,
+    /// Default true.
+    pub enabled: Option<bool>,
+    /// Spaces this endpoint's sends; at least 1.
+    pub rate_limit_per_sec: Option<u32>,
+    /// At most 20 extra request headers.
+    pub headers: Option<Headers>,
+}
+
+#[derive(Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateEndpoint {
+    pub url: Option<String>,
+    pub events: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    pub description: Option<Option<String>>,
+    pub enabled: Option<bool>,
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<u32>)]
+    pub rate_limit_per_sec: Option<Option<u32>>,
+    pub headers: Option<Headers>,
+}
+
+#[derive(Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RotateSecret {
+    /// How long the old secret keeps signing too (0–604800 s, default 0).
+    pub keep_old_for_secs: Option<u64>,
+}
+
+#[derive(Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct SendTest {
+    /// Default: the endpoint's first subscribed type.
+    pub event: Option<String>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Recover {
+    /// RFC 3339.
+    pub since: String,
+    /// RFC 3339; default now.
+    pub until: Option<String>,
+}
+
+fn check_rate(rate: Option<u32>) -> Result<(), ApiError> {
+    if rate == Some(0) {
+        return Err(ApiError::invalid(
+            "invalid_rate_limit",
+            "rate_limit_per_sec must be at least 1, or null for none",
+        ));
+    }
+    Ok(())
+}
+
+fn check_description(d: &Option<String>) -> Result<(), ApiError> {
+    if let Some(d) = d {
+        validate_text("description", d, true)?;
+    }
+    Ok(())
+}
+
+#[utoipa::path(get, path = "/api/v1/endpoints", tag = "customer", security(("bearer" = [])),
+    params(ListParams),
+    responses((status = 200, body = List<EndpointView>), (status = 401, body = ErrorBody)))]
+pub async fn list_endpoints(
+    who: Customer,
+    st: State,
+    q: web::Query<ListParams>,
+) -> Result<HttpResponse, ApiError> {
+    let store = st.store.clone();
+    let q = q.into_inner();
+    let page = blocking(move || {
+        let page = page_query(q.limit.as_deref(), q.before.as_deref())?;
+        Ok(store.list_endpoints(&who.id, page)?)
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(List::from_page(page, EndpointView::from)))
+}
+
+#[utoipa::path(post, path = "/api/v1/endpoints", tag = "customer", security(("bearer" = [])),
+    request_body = CreateEndpoint,
+    responses((status = 201, body = EndpointView), (status = 422, body = ErrorBody), (status = 401, body = ErrorBody)))]
+pub async fn create_endpoint(
+    who: Customer,
+    st: State,
+    body: Json<CreateEndpoint>,
+) -> Result<HttpResponse, ApiError> {
+    let b = body.value;
+    let url = TargetUrl::parse(&b.url)?;
+    check_description(&b.description)?;
+    check_rate(b.rate_limit_per_sec)?;
+    let headers = b.headers.unwrap_or_default();
+    validate_headers(&headers)?;
+    let new = NewEndpoint {
+        url,
+        events: b.events,
+        description: b.description,
+        enabled: b.enabled.unwrap_or(true),
+        rate_limit_per_sec: b.rate_limit_per_sec,
+        headers,
+    };
+    let store = st.store.clone();
+    let e = blocking(move || Ok(store.create_endpoint(&who.id, new)?)).await?;
+    Ok(HttpResponse::Created().json(EndpointView::from(e)))
+}
+
+#[utoipa::path(get, path = "/api/v1/endpoints/{id}", tag = "customer", security(("bearer" = [])),
+    params(("id" = String, Path)),
+    responses((status = 200, body = EndpointView), (status = 404, body = ErrorBody)))]
+pub async fn get_endpoint(
+    who: Customer,
+    st: State,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = check_id(IdKind::Endpoint, id.into_inner())?;
+    let store = st.store.clone();
+    let e = blocking(move || Ok(store.get_endpoint(&who.id, &id)?))
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    Ok(HttpResponse::Ok().json(EndpointView::from(e)))
+}
+
+#[utoipa::path(patch, path = "/api/v1/endpoints/{id}", tag = "customer", security(("bearer" = [])),
+    params(("id" = String, Path)), request_body = UpdateEndpoint,
+    responses((status = 200, body = EndpointView), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn update_endpoint(
+    who: Customer,
+    st: State,
+    id: web::Path<String>,
+    body: Json<UpdateEndpoint>,
+) -> Result<HttpResponse, ApiError> {
+    let id = check_id(IdKind::Endpoint, id.into_inner())?;
+    let b = body.value;
+    let url = b.url.as_deref().map(TargetUrl::parse).transpose()?;
+    if let Some(d) = &b.description {
+        check_description(d)?;
+    }
+    if let Some(r) = b.rate_limit_per_sec {
+        check_rate(r)?;
+    }
+    if let Some(h) = &b.headers {
+        validate_headers(h)?;
+    }
+    let patch = EndpointPatch {
+        url,
+        events: b.events,
+        description: b.description,
+        enabled: b.enabled,
+        rate_limit_per_sec: b.rate_limit_per_sec,
+        headers: b.headers,
+    };
+    let store = st.store.clone();
+    let e = blocking(move || Ok(store.update_endpoint(&who.id, &id, patch)?)).await?;
+    Ok(HttpResponse::Ok().json(EndpointView::from(e)))
+}
+
+#[utoipa::path(delete, path = "/api/v1/endpoints/{id}", tag = "customer", security(("bearer" = [])),
+    params(("id" = String, Path)),
+    responses((status = 204), (status = 404, body = ErrorBody)))]
+pub async fn delete_endpoint(
+    who: Customer,
+    st: State,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = check_id(IdKind::Endpoint, id.into_inner())?;
+    let store = st.store.clone();
+    blocking(move || Ok(store.delete_endpoint(&who.id, &id)?)).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[utoipa::path(post, path = "/api/v1/endpoints/{id}/rotate-secret", tag = "customer", security(("bearer" = [])),
+    params(("id" = String, Path)), request_body = RotateSecret,
+    responses((status = 200, body = SecretView), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn rotate_secret(
+    who: Customer,
+    st: State,
+    id: web::Path<String>,
+    body: OptionalJson<RotateSecret>,
+) -> Result<HttpResponse, ApiError> {
+    let id = check_id(IdKind::Endpoint, id.into_inner())?;
+    let keep = body.0.keep_old_for_secs.unwrap_or(0);
+    if keep > 604_800 {
+        return Err(ApiError::invalid(
+            "invalid_keep_old_for_secs",
+            "keep_old_for_secs must be from 0 to 604800",
+        ));
+    }
+    let store = st.store.clone();
+    let e = blocking(move || Ok(store.rotate_secret(&who.id, &id, keep)?)).await?;
+    Ok(HttpResponse::Ok().json(SecretView { secret: e.secret }))
+}
+
+#[utoipa::path(post, path = "/api/v1/endpoints/{id}/test", tag = "customer", security(("bearer" = [])),
+    params(("id" = String, Path)), request_body = SendTest,
+    responses((status = 202, body = TestSent), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn send_test(
+    who: Customer,
+    st: State,
+    id: web::Path<String>,
+    body: OptionalJson<SendTest>,
+) -> Result<HttpResponse, ApiError> {
+    let id = check_id(IdKind::Endpoint, id.into_inner())?;
+    let store = st.store.clone();
+    let event = body.0.event;
+    let (event_id, delivery_id) =
+        blocking(move || Ok(store.send_test(&who.id, &id, event)?)).await?;
+    Ok(HttpResponse::Accepted().json(TestSent {
+        event_id,
+        delivery_id,
+    }))
+}
+
+#[utoipa::path(post, path = "/api/v1/endpoints/{id}/recover", tag = "customer", security(("bearer" = [])),
+    params(("id" = String, Path)), request_body = Recover,
+    responses((status = 202, body = Recovered), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn recover(
+    who: Customer,
+    st: State,
+    id: web::Path<String>,
+    body: Json<Recover>,
+) -> Result<HttpResponse, ApiError> {
+    let id = check_id(IdKind::Endpoint, id.into_inner())?;
+    let time = |field: &str, s: &str| {
+        parse_rfc3339(s).ok_or_else(|| {
+            ApiError::invalid("invalid_time", format!("{field} must be an RFC 3339 time"))
+        })
+    };
+    let since = time("since", &body.value.since)?;
+    let until = body
+        .value
+        .until
+        .as_deref()
+        .map(|u| time("until", u))
+        .transpose()?;
+    let store = st.store.clone();
+    let n = blocking(move || Ok(store.recover(&who.id, &id, since, until)?)).await?;
+    Ok(HttpResponse::Accepted().json(Recovered { deliveries: n }))
+}

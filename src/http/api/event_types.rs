@@ -1,0 +1,57 @@
+//! The event-type catalog: both roles read it, the operator adds to it.
+
+use actix_web::HttpResponse;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use utoipa::ToSchema;
+
+use super::views::{EventTypeList, EventTypeView};
+use super::{State, blocking};
+use crate::domain::input::{validate_data, validate_event_type_name, validate_text};
+use crate::error::{ApiError, ErrorBody};
+use crate::http::auth::{Admin, AnyRole};
+use crate::http::body::Json;
+use crate::store::records::EventType;
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateEventType {
+    /// Dot-separated lowercase words, e.g. `payments.settled`.
+    pub name: String,
+    pub description: String,
+    /// An example `data` object.
+    #[schema(value_type = Object)]
+    pub example: Box<RawValue>,
+}
+
+#[utoipa::path(get, path = "/api/v1/event-types", tag = "catalog", security(("bearer" = [])),
+    responses((status = 200, body = EventTypeList), (status = 401, body = ErrorBody)))]
+pub async fn list_event_types(_: AnyRole, st: State) -> Result<HttpResponse, ApiError> {
+    let store = st.store.clone();
+    let all = blocking(move || Ok(store.list_event_types()?)).await?;
+    Ok(HttpResponse::Ok().json(EventTypeList {
+        data: all.into_iter().map(EventTypeView::from).collect(),
+    }))
+}
+
+#[utoipa::path(post, path = "/api/v1/event-types", tag = "catalog", security(("bearer" = [])),
+    request_body = CreateEventType,
+    responses((status = 201, body = EventTypeView), (status = 422, body = ErrorBody), (status = 401, body = ErrorBody)))]
+pub async fn create_event_type(
+    _: Admin,
+    st: State,
+    body: Json<CreateEventType>,
+) -> Result<HttpResponse, ApiError> {
+    let b = body.value;
+    validate_event_type_name(&b.name)?;
+    validate_text("description", &b.description, true)?;
+    validate_data(b.example.get())?;
+    let et = EventType {
+        name: b.name,
+        description: b.description,
+        example: b.example.get().to_owned(),
+    };
+    let store = st.store.clone();
+    let et = blocking(move || Ok(store.create_event_type(et)?)).await?;
+    Ok(HttpResponse::Created().json(EventTypeView::from(et)))
+}

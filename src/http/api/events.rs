@@ -1,0 +1,118 @@
+//! Events: the operator posts them (with optional Idempotency-Key); customers read their log.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use sha2::{Digest, Sha256};
+use utoipa::ToSchema;
+
+use super::views::{AcceptedView, DeliveryView, EventDetail, EventView, List};
+use super::{ListParams, State, blocking, check_id};
+use crate::domain::IdKind;
+use crate::domain::input::validate_data;
+use crate::domain::secret::hex;
+use crate::error::{ApiError, ErrorBody};
+use crate::http::auth::{Admin, Customer};
+use crate::http::body::{Json, page_query};
+use crate::store::events::{IdempotencyKey, Ingested};
+use crate::store::{Accepted, NewEvent};
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateEvent {
+    pub customer_id: String,
+    /// An event type from the catalog.
+    pub event: String,
+    /// A JSON object of at most 256 KiB, delivered as sent.
+    #[schema(value_type = Object)]
+    pub data: Box<RawValue>,
+}
+
+fn render(accepted: &[Accepted]) -> String {
+    serde_json::to_string(&AcceptedView::from(&accepted[0])).expect("views serialise")
+}
+
+fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
+    let Some(v) = req.headers().get("idempotency-key") else {
+        return Ok(None);
+    };
+    match v.to_str() {
+        Ok(s) if !s.is_empty() && s.len() <= 255 => Ok(Some(s.to_owned())),
+        _ => Err(ApiError::invalid(
+            "invalid_idempotency_key",
+            "Idempotency-Key must be 1 to 255 visible ASCII characters",
+        )),
+    }
+}
+
+#[utoipa::path(post, path = "/api/v1/events", tag = "operator", security(("bearer" = [])),
+    request_body = CreateEvent,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Replays within 24 h return the first answer")),
+    responses((status = 202, body = AcceptedView), (status = 409, body = ErrorBody),
+        (status = 422, body = ErrorBody), (status = 401, body = ErrorBody)))]
+pub async fn create_event(
+    _: Admin,
+    st: State,
+    req: HttpRequest,
+    body: Json<CreateEvent>,
+) -> Result<HttpResponse, ApiError> {
+    let key = idempotency_key(&req)?;
+    let b = body.value;
+    validate_data(b.data.get())?;
+    let idem = key.map(|key| IdempotencyKey {
+        customer_id: b.customer_id.clone(),
+        key,
+        request_hash: hex(&Sha256::digest(&body.raw)),
+    });
+    let new = NewEvent {
+        customer_id: b.customer_id,
+        event: b.event,
+        data: b.data.get().to_owned(),
+    };
+    match st.store.ingest(vec![new], idem, render).await? {
+        Ingested::New(accepted) => {
+            st.metrics.events_ingested.inc();
+            Ok(HttpResponse::Accepted().json(AcceptedView::from(&accepted[0])))
+        }
+        Ingested::Replayed(answer) => Ok(HttpResponse::Accepted()
+            .content_type("application/json")
+            .body(answer)),
+    }
+}
+
+#[utoipa::path(get, path = "/api/v1/events", tag = "customer", security(("bearer" = [])),
+    params(ListParams),
+    responses((status = 200, body = List<EventView>), (status = 401, body = ErrorBody)))]
+pub async fn list_events(
+    who: Customer,
+    st: State,
+    q: web::Query<ListParams>,
+) -> Result<HttpResponse, ApiError> {
+    let store = st.store.clone();
+    let q = q.into_inner();
+    let page = blocking(move || {
+        let page = page_query(q.limit.as_deref(), q.before.as_deref())?;
+        Ok(store.list_events(&who.id, page)?)
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(List::from_page(page, EventView::from)))
+}
+
+#[utoipa::path(get, path = "/api/v1/events/{id}", tag = "customer", security(("bearer" = [])),
+    params(("id" = String, Path)),
+    responses((status = 200, body = EventDetail), (status = 404, body = ErrorBody)))]
+pub async fn get_event(
+    who: Customer,
+    st: State,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = check_id(IdKind::Event, id.into_inner())?;
+    let store = st.store.clone();
+    let (event, deliveries) = blocking(move || Ok(store.get_event(&who.id, &id)?))
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    Ok(HttpResponse::Ok().json(EventDetail {
+        event: EventView::from(event),
+        deliveries: deliveries.into_iter().map(DeliveryView::from).collect(),
+    }))
+}

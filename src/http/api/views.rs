@@ -1,0 +1,258 @@
+//! What the API answers: the wire shape of each object, built from store records.
+
+use serde::Serialize;
+use serde_json::value::RawValue;
+use utoipa::ToSchema;
+
+use crate::domain::time::rfc3339;
+use crate::domain::{DeliveryError, DeliveryStatus, Headers};
+use crate::store::records::{ApiKeyRecord, Customer, Delivery, Endpoint, Event, EventType};
+use crate::store::{Accepted, Page};
+
+fn raw(json: &str) -> Box<RawValue> {
+    RawValue::from_string(json.to_owned())
+        .unwrap_or_else(|_| RawValue::from_string("null".into()).expect("null is JSON"))
+}
+
+/// One page of a list; pass `next` as `before` for the following page (`null` at the end).
+#[derive(Serialize, ToSchema)]
+pub struct List<T: ToSchema> {
+    pub data: Vec<T>,
+    pub next: Option<String>,
+}
+
+impl<T: ToSchema> List<T> {
+    pub fn from_page<R>(page: Page<R>, f: impl Fn(R) -> T) -> Self {
+        Self {
+            data: page.data.into_iter().map(f).collect(),
+            next: page.next,
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CustomerView {
+    pub id: String,
+    pub name: String,
+    pub created_at: String,
+}
+
+impl From<Customer> for CustomerView {
+    fn from(c: Customer) -> Self {
+        Self {
+            id: c.id,
+            name: c.name,
+            created_at: rfc3339(c.created_at),
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CustomerCreated {
+    pub id: String,
+    pub name: String,
+    pub created_at: String,
+    /// Shown only here.
+    pub api_key: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ApiKeyView {
+    pub id: String,
+    pub prefix: String,
+    pub created_at: String,
+    pub last_used_at: Option<String>,
+}
+
+impl From<ApiKeyRecord> for ApiKeyView {
+    fn from(k: ApiKeyRecord) -> Self {
+        Self {
+            id: k.id,
+            prefix: k.prefix,
+            created_at: rfc3339(k.created_at),
+            last_used_at: k.last_used_at.map(rfc3339),
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ApiKeyCreated {
+    pub id: String,
+    /// Shown only here.
+    pub api_key: String,
+    pub created_at: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct EventTypeView {
+    pub name: String,
+    pub description: String,
+    #[schema(value_type = Object)]
+    pub example: Box<RawValue>,
+}
+
+impl From<EventType> for EventTypeView {
+    fn from(e: EventType) -> Self {
+        Self {
+            name: e.name,
+            description: e.description,
+            example: raw(&e.example),
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct EventTypeList {
+    pub data: Vec<EventTypeView>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct EndpointView {
+    pub id: String,
+    pub url: String,
+    pub events: Vec<String>,
+    pub description: Option<String>,
+    pub enabled: bool,
+    pub secret: String,
+    pub rate_limit_per_sec: Option<u32>,
+    pub headers: Headers,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl From<Endpoint> for EndpointView {
+    fn from(e: Endpoint) -> Self {
+        Self {
+            id: e.id,
+            url: e.url,
+            events: e.events,
+            description: e.description,
+            enabled: e.enabled,
+            secret: e.secret,
+            rate_limit_per_sec: e.rate_limit_per_sec,
+            headers: e.headers,
+            created_at: rfc3339(e.created_at),
+            updated_at: rfc3339(e.updated_at),
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SecretView {
+    pub secret: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct AcceptedView {
+    pub id: String,
+    pub event: String,
+    pub customer_id: String,
+    pub created_at: String,
+    /// How many deliveries the event made (0 is fine).
+    pub deliveries: usize,
+}
+
+impl From<&Accepted> for AcceptedView {
+    fn from(a: &Accepted) -> Self {
+        Self {
+            id: a.id.clone(),
+            event: a.event.clone(),
+            customer_id: a.customer_id.clone(),
+            created_at: rfc3339(a.created_at),
+            deliveries: a.deliveries,
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct AcceptedList {
+    pub data: Vec<AcceptedView>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct EventView {
+    pub id: String,
+    pub event: String,
+    #[schema(value_type = Object)]
+    pub data: Box<RawValue>,
+    pub test: bool,
+    pub created_at: String,
+}
+
+impl From<Event> for EventView {
+    fn from(e: Event) -> Self {
+        Self {
+            data: raw(e.data()),
+            id: e.id,
+            event: e.event,
+            test: e.test,
+            created_at: rfc3339(e.created_at),
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct EventDetail {
+    #[serde(flatten)]
+    pub event: EventView,
+    pub deliveries: Vec<DeliveryView>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct DeliveryView {
+    pub id: String,
+    pub event_id: String,
+    pub endpoint_id: String,
+    pub event: String,
+    pub url: String,
+    pub status: DeliveryStatus,
+    pub response_status: Option<u16>,
+    pub response_body: Option<String>,
+    pub error: Option<DeliveryError>,
+    pub error_detail: Option<String>,
+    pub duration_ms: Option<u64>,
+    pub created_at: String,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+    pub resend_of: Option<String>,
+}
+
+impl From<Delivery> for DeliveryView {
+    fn from(d: Delivery) -> Self {
+        Self {
+            id: d.id,
+            event_id: d.event_id,
+            endpoint_id: d.endpoint_id,
+            event: d.event,
+            url: d.url,
+            status: d.status,
+            response_status: d.response_status,
+            response_body: d.response_body,
+            error: d.error,
+            error_detail: d.error_detail,
+            duration_ms: d.duration_ms,
+            created_at: rfc3339(d.created_at),
+            started_at: d.started_at.map(rfc3339),
+            finished_at: d.finished_at.map(rfc3339),
+            resend_of: d.resend_of,
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct TestSent {
+    pub event_id: String,
+    pub delivery_id: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Recovered {
+    /// How many deliveries were sent again.
+    pub deliveries: usize,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Health {
+    pub status: String,
+    pub version: String,
+}

@@ -1,0 +1,102 @@
+//! Bearer authentication: the admin token for operator routes, a customer API key for the
+//! customer's routes. Any missing, wrong or wrong-kind token is the same 401.
+
+use std::future::{Ready, ready};
+use std::sync::atomic::Ordering;
+
+use actix_web::dev::Payload;
+use actix_web::{FromRequest, HttpRequest, web};
+use subtle::ConstantTimeEq;
+
+use super::AppState;
+use crate::domain::secret::hash_token;
+use crate::domain::time::now_ms;
+use crate::error::ApiError;
+
+/// The request carries the admin token.
+pub struct Admin;
+
+/// The request carries an API key of this customer.
+pub struct Customer {
+    pub id: String,
+}
+
+/// Either role (for the routes both may read).
+pub struct AnyRole;
+
+/// How often a key's `last_used_at` is written at most.
+const TOUCH_EVERY_MS: i64 = 60_000;
+
+fn bearer(req: &HttpRequest) -> Option<&str> {
+    let value = req.headers().get("authorization")?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+fn state(req: &HttpRequest) -> &AppState {
+    req.app_data::<web::Data<AppState>>()
+        .expect("AppState is registered")
+}
+
+fn admin(req: &HttpRequest) -> bool {
+    let (Some(token), Some(stored)) = (bearer(req), state(req).store.admin_hash()) else {
+        return false;
+    };
+    hash_token(token).ct_eq(&stored).into()
+}
+
+fn customer(req: &HttpRequest) -> Option<String> {
+    let token = bearer(req)?;
+    let st = state(req);
+    let owner = st.store.key_owner(&hash_token(token))?;
+    let now = now_ms();
+    let last = owner.touched.load(Ordering::Relaxed);
+    if now - last > TOUCH_EVERY_MS
+        && owner
+            .touched
+            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+    {
+        st.store.touch_api_key(&owner.key_id, now);
+    }
+    Some(owner.customer_id)
+}
+
+impl FromRequest for Admin {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(if admin(req) {
+            Ok(Admin)
+        } else {
+            Err(ApiError::unauthorized())
+        })
+    }
+}
+
+impl FromRequest for Customer {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(
+            customer(req)
+                .map(|id| Customer { id })
+                .ok_or_else(ApiError::unauthorized),
+        )
+    }
+}
+
+impl FromRequest for AnyRole {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(if admin(req) || customer(req).is_some() {
+            Ok(AnyRole)
+        } else {
+            Err(ApiError::unauthorized())
+        })
+    }
+}

@@ -1,0 +1,183 @@
+//! Request bodies and queries: JSON of at most 1 MiB with the right content type, read no
+//! further than the limit, and errors that say what was wrong (400, 413, 415, 422).
+
+use actix_web::dev::Payload;
+use actix_web::http::StatusCode;
+use actix_web::{FromRequest, HttpRequest};
+use futures_util::StreamExt;
+use futures_util::future::LocalBoxFuture;
+use serde::de::DeserializeOwned;
+
+use crate::error::ApiError;
+use crate::store::PageQuery;
+
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// A JSON body parsed into `T`; unknown fields are refused by `T` itself.
+pub struct Json<T> {
+    pub value: T,
+    /// The body as received, for idempotency hashing.
+    pub raw: actix_web::web::Bytes,
+}
+
+/// Like `Json`, but an empty body means `T::default()` (optional request bodies).
+pub struct OptionalJson<T>(pub T);
+
+fn is_json(req: &HttpRequest) -> bool {
+    let Some(ct) = req
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let mime = ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
+}
+
+fn too_large() -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload_too_large",
+        format!("the request body is larger than {MAX_BODY_BYTES} bytes"),
+    )
+}
+
+async fn read_limited(
+    mut payload: Payload,
+    declared: Option<usize>,
+) -> Result<actix_web::web::Bytes, ApiError> {
+    if declared.is_some_and(|n| n > MAX_BODY_BYTES) {
+        return Err(too_large());
+    }
+    let mut buf =
+        actix_web::web::BytesMut::with_capacity(declared.unwrap_or(1024).min(MAX_BODY_BYTES));
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_body",
+                format!("cannot read the request body: {e}"),
+            )
+        })?;
+        if buf.len() + chunk.len() > MAX_BODY_BYTES {
+            return Err(too_large());
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(buf.freeze())
+}
+
+fn declared_length(req: &HttpRequest) -> Option<usize> {
+    req.headers()
+        .get("content-length")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+}
+
+/// Parses JSON text into `T`: syntax errors are 400, rule errors (unknown field, wrong type,
+/// missing field) are 422.
+pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(bytes).map_err(|e| {
+        use serde_json::error::Category;
+        match e.classify() {
+            Category::Data => {
+                let msg = e.to_string();
+                let code = if msg.starts_with("unknown field") {
+                    "unknown_field"
+                } else if msg.starts_with("missing field") {
+                    "missing_field"
+                } else {
+                    "invalid_field"
+                };
+                ApiError::invalid(code, msg)
+            }
+            _ => ApiError::bad_json(format!("the body is not valid JSON: {e}")),
+        }
+    })
+}
+
+fn unsupported() -> ApiError {
+    ApiError::new(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+        "send the body as JSON with content-type: application/json",
+    )
+}
+
+impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let json = is_json(req);
+        let declared = declared_length(req);
+        let payload = payload.take();
+        Box::pin(async move {
+            if !json {
+                return Err(unsupported());
+            }
+            let raw = read_limited(payload, declared).await?;
+            let value = parse(&raw)?;
+            Ok(Json { value, raw })
+        })
+    }
+}
+
+impl<T: DeserializeOwned + Default + 'static> FromRequest for OptionalJson<T> {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let json = is_json(req);
+        let declared = declared_length(req);
+        let payload = payload.take();
+        Box::pin(async move {
+            let raw = read_limited(payload, declared).await?;
+            if raw.iter().all(u8::is_ascii_whitespace) {
+                return Ok(OptionalJson(T::default()));
+            }
+            if !json {
+                return Err(unsupported());
+            }
+            parse(&raw).map(OptionalJson)
+        })
+    }
+}
+
+/// `limit` (1–250, default 50) and `before` of every list.
+pub fn page_query<'a>(
+    limit: Option<&str>,
+    before: Option<&'a str>,
+) -> Result<PageQuery<'a>, ApiError> {
+    let limit = match limit {
+        None => 50,
+        Some(s) => match s.parse::<usize>() {
+            Ok(n) if (1..=250).contains(&n) => n,
+            _ => {
+                return Err(ApiError::invalid(
+                    "invalid_limit",
+                    "limit must be a whole number from 1 to 250",
+                ));
+            }
+        },
+    };
+    if before.is_some_and(|b| b.len() > 64) {
+        return Err(ApiError::invalid("invalid_before", "before must be an id"));
+    }
+    Ok(PageQuery { before, limit })
+}
+
+/// Deserialises `Option<Option<T>>` so that `null` (clear) differs from absent (keep).
+pub fn double_option<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    <Option<T> as serde::Deserialize>::deserialize(d).map(Some)
+}

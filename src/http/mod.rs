@@ -1,0 +1,18 @@
+//! The HTTP side: the JSON API under `/api/v1`, health, metrics and the OpenAPI document.
+
+pub mod api;
+pub mod auth;
+pub mod body;
+pub mod server;
+
+use std::sync::Arc;
+
+use crate::metrics::Metrics;
+use crate::store::Store;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<Store>,
+    pub metrics: Arc<Metrics>,
+}

@@ -1,0 +1,79 @@
+//! Builds and runs the actix-web server on a listener the caller bound (port 0 in tests),
+//! on its own thread, with signals left to the caller so shutdown happens in order.
+
+use std::net::{SocketAddr, TcpListener};
+use std::thread::JoinHandle;
+
+use actix_web::dev::ServerHandle;
+use actix_web::{App, HttpServer, web};
+
+use super::AppState;
+use super::api;
+
+pub struct HttpServerHandle {
+    pub addr: SocketAddr,
+    handle: ServerHandle,
+    thread: Option<JoinHandle<()>>,
+}
+
+pub fn start(
+    listener: TcpListener,
+    state: AppState,
+    http_workers: usize,
+) -> std::io::Result<HttpServerHandle> {
+    let addr = listener.local_addr()?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    let thread = std::thread::Builder::new()
+        .name("http".into())
+        .spawn(move || {
+            let sys = actix_web::rt::System::new();
+            let server = sys.block_on(async move {
+                let data = web::Data::new(state);
+                HttpServer::new(move || {
+                    App::new()
+                        .app_data(data.clone())
+                        .configure(api::extractor_config)
+                        .configure(api::configure)
+                        .default_service(web::to(api::not_found))
+                })
+                .workers(http_workers)
+                .disable_signals()
+                .shutdown_timeout(5)
+                .listen(listener)
+                .map(|s| s.run())
+            });
+            match server {
+                Ok(server) => {
+                    let _ = tx.send(Ok(server.handle()));
+                    if let Err(e) = sys.block_on(server) {
+                        tracing::error!(error = %e, "the HTTP server stopped with an error");
+                    }
+                }
+                Err(e) => {
+                    let _ = tx.send(Err(e));
+                }
+            }
+        })?;
+    let handle = rx
+        .recv()
+        .map_err(|_| std::io::Error::other("the HTTP server thread ended early"))??;
+    Ok(HttpServerHandle {
+        addr,
+        handle,
+        thread: Some(thread),
+    })
+}
+
+impl HttpServerHandle {
+    /// Stops accepting, lets requests in progress finish (up to 5 s), and waits.
+    pub fn stop(&mut self) {
+        let handle = self.handle.clone();
+        let _ = std::thread::spawn(move || {
+            actix_web::rt::System::new().block_on(handle.stop(true));
+        })
+        .join();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}

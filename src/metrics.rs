@@ -1,0 +1,98 @@
+//! Prometheus metrics: events ingested, deliveries by outcome, delivery durations, queue depth
+//! and deliveries in flight, rendered as text for `GET /metrics`.
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use crate::store::records::Outcome;
+
+type Labels = Vec<(&'static str, &'static str)>;
+
+pub struct Metrics {
+    registry: Registry,
+    pub events_ingested: Counter,
+    deliveries: Family<Labels, Counter>,
+    duration: Histogram,
+    pub in_flight: Gauge,
+    pending: Gauge,
+    claimed: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("webhooks");
+        let events_ingested = Counter::default();
+        let deliveries = Family::<Labels, Counter>::default();
+        let duration = Histogram::new(exponential_buckets(0.001, 2.0, 16));
+        let in_flight = Gauge::default();
+        let pending = Gauge::default();
+        let claimed = Gauge::default();
+        registry.register(
+            "events_ingested",
+            "Events accepted (202) since start",
+            events_ingested.clone(),
+        );
+        registry.register(
+            "deliveries",
+            "Deliveries finished since start, by outcome and error",
+            deliveries.clone(),
+        );
+        registry.register(
+            "delivery_duration_seconds",
+            "Time from connect to the end of the response of each POST",
+            duration.clone(),
+        );
+        registry.register(
+            "deliveries_in_flight",
+            "POSTs under way right now",
+            in_flight.clone(),
+        );
+        registry.register(
+            "queue_depth",
+            "Deliveries pending in the store, not yet handed to a worker",
+            pending.clone(),
+        );
+        registry.register(
+            "deliveries_claimed",
+            "Deliveries handed to workers and not yet finished",
+            claimed.clone(),
+        );
+        Self {
+            registry,
+            events_ingested,
+            deliveries,
+            duration,
+            in_flight,
+            pending,
+            claimed,
+        }
+    }
+
+    pub fn record(&self, outcome: &Outcome) {
+        let status = outcome.status().as_str();
+        let error = outcome.error.map_or("none", |e| e.as_str());
+        self.deliveries
+            .get_or_create(&vec![("outcome", status), ("error", error)])
+            .inc();
+        self.duration.observe(outcome.duration_ms as f64 / 1000.0);
+    }
+
+    /// The text exposition, with the queue gauges set from the store's counts.
+    pub fn render(&self, pending: u64, claimed: u64) -> String {
+        self.pending.set(pending as i64);
+        self.claimed.set(claimed as i64);
+        let mut out = String::new();
+        encode(&mut out, &self.registry).expect("writing to a String cannot fail");
+        out
+    }
+}

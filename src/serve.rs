@@ -1,0 +1,230 @@
+//! `webhooks serve`: binds, opens and bootstraps the data file, starts delivery, HTTP and
+//! retention, and on SIGINT/SIGTERM stops them in order (HTTP, dispatch, workers, writer).
+
+use std::net::{SocketAddr, TcpListener};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crossbeam_channel::{RecvTimeoutError, Sender as ChannelSender};
+
+use crate::config::{ConfigError, LogFormat, ServeArgs};
+use crate::delivery::{Delivery, Sender, SenderConfig};
+use crate::domain::ApiKey;
+use crate::domain::time::now_ms;
+use crate::http::AppState;
+use crate::http::server::HttpServerHandle;
+use crate::metrics::Metrics;
+use crate::store::{OpenError, Store, StoreError};
+
+/// redb's page cache; its default (1 GiB) is far more than a small appliance should hold.
+const CACHE_BYTES: usize = 32 * 1024 * 1024;
+/// How long POSTs in flight may finish at shutdown.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+const PRUNE_BATCH: usize = 500;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Open(#[from] OpenError),
+    #[error("cannot listen on {0}: {1}")]
+    Bind(SocketAddr, std::io::Error),
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    #[error("cannot start the HTTP server: {0}")]
+    Http(std::io::Error),
+}
+
+impl StartError {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            StartError::Config(_) => 2,
+            _ => 1,
+        }
+    }
+}
+
+/// The secrets made on the first start of a data file, printed once.
+pub struct FirstStart {
+    pub admin_token: String,
+    pub api_key: String,
+}
+
+/// A running appliance.
+pub struct Server {
+    pub addr: SocketAddr,
+    pub first_start: Option<FirstStart>,
+    pub store: Arc<Store>,
+    http: HttpServerHandle,
+    delivery: Delivery,
+    retention: Option<(ChannelSender<()>, JoinHandle<()>)>,
+}
+
+impl Server {
+    pub fn start(args: &ServeArgs) -> Result<Self, StartError> {
+        args.validate()?;
+        let listener =
+            TcpListener::bind(args.listen).map_err(|e| StartError::Bind(args.listen, e))?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| StartError::Bind(args.listen, e))?;
+        let opened = Store::open(&args.data, CACHE_BYTES)?;
+        let store = opened.store;
+        let first_start = if opened.first_start {
+            let admin_token = args
+                .admin_token
+                .clone()
+                .unwrap_or_else(|| ApiKey::generate(ApiKey::ADMIN_PREFIX).as_str().to_owned());
+            store.set_admin_token(&admin_token)?;
+            let (_, _, api_key) = store.create_customer("default".into())?;
+            Some(FirstStart {
+                admin_token,
+                api_key,
+            })
+        } else {
+            if let Some(token) = &args.admin_token {
+                store.set_admin_token(token)?;
+            }
+            None
+        };
+        let interrupted = store.interrupt_in_flight()?;
+        if interrupted > 0 {
+            tracing::warn!(
+                count = interrupted,
+                "deliveries that were in flight when the last process stopped are now interrupted"
+            );
+        }
+        let metrics = Arc::new(Metrics::new());
+        let sender = Sender::new(&SenderConfig {
+            connect_timeout: args.connect_timeout(),
+            request_timeout: args.request_timeout(),
+            block_private_networks: args.block_private_networks,
+        });
+        let delivery = Delivery::start(store.clone(), sender, args.workers, metrics.clone());
+        let http_workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let http = crate::http::server::start(
+            listener,
+            AppState {
+                store: store.clone(),
+                metrics,
+            },
+            http_workers,
+        )
+        .map_err(StartError::Http)?;
+        let retention = start_retention(store.clone(), args.retention_days);
+        tracing::info!(%addr, data = %store.path(), workers = args.workers, "webhooks is serving");
+        Ok(Self {
+            addr,
+            first_start,
+            store,
+            http,
+            delivery,
+            retention: Some(retention),
+        })
+    }
+
+    /// The lines printed to stdout at start: the portal address always, the secrets only on
+    /// the first start of a data file.
+    pub fn banner(&self) -> String {
+        let mut s = format!("portal: http://{}/\n", self.addr);
+        if let Some(f) = &self.first_start {
+            s.push_str(&format!("admin token: {}\n", f.admin_token));
+            s.push_str(&format!("api key (customer default): {}\n", f.api_key));
+        }
+        s
+    }
+
+    /// Stops taking requests, lets deliveries in flight finish for a few seconds, returns
+    /// unstarted ones to `pending`, and flushes the store.
+    pub fn shutdown(mut self) {
+        self.http.stop();
+        self.delivery.shutdown(SHUTDOWN_GRACE);
+        if let Some((stop, thread)) = self.retention.take() {
+            drop(stop);
+            let _ = thread.join();
+        }
+        self.store.close();
+    }
+}
+
+fn start_retention(store: Arc<Store>, days: u32) -> (ChannelSender<()>, JoinHandle<()>) {
+    let (stop, stopped) = crossbeam_channel::bounded::<()>(0);
+    let thread = std::thread::Builder::new()
+        .name("retention".into())
+        .spawn(move || {
+            loop {
+                let cutoff = now_ms() - i64::from(days) * 86_400_000;
+                loop {
+                    match store.prune_before(cutoff, PRUNE_BATCH) {
+                        Ok(n) if n == PRUNE_BATCH => continue,
+                        Ok(_) => break,
+                        Err(e) => {
+                            tracing::error!(error = %e, "pruning old events failed");
+                            break;
+                        }
+                    }
+                }
+                if let Err(e) = store.prune_idempotency(10_000) {
+                    tracing::error!(error = %e, "pruning idempotency keys failed");
+                }
+                match stopped.recv_timeout(PRUNE_EVERY) {
+                    Err(RecvTimeoutError::Timeout) => {}
+                    _ => return,
+                }
+            }
+        })
+        .expect("spawn the retention thread");
+    (stop, thread)
+}
+
+pub fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
+/// Waits for SIGINT or SIGTERM.
+fn wait_for_signal() -> std::io::Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r,
+            _ = term.recv() => Ok(()),
+        }
+    })
+}
+
+/// The `serve` command: runs until a signal, exit 0 after an orderly stop.
+pub fn run(args: ServeArgs) -> ExitCode {
+    init_logging(args.log_format);
+    let server = match Server::start(&args) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(e.exit_code());
+        }
+    };
+    print!("{}", server.banner());
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    if let Err(e) = wait_for_signal() {
+        tracing::error!(error = %e, "cannot wait for signals");
+    }
+    tracing::info!("shutting down");
+    server.shutdown();
+    ExitCode::SUCCESS
+}

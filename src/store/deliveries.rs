@@ -1,0 +1,399 @@
+//! Deliveries: their indexes, the log's queries, resend, and the queue operations the
+//! dispatcher and workers use (claim, unclaim, finish, interrupt after a crash, prune).
+
+use redb::{ReadableTable, Table, WriteTransaction};
+
+use super::records::{Delivery, Endpoint, Event, Outcome, decode, encode};
+use super::tables::*;
+use super::writer::Ready;
+use super::{Page, PageQuery, Result, Store, StoreError};
+use crate::domain::time::now_ms;
+use crate::domain::{DeliveryError, DeliveryStatus, IdGen, IdKind, ids};
+
+/// Every table a delivery lives in, opened once per transaction.
+pub(super) struct DeliveryTables<'t> {
+    pub records: Table<'t, &'static str, &'static [u8]>,
+    pub by_customer: Table<'t, (&'static str, &'static str), ()>,
+    pub by_endpoint: Table<'t, (&'static str, &'static str), ()>,
+    pub by_event: Table<'t, (&'static str, &'static str), ()>,
+    pub pending: Table<'t, (&'static str, &'static str), ()>,
+    pub sending: Table<'t, &'static str, &'static str>,
+}
+
+impl<'t> DeliveryTables<'t> {
+    pub fn open(tx: &'t WriteTransaction) -> Result<Self> {
+        Ok(Self {
+            records: tx.open_table(DELIVERIES)?,
+            by_customer: tx.open_table(CUSTOMER_DELIVERIES)?,
+            by_endpoint: tx.open_table(ENDPOINT_DELIVERIES)?,
+            by_event: tx.open_table(EVENT_DELIVERIES)?,
+            pending: tx.open_table(PENDING)?,
+            sending: tx.open_table(SENDING)?,
+        })
+    }
+
+    pub fn get(&self, id: &str) -> Result<Option<Delivery>> {
+        self.records.get(id)?.map(|v| decode(v.value())).transpose()
+    }
+
+    pub fn put(&mut self, d: &Delivery) -> Result<()> {
+        self.records.insert(d.id.as_str(), encode(d).as_slice())?;
+        Ok(())
+    }
+
+    /// Adds a new pending delivery with its indexes.
+    pub fn insert_pending(&mut self, d: &Delivery) -> Result<()> {
+        self.put(d)?;
+        let id = d.id.as_str();
+        self.by_customer.insert((d.customer_id.as_str(), id), ())?;
+        self.by_endpoint.insert((d.endpoint_id.as_str(), id), ())?;
+        self.by_event.insert((d.event_id.as_str(), id), ())?;
+        self.pending.insert((d.endpoint_id.as_str(), id), ())?;
+        Ok(())
+    }
+
+    pub fn remove(&mut self, d: &Delivery) -> Result<()> {
+        let id = d.id.as_str();
+        self.records.remove(id)?;
+        self.by_customer.remove((d.customer_id.as_str(), id))?;
+        self.by_endpoint.remove((d.endpoint_id.as_str(), id))?;
+        self.by_event.remove((d.event_id.as_str(), id))?;
+        self.pending.remove((d.endpoint_id.as_str(), id))?;
+        self.sending.remove(id)?;
+        Ok(())
+    }
+}
+
+/// A new pending delivery of `event` to `endpoint`.
+pub(super) fn new_delivery(
+    ids: &IdGen,
+    event: &Event,
+    endpoint: &Endpoint,
+    resend_of: Option<String>,
+    now: i64,
+) -> Delivery {
+    Delivery {
+        id: ids.next(IdKind::Delivery),
+        event_id: event.id.clone(),
+        endpoint_id: endpoint.id.clone(),
+        customer_id: event.customer_id.clone(),
+        event: event.event.clone(),
+        url: endpoint.url.clone(),
+        status: DeliveryStatus::Pending,
+        response_status: None,
+        response_body: None,
+        error: None,
+        error_detail: None,
+        duration_ms: None,
+        created_at: now,
+        started_at: None,
+        finished_at: None,
+        resend_of,
+        test: event.test,
+    }
+}
+
+pub(super) fn ready(d: &Delivery, endpoint: &Endpoint) -> Ready {
+    Ready {
+        endpoint_id: d.endpoint_id.clone(),
+        delivery_id: d.id.clone(),
+        rate_limit_per_sec: endpoint.rate_limit_per_sec,
+    }
+}
+
+/// Filters of the delivery log.
+#[derive(Debug, Clone, Default)]
+pub struct DeliveryFilter {
+    pub endpoint_id: Option<String>,
+    pub event_id: Option<String>,
+    pub status: Option<DeliveryStatus>,
+}
+
+/// What a worker needs to send one delivery.
+#[derive(Debug, Clone)]
+pub struct SendJob {
+    pub delivery: Delivery,
+    pub endpoint: Endpoint,
+    pub event: Event,
+}
+
+impl Store {
+    /// The customer's deliveries, newest first.
+    pub fn list_deliveries(
+        &self,
+        customer_id: &str,
+        filter: &DeliveryFilter,
+        page: PageQuery,
+    ) -> Result<Page<Delivery>> {
+        self.read(|tx| {
+            let (table, owner) = if let Some(ep) = &filter.endpoint_id {
+                (tx.open_table(ENDPOINT_DELIVERIES)?, ep.as_str())
+            } else if let Some(evt) = &filter.event_id {
+                (tx.open_table(EVENT_DELIVERIES)?, evt.as_str())
+            } else {
+                (tx.open_table(CUSTOMER_DELIVERIES)?, customer_id)
+            };
+            let records = tx.open_table(DELIVERIES)?;
+            let upper = page.before.unwrap_or(ID_MAX);
+            let mut data = Vec::new();
+            let mut more = false;
+            for row in table.range((owner, "")..(owner, upper))?.rev() {
+                let (k, _) = row?;
+                let Some(v) = records.get(k.value().1)? else {
+                    continue;
+                };
+                let d: Delivery = decode(v.value())?;
+                let keep = d.customer_id == customer_id
+                    && filter.event_id.as_ref().is_none_or(|e| *e == d.event_id)
+                    && filter.status.is_none_or(|s| s == d.status);
+                if !keep {
+                    continue;
+                }
+                if data.len() == page.limit {
+                    more = true;
+                    break;
+                }
+                data.push(d);
+            }
+            let next = more.then(|| data.last().map(|d| d.id.clone())).flatten();
+            Ok(Page { data, next })
+        })
+    }
+
+    /// One delivery of the customer's; another customer's is `None`.
+    pub fn get_delivery(&self, customer_id: &str, id: &str) -> Result<Option<Delivery>> {
+        self.read(|tx| {
+            let d: Option<Delivery> = tx
+                .open_table(DELIVERIES)?
+                .get(id)?
+                .map(|v| decode(v.value()))
+                .transpose()?;
+            Ok(d.filter(|d| d.customer_id == customer_id))
+        })
+    }
+
+    /// A new delivery of the same event to the endpoint's current URL and secret.
+    pub fn resend_delivery(&self, customer_id: &str, id: &str) -> Result<Delivery> {
+        let (cid, id) = (customer_id.to_owned(), id.to_owned());
+        let idgen = self.ids.clone();
+        self.write(move |ctx| {
+            let mut dt = DeliveryTables::open(ctx.tx)?;
+            let original = dt
+                .get(&id)?
+                .filter(|d| d.customer_id == cid)
+                .ok_or(StoreError::NotFound)?;
+            let endpoint = super::endpoints::get_in(ctx.tx, &original.endpoint_id)?
+                .ok_or(StoreError::NotFound)?;
+            let event =
+                super::events::get_in(ctx.tx, &original.event_id)?.ok_or(StoreError::NotFound)?;
+            let d = new_delivery(
+                &idgen,
+                &event,
+                &endpoint,
+                Some(original.id.clone()),
+                now_ms(),
+            );
+            dt.insert_pending(&d)?;
+            ctx.ready.push(ready(&d, &endpoint));
+            Ok(d)
+        })
+    }
+
+    /// Moves these pending deliveries to `sending` in one commit: from here on they count as
+    /// possibly sent. Returns the ones that were still pending (others were deleted or disabled).
+    pub fn claim(&self, ids: Vec<(String, String)>) -> Result<Vec<(String, String)>> {
+        self.write(move |ctx| {
+            let mut dt = DeliveryTables::open(ctx.tx)?;
+            let now = now_ms();
+            let mut claimed = Vec::with_capacity(ids.len());
+            for (ep, dlv) in ids {
+                if dt.pending.remove((ep.as_str(), dlv.as_str()))?.is_none() {
+                    continue;
+                }
+                let Some(mut d) = dt.get(&dlv)? else { continue };
+                d.status = DeliveryStatus::Sending;
+                d.started_at = Some(now);
+                dt.put(&d)?;
+                dt.sending.insert(dlv.as_str(), ep.as_str())?;
+                claimed.push((ep, dlv));
+            }
+            Ok(claimed)
+        })
+    }
+
+    /// Puts claimed deliveries that no worker started back to `pending` (at shutdown).
+    pub fn unclaim(&self, ids: Vec<(String, String)>) -> Result<()> {
+        self.write(move |ctx| {
+            let mut dt = DeliveryTables::open(ctx.tx)?;
+            for (ep, dlv) in ids {
+                if dt.sending.remove(dlv.as_str())?.is_none() {
+                    continue;
+                }
+                let Some(mut d) = dt.get(&dlv)? else { continue };
+                d.status = DeliveryStatus::Pending;
+                d.started_at = None;
+                dt.put(&d)?;
+                dt.pending.insert((ep.as_str(), dlv.as_str()), ())?;
+            }
+            Ok(())
+        })
+    }
+
+    /// What a worker needs for a claimed delivery; `None` if it was deleted meanwhile.
+    pub fn load_send_job(&self, delivery_id: &str) -> Result<Option<SendJob>> {
+        self.read(|tx| {
+            let Some(v) = tx.open_table(DELIVERIES)?.get(delivery_id)? else {
+                return Ok(None);
+            };
+            let delivery: Delivery = decode(v.value())?;
+            let Some(v) = tx
+                .open_table(ENDPOINTS)?
+                .get(delivery.endpoint_id.as_str())?
+            else {
+                return Ok(None);
+            };
+            let endpoint: Endpoint = decode(v.value())?;
+            let Some(v) = tx.open_table(EVENTS)?.get(delivery.event_id.as_str())? else {
+                return Ok(None);
+            };
+            let event: Event = decode(v.value())?;
+            Ok(Some(SendJob {
+                delivery,
+                endpoint,
+                event,
+            }))
+        })
+    }
+
+    /// Records a worker's result; grouped with other writes, nobody waits for it.
+    pub fn finish(&self, outcome: Outcome) {
+        self.write_detached(move |ctx| {
+            let mut dt = DeliveryTables::open(ctx.tx)?;
+            dt.sending.remove(outcome.delivery_id.as_str())?;
+            let Some(mut d) = dt.get(&outcome.delivery_id)? else {
+                return Ok(());
+            };
+            d.status = outcome.status();
+            d.url = outcome.url;
+            d.response_status = outcome.response_status;
+            d.response_body = outcome.response_body;
+            d.error = outcome.error;
+            d.error_detail = outcome.error_detail;
+            d.duration_ms = Some(outcome.duration_ms);
+            d.started_at = Some(outcome.started_at);
+            d.finished_at = Some(outcome.finished_at);
+            dt.put(&d)
+        });
+    }
+
+    /// At start-up: whatever was handed to a worker by the last process might have been sent.
+    /// It becomes `interrupted` and is never sent again by itself. Returns how many.
+    pub fn interrupt_in_flight(&self) -> Result<usize> {
+        self.write(|ctx| {
+            let mut dt = DeliveryTables::open(ctx.tx)?;
+            let mut ids = Vec::new();
+            for row in dt.sending.iter()? {
+                ids.push(row?.0.value().to_owned());
+            }
+            let now = now_ms();
+            for id in &ids {
+                dt.sending.remove(id.as_str())?;
+                if let Some(mut d) = dt.get(id)? {
+                    d.status = DeliveryStatus::Interrupted;
+                    d.error = Some(DeliveryError::Interrupted);
+                    d.error_detail = Some(
+                        "the server stopped while this delivery was in flight; it may or may not have arrived and is not sent again by itself".into(),
+                    );
+                    d.finished_at = Some(now);
+                    dt.put(&d)?;
+                }
+            }
+            Ok(ids.len())
+        })
+    }
+
+    /// Up to `limit` pending delivery ids of one endpoint after `after`, oldest first.
+    pub fn pending_of(&self, endpoint_id: &str, after: &str, limit: usize) -> Result<Vec<String>> {
+        self.read(|tx| {
+            let pending = tx.open_table(PENDING)?;
+            let mut v = Vec::new();
+            for row in pending.range((endpoint_id, after)..(endpoint_id, ID_MAX))? {
+                let id = row?.0.value().1.to_owned();
+                if id.as_str() == after {
+                    continue;
+                }
+                v.push(id);
+                if v.len() == limit {
+                    break;
+                }
+            }
+            Ok(v)
+        })
+    }
+
+    /// Every endpoint that has pending deliveries, with its rate limit.
+    pub fn endpoints_with_pending(&self) -> Result<Vec<(String, Option<u32>)>> {
+        self.read(|tx| {
+            let pending = tx.open_table(PENDING)?;
+            let endpoints = tx.open_table(ENDPOINTS)?;
+            let mut v = Vec::new();
+            let mut from = String::new();
+            loop {
+                let next = pending
+                    .range((from.as_str(), ID_MAX)..)?
+                    .next()
+                    .transpose()?
+                    .map(|(k, _)| k.value().0.to_owned());
+                let Some(ep) = next else { break };
+                let rate = endpoints
+                    .get(ep.as_str())?
+                    .map(|e| decode::<Endpoint>(e.value()))
+                    .transpose()?
+                    .and_then(|e| e.rate_limit_per_sec);
+                v.push((ep.clone(), rate));
+                from = ep;
+            }
+            Ok(v)
+        })
+    }
+
+    /// Deletes up to `max` of the oldest events created before `cutoff_ms`, with their
+    /// deliveries, in one small transaction. Returns how many went.
+    pub fn prune_before(&self, cutoff_ms: i64, max: usize) -> Result<usize> {
+        let bound = ids::lower_bound_at(IdKind::Event, cutoff_ms.max(0) as u64);
+        self.write(move |ctx| {
+            let mut events = ctx.tx.open_table(EVENTS)?;
+            let mut old = Vec::new();
+            for row in events.range("evt_"..bound.as_str())? {
+                let (_, v) = row?;
+                old.push(decode::<Event>(v.value())?);
+                if old.len() == max {
+                    break;
+                }
+            }
+            let mut dt = DeliveryTables::open(ctx.tx)?;
+            let mut by_customer = ctx.tx.open_table(CUSTOMER_EVENTS)?;
+            for e in &old {
+                for dlv in super::customers::index_ids(&dt.by_event, &e.id)? {
+                    if let Some(d) = dt.get(&dlv)? {
+                        dt.remove(&d)?;
+                    }
+                }
+                events.remove(e.id.as_str())?;
+                by_customer.remove((e.customer_id.as_str(), e.id.as_str()))?;
+            }
+            Ok(old.len())
+        })
+    }
+
+    /// Counts of deliveries waiting in the store and handed to workers, for /metrics.
+    pub fn queue_counts(&self) -> Result<(u64, u64)> {
+        use redb::ReadableTableMetadata;
+        self.read(|tx| {
+            Ok((
+                tx.open_table(PENDING)?.len()?,
+                tx.open_table(SENDING)?.len()?,
+            ))
+        })
+    }
+}

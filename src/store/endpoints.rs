@@ -1,0 +1,311 @@
+//! Endpoints: create, change, delete, rotate the secret, send a test event, recover failures.
+
+use redb::{ReadableTable, WriteTransaction};
+
+use super::catalog;
+use super::deliveries::{DeliveryTables, new_delivery, ready};
+use super::records::{Delivery, Endpoint, Event, OldSecret, decode, encode};
+use super::tables::*;
+use super::{Page, PageQuery, Result, Store, StoreError, page_ids};
+use crate::domain::input::{EventFilter, Headers, TargetUrl, ValidationError};
+use crate::domain::time::now_ms;
+use crate::domain::{DeliveryError, DeliveryStatus, IdKind, SigningSecret};
+
+#[derive(Debug, Clone)]
+pub struct NewEndpoint {
+    pub url: TargetUrl,
+    pub events: Vec<String>,
+    pub description: Option<String>,
+    pub enabled: bool,
+    pub rate_limit_per_sec: Option<u32>,
+    pub headers: Headers,
+}
+
+/// A partial update: `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct EndpointPatch {
+    pub url: Option<TargetUrl>,
+    pub events: Option<Vec<String>>,
+    pub description: Option<Option<String>>,
+    pub enabled: Option<bool>,
+    pub rate_limit_per_sec: Option<Option<u32>>,
+    pub headers: Option<Headers>,
+}
+
+pub(super) fn get_in(tx: &WriteTransaction, id: &str) -> Result<Option<Endpoint>> {
+    tx.open_table(ENDPOINTS)?
+        .get(id)?
+        .map(|v| decode(v.value()))
+        .transpose()
+}
+
+fn owned_in(tx: &WriteTransaction, customer_id: &str, id: &str) -> Result<Endpoint> {
+    get_in(tx, id)?
+        .filter(|e| e.customer_id == customer_id)
+        .ok_or(StoreError::NotFound)
+}
+
+fn check_events(tx: &WriteTransaction, events: &[String]) -> Result<Vec<String>> {
+    let types = tx.open_table(EVENT_TYPES)?;
+    let filter = EventFilter::parse(events, |name| types.get(name).ok().flatten().is_some())?;
+    Ok(filter.into_list())
+}
+
+fn put(tx: &WriteTransaction, e: &Endpoint) -> Result<()> {
+    tx.open_table(ENDPOINTS)?
+        .insert(e.id.as_str(), encode(e).as_slice())?;
+    Ok(())
+}
+
+/// Ends every pending, non-test delivery of a disabled endpoint as `failed`/`endpoint_disabled`.
+fn fail_pending(tx: &WriteTransaction, endpoint_id: &str) -> Result<()> {
+    let mut dt = DeliveryTables::open(tx)?;
+    let mut ids = Vec::new();
+    for row in dt.pending.range((endpoint_id, "")..(endpoint_id, ID_MAX))? {
+        ids.push(row?.0.value().1.to_owned());
+    }
+    let now = now_ms();
+    for id in ids {
+        let Some(mut d) = dt.get(&id)? else { continue };
+        if d.test {
+            continue;
+        }
+        dt.pending.remove((endpoint_id, id.as_str()))?;
+        d.status = DeliveryStatus::Failed;
+        d.error = Some(DeliveryError::EndpointDisabled);
+        d.error_detail = Some("the endpoint was disabled before this delivery was sent".into());
+        d.finished_at = Some(now);
+        dt.put(&d)?;
+    }
+    Ok(())
+}
+
+impl Store {
+    pub fn create_endpoint(&self, customer_id: &str, new: NewEndpoint) -> Result<Endpoint> {
+        let now = now_ms();
+        let endpoint = Endpoint {
+            id: self.ids.next(IdKind::Endpoint),
+            customer_id: customer_id.to_owned(),
+            url: new.url.as_str().to_owned(),
+            events: new.events,
+            description: new.description,
+            enabled: new.enabled,
+            secret: SigningSecret::generate().as_str().to_owned(),
+            old_secret: None,
+            rate_limit_per_sec: new.rate_limit_per_sec,
+            headers: new.headers,
+            created_at: now,
+            updated_at: now,
+        };
+        self.write(move |ctx| {
+            let mut e = endpoint;
+            e.events = check_events(ctx.tx, &e.events)?;
+            if ctx
+                .tx
+                .open_table(CUSTOMERS)?
+                .get(e.customer_id.as_str())?
+                .is_none()
+            {
+                return Err(StoreError::NotFound);
+            }
+            put(ctx.tx, &e)?;
+            ctx.tx
+                .open_table(CUSTOMER_ENDPOINTS)?
+                .insert((e.customer_id.as_str(), e.id.as_str()), ())?;
+            Ok(e)
+        })
+    }
+
+    /// The customer's endpoints, newest first.
+    pub fn list_endpoints(&self, customer_id: &str, page: PageQuery) -> Result<Page<Endpoint>> {
+        self.read(|tx| {
+            let index = tx.open_table(CUSTOMER_ENDPOINTS)?;
+            let (ids, more) = page_ids(&index, customer_id, page.before, page.limit)?;
+            let table = tx.open_table(ENDPOINTS)?;
+            let mut data = Vec::with_capacity(ids.len());
+            for id in &ids {
+                if let Some(v) = table.get(id.as_str())? {
+                    data.push(decode(v.value())?);
+                }
+            }
+            let next = more.then(|| ids.last().cloned()).flatten();
+            Ok(Page { data, next })
+        })
+    }
+
+    pub fn get_endpoint(&self, customer_id: &str, id: &str) -> Result<Option<Endpoint>> {
+        self.read(|tx| {
+            let e: Option<Endpoint> = tx
+                .open_table(ENDPOINTS)?
+                .get(id)?
+                .map(|v| decode(v.value()))
+                .transpose()?;
+            Ok(e.filter(|e| e.customer_id == customer_id))
+        })
+    }
+
+    pub fn update_endpoint(
+        &self,
+        customer_id: &str,
+        id: &str,
+        patch: EndpointPatch,
+    ) -> Result<Endpoint> {
+        let (cid, id) = (customer_id.to_owned(), id.to_owned());
+        self.write(move |ctx| {
+            let mut e = owned_in(ctx.tx, &cid, &id)?;
+            if let Some(events) = &patch.events {
+                e.events = check_events(ctx.tx, events)?;
+            }
+            let was_enabled = e.enabled;
+            if let Some(url) = patch.url {
+                e.url = url.as_str().to_owned();
+            }
+            if let Some(d) = patch.description {
+                e.description = d;
+            }
+            if let Some(enabled) = patch.enabled {
+                e.enabled = enabled;
+            }
+            if let Some(r) = patch.rate_limit_per_sec {
+                e.rate_limit_per_sec = r;
+            }
+            if let Some(h) = patch.headers {
+                e.headers = h;
+            }
+            e.updated_at = now_ms();
+            put(ctx.tx, &e)?;
+            if was_enabled && !e.enabled {
+                fail_pending(ctx.tx, &e.id)?;
+            }
+            Ok(e)
+        })
+    }
+
+    /// Removes the endpoint and its deliveries; pending ones are never sent.
+    pub fn delete_endpoint(&self, customer_id: &str, id: &str) -> Result<()> {
+        let (cid, id) = (customer_id.to_owned(), id.to_owned());
+        self.write(move |ctx| {
+            let e = owned_in(ctx.tx, &cid, &id)?;
+            let mut dt = DeliveryTables::open(ctx.tx)?;
+            for dlv in super::customers::index_ids(&dt.by_endpoint, &e.id)? {
+                if let Some(d) = dt.get(&dlv)? {
+                    dt.remove(&d)?;
+                }
+            }
+            ctx.tx.open_table(ENDPOINTS)?.remove(e.id.as_str())?;
+            ctx.tx
+                .open_table(CUSTOMER_ENDPOINTS)?
+                .remove((cid.as_str(), e.id.as_str()))?;
+            Ok(())
+        })
+    }
+
+    /// A new signing secret; the old one keeps signing too for `keep_old_for_secs`.
+    pub fn rotate_secret(
+        &self,
+        customer_id: &str,
+        id: &str,
+        keep_old_for_secs: u64,
+    ) -> Result<Endpoint> {
+        let (cid, id) = (customer_id.to_owned(), id.to_owned());
+        let secret = SigningSecret::generate();
+        self.write(move |ctx| {
+            let mut e = owned_in(ctx.tx, &cid, &id)?;
+            let now = now_ms();
+            e.old_secret = (keep_old_for_secs > 0).then(|| OldSecret {
+                secret: std::mem::take(&mut e.secret),
+                expires_at: now + keep_old_for_secs as i64 * 1000,
+            });
+            e.secret = secret.as_str().to_owned();
+            e.updated_at = now;
+            put(ctx.tx, &e)?;
+            Ok(e)
+        })
+    }
+
+    /// Sends the catalog example of `event_type` (default: the first subscribed type) to this
+    /// endpoint only, even if disabled or unsubscribed. Returns (event id, delivery id).
+    pub fn send_test(
+        &self,
+        customer_id: &str,
+        id: &str,
+        event_type: Option<String>,
+    ) -> Result<(String, String)> {
+        let (cid, id) = (customer_id.to_owned(), id.to_owned());
+        let ids = self.ids.clone();
+        self.write(move |ctx| {
+            let e = owned_in(ctx.tx, &cid, &id)?;
+            let types = ctx.tx.open_table(EVENT_TYPES)?;
+            let name = match event_type {
+                Some(n) => n,
+                None => match e.events.first().map(String::as_str) {
+                    Some("*") | None => catalog::default_catalog()
+                        .into_iter()
+                        .next()
+                        .map(|t| t.name)
+                        .unwrap_or_default(),
+                    Some(n) => n.to_owned(),
+                },
+            };
+            let et = catalog::get(&types, &name)?.ok_or_else(|| {
+                ValidationError::new("unknown_event_type", format!("unknown event type {name:?}"))
+            })?;
+            drop(types);
+            let now = now_ms();
+            let (body, data_start) = Event::wire_body(&et.name, &et.example);
+            let event = Event {
+                id: ids.next(IdKind::Event),
+                customer_id: cid.clone(),
+                event: et.name,
+                test: true,
+                created_at: now,
+                body,
+                data_start,
+            };
+            super::events::put_new(ctx.tx, &event)?;
+            let d = new_delivery(&ids, &event, &e, None, now);
+            DeliveryTables::open(ctx.tx)?.insert_pending(&d)?;
+            ctx.ready.push(ready(&d, &e));
+            Ok((event.id, d.id))
+        })
+    }
+
+    /// Resends every failed or interrupted delivery of the endpoint created in [since, until].
+    pub fn recover(
+        &self,
+        customer_id: &str,
+        id: &str,
+        since: i64,
+        until: Option<i64>,
+    ) -> Result<usize> {
+        let (cid, id) = (customer_id.to_owned(), id.to_owned());
+        let ids = self.ids.clone();
+        self.write(move |ctx| {
+            let e = owned_in(ctx.tx, &cid, &id)?;
+            let mut dt = DeliveryTables::open(ctx.tx)?;
+            let mut again: Vec<Delivery> = Vec::new();
+            for dlv in super::customers::index_ids(&dt.by_endpoint, &e.id)? {
+                let Some(d) = dt.get(&dlv)? else { continue };
+                let in_window = d.created_at >= since && until.is_none_or(|u| d.created_at <= u);
+                if in_window
+                    && matches!(
+                        d.status,
+                        DeliveryStatus::Failed | DeliveryStatus::Interrupted
+                    )
+                {
+                    again.push(d);
+                }
+            }
+            let now = now_ms();
+            for original in &again {
+                let Some(event) = super::events::get_in(ctx.tx, &original.event_id)? else {
+                    continue;
+                };
+                let d = new_delivery(&ids, &event, &e, Some(original.id.clone()), now);
+                dt.insert_pending(&d)?;
+                ctx.ready.push(ready(&d, &e));
+            }
+            Ok(again.len())
+        })
+    }
+}

@@ -1,0 +1,261 @@
+//! Events: ingest (with idempotency and fan-out to subscribed endpoints) and the event log.
+
+use redb::{ReadableTable, WriteTransaction};
+use serde::{Deserialize, Serialize};
+
+use super::customers::index_ids;
+use super::deliveries::{DeliveryTables, new_delivery, ready};
+use super::records::{Delivery, Endpoint, Event, IdempotencyRecord, decode, encode};
+use super::tables::*;
+use super::{Page, PageQuery, Result, Store, StoreError, WriteCtx, page_ids};
+use crate::domain::input::{ValidationError, subscribes};
+use crate::domain::time::now_ms;
+use crate::domain::{IdGen, IdKind};
+
+/// How long an Idempotency-Key is remembered.
+pub const IDEMPOTENCY_TTL_MS: i64 = 24 * 3600 * 1000;
+
+/// One event as a producer posts it; `data` is the producer's JSON text.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub customer_id: String,
+    pub event: String,
+    pub data: String,
+}
+
+/// The answer to an accepted event.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Accepted {
+    pub id: String,
+    pub event: String,
+    pub customer_id: String,
+    pub created_at: i64,
+    pub deliveries: usize,
+}
+
+pub(super) fn get_in(tx: &WriteTransaction, id: &str) -> Result<Option<Event>> {
+    tx.open_table(EVENTS)?
+        .get(id)?
+        .map(|v| decode(v.value()))
+        .transpose()
+}
+
+pub(super) fn put_new(tx: &WriteTransaction, e: &Event) -> Result<()> {
+    tx.open_table(EVENTS)?
+        .insert(e.id.as_str(), encode(e).as_slice())?;
+    tx.open_table(CUSTOMER_EVENTS)?
+        .insert((e.customer_id.as_str(), e.id.as_str()), ())?;
+    Ok(())
+}
+
+/// Validates every event against the store, then writes them all with their deliveries:
+/// all or nothing.
+fn ingest_in(ctx: &mut WriteCtx, ids: &IdGen, batch: Vec<NewEvent>) -> Result<Vec<Accepted>> {
+    {
+        let customers = ctx.tx.open_table(CUSTOMERS)?;
+        let types = ctx.tx.open_table(EVENT_TYPES)?;
+        for (i, e) in batch.iter().enumerate() {
+            let at = if batch.len() > 1 {
+                format!("events[{i}]: ")
+            } else {
+                String::new()
+            };
+            if customers.get(e.customer_id.as_str())?.is_none() {
+                return Err(ValidationError::new(
+                    "unknown_customer",
+                    format!("{at}no customer has id {:?}", e.customer_id),
+                )
+                .into());
+            }
+            if types.get(e.event.as_str())?.is_none() {
+                return Err(ValidationError::new(
+                    "unknown_event_type",
+                    format!("{at}unknown event type {:?}", e.event),
+                )
+                .into());
+            }
+        }
+    }
+    let now = now_ms();
+    let mut accepted = Vec::with_capacity(batch.len());
+    let mut subscribers: Vec<Endpoint> = Vec::new();
+    let mut subscribers_of: Option<String> = None;
+    for new in batch {
+        if subscribers_of.as_deref() != Some(new.customer_id.as_str()) {
+            subscribers = enabled_endpoints(ctx.tx, &new.customer_id)?;
+            subscribers_of = Some(new.customer_id.clone());
+        }
+        let (body, data_start) = Event::wire_body(&new.event, &new.data);
+        let event = Event {
+            id: ids.next(IdKind::Event),
+            customer_id: new.customer_id,
+            event: new.event,
+            test: false,
+            created_at: now,
+            body,
+            data_start,
+        };
+        put_new(ctx.tx, &event)?;
+        let mut dt = DeliveryTables::open(ctx.tx)?;
+        let mut count = 0;
+        for ep in subscribers
+            .iter()
+            .filter(|ep| subscribes(&ep.events, &event.event))
+        {
+            let d: Delivery = new_delivery(ids, &event, ep, None, now);
+            dt.insert_pending(&d)?;
+            ctx.ready.push(ready(&d, ep));
+            count += 1;
+        }
+        accepted.push(Accepted {
+            id: event.id,
+            event: event.event,
+            customer_id: event.customer_id,
+            created_at: now,
+            deliveries: count,
+        });
+    }
+    Ok(accepted)
+}
+
+fn enabled_endpoints(tx: &WriteTransaction, customer_id: &str) -> Result<Vec<Endpoint>> {
+    let index = tx.open_table(CUSTOMER_ENDPOINTS)?;
+    let table = tx.open_table(ENDPOINTS)?;
+    let mut v = Vec::new();
+    for id in index_ids(&index, customer_id)? {
+        if let Some(raw) = table.get(id.as_str())? {
+            let e: Endpoint = decode(raw.value())?;
+            if e.enabled {
+                v.push(e);
+            }
+        }
+    }
+    Ok(v)
+}
+
+/// An Idempotency-Key with the hash of the request it came with.
+#[derive(Debug, Clone)]
+pub struct IdempotencyKey {
+    pub customer_id: String,
+    pub key: String,
+    pub request_hash: String,
+}
+
+/// What ingest answered: fresh, or the first answer replayed for a repeated Idempotency-Key.
+#[derive(Debug, Clone)]
+pub enum Ingested {
+    New(Vec<Accepted>),
+    Replayed(String),
+}
+
+impl Store {
+    /// Commits the events and their pending deliveries (durably) before answering.
+    pub async fn ingest(
+        &self,
+        batch: Vec<NewEvent>,
+        idempotency: Option<IdempotencyKey>,
+        render: fn(&[Accepted]) -> String,
+    ) -> Result<Ingested> {
+        let ids = self.ids.clone();
+        self.write_async(move |ctx| {
+            let Some(idem) = idempotency else {
+                return ingest_in(ctx, &ids, batch).map(Ingested::New);
+            };
+            let now = now_ms();
+            {
+                let table = ctx.tx.open_table(IDEMPOTENCY)?;
+                let seen = table
+                    .get((idem.customer_id.as_str(), idem.key.as_str()))?
+                    .map(|v| decode::<IdempotencyRecord>(v.value()))
+                    .transpose()?
+                    .filter(|r| now - r.created_at < IDEMPOTENCY_TTL_MS);
+                if let Some(seen) = seen {
+                    return if seen.request_hash == idem.request_hash {
+                        Ok(Ingested::Replayed(seen.response))
+                    } else {
+                        Err(StoreError::IdempotencyConflict(
+                            "this Idempotency-Key was already used with a different request".into(),
+                        ))
+                    };
+                }
+            }
+            let accepted = ingest_in(ctx, &ids, batch)?;
+            let record = IdempotencyRecord {
+                request_hash: idem.request_hash,
+                response: render(&accepted),
+                created_at: now,
+            };
+            ctx.tx.open_table(IDEMPOTENCY)?.insert(
+                (idem.customer_id.as_str(), idem.key.as_str()),
+                encode(&record).as_slice(),
+            )?;
+            Ok(Ingested::New(accepted))
+        })
+        .await
+    }
+
+    /// The customer's events, newest first.
+    pub fn list_events(&self, customer_id: &str, page: PageQuery) -> Result<Page<Event>> {
+        self.read(|tx| {
+            let index = tx.open_table(CUSTOMER_EVENTS)?;
+            let (ids, more) = page_ids(&index, customer_id, page.before, page.limit)?;
+            let table = tx.open_table(EVENTS)?;
+            let mut data = Vec::with_capacity(ids.len());
+            for id in &ids {
+                if let Some(v) = table.get(id.as_str())? {
+                    data.push(decode(v.value())?);
+                }
+            }
+            let next = more.then(|| ids.last().cloned()).flatten();
+            Ok(Page { data, next })
+        })
+    }
+
+    /// One of the customer's events with all its deliveries, newest first.
+    pub fn get_event(&self, customer_id: &str, id: &str) -> Result<Option<(Event, Vec<Delivery>)>> {
+        self.read(|tx| {
+            let event: Option<Event> = tx
+                .open_table(EVENTS)?
+                .get(id)?
+                .map(|v| decode(v.value()))
+                .transpose()?;
+            let Some(event) = event.filter(|e| e.customer_id == customer_id) else {
+                return Ok(None);
+            };
+            let index = tx.open_table(EVENT_DELIVERIES)?;
+            let records = tx.open_table(DELIVERIES)?;
+            let mut deliveries = Vec::new();
+            for row in index.range((id, "")..(id, ID_MAX))?.rev() {
+                let (k, _) = row?;
+                if let Some(v) = records.get(k.value().1)? {
+                    deliveries.push(decode(v.value())?);
+                }
+            }
+            Ok(Some((event, deliveries)))
+        })
+    }
+
+    /// Forgets Idempotency-Keys older than a day; at most `max` per call.
+    pub fn prune_idempotency(&self, max: usize) -> Result<usize> {
+        self.write(move |ctx| {
+            let mut table = ctx.tx.open_table(IDEMPOTENCY)?;
+            let now = now_ms();
+            let mut old = Vec::new();
+            for row in table.iter()? {
+                let (k, v) = row?;
+                let rec: IdempotencyRecord = decode(v.value())?;
+                if now - rec.created_at >= IDEMPOTENCY_TTL_MS {
+                    let (c, key) = k.value();
+                    old.push((c.to_owned(), key.to_owned()));
+                    if old.len() == max {
+                        break;
+                    }
+                }
+            }
+            for (c, key) in &old {
+                table.remove((c.as_str(), key.as_str()))?;
+            }
+            Ok(old.len())
+        })
+    }
+}

@@ -1,0 +1,168 @@
+//! The one thread that owns `begin_write`: it takes every change queued since the last commit,
+//! applies them in one transaction, commits once (one fsync for many) and only then answers.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::thread::JoinHandle;
+
+use crossbeam_channel::{Receiver, Sender};
+use redb::{Database, WriteTransaction};
+use tokio::sync::oneshot;
+
+use super::{Result, StoreError};
+
+/// The most changes committed together.
+const MAX_GROUP: usize = 2048;
+
+/// A delivery that a commit made ready to send.
+#[derive(Debug, Clone)]
+pub struct Ready {
+    pub endpoint_id: String,
+    pub delivery_id: String,
+    pub rate_limit_per_sec: Option<u32>,
+}
+
+/// What a change sees: the open transaction, and a list of deliveries to announce after commit.
+pub struct WriteCtx<'a> {
+    pub tx: &'a WriteTransaction,
+    pub ready: Vec<Ready>,
+}
+
+pub type CommitHook = Box<dyn Fn(Vec<Ready>) + Send + Sync>;
+type Reply = Box<dyn FnOnce(Result<()>) + Send>;
+type Job = Box<dyn FnOnce(&mut WriteCtx) -> (Reply, bool) + Send>;
+
+enum Msg {
+    Job(Job),
+    Stop,
+}
+
+pub struct Writer {
+    jobs: Sender<Msg>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+    failed: Arc<AtomicBool>,
+}
+
+impl Writer {
+    pub fn start(db: Arc<Database>, hook: Arc<OnceLock<CommitHook>>) -> Self {
+        let (jobs, rx) = crossbeam_channel::unbounded();
+        let failed = Arc::new(AtomicBool::new(false));
+        let flag = failed.clone();
+        let thread = std::thread::Builder::new()
+            .name("store-writer".into())
+            .spawn(move || run(&db, &rx, &flag, &hook))
+            .expect("spawn the store writer");
+        Self {
+            jobs,
+            thread: Mutex::new(Some(thread)),
+            failed,
+        }
+    }
+
+    pub fn submit<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut WriteCtx) -> Result<T> + Send + 'static,
+    ) -> Result<oneshot::Receiver<Result<T>>> {
+        if self.is_failed() {
+            return Err(StoreError::Unavailable(
+                "an earlier write to the data file failed; restart webhooks".into(),
+            ));
+        }
+        let (tx, rx) = oneshot::channel();
+        let job: Job = Box::new(move |ctx| {
+            let outcome = f(ctx);
+            let broken = matches!(outcome, Err(StoreError::Storage(_)));
+            let reply: Reply = Box::new(move |committed| {
+                let _ = tx.send(committed.and(outcome));
+            });
+            (reply, broken)
+        });
+        self.jobs
+            .send(Msg::Job(job))
+            .map_err(|_| StoreError::Unavailable("the store is shutting down".into()))?;
+        Ok(rx)
+    }
+
+    pub fn is_failed(&self) -> bool {
+        self.failed.load(Ordering::Acquire)
+    }
+
+    pub fn stop(&self) {
+        let _ = self.jobs.send(Msg::Stop);
+        if let Some(t) = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn run(db: &Database, rx: &Receiver<Msg>, failed: &AtomicBool, hook: &OnceLock<CommitHook>) {
+    let mut stopping = false;
+    while !stopping {
+        let Ok(first) = rx.recv() else { return };
+        let mut group = Vec::new();
+        match first {
+            Msg::Job(j) => group.push(j),
+            Msg::Stop => stopping = true,
+        }
+        while group.len() < MAX_GROUP {
+            match rx.try_recv() {
+                Ok(Msg::Job(j)) => group.push(j),
+                Ok(Msg::Stop) => stopping = true,
+                Err(_) => break,
+            }
+        }
+        if group.is_empty() {
+            continue;
+        }
+        if failed.load(Ordering::Acquire) {
+            drop(group); // their callers see the reply channel close: Unavailable
+            continue;
+        }
+        commit_group(db, group, failed, hook);
+    }
+}
+
+fn commit_group(db: &Database, group: Vec<Job>, failed: &AtomicBool, hook: &OnceLock<CommitHook>) {
+    let tx = match db.begin_write() {
+        Ok(tx) => tx,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start a write transaction");
+            failed.store(true, Ordering::Release);
+            return; // dropping the jobs drops their reply senders: callers see Unavailable
+        }
+    };
+    let mut ctx = WriteCtx {
+        tx: &tx,
+        ready: Vec::new(),
+    };
+    let mut replies = Vec::with_capacity(group.len());
+    let mut broken = false;
+    for job in group {
+        let (reply, job_broken) = job(&mut ctx);
+        broken |= job_broken;
+        replies.push(reply);
+    }
+    let ready = std::mem::take(&mut ctx.ready);
+    let result = if broken {
+        let _ = tx.abort();
+        Err(StoreError::Unavailable(
+            "a write to the data file failed".into(),
+        ))
+    } else {
+        tx.commit().map_err(|e| {
+            tracing::error!(error = %e, "commit to the data file failed; refusing further writes until restart");
+            failed.store(true, Ordering::Release);
+            StoreError::Unavailable("the data file could not be written".into())
+        })
+    };
+    let committed = result.is_ok();
+    for reply in replies {
+        reply(result.clone());
+    }
+    if committed
+        && !ready.is_empty()
+        && let Some(hook) = hook.get()
+    {
+        hook(ready);
+    }
+}

@@ -208,7 +208,41 @@ pub fn validate_data(raw: &str) -> Result<(), ValidationError> {
             "data must be a JSON object",
         ));
     }
+    if nesting_depth(raw) > MAX_DATA_DEPTH {
+        return Err(ValidationError::new(
+            "data_too_deep",
+            format!("data nests objects and arrays deeper than {MAX_DATA_DEPTH} levels"),
+        ));
+    }
     Ok(())
+}
+
+pub const MAX_DATA_DEPTH: usize = 64;
+
+/// The deepest nesting of objects and arrays in valid JSON text.
+fn nesting_depth(json: &str) -> usize {
+    let (mut depth, mut max, mut in_string, mut escaped) = (0usize, 0usize, false, false);
+    for b in json.bytes() {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'{' | b'[' => {
+                depth += 1;
+                max = max.max(depth);
+            }
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    max
 }
 
 #[cfg(test)]
@@ -285,6 +319,14 @@ mod tests {
         assert_eq!(validate_data("[1]").unwrap_err().code, "invalid_data");
         let big = format!("{{\"a\":\"{}\"}}", "x".repeat(MAX_DATA_BYTES));
         assert_eq!(validate_data(&big).unwrap_err().code, "data_too_large");
+        let deep = format!("{{\"a\":{}{}}}", "[".repeat(64), "]".repeat(64));
+        assert_eq!(validate_data(&deep).unwrap_err().code, "data_too_deep");
+        let ok = format!(
+            "{{\"a\":{}{},\"s\":\"[[[[\\\"\"}}",
+            "[".repeat(62),
+            "]".repeat(62)
+        );
+        assert!(validate_data(&ok).is_ok(), "{ok}");
         assert!(validate_event_type_name("transactions.fetched").is_ok());
         assert!(validate_event_type_name("Bad Name").is_err());
         assert!(validate_event_type_name("a..b").is_err());

@@ -80,13 +80,15 @@ fn declared_length(req: &HttpRequest) -> Option<usize> {
         .and_then(|v| v.parse().ok())
 }
 
-/// Parses JSON text into `T`: syntax errors are 400, rule errors (unknown field, wrong type,
-/// missing field) are 422.
+/// Parses JSON text into `T`: malformed JSON is 400, valid JSON that breaks a rule (unknown
+/// field, wrong type, missing field) is 422.
 pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(bytes).map_err(|e| {
         use serde_json::error::Category;
+        // A type error can come before the syntax error further on: check the whole text.
+        let well_formed = || serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_ok();
         match e.classify() {
-            Category::Data => {
+            Category::Data if well_formed() => {
                 let msg = e.to_string();
                 let code = if msg.starts_with("unknown field") {
                     "unknown_field"

@@ -1,0 +1,376 @@
+//! The HTTP API: authentication, tenant isolation, validation errors, paging, idempotency,
+//! customers and keys, OpenAPI and metrics.
+
+use serde_json::{Value, json};
+
+use crate::support::TestServer;
+
+#[test]
+fn every_customer_route_hides_another_customers_objects() {
+    let s = TestServer::start();
+    let cus = s.default_customer();
+    let (_, other_key) = s.customer("acme");
+    let ep = s.endpoint(&s.key, "http://127.0.0.1:9/never", &["*"]);
+    let ep_id = ep["id"].as_str().unwrap();
+    let evt = s.event(&cus, "transactions.fetched", "{}");
+    let evt_id = evt["id"].as_str().unwrap();
+    let (_, list) = s.api.get("/api/v1/deliveries", &s.key);
+    let dlv_id = list["data"][0]["id"].as_str().unwrap();
+
+    let routes: Vec<(&str, String, Option<Value>)> = vec![
+        ("GET", format!("/api/v1/endpoints/{ep_id}"), None),
+        (
+            "PATCH",
+            format!("/api/v1/endpoints/{ep_id}"),
+            Some(json!({"enabled": false})),
+        ),
+        ("DELETE", format!("/api/v1/endpoints/{ep_id}"), None),
+        (
+            "POST",
+            format!("/api/v1/endpoints/{ep_id}/rotate-secret"),
+            Some(json!({})),
+        ),
+        (
+            "POST",
+            format!("/api/v1/endpoints/{ep_id}/test"),
+            Some(json!({})),
+        ),
+        (
+            "POST",
+            format!("/api/v1/endpoints/{ep_id}/recover"),
+            Some(json!({"since": "2000-01-01T00:00:00Z"})),
+        ),
+        ("GET", format!("/api/v1/events/{evt_id}"), None),
+        ("GET", format!("/api/v1/deliveries/{dlv_id}"), None),
+        ("POST", format!("/api/v1/deliveries/{dlv_id}/resend"), None),
+    ];
+    for (method, path, body) in &routes {
+        let body = body.as_ref().map(Value::to_string);
+        let (st, err) = s.api.send(method, path, &other_key, body.as_deref(), &[]);
+        assert_eq!(st, 404, "{method} {path}: {err}");
+        assert_eq!(err["error"]["code"], "not_found");
+    }
+    for path in ["/api/v1/endpoints", "/api/v1/events", "/api/v1/deliveries"] {
+        let (st, body) = s.api.get(path, &other_key);
+        assert_eq!(st, 200);
+        assert_eq!(body["data"].as_array().unwrap().len(), 0, "{path}");
+    }
+    let (_, filtered) = s.api.get(
+        &format!("/api/v1/deliveries?endpoint_id={ep_id}"),
+        &other_key,
+    );
+    assert_eq!(filtered["data"].as_array().unwrap().len(), 0);
+    // The owner still sees everything, untouched.
+    let (st, still) = s.api.get(&format!("/api/v1/endpoints/{ep_id}"), &s.key);
+    assert_eq!((st, still["enabled"].as_bool()), (200, Some(true)));
+}
+
+#[test]
+fn tokens_reach_only_their_own_routes() {
+    let s = TestServer::start();
+    let operator = [
+        ("GET", "/api/v1/customers"),
+        ("POST", "/api/v1/customers"),
+        ("POST", "/api/v1/events"),
+        ("POST", "/api/v1/event-types"),
+    ];
+    let customer = [
+        ("GET", "/api/v1/endpoints"),
+        ("GET", "/api/v1/events"),
+        ("GET", "/api/v1/deliveries"),
+    ];
+    for (m, p) in operator {
+        for token in [s.key.as_str(), "", "wha_wrong", "whk_wrong"] {
+            let (st, body) = s.api.send(m, p, token, Some("{}"), &[]);
+            assert_eq!(st, 401, "{m} {p} with {token:?}");
+            assert_eq!(body["error"]["code"], "unauthorized");
+        }
+    }
+    for (m, p) in customer {
+        for token in [s.admin.as_str(), "", "whk_wrong"] {
+            let (st, _) = s.api.send(m, p, token, None, &[]);
+            assert_eq!(st, 401, "{m} {p} with {token:?}");
+        }
+    }
+    for token in [&s.admin, &s.key] {
+        let (st, body) = s.api.get("/api/v1/event-types", token);
+        assert_eq!(st, 200);
+        assert_eq!(body["data"].as_array().unwrap().len(), 7);
+        assert_eq!(body["data"][0]["name"], "transactions.fetched");
+    }
+}
+
+#[test]
+fn bad_input_gets_the_documented_status_and_code() {
+    let s = TestServer::start();
+    let cus = s.default_customer();
+    let ep = |body: Value| s.api.post("/api/v1/endpoints", &s.key, &body);
+    let nested = format!(
+        r#"{{"customer_id":"{cus}","event":"transactions.fetched","data":{{"a":{}{}}}}}"#,
+        "[".repeat(5000),
+        "]".repeat(5000)
+    );
+    let cases: Vec<((u16, Value), u16, &str)> = vec![
+        (ep(json!({"url": "ftp://x", "events": ["*"]})), 422, "invalid_url"),
+        (ep(json!({"url": "http://u:p@x.com/", "events": ["*"]})), 422, "invalid_url"),
+        (ep(json!({"url": "http://x.com/", "events": []})), 422, "invalid_events"),
+        (ep(json!({"url": "http://x.com/", "events": ["nope.nope"]})), 422, "unknown_event_type"),
+        (
+            ep(json!({"url": "http://x.com/", "events": ["transactions.fetched", "transactions.fetched"]})),
+            422,
+            "invalid_events",
+        ),
+        (ep(json!({"url": "http://x.com/", "events": ["*"], "colour": "red"})), 422, "unknown_field"),
+        (ep(json!({"url": "http://x.com/", "events": ["*"], "headers": {"webhook-id": "x"}})), 422, "invalid_headers"),
+        (ep(json!({"url": "http://x.com/", "events": ["*"], "rate_limit_per_sec": 0})), 422, "invalid_rate_limit"),
+        (ep(json!({"url": "http://x.com/", "events": ["*"], "description": "x".repeat(1025)})), 422, "invalid_field"),
+        (ep(json!({"events": ["*"]})), 422, "missing_field"),
+        (ep(json!({"url": 5, "events": ["*"]})), 422, "invalid_field"),
+        (
+            s.api.post("/api/v1/events", &s.admin, &json!({"customer_id": cus, "event": "nope", "data": {}})),
+            422,
+            "unknown_event_type",
+        ),
+        (
+            s.api.post("/api/v1/events", &s.admin, &json!({"customer_id": "cus_nobody", "event": "transactions.fetched", "data": {}})),
+            422,
+            "unknown_customer",
+        ),
+        (
+            s.api.post("/api/v1/events", &s.admin, &json!({"customer_id": cus, "event": "transactions.fetched", "data": [1]})),
+            422,
+            "invalid_data",
+        ),
+        (
+            s.api.post(
+                "/api/v1/events",
+                &s.admin,
+                &json!({"customer_id": cus, "event": "transactions.fetched", "data": {"x": "y".repeat(256 * 1024)}}),
+            ),
+            422,
+            "data_too_large",
+        ),
+        (s.api.get("/api/v1/endpoints?limit=0", &s.key), 422, "invalid_limit"),
+        (s.api.get("/api/v1/endpoints?limit=251", &s.key), 422, "invalid_limit"),
+        (s.api.get("/api/v1/endpoints?limit=abc", &s.key), 422, "invalid_limit"),
+        (s.api.get("/api/v1/deliveries?status=lost", &s.key), 422, "invalid_status"),
+        (s.api.send("POST", "/api/v1/endpoints", &s.key, Some("{\"url\":"), &[]), 400, "invalid_json"),
+        (s.api.send("POST", "/api/v1/events", &s.admin, Some(&nested), &[]), 422, "data_too_deep"),
+        (s.api.send("POST", "/api/v1/endpoints", &s.key, Some("{\"url\":"), &[]), 400, "invalid_json"),
+        (s.api.send("POST", "/api/v1/endpoints", &s.key, Some(&"[".repeat(100_000)), &[]), 400, "invalid_json"),
+        (
+            s.api.send("POST", "/api/v1/endpoints", &s.key, Some("{}"), &[("content-type", "text/plain")]),
+            415,
+            "unsupported_media_type",
+        ),
+        (s.api.send("GET", "/api/v1/endpoints/ep_nope", &s.key, None, &[]), 404, "not_found"),
+        (s.api.send("GET", "/api/v1/nothing-here", &s.key, None, &[]), 404, "not_found"),
+        (s.api.send("PUT", "/api/v1/endpoints", &s.key, None, &[]), 405, "method_not_allowed"),
+        (s.api.post("/api/v1/customers", &s.admin, &json!({"name": "default"})), 422, "name_taken"),
+        (s.api.post("/api/v1/customers", &s.admin, &json!({"name": ""})), 422, "invalid_field"),
+        (
+            s.api.post("/api/v1/event-types", &s.admin, &json!({"name": "transactions.fetched", "description": "", "example": {}})),
+            422,
+            "event_type_exists",
+        ),
+        (
+            s.api.post("/api/v1/event-types", &s.admin, &json!({"name": "Bad Name", "description": "", "example": {}})),
+            422,
+            "invalid_event_type",
+        ),
+    ];
+    for (i, ((status, body), want_status, want_code)) in cases.into_iter().enumerate() {
+        assert_eq!(status, want_status, "case {i}: {body}");
+        assert_eq!(body["error"]["code"], want_code, "case {i}: {body}");
+        assert!(body["error"]["message"].is_string(), "case {i}");
+    }
+    // A body over 1 MiB is refused before it is read to the end.
+    let huge = format!(
+        r#"{{"url":"http://x.com/","events":["*"],"description":"{}"}}"#,
+        "x".repeat(1024 * 1024)
+    );
+    let (st, body) = s
+        .api
+        .send("POST", "/api/v1/endpoints", &s.key, Some(&huge), &[]);
+    assert_eq!(
+        (st, body["error"]["code"].as_str()),
+        (413, Some("payload_too_large"))
+    );
+    // Nothing was created by any of it, and the server is healthy.
+    let (_, list) = s.api.get("/api/v1/endpoints", &s.key);
+    assert_eq!(list["data"].as_array().unwrap().len(), 0);
+    assert_eq!(s.api.get("/healthz", "").0, 200);
+}
+
+#[test]
+fn lists_page_newest_first() {
+    let s = TestServer::start();
+    let ids: Vec<String> = (0..5)
+        .map(|i| {
+            s.endpoint(&s.key, &format!("http://127.0.0.1:9/{i}"), &["*"])["id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    let mut seen = Vec::new();
+    let mut before: Option<String> = None;
+    loop {
+        let path = match &before {
+            Some(b) => format!("/api/v1/endpoints?limit=2&before={b}"),
+            None => "/api/v1/endpoints?limit=2".to_owned(),
+        };
+        let (st, page) = s.api.get(&path, &s.key);
+        assert_eq!(st, 200);
+        for e in page["data"].as_array().unwrap() {
+            seen.push(e["id"].as_str().unwrap().to_owned());
+        }
+        match page["next"].as_str() {
+            Some(n) => before = Some(n.to_owned()),
+            None => break,
+        }
+    }
+    let newest_first: Vec<String> = ids.into_iter().rev().collect();
+    assert_eq!(seen, newest_first);
+}
+
+#[test]
+fn an_idempotency_key_replays_the_first_answer_and_refuses_a_different_body() {
+    let s = TestServer::start();
+    let cus = s.default_customer();
+    let body =
+        format!(r#"{{"customer_id":"{cus}","event":"transactions.fetched","data":{{"n":"1"}}}}"#);
+    let key = [("Idempotency-Key", "order-42")];
+    let (st1, first) = s
+        .api
+        .send("POST", "/api/v1/events", &s.admin, Some(&body), &key);
+    let (st2, second) = s
+        .api
+        .send("POST", "/api/v1/events", &s.admin, Some(&body), &key);
+    assert_eq!((st1, st2), (202, 202));
+    assert_eq!(first, second);
+    let other = body.replace(r#""n":"1""#, r#""n":"2""#);
+    let (st3, conflict) = s
+        .api
+        .send("POST", "/api/v1/events", &s.admin, Some(&other), &key);
+    assert_eq!(
+        (st3, conflict["error"]["code"].as_str()),
+        (409, Some("idempotency_conflict"))
+    );
+    let (_, events) = s.api.get("/api/v1/events", &s.key);
+    assert_eq!(events["data"].as_array().unwrap().len(), 1);
+    // The key is scoped to the customer: another customer may use it.
+    let (other_cus, _) = s.customer("acme");
+    let body2 = body.replace(&cus, &other_cus);
+    let (st4, fresh) = s
+        .api
+        .send("POST", "/api/v1/events", &s.admin, Some(&body2), &key);
+    assert_eq!(st4, 202);
+    assert_ne!(fresh["id"], first["id"]);
+}
+
+#[test]
+fn customers_and_keys_are_managed_by_the_operator() {
+    let s = TestServer::start();
+    let (id, key) = s.customer("acme");
+    assert_eq!(s.api.get("/api/v1/endpoints", &key).0, 200);
+    let (st, c) = s.api.get(&format!("/api/v1/customers/{id}"), &s.admin);
+    assert_eq!((st, c["name"].as_str()), (200, Some("acme")));
+
+    let (st, k2) = s.api.send(
+        "POST",
+        &format!("/api/v1/customers/{id}/api-keys"),
+        &s.admin,
+        None,
+        &[],
+    );
+    assert_eq!(st, 201);
+    let key2 = k2["api_key"].as_str().unwrap();
+    assert_eq!(s.api.get("/api/v1/endpoints", key2).0, 200);
+    let (_, keys) = s
+        .api
+        .get(&format!("/api/v1/customers/{id}/api-keys"), &s.admin);
+    let keys = keys["data"].as_array().unwrap();
+    assert_eq!(keys.len(), 2);
+    assert!(
+        keys.iter()
+            .all(|k| k.get("api_key").is_none() && k["prefix"].is_string())
+    );
+    assert!(keys.iter().any(|k| k["last_used_at"].is_string()));
+
+    let (st, _) = s.api.delete(
+        &format!(
+            "/api/v1/customers/{id}/api-keys/{}",
+            k2["id"].as_str().unwrap()
+        ),
+        &s.admin,
+    );
+    assert_eq!(st, 204);
+    assert_eq!(s.api.get("/api/v1/endpoints", key2).0, 401);
+
+    s.endpoint(&key, "http://127.0.0.1:9/", &["*"]);
+    let (st, _) = s.api.delete(&format!("/api/v1/customers/{id}"), &s.admin);
+    assert_eq!(st, 204);
+    assert_eq!(s.api.get("/api/v1/endpoints", &key).0, 401);
+    assert_eq!(
+        s.api.get(&format!("/api/v1/customers/{id}"), &s.admin).0,
+        404
+    );
+    // The name is free again.
+    s.customer("acme");
+}
+
+#[test]
+fn openapi_health_and_metrics_are_public() {
+    let s = TestServer::start();
+    let (st, doc) = s.api.get("/api/v1/openapi.json", "");
+    assert_eq!(st, 200);
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    let paths = doc["paths"].as_object().unwrap();
+    for (path, method) in [
+        ("/api/v1/customers", "post"),
+        ("/api/v1/customers", "get"),
+        ("/api/v1/customers/{id}", "get"),
+        ("/api/v1/customers/{id}", "delete"),
+        ("/api/v1/customers/{id}/api-keys", "post"),
+        ("/api/v1/customers/{id}/api-keys", "get"),
+        ("/api/v1/customers/{id}/api-keys/{key_id}", "delete"),
+        ("/api/v1/events", "post"),
+        ("/api/v1/events", "get"),
+        ("/api/v1/events/{id}", "get"),
+        ("/api/v1/event-types", "get"),
+        ("/api/v1/event-types", "post"),
+        ("/api/v1/endpoints", "get"),
+        ("/api/v1/endpoints", "post"),
+        ("/api/v1/endpoints/{id}", "get"),
+        ("/api/v1/endpoints/{id}", "patch"),
+        ("/api/v1/endpoints/{id}", "delete"),
+        ("/api/v1/endpoints/{id}/rotate-secret", "post"),
+        ("/api/v1/endpoints/{id}/test", "post"),
+        ("/api/v1/endpoints/{id}/recover", "post"),
+        ("/api/v1/deliveries", "get"),
+        ("/api/v1/deliveries/{id}", "get"),
+        ("/api/v1/deliveries/{id}/resend", "post"),
+        ("/healthz", "get"),
+        ("/metrics", "get"),
+        ("/api/v1/openapi.json", "get"),
+    ] {
+        assert!(
+            paths.get(path).and_then(|p| p.get(method)).is_some(),
+            "{method} {path} missing"
+        );
+    }
+    let (st, health) = s.api.get("/healthz", "");
+    assert_eq!((st, health["status"].as_str()), (200, Some("ok")));
+    s.event(&s.default_customer(), "transactions.fetched", "{}");
+    let (st, text) = s.api.send_raw("GET", "/metrics", "", None, &[]);
+    assert_eq!(st, 200);
+    for name in [
+        "webhooks_events_ingested_total 1",
+        "webhooks_queue_depth",
+        "webhooks_deliveries_in_flight",
+        "webhooks_delivery_duration_seconds",
+    ] {
+        assert!(text.contains(name), "{name} missing from /metrics");
+    }
+}

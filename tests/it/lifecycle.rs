@@ -1,0 +1,241 @@
+//! Black-box tests of the real binary: first start, restart, kill -9 mid-delivery, SIGTERM,
+//! a second process on the same file, a newer data file, bad flags.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use crossbeam_channel::Receiver as Lines;
+use serde_json::json;
+
+use crate::support::{Api, Receiver, Reply, wait_for};
+
+const BIN: &str = env!("CARGO_BIN_EXE_webhooks");
+
+struct Proc {
+    child: Child,
+    api: Api,
+    banner: Vec<String>,
+}
+
+impl Proc {
+    /// Starts `webhooks serve` on a free port and reads its banner.
+    fn start(data: &Path) -> Self {
+        let mut child = Command::new(BIN)
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--workers",
+                "4",
+                "--data",
+            ])
+            .arg(data)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let lines = lines_of(child.stdout.take().unwrap());
+        let first = lines
+            .recv_timeout(Duration::from_secs(20))
+            .expect("the server prints its portal line");
+        let addr = first
+            .strip_prefix("portal: http://")
+            .and_then(|s| s.strip_suffix('/'))
+            .unwrap()
+            .to_owned();
+        let mut banner = vec![first];
+        // The secrets follow at once, if there are any.
+        while let Ok(l) = lines.recv_timeout(Duration::from_millis(300)) {
+            banner.push(l);
+        }
+        Self {
+            child,
+            api: Api::new(&format!("http://{addr}")),
+            banner,
+        }
+    }
+
+    fn secret(&self, label: &str) -> String {
+        self.banner
+            .iter()
+            .find_map(|l| l.strip_prefix(label))
+            .unwrap_or_else(|| panic!("no {label:?} in {:?}", self.banner))
+            .trim()
+            .to_owned()
+    }
+
+    fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .args([sig, &self.child.id().to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok);
+    }
+
+    fn wait_exit(&mut self) -> i32 {
+        wait_for(20, "the process to exit", || {
+            self.child
+                .try_wait()
+                .unwrap()
+                .map(|s| s.code().unwrap_or(-1))
+        })
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn lines_of(out: impl std::io::Read + Send + 'static) -> Lines<String> {
+    let (tx, rx) = crossbeam_channel::unbounded();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    rx
+}
+
+#[test]
+fn a_killed_in_flight_delivery_is_interrupted_and_pending_ones_are_sent_after_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("w.redb");
+    let receiver = Receiver::start(Reply::Hang);
+
+    let mut p = Proc::start(&data);
+    let admin = p.secret("admin token:");
+    let key = p.secret("api key (customer default):");
+    let (_, customers) = p.api.get("/api/v1/customers", &admin);
+    let cus = customers["data"][0]["id"].as_str().unwrap().to_owned();
+    let (st, _) = p.api.post(
+        "/api/v1/endpoints",
+        &key,
+        &json!({"url": receiver.url("/"), "events": ["*"]}),
+    );
+    assert_eq!(st, 201);
+    // 4 workers: one endpoint may have one delivery in flight; the others wait in the store.
+    let events: Vec<String> = (0..3)
+        .map(|i| {
+            let (st, e) = p.api.post(
+                "/api/v1/events",
+                &admin,
+                &json!({"customer_id": cus, "event": "transactions.fetched", "data": {"n": i}}),
+            );
+            assert_eq!(st, 202);
+            e["id"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    let in_flight = receiver.next(10);
+    let in_flight_id = in_flight.header("webhook-id").unwrap().to_owned();
+    assert_eq!(in_flight_id, events[0]);
+    p.child.kill().unwrap(); // SIGKILL
+    p.child.wait().unwrap();
+
+    receiver.set_reply(Reply::Status(200, "ok"));
+    let p = Proc::start(&data);
+    assert_eq!(
+        p.banner.len(),
+        1,
+        "later starts print no secrets: {:?}",
+        p.banner
+    );
+    let mut got: Vec<String> = (0..2)
+        .map(|_| receiver.next(10).header("webhook-id").unwrap().to_owned())
+        .collect();
+    got.sort();
+    assert_eq!(got, events[1..].to_vec());
+    let statuses: Vec<String> = events
+        .iter()
+        .map(|id| {
+            wait_for(20, "the deliveries to finish", || {
+                let (_, e) = p.api.get(&format!("/api/v1/events/{id}"), &key);
+                let s = e["deliveries"][0]["status"].as_str()?.to_owned();
+                (s != "pending" && s != "sending").then_some(s)
+            })
+        })
+        .collect();
+    assert_eq!(statuses, ["interrupted", "succeeded", "succeeded"]);
+    let (_, e) = p.api.get(&format!("/api/v1/events/{}", events[0]), &key);
+    assert_eq!(e["deliveries"][0]["error"], "interrupted");
+    // The interrupted one is never sent again by itself.
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(receiver.drain().is_empty());
+    // The data survived: the endpoint, the events and the old secrets.
+    let (st, eps) = p.api.get("/api/v1/endpoints", &key);
+    assert_eq!((st, eps["data"].as_array().unwrap().len()), (200, 1));
+}
+
+#[test]
+fn sigterm_and_sigint_stop_the_server_with_exit_code_zero() {
+    for sig in ["-TERM", "-INT"] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut p = Proc::start(&dir.path().join("w.redb"));
+        assert_eq!(p.api.get("/healthz", "").0, 200);
+        p.signal(sig);
+        assert_eq!(p.wait_exit(), 0, "{sig}");
+    }
+}
+
+#[test]
+fn a_second_process_on_the_same_data_file_fails_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("w.redb");
+    let _first = Proc::start(&data);
+    let out = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("already in use by another webhooks process"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_data_file_from_a_newer_version_is_refused_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("w.redb");
+    {
+        let db = redb::Database::create(&data).unwrap();
+        let tx = db.begin_write().unwrap();
+        let meta: redb::TableDefinition<&str, &[u8]> = redb::TableDefinition::new("meta");
+        tx.open_table(meta)
+            .unwrap()
+            .insert("schema_version", 999u64.to_le_bytes().as_slice())
+            .unwrap();
+        tx.commit().unwrap();
+    }
+    let out = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("newer webhooks (schema 999)"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+}
+
+#[test]
+fn bad_flags_are_usage_errors() {
+    for args in [
+        vec!["serve", "--workers", "0"],
+        vec!["serve", "--listen", "not-an-address"],
+        vec!["serve", "--request-timeout-secs", "0"],
+        vec!["no-such-command"],
+    ] {
+        let out = Command::new(BIN).args(&args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
+    }
+}

@@ -1,0 +1,7 @@
+//! Integration tests: the real server on port 0 with a temp data file, talked to over HTTP,
+//! delivering to real local receivers. All in one test binary.
+
+mod api;
+mod delivery;
+mod lifecycle;
+mod support;

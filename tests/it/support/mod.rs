@@ -1,0 +1,241 @@
+//! Shared fixtures: the real server on port 0 with a temp data file, a JSON client, local
+//! receivers that report what they got, and a wait-for-condition helper.
+
+pub mod receiver;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use webhooks::config::{LogFormat, ServeArgs};
+use webhooks::serve::Server;
+
+pub use receiver::{Receiver, Reply};
+
+/// Waits until `f` gives `Some`, failing the test after `secs` (a bound that catches a hang).
+pub fn wait_for<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let mut pause = Duration::from_millis(2);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(50));
+    }
+}
+
+pub fn serve_args(data: PathBuf) -> ServeArgs {
+    ServeArgs {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        data,
+        workers: 8,
+        admin_token: None,
+        block_private_networks: false,
+        retention_days: 30,
+        connect_timeout_secs: 2,
+        request_timeout_secs: 3,
+        log_format: LogFormat::Text,
+    }
+}
+
+/// An in-process server; shut down in order when dropped.
+pub struct TestServer {
+    pub api: Api,
+    pub admin: String,
+    /// The API key of the customer `default`.
+    pub key: String,
+    _dir: tempfile::TempDir,
+    server: Option<Server>,
+}
+
+impl TestServer {
+    pub fn start() -> Self {
+        Self::start_with(|_| {})
+    }
+
+    pub fn start_with(tweak: impl FnOnce(&mut ServeArgs)) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut args = serve_args(dir.path().join("webhooks.redb"));
+        tweak(&mut args);
+        let server = Server::start(&args).expect("the server starts");
+        let first = server.first_start.as_ref().expect("a fresh data file");
+        Self {
+            api: Api::new(&format!("http://{}", server.addr)),
+            admin: first.admin_token.clone(),
+            key: first.api_key.clone(),
+            _dir: dir,
+            server: Some(server),
+        }
+    }
+
+    pub fn default_customer(&self) -> String {
+        let (_, body) = self.api.get("/api/v1/customers", &self.admin);
+        body["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == "default")
+            .unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    /// Creates a customer; returns (id, api key).
+    pub fn customer(&self, name: &str) -> (String, String) {
+        let (status, body) =
+            self.api
+                .post("/api/v1/customers", &self.admin, &json!({ "name": name }));
+        assert_eq!(status, 201, "{body}");
+        (
+            body["id"].as_str().unwrap().to_owned(),
+            body["api_key"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    /// Creates an endpoint for the key's customer; returns the endpoint object.
+    pub fn endpoint(&self, key: &str, url: &str, events: &[&str]) -> Value {
+        let (status, body) = self.api.post(
+            "/api/v1/endpoints",
+            key,
+            &json!({ "url": url, "events": events }),
+        );
+        assert_eq!(status, 201, "{body}");
+        body
+    }
+
+    /// Posts an event as the operator; returns the 202 body.
+    pub fn event(&self, customer: &str, event: &str, data: &str) -> Value {
+        let body = format!(r#"{{"customer_id":"{customer}","event":"{event}","data":{data}}}"#);
+        let (status, body) = self
+            .api
+            .send("POST", "/api/v1/events", &self.admin, Some(&body), &[]);
+        assert_eq!(status, 202, "{body}");
+        body
+    }
+
+    /// Waits until the delivery is finished (succeeded, failed or interrupted).
+    pub fn finished_delivery(&self, key: &str, id: &str) -> Value {
+        wait_for(20, "the delivery to finish", || {
+            let (_, d) = self.api.get(&format!("/api/v1/deliveries/{id}"), key);
+            matches!(
+                d["status"].as_str(),
+                Some("succeeded" | "failed" | "interrupted")
+            )
+            .then_some(d)
+        })
+    }
+
+    /// The deliveries of an event, waiting until `n` exist and all are finished.
+    pub fn finished_deliveries_of(&self, key: &str, event_id: &str, n: usize) -> Vec<Value> {
+        wait_for(20, "the event's deliveries to finish", || {
+            let (_, e) = self.api.get(&format!("/api/v1/events/{event_id}"), key);
+            let ds = e["deliveries"].as_array()?.clone();
+            let done = ds.len() == n
+                && ds.iter().all(|d| {
+                    matches!(
+                        d["status"].as_str(),
+                        Some("succeeded" | "failed" | "interrupted")
+                    )
+                });
+            done.then_some(ds)
+        })
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(s) = self.server.take() {
+            s.shutdown();
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A small JSON client that never treats a status as an error.
+#[derive(Clone)]
+pub struct Api {
+    pub base: String,
+    agent: ureq::Agent,
+}
+
+impl Api {
+    pub fn new(base: &str) -> Self {
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(30)))
+            .build()
+            .new_agent();
+        Self {
+            base: base.to_owned(),
+            agent,
+        }
+    }
+
+    /// Any request; `body` is sent as JSON text. Returns the status and the parsed answer
+    /// (`Value::Null` for an empty or non-JSON one).
+    pub fn send(
+        &self,
+        method: &str,
+        path: &str,
+        token: &str,
+        body: Option<&str>,
+        headers: &[(&str, &str)],
+    ) -> (u16, Value) {
+        let (status, text) = self.send_raw(method, path, token, body.map(str::as_bytes), headers);
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    pub fn send_raw(
+        &self,
+        method: &str,
+        path: &str,
+        token: &str,
+        body: Option<&[u8]>,
+        headers: &[(&str, &str)],
+    ) -> (u16, String) {
+        let url = format!("{}{}", self.base, path);
+        let mut req = ureq::http::Request::builder().method(method).uri(&url);
+        if !token.is_empty() {
+            req = req.header("authorization", format!("Bearer {token}"));
+        }
+        let has_ct = headers
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case("content-type"));
+        if body.is_some() && !has_ct {
+            req = req.header("content-type", "application/json");
+        }
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let result = match body {
+            Some(b) => self.agent.run(req.body(b.to_vec()).unwrap()),
+            None => self.agent.run(req.body(()).unwrap()),
+        };
+        let mut resp = result.expect("the server answers");
+        let status = resp.status().as_u16();
+        let text = resp.body_mut().read_to_string().unwrap_or_default();
+        (status, text)
+    }
+
+    pub fn get(&self, path: &str, token: &str) -> (u16, Value) {
+        self.send("GET", path, token, None, &[])
+    }
+
+    pub fn post(&self, path: &str, token: &str, body: &Value) -> (u16, Value) {
+        self.send("POST", path, token, Some(&body.to_string()), &[])
+    }
+
+    pub fn patch(&self, path: &str, token: &str, body: &Value) -> (u16, Value) {
+        self.send("PATCH", path, token, Some(&body.to_string()), &[])
+    }
+
+    pub fn delete(&self, path: &str, token: &str) -> (u16, Value) {
+        self.send("DELETE", path, token, None, &[])
+    }
+}

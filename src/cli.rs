@@ -1,7 +1,11 @@
-//! The command line: one subcommand per job, every `serve` flag also read from `WEBHOOKS_*`.
+//! The command line: one subcommand per job; every flag also reads a `WEBHOOKS_*` variable.
 
-use clap::{Parser, Subcommand};
+use std::net::SocketAddr;
+use std::process::ExitCode;
 
+use clap::{Args, Parser, Subcommand};
+
+use crate::client::{self, Client, listen::ListenOptions};
 use crate::config::ServeArgs;
 
 #[derive(Debug, Parser)]
@@ -19,4 +23,123 @@ pub struct Cli {
 pub enum Command {
     /// Run the server: API, portal and delivery workers
     Serve(ServeArgs),
+    #[command(flatten)]
+    Client(ClientCommand),
+}
+
+/// The subcommands that talk to a running server.
+#[derive(Debug, Subcommand)]
+pub enum ClientCommand {
+    /// Send one event through a running server (data: the catalog example unless given)
+    Trigger(TriggerArgs),
+    /// Receive webhooks in this terminal: register as an endpoint, verify and print each one
+    Listen(ListenArgs),
+    /// Add or list customers
+    Customers {
+        #[command(subcommand)]
+        action: CustomersAction,
+    },
+    /// List the event types of the catalog
+    EventTypes(AdminArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServerArg {
+    /// The running server [default: http://127.0.0.1:8080]
+    #[arg(long, env = "WEBHOOKS_SERVER", default_value = "http://127.0.0.1:8080")]
+    pub server: String,
+}
+
+#[derive(Debug, Args)]
+pub struct AdminArgs {
+    #[command(flatten)]
+    pub server: ServerArg,
+    /// The admin token printed by the first start of `webhooks serve`
+    #[arg(long, env = "WEBHOOKS_ADMIN_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+}
+
+impl AdminArgs {
+    fn client(&self) -> Client {
+        Client::new(
+            &self.server.server,
+            self.token.clone(),
+            "--token / WEBHOOKS_ADMIN_TOKEN",
+        )
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct TriggerArgs {
+    /// The event type, e.g. transactions.fetched
+    pub event: String,
+    /// The customer, by name or id [default: default]
+    #[arg(long, default_value = "default")]
+    pub customer: String,
+    /// The data: '{…}', @file.json, or - for stdin [default: the catalog example]
+    #[arg(long)]
+    pub data: Option<String>,
+    #[command(flatten)]
+    pub admin: AdminArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ListenArgs {
+    /// Address to receive on [default: 127.0.0.1:9000]
+    #[arg(long, env = "WEBHOOKS_LISTEN_ADDR", default_value = "127.0.0.1:9000")]
+    pub listen: SocketAddr,
+    /// A customer API key: register this receiver as that customer's endpoint
+    #[arg(long, env = "WEBHOOKS_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+    /// Event types to subscribe to, comma-separated, or * [default: *]
+    #[arg(long, default_value = "*")]
+    pub events: String,
+    /// Verify with this signing secret (when not registering with --api-key)
+    #[arg(long, env = "WEBHOOKS_SECRET", hide_env_values = true)]
+    pub secret: Option<String>,
+    /// The HTTP status to answer with, to rehearse failures [default: 200]
+    #[arg(long, default_value_t = 200)]
+    pub status: u16,
+    /// Wait this long before answering [default: 0]
+    #[arg(long, default_value_t = 0)]
+    pub delay_ms: u64,
+    #[command(flatten)]
+    pub server: ServerArg,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CustomersAction {
+    /// Create a customer and print its first API key
+    Add {
+        name: String,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+    /// List customers
+    List(AdminArgs),
+}
+
+/// Runs a client subcommand.
+pub fn run_client(command: ClientCommand) -> ExitCode {
+    client::finish(match command {
+        ClientCommand::Trigger(t) => {
+            client::trigger(&t.admin.client(), &t.event, &t.customer, t.data.as_deref())
+        }
+        ClientCommand::Listen(l) => client::listen::run(ListenOptions {
+            listen: l.listen,
+            server: l.server.server,
+            api_key: l.api_key,
+            events: l.events,
+            secret: l.secret,
+            status: l.status,
+            delay_ms: l.delay_ms,
+        }),
+        ClientCommand::Customers {
+            action: CustomersAction::Add { name, admin },
+        } => client::customers_add(&admin.client(), &name),
+        ClientCommand::Customers {
+            action: CustomersAction::List(admin),
+        } => client::customers_list(&admin.client()),
+        ClientCommand::EventTypes(admin) => client::event_types(&admin.client()),
+    })
 }

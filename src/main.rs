@@ -3,11 +3,11 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use webhooks::cli::{Cli, Command};
+use webhooks::cli::{Cli, Command, run_client};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    match cli.command {
+    match Cli::parse().command {
         Command::Serve(args) => webhooks::serve::run(args),
+        Command::Client(client) => run_client(client),
     }
 }

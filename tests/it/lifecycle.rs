@@ -1,15 +1,13 @@
 //! Black-box tests of the real binary: first start, restart, kill -9 mid-delivery, SIGTERM,
 //! a second process on the same file, a newer data file, bad flags.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use crossbeam_channel::Receiver as Lines;
 use serde_json::json;
 
-use crate::support::{Api, Receiver, Reply, wait_for};
+use crate::support::{Api, Receiver, Reply, lines_of, wait_for};
 
 const BIN: &str = env!("CARGO_BIN_EXE_webhooks");
 
@@ -91,16 +89,6 @@ impl Drop for Proc {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn lines_of(out: impl std::io::Read + Send + 'static) -> Lines<String> {
-    let (tx, rx) = crossbeam_channel::unbounded();
-    std::thread::spawn(move || {
-        for line in BufReader::new(out).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    rx
 }
 
 #[test]

@@ -2,6 +2,7 @@
 //! delivering to real local receivers. All in one test binary.
 
 mod api;
+mod cli;
 mod delivery;
 mod lifecycle;
 mod support;

@@ -12,6 +12,34 @@ use webhooks::serve::Server;
 
 pub use receiver::{Receiver, Reply};
 
+/// Lines of a child's output, read on a thread.
+pub type Lines = crossbeam_channel::Receiver<String>;
+
+pub fn lines_of(out: impl std::io::Read + Send + 'static) -> Lines {
+    let (tx, rx) = crossbeam_channel::unbounded();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    rx
+}
+
+/// The next line that contains `needle`, skipping others; fails the test after `secs`.
+pub fn next_line_with(lines: &Lines, needle: &str, secs: u64) -> String {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let mut seen = Vec::new();
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match lines.recv_timeout(left) {
+            Ok(l) if l.contains(needle) => return l,
+            Ok(l) => seen.push(l),
+            Err(_) => panic!("no line with {needle:?}; saw {seen:#?}"),
+        }
+    }
+}
+
 /// Waits until `f` gives `Some`, failing the test after `secs` (a bound that catches a hang).
 pub fn wait_for<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + Duration::from_secs(secs);

@@ -1,0 +1,278 @@
+//! The client subcommands (`trigger`, `listen`, `customers`, `event-types`): they talk to a
+//! running server over its API and turn every failure into one line and an exit code.
+
+pub mod listen;
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use serde_json::Value;
+
+/// Why a client command failed: `Usage` and the server's 4xx for bad input exit 2, the rest 1.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("{0}")]
+    Usage(String),
+    #[error("cannot reach {0}: is `webhooks serve` running?")]
+    Unreachable(String),
+    #[error("the server refused the credentials (401): check {0}")]
+    Unauthorized(&'static str),
+    #[error("{0}")]
+    Rejected(String),
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl ClientError {
+    pub fn exit_code(&self) -> ExitCode {
+        match self {
+            ClientError::Usage(_) | ClientError::Rejected(_) => ExitCode::from(2),
+            _ => ExitCode::from(1),
+        }
+    }
+}
+
+/// Prints the error as one line and gives the exit code.
+pub fn finish(result: Result<(), ClientError>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            e.exit_code()
+        }
+    }
+}
+
+/// A JSON client for one server and one bearer token.
+pub struct Client {
+    server: String,
+    token: Option<String>,
+    /// Which flag gave the token, for the 401 message.
+    token_flag: &'static str,
+    agent: ureq::Agent,
+}
+
+impl Client {
+    pub fn new(server: &str, token: Option<String>, token_flag: &'static str) -> Self {
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .proxy(None)
+            .timeout_global(Some(Duration::from_secs(30)))
+            .build()
+            .new_agent();
+        Self {
+            server: server.trim_end_matches('/').to_owned(),
+            token,
+            token_flag,
+            agent,
+        }
+    }
+
+    pub fn server(&self) -> &str {
+        &self.server
+    }
+
+    fn token(&self) -> Result<&str, ClientError> {
+        self.token.as_deref().ok_or_else(|| {
+            ClientError::Usage(format!(
+                "no credentials: pass {} (the first start of `webhooks serve` printed them)",
+                self.token_flag
+            ))
+        })
+    }
+
+    pub fn get(&self, path: &str) -> Result<Value, ClientError> {
+        self.call("GET", path, None)
+    }
+
+    pub fn post(&self, path: &str, body: &str) -> Result<Value, ClientError> {
+        self.call("POST", path, Some(body))
+    }
+
+    pub fn patch(&self, path: &str, body: &str) -> Result<Value, ClientError> {
+        self.call("PATCH", path, Some(body))
+    }
+
+    fn call(&self, method: &str, path: &str, body: Option<&str>) -> Result<Value, ClientError> {
+        let url = format!("{}{}", self.server, path);
+        let req = ureq::http::Request::builder()
+            .method(method)
+            .uri(&url)
+            .header("authorization", format!("Bearer {}", self.token()?))
+            .header("content-type", "application/json");
+        let req = req
+            .body(body.unwrap_or("").as_bytes().to_vec())
+            .map_err(|_| {
+                ClientError::Usage(format!("{} is not a valid server URL", self.server))
+            })?;
+        let mut resp = self.agent.run(req).map_err(|e| match e {
+            ureq::Error::Io(_)
+            | ureq::Error::HostNotFound
+            | ureq::Error::ConnectionFailed
+            | ureq::Error::Timeout(_) => ClientError::Unreachable(self.server.clone()),
+            e => ClientError::Failed(format!("request to {url} failed: {e}")),
+        })?;
+        let status = resp.status().as_u16();
+        let text = resp.body_mut().read_to_string().unwrap_or_default();
+        let value: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        let message = || {
+            value["error"]["message"]
+                .as_str()
+                .map(str::to_owned)
+                .unwrap_or_else(|| format!("the server answered {status}"))
+        };
+        match status {
+            200..=299 => Ok(value),
+            401 => Err(ClientError::Unauthorized(self.token_flag)),
+            400..=499 => Err(ClientError::Rejected(message())),
+            _ => Err(ClientError::Failed(format!(
+                "the server failed ({status}): {}",
+                message()
+            ))),
+        }
+    }
+
+    /// Every item of a paged list.
+    pub fn get_all(&self, path: &str) -> Result<Vec<Value>, ClientError> {
+        let mut all = Vec::new();
+        let mut before: Option<String> = None;
+        loop {
+            let sep = if path.contains('?') { '&' } else { '?' };
+            let page = match &before {
+                Some(b) => self.get(&format!("{path}{sep}limit=250&before={b}"))?,
+                None => self.get(&format!("{path}{sep}limit=250"))?,
+            };
+            if let Some(items) = page["data"].as_array() {
+                all.extend(items.iter().cloned());
+            }
+            match page["next"].as_str() {
+                Some(n) => before = Some(n.to_owned()),
+                None => return Ok(all),
+            }
+        }
+    }
+}
+
+/// `webhooks trigger`: posts one event (data: the catalog example unless given).
+pub fn trigger(
+    client: &Client,
+    event: &str,
+    customer: &str,
+    data: Option<&str>,
+) -> Result<(), ClientError> {
+    let types = client.get("/api/v1/event-types")?;
+    let types = types["data"].as_array().cloned().unwrap_or_default();
+    let Some(found) = types.iter().find(|t| t["name"] == event) else {
+        let names: Vec<&str> = types.iter().filter_map(|t| t["name"].as_str()).collect();
+        return Err(ClientError::Usage(format!(
+            "unknown event type {event:?}; valid ones: {}",
+            names.join(", ")
+        )));
+    };
+    let data = match data {
+        None => found["example"].to_string(),
+        Some(spec) => read_data(spec)?,
+    };
+    let customer_id = resolve_customer(client, customer)?;
+    let body = format!(
+        r#"{{"customer_id":{},"event":{},"data":{}}}"#,
+        Value::from(customer_id),
+        Value::from(event),
+        data
+    );
+    let accepted = client.post("/api/v1/events", &body)?;
+    let n = accepted["deliveries"].as_u64().unwrap_or(0);
+    println!(
+        "{} {} → {} {}",
+        accepted["id"].as_str().unwrap_or("?"),
+        event,
+        n,
+        if n == 1 { "delivery" } else { "deliveries" }
+    );
+    Ok(())
+}
+
+/// `--data '{…}'`, `--data @file.json` or `--data -` (stdin): a JSON object, as text.
+fn read_data(spec: &str) -> Result<String, ClientError> {
+    let text = if spec == "-" {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)
+            .map_err(|e| ClientError::Usage(format!("cannot read --data from stdin: {e}")))?;
+        s
+    } else if let Some(path) = spec.strip_prefix('@') {
+        std::fs::read_to_string(path)
+            .map_err(|e| ClientError::Usage(format!("cannot read --data file {path}: {e}")))?
+    } else {
+        spec.to_owned()
+    };
+    match serde_json::from_str::<Value>(&text) {
+        Ok(Value::Object(_)) => Ok(text.trim().to_owned()),
+        Ok(_) => Err(ClientError::Usage("--data must be a JSON object".into())),
+        Err(e) => Err(ClientError::Usage(format!("--data is not valid JSON: {e}"))),
+    }
+}
+
+/// A customer id from a name or an id.
+fn resolve_customer(client: &Client, name_or_id: &str) -> Result<String, ClientError> {
+    if name_or_id.starts_with("cus_") {
+        return match client.get(&format!("/api/v1/customers/{name_or_id}")) {
+            Ok(c) => Ok(c["id"].as_str().unwrap_or(name_or_id).to_owned()),
+            Err(ClientError::Rejected(_)) => Err(ClientError::Usage(format!(
+                "no customer has id {name_or_id}"
+            ))),
+            Err(e) => Err(e),
+        };
+    }
+    client
+        .get_all("/api/v1/customers")?
+        .into_iter()
+        .find(|c| c["name"] == name_or_id)
+        .and_then(|c| c["id"].as_str().map(str::to_owned))
+        .ok_or_else(|| {
+            ClientError::Usage(format!(
+                "no customer named {name_or_id:?} (see `webhooks customers list`)"
+            ))
+        })
+}
+
+pub fn customers_add(client: &Client, name: &str) -> Result<(), ClientError> {
+    let c = client.post(
+        "/api/v1/customers",
+        &serde_json::json!({ "name": name }).to_string(),
+    )?;
+    println!("customer: {}", c["id"].as_str().unwrap_or("?"));
+    println!("name: {}", c["name"].as_str().unwrap_or("?"));
+    println!("api key: {}", c["api_key"].as_str().unwrap_or("?"));
+    Ok(())
+}
+
+pub fn customers_list(client: &Client) -> Result<(), ClientError> {
+    for c in client.get_all("/api/v1/customers")? {
+        println!(
+            "{}  {}  {}",
+            c["id"].as_str().unwrap_or("?"),
+            c["created_at"].as_str().unwrap_or("?"),
+            c["name"].as_str().unwrap_or("?")
+        );
+    }
+    Ok(())
+}
+
+pub fn event_types(client: &Client) -> Result<(), ClientError> {
+    let all = client.get("/api/v1/event-types")?;
+    let all = all["data"].as_array().cloned().unwrap_or_default();
+    let width = all
+        .iter()
+        .filter_map(|t| t["name"].as_str())
+        .map(str::len)
+        .max()
+        .unwrap_or(0);
+    for t in all {
+        println!(
+            "{:width$}  {}",
+            t["name"].as_str().unwrap_or("?"),
+            t["description"].as_str().unwrap_or("")
+        );
+    }
+    Ok(())
+}

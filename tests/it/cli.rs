@@ -1,0 +1,286 @@
+//! The client subcommands and the examples, run as a developer would: real processes
+//! against a real server.
+
+use crate::support::{Lines, TestServer, lines_of, next_line_with};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+
+const BIN: &str = env!("CARGO_BIN_EXE_webhooks");
+
+/// A child process that is killed when the test ends.
+struct Running {
+    child: Child,
+    out: Lines,
+}
+
+impl Running {
+    fn spawn(mut cmd: Command) -> Self {
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let out = lines_of(child.stdout.take().unwrap());
+        Self { child, out }
+    }
+
+    fn line_with(&self, needle: &str) -> String {
+        next_line_with(&self.out, needle, 20)
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn webhooks(s: &TestServer, args: &[&str]) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args)
+        .env("WEBHOOKS_SERVER", &s.api.base)
+        .env("WEBHOOKS_ADMIN_TOKEN", &s.admin)
+        .env_remove("WEBHOOKS_API_KEY");
+    cmd
+}
+
+/// Runs to the end; (exit code, stdout, stderr).
+fn run(mut cmd: Command) -> (i32, String, String) {
+    let out = cmd.output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn listen(s: &TestServer, extra: &[&str]) -> (Running, String) {
+    let mut args = vec!["listen", "--listen", "127.0.0.1:0"];
+    args.extend_from_slice(extra);
+    let l = Running::spawn(webhooks(s, &args));
+    let line = l.line_with("listening on ");
+    let url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap()
+        .to_owned();
+    (l, url)
+}
+
+#[test]
+fn trigger_reaches_listen_with_a_verified_signature() {
+    let s = TestServer::start();
+    let (l, _) = listen(&s, &["--api-key", &s.key]);
+    let (code, out, err) = run(webhooks(&s, &["trigger", "transactions.fetched"]));
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.starts_with("evt_") && out.contains("1 delivery"),
+        "{out}"
+    );
+    l.line_with("transactions.fetched");
+    l.line_with("signature verified");
+    l.line_with("\"addedTransactionsCount\": \"17\"");
+
+    // A second listen on the same URL reuses the endpoint instead of adding one.
+    let (_, eps) = s.api.get("/api/v1/endpoints", &s.key);
+    assert_eq!(eps["data"].as_array().unwrap().len(), 1);
+
+    // --data, by text and from a file.
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), r#"{"consentId":"from-file"}"#).unwrap();
+    let at_file = format!("@{}", file.path().display());
+    for data in [r#"{"consentId":"inline"}"#, at_file.as_str()] {
+        let (code, _, err) = run(webhooks(
+            &s,
+            &["trigger", "consent.status.updated", "--data", data],
+        ));
+        assert_eq!(code, 0, "{err}");
+    }
+    l.line_with("\"consentId\": \"inline\"");
+    l.line_with("\"consentId\": \"from-file\"");
+}
+
+#[test]
+fn listen_reports_a_wrong_secret_and_rehearses_failures() {
+    let s = TestServer::start();
+    let (l, url) = listen(&s, &["--secret", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"]);
+    s.endpoint(&s.key, &url, &["*"]);
+    s.event(&s.default_customer(), "transactions.fetched", "{}");
+    l.line_with("signature NOT verified: no signature in webhook-signature matches");
+
+    let (_fail, _) = listen(&s, &["--api-key", &s.key, "--status", "500"]);
+    let (code, out, _) = run(webhooks(&s, &["trigger", "transactions.fetched"]));
+    assert_eq!(code, 0);
+    let evt = out.split_whitespace().next().unwrap();
+    // Two endpoints now: the wrong-secret one answers 200, the rehearsal 500.
+    let ds = s.finished_deliveries_of(&s.key, evt, 2);
+    let failed: Vec<_> = ds.iter().filter(|d| d["status"] == "failed").collect();
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0]["response_status"], 500);
+}
+
+#[test]
+fn client_errors_are_one_line_with_the_right_exit_code() {
+    let s = TestServer::start();
+    let cases: Vec<(Vec<&str>, i32, &str)> = vec![
+        (
+            vec!["trigger", "nope.nope"],
+            2,
+            "valid ones: transactions.fetched",
+        ),
+        (
+            vec!["trigger", "transactions.fetched", "--data", "not json"],
+            2,
+            "--data is not valid JSON",
+        ),
+        (
+            vec!["trigger", "transactions.fetched", "--data", "[1]"],
+            2,
+            "must be a JSON object",
+        ),
+        (
+            vec!["trigger", "transactions.fetched", "--customer", "nobody"],
+            2,
+            "no customer named",
+        ),
+        (
+            vec!["trigger", "transactions.fetched", "--token", "wha_wrong"],
+            1,
+            "refused the credentials",
+        ),
+        (vec!["customers", "add", "default"], 2, "already exists"),
+        (vec!["trigger"], 2, "EVENT"),
+    ];
+    for (args, want, needle) in cases {
+        let (code, _, err) = run(webhooks(&s, &args));
+        assert_eq!(code, want, "{args:?}: {err}");
+        assert!(err.contains(needle), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+    let mut no_token = webhooks(&s, &["customers", "list"]);
+    no_token.env_remove("WEBHOOKS_ADMIN_TOKEN");
+    let (code, _, err) = run(no_token);
+    assert_eq!((code, err.lines().count()), (2, 1), "{err}");
+
+    let mut down = Command::new(BIN);
+    down.args([
+        "trigger",
+        "transactions.fetched",
+        "--server",
+        "http://127.0.0.1:1",
+        "--token",
+        "x",
+    ]);
+    let (code, _, err) = run(down);
+    assert_eq!(code, 1);
+    assert_eq!(
+        err.trim(),
+        "error: cannot reach http://127.0.0.1:1: is `webhooks serve` running?"
+    );
+}
+
+#[test]
+fn customers_and_event_types_from_the_command_line() {
+    let s = TestServer::start();
+    let (code, out, _) = run(webhooks(&s, &["customers", "add", "acme"]));
+    assert_eq!(code, 0);
+    assert!(out.contains("api key: whk_"), "{out}");
+    let (code, out, _) = run(webhooks(&s, &["customers", "list"]));
+    assert_eq!(code, 0);
+    assert!(out.contains("acme") && out.contains("default"), "{out}");
+    let (code, out, _) = run(webhooks(
+        &s,
+        &["trigger", "analysisjob.completed", "--customer", "acme"],
+    ));
+    assert_eq!(code, 0);
+    assert!(out.contains("0 deliveries"), "{out}");
+    let (code, out, _) = run(webhooks(&s, &["event-types"]));
+    assert_eq!(code, 0);
+    assert_eq!(out.lines().count(), 7);
+    assert!(
+        out.lines()
+            .next()
+            .unwrap()
+            .starts_with("transactions.fetched")
+    );
+}
+
+fn example(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let target = exe.parent().unwrap().parent().unwrap();
+    target.join("examples").join(name)
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn the_example_receiver_accepts_a_real_delivery_and_rejects_a_tampered_one() {
+    let s = TestServer::start();
+    let port = free_port();
+    let ep = s.endpoint(&s.key, &format!("http://127.0.0.1:{port}/webhooks"), &["*"]);
+    let mut cmd = Command::new(example("receiver"));
+    cmd.env("WEBHOOK_SECRET", ep["secret"].as_str().unwrap())
+        .env("RECEIVER_ADDR", format!("127.0.0.1:{port}"));
+    let r = Running::spawn(cmd);
+    r.line_with("receiver listening");
+    let accepted = s.event(
+        &s.default_customer(),
+        "transactions.fetched",
+        r#"{"consentId":"c1","addedTransactionsCount":"3"}"#,
+    );
+    let d = &s.finished_deliveries_of(&s.key, accepted["id"].as_str().unwrap(), 1)[0];
+    assert_eq!(
+        (d["status"].as_str(), d["response_status"].as_u64()),
+        (Some("succeeded"), Some(204))
+    );
+    r.line_with("new transactions for consent \"c1\"");
+
+    // The same request with one byte of the body changed is refused.
+    let api = crate::support::Api::new(&format!("http://127.0.0.1:{port}"));
+    let ts = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs())
+    .to_string();
+    let (st, _) = api.send_raw(
+        "POST",
+        "/webhooks",
+        "",
+        Some(br#"{"event":"transactions.fetched","data":{}}"#),
+        &[
+            ("webhook-id", "evt_x"),
+            ("webhook-timestamp", &ts),
+            ("webhook-signature", "v1,AAAA"),
+        ],
+    );
+    assert_eq!(st, 401);
+}
+
+#[test]
+fn the_example_producer_is_idempotent() {
+    let s = TestServer::start();
+    let cus = s.default_customer();
+    let produce = || {
+        let mut cmd = Command::new(example("producer"));
+        cmd.arg(&cus)
+            .arg("sync-7")
+            .env("WEBHOOKS_SERVER", &s.api.base)
+            .env("WEBHOOKS_ADMIN_TOKEN", &s.admin);
+        let (code, out, err) = run(cmd);
+        assert_eq!(code, 0, "{err}");
+        serde_json::from_str::<serde_json::Value>(&out).unwrap()
+    };
+    let first = produce();
+    let second = produce();
+    assert_eq!(first["id"], second["id"]);
+    let (_, events) = s.api.get("/api/v1/events", &s.key);
+    assert_eq!(events["data"].as_array().unwrap().len(), 1);
+    assert_eq!(events["data"][0]["data"]["consentId"], "cns_51d0e2");
+}

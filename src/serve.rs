@@ -14,6 +14,7 @@ use crate::delivery::{Delivery, Sender, SenderConfig};
 use crate::domain::ApiKey;
 use crate::domain::time::now_ms;
 use crate::http::AppState;
+use crate::http::portal::Portal;
 use crate::http::server::HttpServerHandle;
 use crate::metrics::Metrics;
 use crate::store::{OpenError, Store, StoreError};
@@ -67,30 +68,14 @@ pub struct Server {
 impl Server {
     pub fn start(args: &ServeArgs) -> Result<Self, StartError> {
         args.validate()?;
+        // The data file first: a second process on it stops here, with that reason.
+        let store = Store::open(&args.data, CACHE_BYTES)?;
         let listener =
             TcpListener::bind(args.listen).map_err(|e| StartError::Bind(args.listen, e))?;
         let addr = listener
             .local_addr()
             .map_err(|e| StartError::Bind(args.listen, e))?;
-        let opened = Store::open(&args.data, CACHE_BYTES)?;
-        let store = opened.store;
-        let first_start = if opened.first_start {
-            let admin_token = args
-                .admin_token
-                .clone()
-                .unwrap_or_else(|| ApiKey::generate(ApiKey::ADMIN_PREFIX).as_str().to_owned());
-            store.set_admin_token(&admin_token)?;
-            let (_, _, api_key) = store.create_customer("default".into())?;
-            Some(FirstStart {
-                admin_token,
-                api_key,
-            })
-        } else {
-            if let Some(token) = &args.admin_token {
-                store.set_admin_token(token)?;
-            }
-            None
-        };
+        let first_start = bootstrap(&store, args.admin_token.as_deref())?;
         let interrupted = store.interrupt_in_flight()?;
         if interrupted > 0 {
             tracing::warn!(
@@ -111,6 +96,7 @@ impl Server {
             AppState {
                 store: store.clone(),
                 metrics,
+                portal: Arc::new(Portal::default()),
             },
             http_workers,
         )
@@ -151,6 +137,32 @@ impl Server {
     }
 }
 
+/// On a file that has no admin token yet (a first start, or one that died half-way), makes
+/// the admin token and the customer `default` with a key: the secrets printed once.
+/// Otherwise only replaces the admin token when one is given.
+fn bootstrap(store: &Store, given_token: Option<&str>) -> Result<Option<FirstStart>, StoreError> {
+    if store.admin_hash().is_some() {
+        if let Some(token) = given_token {
+            store.set_admin_token(token)?;
+        }
+        return Ok(None);
+    }
+    let api_key = match store.find_customer("default")? {
+        Some(c) => store.create_api_key(&c.id)?.1,
+        None => store.create_customer("default".into())?.2,
+    };
+    let admin_token = given_token.map_or_else(
+        || ApiKey::generate(ApiKey::ADMIN_PREFIX).as_str().to_owned(),
+        str::to_owned,
+    );
+    // Last: until the token is stored, the next start bootstraps again.
+    store.set_admin_token(&admin_token)?;
+    Ok(Some(FirstStart {
+        admin_token,
+        api_key,
+    }))
+}
+
 fn start_retention(store: Arc<Store>, days: u32) -> (ChannelSender<()>, JoinHandle<()>) {
     let (stop, stopped) = crossbeam_channel::bounded::<()>(0);
     let thread = std::thread::Builder::new()
@@ -158,18 +170,26 @@ fn start_retention(store: Arc<Store>, days: u32) -> (ChannelSender<()>, JoinHand
         .spawn(move || {
             loop {
                 let cutoff = now_ms() - i64::from(days) * 86_400_000;
+                let mut after = String::new();
                 loop {
-                    match store.prune_before(cutoff, PRUNE_BATCH) {
-                        Ok(n) if n == PRUNE_BATCH => continue,
-                        Ok(_) => break,
+                    match store.prune_before(cutoff, &after, PRUNE_BATCH) {
+                        Ok((Some(last), _)) => after = last,
+                        Ok((None, _)) => break,
                         Err(e) => {
                             tracing::error!(error = %e, "pruning old events failed");
                             break;
                         }
                     }
                 }
-                if let Err(e) = store.prune_idempotency(10_000) {
-                    tracing::error!(error = %e, "pruning idempotency keys failed");
+                loop {
+                    match store.prune_idempotency(PRUNE_BATCH) {
+                        Ok(n) if n == PRUNE_BATCH => {}
+                        Ok(_) => break,
+                        Err(e) => {
+                            tracing::error!(error = %e, "pruning idempotency keys failed");
+                            break;
+                        }
+                    }
                 }
                 match stopped.recv_timeout(PRUNE_EVERY) {
                     Err(RecvTimeoutError::Timeout) => {}

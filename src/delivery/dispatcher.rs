@@ -36,8 +36,12 @@ impl Lane {
         self.next_at.is_none_or(|t| t <= now)
     }
 
-    fn idle(&self) -> bool {
-        self.queue.is_empty() && self.in_flight == 0 && !self.overflow
+    /// Nothing to do and nothing to remember: its rate-limit gap (if any) is over.
+    fn idle(&self, now: Instant) -> bool {
+        self.queue.is_empty()
+            && self.in_flight == 0
+            && !self.overflow
+            && self.next_at.is_none_or(|t| t <= now)
     }
 }
 
@@ -99,10 +103,22 @@ impl Lanes {
     pub fn on_done(&mut self, endpoint: &str) {
         if let Some(lane) = self.lanes.get_mut(endpoint) {
             lane.in_flight = lane.in_flight.saturating_sub(1);
-            if lane.idle() {
-                self.lanes.remove(endpoint);
-            }
         }
+    }
+
+    /// A claim failed (the store could not be written): the lane re-reads its pending
+    /// deliveries from the store instead of trusting what it had queued.
+    pub fn on_claim_failed(&mut self, endpoint: &str) {
+        if let Some(lane) = self.lanes.get_mut(endpoint) {
+            lane.in_flight = lane.in_flight.saturating_sub(1);
+            lane.overflow = true;
+            lane.tail.clear();
+        }
+    }
+
+    /// Forgets lanes with nothing queued, nothing in flight and no rate-limit gap to keep.
+    pub fn prune(&mut self, now: Instant) {
+        self.lanes.retain(|_, l| !l.idle(now));
     }
 
     /// Up to `free` deliveries to hand out now, fairly across endpoints.
@@ -160,12 +176,17 @@ impl Lanes {
         };
         lane.overflow = ids.len() >= asked;
         let tail = lane.tail.clone();
-        for id in ids.into_iter().filter(|id| *id > tail) {
+        let queued: std::collections::HashSet<String> = lane.queue.iter().cloned().collect();
+        for id in ids
+            .into_iter()
+            .filter(|id| *id > tail && !queued.contains(id))
+        {
             self.push(endpoint, id);
         }
-        if self.lanes.get(endpoint).is_some_and(Lane::idle) {
-            self.lanes.remove(endpoint);
-        }
+    }
+
+    pub fn lane_count(&self) -> usize {
+        self.lanes.len()
     }
 
     pub fn queued(&self) -> usize {
@@ -222,6 +243,23 @@ mod tests {
         let wake = l.next_wakeup().expect("a wake-up is planned");
         assert!(wake > now && wake <= now + Duration::from_millis(100));
         assert_eq!(l.pick(8, wake).len(), 1);
+    }
+
+    #[test]
+    fn the_rate_limit_holds_across_an_idle_moment() {
+        let mut l = Lanes::new(8);
+        let now = Instant::now();
+        l.on_ready("ep_a", "a1".into(), Some(1));
+        assert_eq!(l.pick(8, now).len(), 1);
+        l.on_done("ep_a");
+        l.prune(now);
+        // The next one arrives at once, but must wait for the gap.
+        l.on_ready("ep_a", "a2".into(), Some(1));
+        assert!(l.pick(8, now + Duration::from_millis(500)).is_empty());
+        assert_eq!(l.pick(8, now + Duration::from_millis(1000)).len(), 1);
+        l.on_done("ep_a");
+        l.prune(now + Duration::from_secs(3));
+        assert_eq!(l.lane_count(), 0);
     }
 
     #[test]

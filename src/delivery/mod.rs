@@ -39,6 +39,9 @@ pub struct Delivery {
     dispatcher: Option<JoinHandle<()>>,
     exited: Receiver<()>,
     workers: usize,
+    /// To take back, at shutdown, what no worker started.
+    jobs: Receiver<Job>,
+    store: Arc<Store>,
 }
 
 impl Delivery {
@@ -90,6 +93,8 @@ impl Delivery {
             dispatcher: Some(dispatcher),
             exited,
             workers,
+            jobs: jobs_rx,
+            store,
         }
     }
 
@@ -111,6 +116,17 @@ impl Delivery {
                 break;
             }
         }
+        // Workers stuck in a POST cannot take what is still queued: it was not started.
+        let left: Vec<(String, String)> = self
+            .jobs
+            .try_iter()
+            .map(|j| (j.endpoint_id, j.delivery_id))
+            .collect();
+        if !left.is_empty()
+            && let Err(e) = self.store.unclaim(left)
+        {
+            tracing::error!(error = %e, "cannot return unstarted deliveries to pending");
+        }
     }
 }
 
@@ -125,7 +141,12 @@ fn dispatch(store: Arc<Store>, control: Receiver<Control>, jobs: ChannelSender<J
         Err(e) => tracing::error!(error = %e, "cannot read pending deliveries"),
     }
     let idle_tick = Duration::from_secs(1);
+    let mut last_prune = Instant::now();
     loop {
+        if last_prune.elapsed() >= idle_tick {
+            lanes.prune(Instant::now());
+            last_prune = Instant::now();
+        }
         for (ep, after, want) in lanes.wanting_refill() {
             match store.pending_of(&ep, &after, want) {
                 Ok(ids) => lanes.on_refill(&ep, ids, want),
@@ -136,11 +157,11 @@ fn dispatch(store: Arc<Store>, control: Receiver<Control>, jobs: ChannelSender<J
         let picked = lanes.pick(free, Instant::now());
         if !picked.is_empty() {
             let asked: Vec<String> = picked.iter().map(|(ep, _)| ep.clone()).collect();
-            let claimed = match store.claim(picked) {
-                Ok(c) => c,
+            let (claimed, claim_failed) = match store.claim(picked) {
+                Ok(c) => (c, false),
                 Err(e) => {
                     tracing::error!(error = %e, "cannot claim deliveries");
-                    Vec::new()
+                    (Vec::new(), true)
                 }
             };
             // Lanes whose delivery was deleted or disabled meanwhile get their slot back.
@@ -151,7 +172,11 @@ fn dispatch(store: Arc<Store>, control: Receiver<Control>, jobs: ChannelSender<J
                 }
             }
             for ep in unclaimed {
-                lanes.on_done(&ep);
+                if claim_failed {
+                    lanes.on_claim_failed(&ep);
+                } else {
+                    lanes.on_done(&ep);
+                }
             }
             for (endpoint_id, delivery_id) in claimed {
                 if jobs

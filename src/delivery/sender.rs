@@ -100,6 +100,10 @@ fn classify(e: &ureq::Error) -> DeliveryError {
     match e {
         ureq::Error::Timeout(_) => DeliveryError::Timeout,
         ureq::Error::HostNotFound => DeliveryError::Dns,
+        // rustls reports a failed handshake as an io::Error that carries its own error.
+        ureq::Error::Io(io) if io.get_ref().is_some_and(|e| e.is::<rustls::Error>()) => {
+            DeliveryError::Tls
+        }
         ureq::Error::Io(io) => match io.kind() {
             ErrorKind::ConnectionRefused => DeliveryError::ConnectionRefused,
             ErrorKind::TimedOut | ErrorKind::WouldBlock => DeliveryError::Timeout,
@@ -113,10 +117,11 @@ fn classify(e: &ureq::Error) -> DeliveryError {
     }
 }
 
-/// A delivery refused because its address is on a private network.
+/// A delivery refused because its address is on a private network. The address itself is
+/// not named: the message is shown to the customer, who must not learn internal addresses.
 #[derive(Debug, thiserror::Error)]
-#[error("blocked: {0} is a private, loopback or link-local address")]
-pub struct Blocked(IpAddr);
+#[error("blocked: the host resolves only to private, loopback or link-local addresses")]
+pub struct Blocked;
 
 /// Resolves synchronously (no thread per request, unlike ureq's resolver under a deadline)
 /// and drops private addresses when asked to, so the check applies to what is connected to.
@@ -142,10 +147,10 @@ impl Resolver for CheckedResolver {
             .map_err(|_| ureq::Error::HostNotFound)?
             .collect();
         let mut out = self.empty();
-        let mut blocked = None;
+        let mut blocked = false;
         for addr in addrs {
             if self.block_private && is_private(addr.ip()) {
-                blocked = Some(addr.ip());
+                blocked = true;
                 continue;
             }
             if out.len() < 16 {
@@ -153,9 +158,10 @@ impl Resolver for CheckedResolver {
             }
         }
         if out.is_empty() {
-            return Err(match blocked {
-                Some(ip) => ureq::Error::Other(Box::new(Blocked(ip))),
-                None => ureq::Error::HostNotFound,
+            return Err(if blocked {
+                ureq::Error::Other(Box::new(Blocked))
+            } else {
+                ureq::Error::HostNotFound
             });
         }
         Ok(out)
@@ -182,10 +188,13 @@ pub fn is_private(ip: IpAddr) -> bool {
                 return is_private(IpAddr::V4(v4));
             }
             let seg = v6.segments();
+            let o = v6.octets();
+            let embedded = IpAddr::V4([o[12], o[13], o[14], o[15]].into());
             if seg[..6] == [0, 0, 0, 0, 0, 0] && !v6.is_loopback() && !v6.is_unspecified() {
-                // IPv4-compatible ::a.b.c.d
-                let o = v6.octets();
-                return is_private(IpAddr::V4([o[12], o[13], o[14], o[15]].into()));
+                return is_private(embedded); // IPv4-compatible ::a.b.c.d
+            }
+            if seg[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
+                return is_private(embedded); // NAT64 64:ff9b::a.b.c.d
             }
             v6.is_loopback()
                 || v6.is_unspecified()
@@ -218,6 +227,7 @@ mod tests {
             "::ffff:127.0.0.1",
             "::ffff:10.0.0.1",
             "::127.0.0.1",
+            "64:ff9b::10.0.0.1",
         ] {
             assert!(is_private(a.parse().unwrap()), "{a}");
         }

@@ -51,6 +51,17 @@ impl TargetUrl {
         if authority.host().is_empty() {
             return Err(bad("must have a host"));
         }
+        // `Uri` drops a port it cannot read: look at the text after the host ourselves.
+        let text = authority.as_str();
+        let after_host = match text.strip_prefix('[') {
+            Some(v6) => v6.split_once(']').map_or("", |(_, rest)| rest),
+            None => text.rfind(':').map_or("", |i| &text[i..]),
+        };
+        if let Some(port) = after_host.strip_prefix(':')
+            && !port.parse::<u16>().is_ok_and(|p| p > 0)
+        {
+            return Err(bad("has a port that is not a number from 1 to 65535"));
+        }
         Ok(Self(s.to_owned()))
     }
 
@@ -135,13 +146,19 @@ const FORBIDDEN_HEADERS: &[&str] = &[
     "user-agent",
 ];
 
-pub fn validate_headers(headers: &Headers) -> Result<(), ValidationError> {
+/// Checks an endpoint's extra headers and returns them with lowercase names (HTTP names are
+/// case-insensitive, so `X-A` and `x-a` are one header, given twice).
+pub fn validate_headers(headers: &Headers) -> Result<Headers, ValidationError> {
     let bad = |m: String| ValidationError::new("invalid_headers", m);
     if headers.len() > MAX_HEADERS {
         return Err(bad(format!("at most {MAX_HEADERS} headers are allowed")));
     }
+    let mut out = Headers::new();
     for (name, value) in headers {
         let lower = name.to_ascii_lowercase();
+        if out.contains_key(&lower) {
+            return Err(bad(format!("header {name:?} is given twice")));
+        }
         if ureq::http::HeaderName::from_bytes(name.as_bytes()).is_err() {
             return Err(bad(format!("{name:?} is not a valid header name")));
         }
@@ -154,8 +171,9 @@ pub fn validate_headers(headers: &Headers) -> Result<(), ValidationError> {
         {
             return Err(bad(format!("header {name:?} cannot be set on an endpoint")));
         }
+        out.insert(lower, value.clone());
     }
-    Ok(())
+    Ok(out)
 }
 
 pub fn validate_text(field: &str, value: &str, allow_empty: bool) -> Result<(), ValidationError> {
@@ -259,6 +277,9 @@ mod tests {
             "http://user:pw@example.com/",
             "http:///nohost",
             "http://exa mple.com",
+            "http://example.com:99999/",
+            "http://example.com:0/",
+            "http://example.com:abc/",
             "",
         ] {
             assert_eq!(
@@ -304,6 +325,10 @@ mod tests {
         let mut h = Headers::new();
         h.insert("X-Team".into(), "core".into());
         assert!(validate_headers(&h).is_ok());
+        let mut twice = Headers::new();
+        twice.insert("X-A".into(), "1".into());
+        twice.insert("x-a".into(), "2".into());
+        assert!(validate_headers(&twice).is_err());
         for bad in ["Connection", "webhook-id", "Content-Type", "bad header"] {
             let mut h = Headers::new();
             h.insert(bad.into(), "v".into());

@@ -1,8 +1,10 @@
-//! The HTTP side: the JSON API under `/api/v1`, health, metrics and the OpenAPI document.
+//! The HTTP side: the JSON API under `/api/v1` (with health, metrics and the OpenAPI
+//! document) and the HTML portal.
 
 pub mod api;
 pub mod auth;
 pub mod body;
+pub mod portal;
 pub mod server;
 
 use std::sync::Arc;
@@ -15,4 +17,5 @@ use crate::store::Store;
 pub struct AppState {
     pub store: Arc<Store>,
     pub metrics: Arc<Metrics>,
+    pub portal: Arc<portal::Portal>,
 }

@@ -34,6 +34,7 @@ pub fn start(
                         .app_data(data.clone())
                         .configure(api::extractor_config)
                         .configure(api::configure)
+                        .configure(super::portal::configure)
                         .default_service(web::to(api::not_found))
                 })
                 .workers(http_workers)

@@ -118,17 +118,41 @@ pub struct SendJob {
 }
 
 impl Store {
-    /// The customer's deliveries, newest first.
+    /// The customer's deliveries, newest first. A filter on another customer's endpoint or
+    /// event finds nothing. At most `MAX_SCAN` rows are read per page: a sparse filter may
+    /// give a short page whose `next` carries on.
     pub fn list_deliveries(
         &self,
         customer_id: &str,
         filter: &DeliveryFilter,
         page: PageQuery,
     ) -> Result<Page<Delivery>> {
+        const MAX_SCAN: usize = 10_000;
         self.read(|tx| {
+            let owns = |table: redb::TableDefinition<&str, &[u8]>, id: &str| -> Result<bool> {
+                /// Endpoints and events both carry the customer they belong to.
+                #[derive(serde::Deserialize)]
+                struct Owned {
+                    customer_id: String,
+                }
+                let Some(v) = tx.open_table(table)?.get(id)? else {
+                    return Ok(false);
+                };
+                Ok(decode::<Owned>(v.value())?.customer_id == customer_id)
+            };
+            let empty = Page {
+                data: Vec::new(),
+                next: None,
+            };
             let (table, owner) = if let Some(ep) = &filter.endpoint_id {
+                if !owns(ENDPOINTS, ep)? {
+                    return Ok(empty);
+                }
                 (tx.open_table(ENDPOINT_DELIVERIES)?, ep.as_str())
             } else if let Some(evt) = &filter.event_id {
+                if !owns(EVENTS, evt)? {
+                    return Ok(empty);
+                }
                 (tx.open_table(EVENT_DELIVERIES)?, evt.as_str())
             } else {
                 (tx.open_table(CUSTOMER_DELIVERIES)?, customer_id)
@@ -136,12 +160,17 @@ impl Store {
             let records = tx.open_table(DELIVERIES)?;
             let upper = page.before.unwrap_or(ID_MAX);
             let mut data = Vec::new();
-            let mut more = false;
-            for row in table.range((owner, "")..(owner, upper))?.rev() {
+            let mut next = None;
+            let mut last_scanned = None;
+            for (scanned, row) in table.range((owner, "")..(owner, upper))?.rev().enumerate() {
                 let (k, _) = row?;
-                let Some(v) = records.get(k.value().1)? else {
-                    continue;
-                };
+                let id = k.value().1;
+                if scanned == MAX_SCAN {
+                    next = last_scanned;
+                    break;
+                }
+                last_scanned = Some(id.to_owned());
+                let Some(v) = records.get(id)? else { continue };
                 let d: Delivery = decode(v.value())?;
                 let keep = d.customer_id == customer_id
                     && filter.event_id.as_ref().is_none_or(|e| *e == d.event_id)
@@ -150,12 +179,11 @@ impl Store {
                     continue;
                 }
                 if data.len() == page.limit {
-                    more = true;
+                    next = data.last().map(|d: &Delivery| d.id.clone());
                     break;
                 }
                 data.push(d);
             }
-            let next = more.then(|| data.last().map(|d| d.id.clone())).flatten();
             Ok(Page { data, next })
         })
     }
@@ -357,32 +385,63 @@ impl Store {
         })
     }
 
-    /// Deletes up to `max` of the oldest events created before `cutoff_ms`, with their
-    /// deliveries, in one small transaction. Returns how many went.
-    pub fn prune_before(&self, cutoff_ms: i64, max: usize) -> Result<usize> {
+    /// Deletes, in one small transaction, old events (created before `cutoff_ms`) after
+    /// `after` with their deliveries, reading at most `max`. An event with a delivery still
+    /// pending or in flight is kept. Returns the last event read (to continue after) and how
+    /// many went; `None` when the old events are all read.
+    pub fn prune_before(
+        &self,
+        cutoff_ms: i64,
+        after: &str,
+        max: usize,
+    ) -> Result<(Option<String>, usize)> {
         let bound = ids::lower_bound_at(IdKind::Event, cutoff_ms.max(0) as u64);
+        let after = after.to_owned();
         self.write(move |ctx| {
             let mut events = ctx.tx.open_table(EVENTS)?;
             let mut old = Vec::new();
-            for row in events.range("evt_"..bound.as_str())? {
-                let (_, v) = row?;
+            let start = if after.is_empty() {
+                "evt_"
+            } else {
+                after.as_str()
+            };
+            for row in events.range(start..bound.as_str())? {
+                let (k, v) = row?;
+                if k.value() == after {
+                    continue;
+                }
                 old.push(decode::<Event>(v.value())?);
                 if old.len() == max {
                     break;
                 }
             }
+            let last = (old.len() == max)
+                .then(|| old.last().map(|e| e.id.clone()))
+                .flatten();
             let mut dt = DeliveryTables::open(ctx.tx)?;
             let mut by_customer = ctx.tx.open_table(CUSTOMER_EVENTS)?;
+            let mut deleted = 0;
             for e in &old {
+                let mut ds = Vec::new();
                 for dlv in super::customers::index_ids(&dt.by_event, &e.id)? {
                     if let Some(d) = dt.get(&dlv)? {
-                        dt.remove(&d)?;
+                        ds.push(d);
                     }
+                }
+                if ds
+                    .iter()
+                    .any(|d| matches!(d.status, DeliveryStatus::Pending | DeliveryStatus::Sending))
+                {
+                    continue;
+                }
+                for d in &ds {
+                    dt.remove(d)?;
                 }
                 events.remove(e.id.as_str())?;
                 by_customer.remove((e.customer_id.as_str(), e.id.as_str()))?;
+                deleted += 1;
             }
-            Ok(old.len())
+            Ok((last, deleted))
         })
     }
 

@@ -270,7 +270,9 @@ impl Store {
         })
     }
 
-    /// Resends every failed or interrupted delivery of the endpoint created in [since, until].
+    /// Sends again, once per event, what failed or was interrupted on this endpoint in
+    /// [since, until]: an event that has since succeeded here, or is on its way, is skipped, so
+    /// repeating a recover never duplicates. Returns how many deliveries it made.
     pub fn recover(
         &self,
         customer_id: &str,
@@ -278,34 +280,61 @@ impl Store {
         since: i64,
         until: Option<i64>,
     ) -> Result<usize> {
+        // Choose in a read transaction (a long history is read without holding the writer)…
+        let candidates = self.read(|tx| {
+            let endpoint: Option<Endpoint> = tx
+                .open_table(ENDPOINTS)?
+                .get(id)?
+                .map(|v| decode(v.value()))
+                .transpose()?;
+            if endpoint.is_none_or(|e| e.customer_id != customer_id) {
+                return Err(StoreError::NotFound);
+            }
+            let index = tx.open_table(ENDPOINT_DELIVERIES)?;
+            let records = tx.open_table(DELIVERIES)?;
+            let mut settled = std::collections::HashSet::new();
+            let mut latest_failure: std::collections::BTreeMap<String, String> = Default::default();
+            for row in index.range((id, "")..(id, ID_MAX))? {
+                let (k, _) = row?;
+                let Some(v) = records.get(k.value().1)? else {
+                    continue;
+                };
+                let d: Delivery = decode(v.value())?;
+                match d.status {
+                    DeliveryStatus::Failed | DeliveryStatus::Interrupted => {
+                        let in_window =
+                            d.created_at >= since && until.is_none_or(|u| d.created_at <= u);
+                        if in_window {
+                            latest_failure.insert(d.event_id.clone(), d.id.clone());
+                        }
+                    }
+                    _ => {
+                        settled.insert(d.event_id.clone());
+                    }
+                }
+            }
+            latest_failure.retain(|event, _| !settled.contains(event));
+            Ok(latest_failure)
+        })?;
+        // …then write only the new deliveries.
         let (cid, id) = (customer_id.to_owned(), id.to_owned());
         let ids = self.ids.clone();
         self.write(move |ctx| {
             let e = owned_in(ctx.tx, &cid, &id)?;
-            let mut dt = DeliveryTables::open(ctx.tx)?;
-            let mut again: Vec<Delivery> = Vec::new();
-            for dlv in super::customers::index_ids(&dt.by_endpoint, &e.id)? {
-                let Some(d) = dt.get(&dlv)? else { continue };
-                let in_window = d.created_at >= since && until.is_none_or(|u| d.created_at <= u);
-                if in_window
-                    && matches!(
-                        d.status,
-                        DeliveryStatus::Failed | DeliveryStatus::Interrupted
-                    )
-                {
-                    again.push(d);
+            let mut events = Vec::with_capacity(candidates.len());
+            for (event_id, original) in candidates {
+                if let Some(event) = super::events::get_in(ctx.tx, &event_id)? {
+                    events.push((event, original));
                 }
             }
+            let mut dt = DeliveryTables::open(ctx.tx)?;
             let now = now_ms();
-            for original in &again {
-                let Some(event) = super::events::get_in(ctx.tx, &original.event_id)? else {
-                    continue;
-                };
-                let d = new_delivery(&ids, &event, &e, Some(original.id.clone()), now);
+            for (event, original) in &events {
+                let d = new_delivery(&ids, event, &e, Some(original.clone()), now);
                 dt.insert_pending(&d)?;
                 ctx.ready.push(ready(&d, &e));
             }
-            Ok(again.len())
+            Ok(events.len())
         })
     }
 }

@@ -235,6 +235,18 @@ impl Store {
         })
     }
 
+    /// The customer an event belongs to (for the operator's view).
+    pub fn event_customer(&self, id: &str) -> Result<Option<String>> {
+        self.read(|tx| {
+            let e: Option<Event> = tx
+                .open_table(EVENTS)?
+                .get(id)?
+                .map(|v| decode(v.value()))
+                .transpose()?;
+            Ok(e.map(|e| e.customer_id))
+        })
+    }
+
     /// Forgets Idempotency-Keys older than a day; at most `max` per call.
     pub fn prune_idempotency(&self, max: usize) -> Result<usize> {
         self.write(move |ctx| {

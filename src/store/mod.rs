@@ -95,16 +95,10 @@ pub struct Store {
     path: String,
 }
 
-/// What `open` found: a fresh file gets bootstrapped by the caller.
-pub struct Opened {
-    pub store: Arc<Store>,
-    pub first_start: bool,
-}
-
 impl Store {
     /// Opens (or creates) the data file, refuses a newer schema, migrates an older one and
     /// seeds the event catalog on first use. `cache_bytes` bounds redb's page cache.
-    pub fn open(path: &Path, cache_bytes: usize) -> Result<Opened, OpenError> {
+    pub fn open(path: &Path, cache_bytes: usize) -> Result<Arc<Store>, OpenError> {
         let shown = path.display().to_string();
         let other = |reason: String| OpenError::Other {
             path: shown.clone(),
@@ -117,13 +111,14 @@ impl Store {
                 redb::DatabaseError::DatabaseAlreadyOpen => OpenError::InUse(shown.clone()),
                 e => other(e.to_string()),
             })?;
-        let first_start = prepare(&db).map_err(|e| match e {
+        prepare(&db).map_err(|e| match e {
             PrepareError::TooNew(found) => OpenError::TooNew {
                 path: shown.clone(),
                 found,
                 supported: SCHEMA_VERSION,
             },
             PrepareError::Store(e) => other(e.to_string()),
+            PrepareError::BadVersion => other("its schema version is unreadable".into()),
         })?;
         let db = Arc::new(db);
         let commit_hook = Arc::new(OnceLock::new());
@@ -138,10 +133,7 @@ impl Store {
             path: shown.clone(),
         };
         store.load_auth().map_err(|e| other(e.to_string()))?;
-        Ok(Opened {
-            store: Arc::new(store),
-            first_start,
-        })
+        Ok(Arc::new(store))
     }
 
     pub fn path(&self) -> &str {
@@ -286,6 +278,7 @@ pub fn unhex32(s: &str) -> Option<[u8; 32]> {
 
 enum PrepareError {
     TooNew(u64),
+    BadVersion,
     Store(StoreError),
 }
 
@@ -295,16 +288,19 @@ impl<E: Into<StoreError>> From<E> for PrepareError {
     }
 }
 
-/// Creates every table, checks the schema version and migrates; true on a brand-new file.
-fn prepare(db: &Database) -> Result<bool, PrepareError> {
+/// Creates every table, checks the schema version, migrates, and seeds a brand-new file.
+fn prepare(db: &Database) -> Result<(), PrepareError> {
     let tx = db.begin_write()?;
     let found = {
         let meta = tx.open_table(META)?;
-        meta.get("schema_version")?.map(|v| {
-            let mut b = [0u8; 8];
-            b.copy_from_slice(&v.value()[..8.min(v.value().len())]);
-            u64::from_le_bytes(b)
-        })
+        let raw = meta.get("schema_version")?.map(|v| v.value().to_vec());
+        match raw {
+            None => None,
+            Some(bytes) => {
+                let b: [u8; 8] = bytes.try_into().map_err(|_| PrepareError::BadVersion)?;
+                Some(u64::from_le_bytes(b))
+            }
+        }
     };
     if let Some(found) = found
         && found > SCHEMA_VERSION
@@ -326,16 +322,14 @@ fn prepare(db: &Database) -> Result<bool, PrepareError> {
     tx.open_table(PENDING)?;
     tx.open_table(SENDING)?;
     tx.open_table(IDEMPOTENCY)?;
-    let first_start = found.is_none();
-    if first_start {
-        catalog::seed(&tx)?;
-    } else if let Some(found) = found {
-        migrate(&tx, found)?;
+    match found {
+        None => catalog::seed(&tx)?,
+        Some(found) => migrate(&tx, found)?,
     }
     tx.open_table(META)?
         .insert("schema_version", SCHEMA_VERSION.to_le_bytes().as_slice())?;
     tx.commit()?;
-    Ok(first_start)
+    Ok(())
 }
 
 /// Carries a file written at schema `from` forward to `SCHEMA_VERSION`, one step at a time.

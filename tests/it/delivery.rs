@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use crate::support::{Receiver, Reply, TestServer, wait_for};
+use crate::support::{Receiver, Reply, TestServer};
 
 #[test]
 fn a_delivery_is_the_enablenow_payload_signed_the_standard_webhooks_way() {
@@ -172,21 +172,39 @@ fn resend_keeps_the_webhook_id_and_recover_resends_only_failures_in_the_window()
         "succeeded"
     );
 
-    // Recover: only the failed one (a), not the succeeded ones, and only inside the window.
-    let (st, n) = s.api.post(
-        &format!("/api/v1/endpoints/{ep_id}/recover"),
-        &s.key,
-        &json!({"since": "2000-01-01T00:00:00Z", "until": "2000-01-02T00:00:00Z"}),
+    // Recover: a has succeeded since (its resend), b succeeded: nothing to do.
+    let recover = |body: serde_json::Value| {
+        let (st, n) = s
+            .api
+            .post(&format!("/api/v1/endpoints/{ep_id}/recover"), &s.key, &body);
+        assert_eq!(st, 202);
+        n["deliveries"].as_u64().unwrap()
+    };
+    let since_2000 = json!({"since": "2000-01-01T00:00:00Z"});
+    assert_eq!(recover(since_2000.clone()), 0);
+
+    // c fails; recovering sends it once, and again only once more after that fails too.
+    r.set_reply(Reply::Status(503, "down"));
+    let c = s.event(&cus, "analysisjob.completed", "{}");
+    let c_first = r.next(10);
+    s.finished_deliveries_of(&s.key, c["id"].as_str().unwrap(), 1);
+    assert_eq!(
+        recover(json!({"since": "2000-01-01T00:00:00Z", "until": "2000-01-02T00:00:00Z"})),
+        0,
+        "outside the window"
     );
-    assert_eq!((st, n["deliveries"].as_u64()), (202, Some(0)));
-    let (st, n) = s.api.post(
-        &format!("/api/v1/endpoints/{ep_id}/recover"),
-        &s.key,
-        &json!({"since": "2000-01-01T00:00:00Z"}),
+    assert_eq!(recover(since_2000.clone()), 1);
+    assert_eq!(
+        r.next(10).header("webhook-id"),
+        c_first.header("webhook-id")
     );
-    assert_eq!((st, n["deliveries"].as_u64()), (202, Some(1)));
-    let third = r.next(10);
-    assert_eq!(third.header("webhook-id"), first.header("webhook-id"));
+    s.finished_deliveries_of(&s.key, c["id"].as_str().unwrap(), 2);
+    assert_eq!(
+        recover(since_2000),
+        1,
+        "one per event, not one per failed attempt"
+    );
+    r.next(10);
 }
 
 #[test]
@@ -291,33 +309,121 @@ fn a_test_event_reaches_even_a_disabled_unsubscribed_endpoint() {
 }
 
 #[test]
-fn a_rate_limited_endpoint_is_spaced_and_deleting_an_endpoint_drops_its_pending_deliveries() {
+fn deleting_an_endpoint_drops_its_pending_deliveries() {
+    // 8 workers: one endpoint has at most 2 in flight; the rest wait in the store.
     let s = TestServer::start();
     let cus = s.default_customer();
-    let r = Receiver::start(Reply::Status(200, ""));
-    let (st, ep) = s.api.post(
-        "/api/v1/endpoints",
-        &s.key,
-        &json!({"url": r.url("/"), "events": ["*"], "rate_limit_per_sec": 2}),
-    );
-    assert_eq!(st, 201);
+    let r = Receiver::start(Reply::Hang);
+    let ep = s.endpoint(&s.key, &r.url("/"), &["*"]);
     for _ in 0..6 {
         s.event(&cus, "transactions.fetched", "{}");
     }
     r.next(10);
+    r.next(10);
+    let depth = |s: &TestServer| {
+        let (_, m) = s.api.send_raw("GET", "/metrics", "", None, &[]);
+        m.lines()
+            .find_map(|l| l.strip_prefix("webhooks_queue_depth "))
+            .map(|v| v.trim().to_owned())
+    };
+    assert_eq!(depth(&s).as_deref(), Some("4"));
     let (st, _) = s.api.delete(
         &format!("/api/v1/endpoints/{}", ep["id"].as_str().unwrap()),
         &s.key,
     );
     assert_eq!(st, 204);
-    // At 2/s, at most a couple more can have left before the delete; the rest never do.
-    std::thread::sleep(std::time::Duration::from_millis(1500));
-    let later = r.drain().len();
-    assert!(later <= 2, "{later} more were sent after the delete");
+    assert_eq!(depth(&s).as_deref(), Some("0"));
     let (_, list) = s.api.get("/api/v1/deliveries", &s.key);
     assert_eq!(list["data"].as_array().unwrap().len(), 0);
-    wait_for(5, "nothing left pending", || {
-        let (_, m) = s.api.send_raw("GET", "/metrics", "", None, &[]);
-        m.contains("webhooks_queue_depth 0").then_some(())
-    });
+    assert!(
+        r.drain().is_empty(),
+        "nothing pending was sent after the delete"
+    );
+}
+
+#[test]
+fn disabling_an_endpoint_fails_what_waits_for_it() {
+    let s = TestServer::start();
+    let cus = s.default_customer();
+    let r = Receiver::start(Reply::Hang);
+    let ep = s.endpoint(&s.key, &r.url("/"), &["*"]);
+    let id = ep["id"].as_str().unwrap();
+    let events: Vec<String> = (0..4)
+        .map(|_| {
+            s.event(&cus, "transactions.fetched", "{}")["id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    r.next(10);
+    r.next(10);
+    s.api.patch(
+        &format!("/api/v1/endpoints/{id}"),
+        &s.key,
+        &json!({"enabled": false}),
+    );
+    let (_, failed) = s.api.get("/api/v1/deliveries?status=failed", &s.key);
+    let failed = failed["data"].as_array().unwrap();
+    assert_eq!(failed.len(), 2);
+    assert!(failed.iter().all(|d| d["error"] == "endpoint_disabled"));
+    let failed_events: Vec<&str> = failed
+        .iter()
+        .map(|d| d["event_id"].as_str().unwrap())
+        .collect();
+    assert!(
+        failed_events.contains(&events[2].as_str()) && failed_events.contains(&events[3].as_str())
+    );
+}
+
+#[test]
+fn redirects_are_not_followed_and_only_4_kib_of_an_answer_is_kept() {
+    let s = TestServer::start();
+    let cus = s.default_customer();
+    let moved = Receiver::start(Reply::Redirect("http://127.0.0.1:9/elsewhere"));
+    let big = Receiver::start(Reply::Big(200, 100_000));
+    let e1 = s.endpoint(&s.key, &moved.url("/"), &["*"]);
+    s.endpoint(&s.key, &big.url("/"), &["*"]);
+    let accepted = s.event(&cus, "transactions.fetched", "{}");
+    let ds = s.finished_deliveries_of(&s.key, accepted["id"].as_str().unwrap(), 2);
+    for d in ds {
+        if d["endpoint_id"] == e1["id"] {
+            assert_eq!(
+                (d["status"].as_str(), d["response_status"].as_u64()),
+                (Some("failed"), Some(302))
+            );
+        } else {
+            assert_eq!(d["status"], "succeeded");
+            assert_eq!(d["response_body"].as_str().unwrap().len(), 4096);
+        }
+    }
+}
+
+#[test]
+fn block_private_networks_refuses_loopback_even_by_name() {
+    let s = TestServer::start_with(|a| a.block_private_networks = true);
+    let cus = s.default_customer();
+    let r = Receiver::start(Reply::Status(200, ""));
+    s.endpoint(&s.key, &r.url("/by-ip"), &["*"]);
+    s.endpoint(
+        &s.key,
+        &format!("http://localhost:{}/by-name", r.port),
+        &["*"],
+    );
+    s.endpoint(
+        &s.key,
+        &format!("http://[::ffff:127.0.0.1]:{}/mapped", r.port),
+        &["*"],
+    );
+    let accepted = s.event(&cus, "transactions.fetched", "{}");
+    let ds = s.finished_deliveries_of(&s.key, accepted["id"].as_str().unwrap(), 3);
+    for d in &ds {
+        assert_eq!(
+            (d["status"].as_str(), d["error"].as_str()),
+            (Some("failed"), Some("blocked")),
+            "{d}"
+        );
+        assert!(!d["error_detail"].as_str().unwrap().contains("127.0.0.1"));
+    }
+    assert!(r.drain().is_empty());
 }

@@ -2,7 +2,9 @@
 //! delivering to real local receivers. All in one test binary.
 
 mod api;
+mod browser;
 mod cli;
 mod delivery;
 mod lifecycle;
+mod portal;
 mod support;

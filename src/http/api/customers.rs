@@ -12,6 +12,7 @@ use crate::domain::time::rfc3339;
 use crate::error::{ApiError, ErrorBody};
 use crate::http::auth::Admin;
 use crate::http::body::{Json, page_query};
+use crate::http::portal::Who;
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -84,7 +85,11 @@ pub async fn delete_customer(
 ) -> Result<HttpResponse, ApiError> {
     let id = check_id(IdKind::Customer, id.into_inner())?;
     let store = st.store.clone();
-    blocking(move || Ok(store.delete_customer(&id)?)).await?;
+    let cid = id.clone();
+    blocking(move || Ok(store.delete_customer(&cid)?)).await?;
+    st.portal
+        .sessions
+        .end_where(|w| matches!(w, Who::Customer { customer_id, .. } if *customer_id == id));
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -107,24 +112,32 @@ pub async fn create_api_key(
 }
 
 #[utoipa::path(get, path = "/api/v1/customers/{id}/api-keys", tag = "operator", security(("bearer" = [])),
-    params(("id" = String, Path)),
+    params(("id" = String, Path), ListParams),
     responses((status = 200, body = List<ApiKeyView>), (status = 404, body = ErrorBody)))]
 pub async fn list_api_keys(
     _: Admin,
     st: State,
     id: web::Path<String>,
+    q: web::Query<ListParams>,
 ) -> Result<HttpResponse, ApiError> {
     let id = check_id(IdKind::Customer, id.into_inner())?;
+    let q = q.into_inner();
+    let page = page_query(q.limit.as_deref(), q.before.as_deref())?;
+    let (limit, before) = (page.limit, q.before.clone());
     let store = st.store.clone();
     let keys = blocking(move || {
         store.get_customer(&id)?.ok_or(ApiError::not_found())?;
         Ok(store.list_api_keys(&id)?)
     })
     .await?;
-    Ok(HttpResponse::Ok().json(List {
-        data: keys.into_iter().map(ApiKeyView::from).collect(),
-        next: None,
-    }))
+    // Newest first; a customer has few keys, so they are paged in memory.
+    let mut rest = keys
+        .into_iter()
+        .filter(|k| before.as_ref().is_none_or(|b| k.id < *b))
+        .peekable();
+    let data: Vec<ApiKeyView> = rest.by_ref().take(limit).map(ApiKeyView::from).collect();
+    let next = rest.peek().and(data.last().map(|k| k.id.clone()));
+    Ok(HttpResponse::Ok().json(List { data, next }))
 }
 
 #[utoipa::path(delete, path = "/api/v1/customers/{id}/api-keys/{key_id}", tag = "operator", security(("bearer" = [])),
@@ -139,6 +152,10 @@ pub async fn delete_api_key(
     let id = check_id(IdKind::Customer, id)?;
     let key_id = check_id(IdKind::ApiKey, key_id)?;
     let store = st.store.clone();
-    blocking(move || Ok(store.delete_api_key(&id, &key_id)?)).await?;
+    let kid = key_id.clone();
+    blocking(move || Ok(store.delete_api_key(&id, &kid)?)).await?;
+    st.portal
+        .sessions
+        .end_where(|w| matches!(w, Who::Customer { key_id: k, .. } if *k == key_id));
     Ok(HttpResponse::NoContent().finish())
 }

@@ -115,8 +115,7 @@ pub async fn create_endpoint(
     let url = TargetUrl::parse(&b.url)?;
     check_description(&b.description)?;
     check_rate(b.rate_limit_per_sec)?;
-    let headers = b.headers.unwrap_or_default();
-    validate_headers(&headers)?;
+    let headers = validate_headers(&b.headers.unwrap_or_default())?;
     let new = NewEndpoint {
         url,
         events: b.events,
@@ -164,16 +163,14 @@ pub async fn update_endpoint(
     if let Some(r) = b.rate_limit_per_sec {
         check_rate(r)?;
     }
-    if let Some(h) = &b.headers {
-        validate_headers(h)?;
-    }
+    let headers = b.headers.as_ref().map(validate_headers).transpose()?;
     let patch = EndpointPatch {
         url,
         events: b.events,
         description: b.description,
         enabled: b.enabled,
         rate_limit_per_sec: b.rate_limit_per_sec,
-        headers: b.headers,
+        headers,
     };
     let store = st.store.clone();
     let e = blocking(move || Ok(store.update_endpoint(&who.id, &id, patch)?)).await?;

@@ -31,6 +31,7 @@ pub async fn list_event_types(_: AnyRole, st: State) -> Result<HttpResponse, Api
     let all = blocking(move || Ok(store.list_event_types()?)).await?;
     Ok(HttpResponse::Ok().json(EventTypeList {
         data: all.into_iter().map(EventTypeView::from).collect(),
+        next: None,
     }))
 }
 

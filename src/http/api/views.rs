@@ -101,9 +101,11 @@ impl From<EventType> for EventTypeView {
     }
 }
 
+/// The whole catalog (it is small): `next` is always `null`.
 #[derive(Serialize, ToSchema)]
 pub struct EventTypeList {
     pub data: Vec<EventTypeView>,
+    pub next: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]

@@ -99,12 +99,16 @@ impl TestServer {
     }
 
     pub fn default_customer(&self) -> String {
+        self.customer_id("default")
+    }
+
+    pub fn customer_id(&self, name: &str) -> String {
         let (_, body) = self.api.get("/api/v1/customers", &self.admin);
         body["data"]
             .as_array()
             .unwrap()
             .iter()
-            .find(|c| c["name"] == "default")
+            .find(|c| c["name"] == name)
             .unwrap()["id"]
             .as_str()
             .unwrap()

@@ -45,6 +45,10 @@ impl Received {
 #[derive(Debug, Clone)]
 pub enum Reply {
     Status(u16, &'static str),
+    /// A status with a body of this many bytes.
+    Big(u16, usize),
+    /// 302 to this location.
+    Redirect(&'static str),
     /// Read the request, then never answer (until the receiver is dropped).
     Hang,
 }
@@ -149,22 +153,25 @@ fn serve(conn: TcpStream, tx: &Sender<Received>, reply: &Mutex<Reply>, stop: &At
             body,
         });
         let current = reply.lock().unwrap().clone();
-        match current {
-            Reply::Status(code, text) => {
-                let resp = format!(
-                    "HTTP/1.1 {code} X\r\ncontent-type: text/plain\r\ncontent-length: {}\r\n\r\n{text}",
-                    text.len()
-                );
-                if writer.write_all(resp.as_bytes()).is_err() {
-                    return;
-                }
-            }
+        let answer = |code: u16, extra: &str, body: &str| {
+            format!(
+                "HTTP/1.1 {code} X\r\ncontent-type: text/plain\r\n{extra}content-length: {}\r\n\r\n{body}",
+                body.len()
+            )
+        };
+        let resp = match current {
+            Reply::Status(code, text) => answer(code, "", text),
+            Reply::Big(code, n) => answer(code, "", &"x".repeat(n)),
+            Reply::Redirect(to) => answer(302, &format!("location: {to}\r\n"), ""),
             Reply::Hang => {
                 while !stop.load(Ordering::Acquire) {
                     std::thread::sleep(Duration::from_millis(20));
                 }
                 return;
             }
+        };
+        if writer.write_all(resp.as_bytes()).is_err() {
+            return;
         }
     }
 }

@@ -1,0 +1,793 @@
+//! The customer's pages: sign-in, the Webhooks tab (endpoints, one endpoint with its delivery
+//! log) and the Events tab.
+
+use actix_web::http::StatusCode;
+use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
+use askama::Template;
+use serde::Deserialize;
+
+use super::forms::Form;
+use super::views::{
+    DeliveryRow, EndpointDetail, EndpointForm, EndpointRow, EventRow, TypeOption, short_time,
+    still_running,
+};
+use super::{
+    CUSTOMER_COOKIE, CustomerCtx, Flash, LOGIN_COOKIE, Layout, PortalError, Who, blocking, html,
+    see_other,
+};
+use crate::domain::input::{TargetUrl, validate_text};
+use crate::domain::secret::hash_token;
+use crate::domain::time::{now_ms, parse_rfc3339};
+use crate::domain::{ApiKey, IdKind};
+use crate::http::AppState;
+use crate::store::{DeliveryFilter, EndpointPatch, NewEndpoint, PageQuery, StoreError};
+
+type State = web::Data<AppState>;
+
+#[derive(Deserialize)]
+pub struct PageParams {
+    before: Option<String>,
+}
+
+impl PageParams {
+    fn before(&self) -> Option<String> {
+        self.before
+            .clone()
+            .filter(|b| !b.is_empty() && b.len() <= 64)
+    }
+}
+
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginPage {
+    layout: Layout,
+    heading: &'static str,
+    intro: &'static str,
+    action: &'static str,
+    label: &'static str,
+    field: &'static str,
+    footer: &'static str,
+    csrf: String,
+    error: Option<String>,
+}
+
+/// A sign-in form (customer or operator) with a fresh double-submit token.
+pub(super) fn login_page(
+    st: &AppState,
+    admin: bool,
+    status: StatusCode,
+    error: Option<String>,
+) -> HttpResponse {
+    let csrf = ApiKey::generate("l_").as_str().to_owned();
+    let page = if admin {
+        LoginPage {
+            layout: Layout::public("Operator sign-in"),
+            heading: "Operator console",
+            intro: "Sign in with the admin token that the first start of webhooks serve printed.",
+            action: "/admin/login",
+            label: "Admin token",
+            field: "token",
+            footer: "Customers sign in at /.",
+            csrf: csrf.clone(),
+            error,
+        }
+    } else {
+        LoginPage {
+            layout: Layout::public("Sign in"),
+            heading: "Sign in to Webhooks",
+            intro: "Use your API key to manage where your events are delivered.",
+            action: "/login",
+            label: "API key",
+            field: "api_key",
+            footer: "Operators sign in at /admin.",
+            csrf: csrf.clone(),
+            error,
+        }
+    };
+    let mut resp = html(status, &page);
+    let _ = resp.add_cookie(&st.portal.cookie(LOGIN_COOKIE, csrf));
+    resp
+}
+
+pub(super) fn peer_ip(req: &HttpRequest) -> std::net::IpAddr {
+    req.peer_addr()
+        .map_or(std::net::IpAddr::from([0, 0, 0, 0]), |a| a.ip())
+}
+
+/// Checks a sign-in form's token against its cookie; a stale form gets a fresh one.
+pub(super) fn login_token_ok(req: &HttpRequest, form: &Form) -> bool {
+    let cookie = req
+        .cookie(LOGIN_COOKIE)
+        .map(|c| c.value().to_owned())
+        .unwrap_or_default();
+    form.check_csrf(&cookie).is_ok()
+}
+
+pub async fn home(req: HttpRequest, st: State) -> HttpResponse {
+    if CustomerCtx::extract(&req).await.is_ok() {
+        return see_other("/webhooks");
+    }
+    login_page(&st, false, StatusCode::OK, None)
+}
+
+pub async fn login(
+    req: HttpRequest,
+    st: State,
+    body: web::Bytes,
+) -> Result<HttpResponse, PortalError> {
+    let ip = peer_ip(&req);
+    let sessions = &st.portal.sessions;
+    if sessions.throttled(ip) {
+        return Err(PortalError::Throttled);
+    }
+    let form = Form::parse(&body);
+    if !login_token_ok(&req, &form) {
+        let msg = "The sign-in form expired. Please try again.".to_owned();
+        return Ok(login_page(&st, false, StatusCode::BAD_REQUEST, Some(msg)));
+    }
+    let key = form.get("api_key").trim();
+    let owner = key
+        .starts_with(ApiKey::CUSTOMER_PREFIX)
+        .then(|| st.store.key_owner(&hash_token(key)))
+        .flatten();
+    let Some(owner) = owner else {
+        sessions.failed_login(ip);
+        let msg = "That API key is not valid.".to_owned();
+        return Ok(login_page(&st, false, StatusCode::UNAUTHORIZED, Some(msg)));
+    };
+    sessions.succeeded_login(ip);
+    let token = sessions.start(Who::Customer {
+        customer_id: owner.customer_id,
+        key_id: owner.key_id,
+    });
+    let mut resp = see_other("/webhooks");
+    let _ = resp.add_cookie(&st.portal.cookie(CUSTOMER_COOKIE, token));
+    let _ = resp.add_removal_cookie(&st.portal.removal(LOGIN_COOKIE));
+    Ok(resp)
+}
+
+pub async fn logout(
+    ctx: CustomerCtx,
+    st: State,
+    body: web::Bytes,
+) -> Result<HttpResponse, PortalError> {
+    Form::parse(&body).check_csrf(&ctx.csrf)?;
+    st.portal.sessions.end(&ctx.token);
+    let mut resp = see_other("/");
+    let _ = resp.add_removal_cookie(&st.portal.removal(CUSTOMER_COOKIE));
+    Ok(resp)
+}
+
+fn layout(
+    st: &AppState,
+    ctx: &CustomerCtx,
+    name: String,
+    title: &str,
+    tab: &'static str,
+) -> Layout {
+    Layout {
+        title: title.to_owned(),
+        area: "customer",
+        tab,
+        csrf: ctx.csrf.clone(),
+        who: name,
+        flash: st.portal.sessions.take_flash(&ctx.token),
+    }
+}
+
+fn flash(st: &AppState, ctx: &CustomerCtx, message: impl Into<String>, secret: Option<String>) {
+    st.portal.sessions.set_flash(
+        &ctx.token,
+        Flash {
+            ok: true,
+            message: message.into(),
+            secret,
+        },
+    );
+}
+
+fn customer_name(store: &crate::store::Store, id: &str) -> Result<String, PortalError> {
+    store
+        .get_customer(id)?
+        .map(|c| c.name)
+        .ok_or(PortalError::SignIn("/"))
+}
+
+fn endpoint_id(raw: String) -> Result<String, PortalError> {
+    if IdKind::Endpoint.matches(&raw) {
+        Ok(raw)
+    } else {
+        Err(PortalError::NotFound)
+    }
+}
+
+#[derive(Template)]
+#[template(path = "webhooks.html")]
+struct WebhooksPage {
+    layout: Layout,
+    endpoints: Vec<EndpointRow>,
+    next: Option<String>,
+    types: Vec<TypeOption>,
+    form: EndpointForm,
+}
+
+pub async fn webhooks(
+    ctx: CustomerCtx,
+    st: State,
+    q: web::Query<PageParams>,
+) -> Result<HttpResponse, PortalError> {
+    render_webhooks(
+        &st,
+        &ctx,
+        q.before(),
+        EndpointForm::default(),
+        StatusCode::OK,
+    )
+    .await
+}
+
+async fn render_webhooks(
+    st: &AppState,
+    ctx: &CustomerCtx,
+    before: Option<String>,
+    form: EndpointForm,
+    status: StatusCode,
+) -> Result<HttpResponse, PortalError> {
+    let store = st.store.clone();
+    let cid = ctx.customer_id.clone();
+    let (name, endpoints, next, types) = blocking(move || {
+        let name = customer_name(&store, &cid)?;
+        let page = store.list_endpoints(
+            &cid,
+            PageQuery {
+                before: before.as_deref(),
+                limit: 50,
+            },
+        )?;
+        let mut rows = Vec::with_capacity(page.data.len());
+        for e in &page.data {
+            let filter = DeliveryFilter {
+                endpoint_id: Some(e.id.clone()),
+                ..Default::default()
+            };
+            let last = store.list_deliveries(
+                &cid,
+                &filter,
+                PageQuery {
+                    before: None,
+                    limit: 1,
+                },
+            )?;
+            rows.push(EndpointRow::new(e, last.data.first()));
+        }
+        let types = store.list_event_types()?;
+        Ok((name, rows, page.next, types))
+    })
+    .await?;
+    let page = WebhooksPage {
+        layout: layout(st, ctx, name, "Webhooks", "webhooks"),
+        endpoints,
+        next,
+        types: types.iter().map(|t| TypeOption::new(t, false)).collect(),
+        form,
+    };
+    Ok(html(status, &page))
+}
+
+/// Reads the endpoint form; marks what is wrong without asking the store.
+fn read_endpoint_form(
+    form: &Form,
+    with_rate: bool,
+) -> (EndpointForm, Option<TargetUrl>, Option<u32>) {
+    let events = form.all("events");
+    let all_events = events.iter().any(|e| e == "*");
+    let mut f = EndpointForm {
+        url: form.get("url").trim().to_owned(),
+        description: form.get("description").trim().to_owned(),
+        events: if all_events {
+            vec!["*".to_owned()]
+        } else {
+            events
+        },
+        all_events,
+        rate: form.get("rate_limit_per_sec").trim().to_owned(),
+        ..Default::default()
+    };
+    let url = match TargetUrl::parse(&f.url) {
+        Ok(u) => Some(u),
+        Err(e) => {
+            f.place(e.code, e.message);
+            None
+        }
+    };
+    if f.events.is_empty() {
+        f.events_error = Some("Pick at least one event type.".into());
+    }
+    if let Err(e) = validate_text("description", &f.description, true) {
+        f.description_error = Some(e.message);
+    }
+    let mut rate = None;
+    if with_rate && !f.rate.is_empty() {
+        match f.rate.parse::<u32>() {
+            Ok(r) if r > 0 => rate = Some(r),
+            _ => {
+                f.rate_error =
+                    Some("Enter a whole number of requests per second, at least 1.".into())
+            }
+        }
+    }
+    (f, url, rate)
+}
+
+pub async fn create_endpoint(
+    ctx: CustomerCtx,
+    st: State,
+    body: web::Bytes,
+) -> Result<HttpResponse, PortalError> {
+    let form = Form::parse(&body);
+    form.check_csrf(&ctx.csrf)?;
+    let (mut f, url, _) = read_endpoint_form(&form, false);
+    let (Some(url), false) = (url, f.has_errors()) else {
+        return render_webhooks(&st, &ctx, None, f, StatusCode::UNPROCESSABLE_ENTITY).await;
+    };
+    let new = NewEndpoint {
+        url,
+        events: f.events.clone(),
+        description: Some(f.description.clone()).filter(|d| !d.is_empty()),
+        enabled: true,
+        rate_limit_per_sec: None,
+        headers: Default::default(),
+    };
+    let store = st.store.clone();
+    let cid = ctx.customer_id.clone();
+    match web::block(move || store.create_endpoint(&cid, new)).await? {
+        Ok(e) => {
+            flash(
+                &st,
+                &ctx,
+                "Endpoint added. Send it a test event to check your receiver.",
+                None,
+            );
+            Ok(see_other(&format!("/webhooks/{}", e.id)))
+        }
+        Err(StoreError::Invalid(v)) => {
+            f.place(v.code, v.message);
+            render_webhooks(&st, &ctx, None, f, StatusCode::UNPROCESSABLE_ENTITY).await
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "endpoint.html")]
+struct EndpointPage {
+    layout: Layout,
+    ep: EndpointDetail,
+    types: Vec<TypeOption>,
+    test_types: Vec<TypeOption>,
+    form: EndpointForm,
+    deliveries: Vec<DeliveryRow>,
+    next: Option<String>,
+    refresh: bool,
+    can_resend: bool,
+    show_url: bool,
+    back: String,
+    empty_hint: &'static str,
+    recover_default: String,
+    recover_error: Option<String>,
+}
+
+pub async fn endpoint(
+    ctx: CustomerCtx,
+    st: State,
+    path: web::Path<String>,
+    q: web::Query<PageParams>,
+) -> Result<HttpResponse, PortalError> {
+    let id = endpoint_id(path.into_inner())?;
+    render_endpoint(&st, &ctx, id, q.before(), None, None, StatusCode::OK).await
+}
+
+async fn render_endpoint(
+    st: &AppState,
+    ctx: &CustomerCtx,
+    id: String,
+    before: Option<String>,
+    form: Option<EndpointForm>,
+    recover_error: Option<String>,
+    status: StatusCode,
+) -> Result<HttpResponse, PortalError> {
+    let store = st.store.clone();
+    let cid = ctx.customer_id.clone();
+    let (name, ep, deliveries, types) = blocking(move || {
+        let name = customer_name(&store, &cid)?;
+        let ep = store
+            .get_endpoint(&cid, &id)?
+            .ok_or(PortalError::NotFound)?;
+        let filter = DeliveryFilter {
+            endpoint_id: Some(id.clone()),
+            ..Default::default()
+        };
+        let deliveries = store.list_deliveries(
+            &cid,
+            &filter,
+            PageQuery {
+                before: before.as_deref(),
+                limit: 25,
+            },
+        )?;
+        Ok((name, ep, deliveries, store.list_event_types()?))
+    })
+    .await?;
+    let first = ep.events.first().filter(|e| *e != "*").cloned();
+    let page = EndpointPage {
+        layout: layout(st, ctx, name, &ep.url, "webhooks"),
+        types: types.iter().map(|t| TypeOption::new(t, false)).collect(),
+        test_types: types
+            .iter()
+            .map(|t| TypeOption::new(t, first.as_deref() == Some(t.name.as_str())))
+            .collect(),
+        form: form.unwrap_or_else(|| EndpointForm::from_endpoint(&ep)),
+        refresh: still_running(&deliveries.data),
+        deliveries: deliveries.data.iter().map(DeliveryRow::from).collect(),
+        next: deliveries.next,
+        can_resend: true,
+        show_url: false,
+        back: format!("/webhooks/{}", ep.id),
+        empty_hint: "Send a test event above, or wait for the next event of a type this endpoint receives.",
+        recover_default: short_time(now_ms() - 24 * 3600 * 1000).replace(' ', "T")[..16].to_owned(),
+        recover_error,
+        ep: EndpointDetail::from(&ep),
+    };
+    Ok(html(status, &page))
+}
+
+pub async fn edit_endpoint(
+    ctx: CustomerCtx,
+    st: State,
+    path: web::Path<String>,
+    body: web::Bytes,
+) -> Result<HttpResponse, PortalError> {
+    let id = endpoint_id(path.into_inner())?;
+    let form = Form::parse(&body);
+    form.check_csrf(&ctx.csrf)?;
+    let (mut f, url, rate) = read_endpoint_form(&form, true);
+    if f.has_errors() {
+        return render_endpoint(
+            &st,
+            &ctx,
+            id,
+            None,
+            Some(f),
+            None,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+        .await;
+    }
+    let patch = EndpointPatch {
+        url,
+        events: Some(f.events.clone()),
+        description: Some(Some(f.description.clone()).filter(|d| !d.is_empty())),
+        rate_limit_per_sec: Some(rate),
+        ..Default::default()
+    };
+    let store = st.store.clone();
+    let (cid, eid) = (ctx.customer_id.clone(), id.clone());
+    match web::block(move || store.update_endpoint(&cid, &eid, patch)).await? {
+        Ok(_) => {
+            flash(&st, &ctx, "Changes saved.", None);
+            Ok(see_other(&format!("/webhooks/{id}")))
+        }
+        Err(StoreError::Invalid(v)) => {
+            f.place(v.code, v.message);
+            render_endpoint(
+                &st,
+                &ctx,
+                id,
+                None,
+                Some(f),
+                None,
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
+            .await
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub async fn toggle_endpoint(
+    ctx: CustomerCtx,
+    st: State,
+    path: web::Path<String>,
+    body: web::Bytes,
+) -> Result<HttpResponse, PortalError> {
+    let id = endpoint_id(path.into_inner())?;
+    Form::parse(&body).check_csrf(&ctx.csrf)?;
+    let store = st.store.clone();
+    let (cid, eid) = (ctx.customer_id.clone(), id.clone());
+    let e = blocking(move || {
+        let e = store
+            .get_endpoint(&cid, &eid)?
+            .ok_or(PortalError::NotFound)?;
+        let patch = EndpointPatch {
+            enabled: Some(!e.enabled),
+            ..Default::default()
+        };
+        Ok(store.update_endpoint(&cid, &eid, patch)?)
+    })
+    .await?;
+    let msg = if e.enabled {
+        "Endpoint enabled: it receives new events again."
+    } else {
+        "Endpoint disabled: it receives nothing until you enable it; deliveries that were waiting are marked failed."
+    };
+    flash(&st, &ctx, msg, None);
+    Ok(see_other(&format!("/webhooks/{id}")))
+}
+
+#[derive(Template)]
+#[template(path = "confirm.html")]
+pub(super) struct ConfirmPage {
+    pub layout: Layout,
+    pub heading: String,
+    pub message: String,
+    pub action: String,
+    pub button: &'static str,
+    pub cancel: String,
+}
+
+pub async fn confirm_delete(
+    ctx: CustomerCtx,
+    st: State,
+    path: web::Path<String>,
+) -> Result<HttpResponse, PortalError> {
+    let id = endpoint_id(path.into_inner())?;
+    let store = st.store.clone();
+    let (cid, eid) = (ctx.customer_id.clone(), id.clone());
+    let (name, ep) = blocking(move || {
+        let name = customer_name(&store, &cid)?;
+        Ok((
+            name,
+            store
+                .get_endpoint(&cid, &eid)?
+                .ok_or(PortalError::NotFound)?,
+        ))
+    })
+    .await?;
+    super::ok_page(&ConfirmPage {
+        layout: layout(&st, &ctx, name, "Delete endpoint", "webhooks"),
+        heading: "Delete this endpoint?".into(),
+        message: format!(
+            "{} will receive nothing more. Its delivery log goes too, and deliveries not yet sent are dropped. This cannot be undone.",
+            ep.url
+        ),
+        action: format!("/webhooks/{id}/delete"),
+        button: "Delete endpoint",
+        cancel: format!("/webhooks/{id}"),
+    })
+}
+
+pub async fn delete_endpoint(
+    ctx: CustomerCtx,
+    st: State,
+    path: web::Path<String>,
+    body: web::Bytes,
+) -> Result<HttpResponse, PortalError> {
+    let id = endpoint_id(path.into_inner())?;
+    Form::parse(&body).check_csrf(&ctx.csrf)?;
+    let store = st.store.clone();
+    let cid = ctx.customer_id.clone();
+    blocking(move || Ok(store.delete_endpoint(&cid, &id)?)).await?;
+    flash(&st, &ctx, "Endpoint deleted.", None);
+    Ok(see_other("/webhooks"))
+}
+
+pub async fn rotate(
+    ctx: CustomerCtx,
+    st: State,
+    path: web::Path<String>,
+    body: web::Bytes,
+) -> Result<HttpResponse, PortalError> {
+    let id = endpoint_id(path.into_inner())?;
+    let form = Form::parse(&body);
+    form.check_csrf(&ctx.csrf)?;
+    let keep: u64 = form
+        .get("keep_old_for_secs")
+        .parse()
+        .ok()
+        .filter(|k| *k <= 604_800)
+        .ok_or_else(|| PortalError::BadForm("Pick how long to keep the old secret.".into()))?;
+    let store = st.store.clone();
+    let (cid, eid) = (ctx.customer_id.clone(), id.clone());
+    let e = blocking(move || Ok(store.rotate_secret(&cid, &eid, keep)?)).await?;
+    let msg = if keep > 0 {
+        "Secret rotated. Requests are signed with both secrets until the old one expires. The new secret:"
+    } else {
+        "Secret rotated; the old one no longer signs. The new secret:"
+    };
+    flash(&st, &ctx, msg, Some(e.secret));
+    Ok(see_other(&format!("/webhooks/{id}")))
+}
+
+pub async fn send_test(
+    ctx: CustomerCtx,
+    st: State,
+    path: web::Path<String>,
+    body: web::Bytes,
+) -> Result<HttpResponse, PortalError> {
+    let id = endpoint_id(path.into_inner())?;
+    let form = Form::parse(&body);
+    form.check_csrf(&ctx.csrf)?;
+    let event = Some(form.get("event").to_owned()).filter(|e| !e.is_empty());
+    let store = st.store.clone();
+    let (cid, eid) = (ctx.customer_id.clone(), id.clone());
+    blocking(move || Ok(store.send_test(&cid, &eid, event)?)).await?;
+    flash(
+        &st,
+        &ctx,
+        "Test event sent. Its delivery shows in the log below.",
+        None,
+    );
+    Ok(see_other(&format!("/webhooks/{id}#log")))
+}
+
+pub async fn recover(
+    ctx: CustomerCtx,
+    st: State,
+    path: web::Path<String>,
+    body: web::Bytes,
+) -> Result<HttpResponse, PortalError> {
+    let id = endpoint_id(path.into_inner())?;
+    let form = Form::parse(&body);
+    form.check_csrf(&ctx.csrf)?;
+    let raw = form.get("since").trim();
+    let since = match raw.len() {
+        16 => parse_rfc3339(&format!("{raw}:00Z")),
+        19 => parse_rfc3339(&format!("{raw}Z")),
+        _ => parse_rfc3339(raw),
+    };
+    let Some(since) = since else {
+        let msg = "Enter a date and time, like 2026-11-27T09:30.".to_owned();
+        return render_endpoint(
+            &st,
+            &ctx,
+            id,
+            None,
+            None,
+            Some(msg),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+        .await;
+    };
+    let store = st.store.clone();
+    let (cid, eid) = (ctx.customer_id.clone(), id.clone());
+    let n = blocking(move || Ok(store.recover(&cid, &eid, since, None)?)).await?;
+    let msg = match n {
+        0 => "No failed deliveries since then: nothing to resend.".to_owned(),
+        1 => "1 failed delivery sent again.".to_owned(),
+        n => format!("{n} failed deliveries sent again."),
+    };
+    flash(&st, &ctx, msg, None);
+    Ok(see_other(&format!("/webhooks/{id}#log")))
+}
+
+pub async fn resend(
+    ctx: CustomerCtx,
+    st: State,
+    path: web::Path<String>,
+    body: web::Bytes,
+) -> Result<HttpResponse, PortalError> {
+    let id = path.into_inner();
+    if !IdKind::Delivery.matches(&id) {
+        return Err(PortalError::NotFound);
+    }
+    let form = Form::parse(&body);
+    form.check_csrf(&ctx.csrf)?;
+    let store = st.store.clone();
+    let cid = ctx.customer_id.clone();
+    let d = blocking(move || Ok(store.resend_delivery(&cid, &id)?)).await?;
+    flash(&st, &ctx, "Delivery sent again.", None);
+    let back = form.get("back");
+    let back = if back.starts_with('/') && !back.starts_with("//") && !back.contains('\\') {
+        back.to_owned()
+    } else {
+        format!("/webhooks/{}", d.endpoint_id)
+    };
+    Ok(see_other(&format!("{back}#log")))
+}
+
+#[derive(Template)]
+#[template(path = "events.html")]
+struct EventsPage {
+    layout: Layout,
+    events: Vec<EventRow>,
+    next: Option<String>,
+    base: &'static str,
+    refresh: bool,
+}
+
+pub async fn events(
+    ctx: CustomerCtx,
+    st: State,
+    q: web::Query<PageParams>,
+) -> Result<HttpResponse, PortalError> {
+    let store = st.store.clone();
+    let cid = ctx.customer_id.clone();
+    let before = q.before();
+    let (name, rows, next, refresh) = blocking(move || {
+        let name = customer_name(&store, &cid)?;
+        let page = store.list_events(
+            &cid,
+            PageQuery {
+                before: before.as_deref(),
+                limit: 25,
+            },
+        )?;
+        let mut rows = Vec::new();
+        let mut refresh = false;
+        for e in &page.data {
+            let ds = store
+                .get_event(&cid, &e.id)?
+                .map(|(_, d)| d)
+                .unwrap_or_default();
+            refresh |= still_running(&ds);
+            rows.push(EventRow::new(e, &ds));
+        }
+        Ok((name, rows, page.next, refresh))
+    })
+    .await?;
+    super::ok_page(&EventsPage {
+        layout: layout(&st, &ctx, name, "Events", "events"),
+        events: rows,
+        next,
+        base: "/events",
+        refresh,
+    })
+}
+
+#[derive(Template)]
+#[template(path = "event.html")]
+pub(super) struct EventPage {
+    pub layout: Layout,
+    pub event: EventRow,
+    pub customer: Option<String>,
+    pub deliveries: Vec<DeliveryRow>,
+    pub refresh: bool,
+    pub can_resend: bool,
+    pub show_url: bool,
+    pub back: String,
+    pub back_link: &'static str,
+    pub empty_hint: &'static str,
+}
+
+pub async fn event(
+    ctx: CustomerCtx,
+    st: State,
+    path: web::Path<String>,
+) -> Result<HttpResponse, PortalError> {
+    let id = path.into_inner();
+    if !IdKind::Event.matches(&id) {
+        return Err(PortalError::NotFound);
+    }
+    let store = st.store.clone();
+    let cid = ctx.customer_id.clone();
+    let (name, (event, ds)) = blocking(move || {
+        let name = customer_name(&store, &cid)?;
+        Ok((
+            name,
+            store.get_event(&cid, &id)?.ok_or(PortalError::NotFound)?,
+        ))
+    })
+    .await?;
+    super::ok_page(&EventPage {
+        layout: layout(&st, &ctx, name, &event.event, "events"),
+        event: EventRow::new(&event, &ds),
+        customer: None,
+        refresh: still_running(&ds),
+        deliveries: ds.iter().map(DeliveryRow::from).collect(),
+        can_resend: true,
+        show_url: true,
+        back: format!("/events/{}", event.id),
+        back_link: "/events",
+        empty_hint: "No endpoint of yours subscribes to this event type.",
+    })
+}

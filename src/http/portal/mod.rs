@@ -1,0 +1,306 @@
+//! The portal: server-rendered pages (askama) for customers (`/`, Webhooks and Events tabs)
+//! and for the operator (`/admin`), with sessions, CSRF tokens on every form and escaped HTML.
+//! Every page works without JavaScript.
+
+mod admin;
+mod customer;
+mod forms;
+pub mod sessions;
+mod views;
+
+use std::future::{Ready, ready};
+
+use actix_web::cookie::{Cookie, SameSite};
+use actix_web::dev::Payload;
+use actix_web::http::StatusCode;
+use actix_web::{FromRequest, HttpRequest, HttpResponse, ResponseError, web};
+use askama::Template;
+
+use super::AppState;
+use crate::store::StoreError;
+pub use sessions::{Flash, Sessions, Who};
+
+pub const CUSTOMER_COOKIE: &str = "wh_session";
+pub const ADMIN_COOKIE: &str = "wh_admin";
+/// Double-submit token of the sign-in forms (there is no session yet to hold one).
+pub const LOGIN_COOKIE: &str = "wh_login";
+
+/// The portal's own state: sessions, and whether cookies must be `Secure` (served over TLS).
+#[derive(Default)]
+pub struct Portal {
+    pub sessions: Sessions,
+    pub secure_cookies: bool,
+}
+
+impl Portal {
+    pub fn cookie(&self, name: &'static str, value: String) -> Cookie<'static> {
+        Cookie::build(name, value)
+            .path("/")
+            .http_only(true)
+            .same_site(SameSite::Strict)
+            .secure(self.secure_cookies)
+            .max_age(actix_web::cookie::time::Duration::seconds(
+                sessions::SESSION_TTL.as_secs() as i64,
+            ))
+            .finish()
+    }
+
+    pub fn removal(&self, name: &'static str) -> Cookie<'static> {
+        let mut c = self.cookie(name, String::new());
+        c.make_removal();
+        c
+    }
+}
+
+/// What every page's frame shows.
+pub struct Layout {
+    pub title: String,
+    /// "customer", "admin" or "" (signed out).
+    pub area: &'static str,
+    pub tab: &'static str,
+    pub csrf: String,
+    pub who: String,
+    pub flash: Option<Flash>,
+}
+
+impl Layout {
+    pub fn public(title: &str) -> Self {
+        Self {
+            title: title.to_owned(),
+            area: "",
+            tab: "",
+            csrf: String::new(),
+            who: String::new(),
+            flash: None,
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorPage {
+    layout: Layout,
+    heading: String,
+    message: String,
+    back: String,
+}
+
+/// Why a portal request failed; shown as a page, or a redirect to sign in.
+#[derive(Debug)]
+pub enum PortalError {
+    SignIn(&'static str),
+    NotFound,
+    BadForm(String),
+    Throttled,
+    Unavailable(String),
+    Internal(String),
+}
+
+impl std::fmt::Display for PortalError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{self:?}")
+    }
+}
+
+impl From<StoreError> for PortalError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound => PortalError::NotFound,
+            StoreError::Invalid(v) => PortalError::BadForm(v.message),
+            StoreError::IdempotencyConflict(m) => PortalError::BadForm(m),
+            StoreError::Unavailable(m) => PortalError::Unavailable(m),
+            StoreError::Storage(m) => PortalError::Internal(m),
+        }
+    }
+}
+
+impl From<actix_web::error::BlockingError> for PortalError {
+    fn from(_: actix_web::error::BlockingError) -> Self {
+        PortalError::Unavailable("the server is shutting down".into())
+    }
+}
+
+impl From<askama::Error> for PortalError {
+    fn from(e: askama::Error) -> Self {
+        PortalError::Internal(format!("template: {e}"))
+    }
+}
+
+impl ResponseError for PortalError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            PortalError::SignIn(_) => StatusCode::SEE_OTHER,
+            PortalError::NotFound => StatusCode::NOT_FOUND,
+            PortalError::BadForm(_) => StatusCode::BAD_REQUEST,
+            PortalError::Throttled => StatusCode::TOO_MANY_REQUESTS,
+            PortalError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            PortalError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let (heading, message) = match self {
+            PortalError::SignIn(to) => return see_other(to),
+            PortalError::NotFound => (
+                "Not found",
+                "There is nothing here, or it is not yours to see.".to_owned(),
+            ),
+            PortalError::BadForm(m) => ("That did not work", m.clone()),
+            PortalError::Throttled => (
+                "Too many attempts",
+                "Too many failed sign-ins from your address. Wait a minute and try again."
+                    .to_owned(),
+            ),
+            PortalError::Unavailable(m) => ("Unavailable", m.clone()),
+            PortalError::Internal(m) => {
+                tracing::error!(error = %m, "portal error");
+                (
+                    "Something went wrong",
+                    "The server could not do that; its log says why.".to_owned(),
+                )
+            }
+        };
+        let page = ErrorPage {
+            layout: Layout::public(heading),
+            heading: heading.to_owned(),
+            message,
+            back: "/".to_owned(),
+        };
+        html(self.status_code(), &page)
+    }
+}
+
+/// Renders a page with the portal's security headers.
+pub fn html(status: StatusCode, page: &impl Template) -> HttpResponse {
+    match page.render() {
+        Ok(body) => HttpResponse::build(status)
+            .content_type("text/html; charset=utf-8")
+            .insert_header((
+                "content-security-policy",
+                "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+            ))
+            .insert_header(("x-frame-options", "DENY"))
+            .insert_header(("referrer-policy", "same-origin"))
+            .insert_header(("cache-control", "no-store"))
+            .body(body),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot render a page");
+            HttpResponse::InternalServerError().body("internal error")
+        }
+    }
+}
+
+pub fn ok_page(page: &impl Template) -> Result<HttpResponse, PortalError> {
+    Ok(html(StatusCode::OK, page))
+}
+
+pub fn see_other(to: &str) -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header(("location", to))
+        .finish()
+}
+
+fn state(req: &HttpRequest) -> &AppState {
+    req.app_data::<web::Data<AppState>>()
+        .expect("AppState is registered")
+}
+
+/// A signed-in customer.
+pub struct CustomerCtx {
+    pub token: String,
+    pub customer_id: String,
+    pub csrf: String,
+}
+
+/// A signed-in operator.
+pub struct AdminCtx {
+    pub token: String,
+    pub csrf: String,
+}
+
+impl FromRequest for CustomerCtx {
+    type Error = PortalError;
+    type Future = Ready<Result<Self, PortalError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let found = req.cookie(CUSTOMER_COOKIE).and_then(|c| {
+            let token = c.value().to_owned();
+            let s = state(req).portal.sessions.get(&token)?;
+            match s.who {
+                Who::Customer { customer_id, .. } => Some(CustomerCtx {
+                    token,
+                    customer_id,
+                    csrf: s.csrf,
+                }),
+                Who::Admin => None,
+            }
+        });
+        ready(found.ok_or(PortalError::SignIn("/")))
+    }
+}
+
+impl FromRequest for AdminCtx {
+    type Error = PortalError;
+    type Future = Ready<Result<Self, PortalError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let found = req.cookie(ADMIN_COOKIE).and_then(|c| {
+            let token = c.value().to_owned();
+            let s = state(req).portal.sessions.get(&token)?;
+            (s.who == Who::Admin).then_some(AdminCtx {
+                token,
+                csrf: s.csrf,
+            })
+        });
+        ready(found.ok_or(PortalError::SignIn("/admin")))
+    }
+}
+
+/// Runs store work off the actix threads.
+pub async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, PortalError> + Send + 'static,
+) -> Result<T, PortalError> {
+    web::block(f).await?
+}
+
+/// The portal's routes and its embedded assets.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    use web::{get, post, resource};
+    cfg.app_data(web::PayloadConfig::new(1024 * 1024))
+        .service(resource("/static/{file:.*}").route(get().to(views::asset)))
+        .service(resource("/").route(get().to(customer::home)))
+        .service(resource("/login").route(post().to(customer::login)))
+        .service(resource("/logout").route(post().to(customer::logout)))
+        .service(
+            resource("/webhooks")
+                .route(get().to(customer::webhooks))
+                .route(post().to(customer::create_endpoint)),
+        )
+        .service(resource("/webhooks/{id}").route(get().to(customer::endpoint)))
+        .service(resource("/webhooks/{id}/edit").route(post().to(customer::edit_endpoint)))
+        .service(resource("/webhooks/{id}/toggle").route(post().to(customer::toggle_endpoint)))
+        .service(
+            resource("/webhooks/{id}/delete")
+                .route(get().to(customer::confirm_delete))
+                .route(post().to(customer::delete_endpoint)),
+        )
+        .service(resource("/webhooks/{id}/rotate").route(post().to(customer::rotate)))
+        .service(resource("/webhooks/{id}/test").route(post().to(customer::send_test)))
+        .service(resource("/webhooks/{id}/recover").route(post().to(customer::recover)))
+        .service(resource("/deliveries/{id}/resend").route(post().to(customer::resend)))
+        .service(resource("/events").route(get().to(customer::events)))
+        .service(resource("/events/{id}").route(get().to(customer::event)))
+        .service(resource("/admin").route(get().to(admin::console)))
+        .service(resource("/admin/login").route(post().to(admin::login)))
+        .service(resource("/admin/logout").route(post().to(admin::logout)))
+        .service(resource("/admin/trigger").route(post().to(admin::trigger)))
+        .service(resource("/admin/events/{id}").route(get().to(admin::event)))
+        .service(resource("/admin/customers").route(post().to(admin::create_customer)))
+        .service(resource("/admin/customers/{id}/keys").route(post().to(admin::new_key)))
+        .service(
+            resource("/admin/customers/{id}/delete")
+                .route(get().to(admin::confirm_delete))
+                .route(post().to(admin::delete_customer)),
+        )
+        .service(resource("/admin/event-types").route(post().to(admin::create_event_type)));
+}

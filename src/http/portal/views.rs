@@ -1,0 +1,248 @@
+//! What the templates show: rows and forms built from store records, and the embedded assets.
+
+use actix_web::{HttpResponse, web};
+use rust_embed::RustEmbed;
+
+use crate::domain::time::rfc3339;
+use crate::store::records::{Delivery, Endpoint, Event, EventType};
+
+#[derive(RustEmbed)]
+#[folder = "web/static/"]
+struct Static;
+
+/// `/static/{file}`: CSS, icons and the little JavaScript, baked into the binary.
+pub async fn asset(path: web::Path<String>) -> HttpResponse {
+    match Static::get(path.as_str()) {
+        Some(file) => HttpResponse::Ok()
+            .content_type(file.metadata.mimetype())
+            .insert_header(("cache-control", "public, max-age=3600"))
+            .insert_header(("x-content-type-options", "nosniff"))
+            .body(file.data.into_owned()),
+        None => HttpResponse::NotFound().finish(),
+    }
+}
+
+/// "2026-11-27 14:05:31" (UTC), for tables.
+pub fn short_time(ms: i64) -> String {
+    let s = rfc3339(ms);
+    s.get(..19).unwrap_or(&s).replace('T', " ")
+}
+
+pub fn events_label(events: &[String]) -> String {
+    if events.iter().any(|e| e == "*") {
+        "all event types".to_owned()
+    } else {
+        events.join(", ")
+    }
+}
+
+pub fn pretty_json(text: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(text)
+        .ok()
+        .and_then(|v| serde_json::to_string_pretty(&v).ok())
+        .unwrap_or_else(|| text.to_owned())
+}
+
+pub struct EndpointRow {
+    pub id: String,
+    pub url: String,
+    pub description: Option<String>,
+    pub events: String,
+    pub enabled: bool,
+    pub last_status: Option<&'static str>,
+    pub last_time: String,
+}
+
+impl EndpointRow {
+    pub fn new(e: &Endpoint, last: Option<&Delivery>) -> Self {
+        Self {
+            id: e.id.clone(),
+            url: e.url.clone(),
+            description: e.description.clone().filter(|d| !d.is_empty()),
+            events: events_label(&e.events),
+            enabled: e.enabled,
+            last_status: last.map(|d| d.status.as_str()),
+            last_time: last.map(|d| short_time(d.created_at)).unwrap_or_default(),
+        }
+    }
+}
+
+pub struct EndpointDetail {
+    pub id: String,
+    pub url: String,
+    pub description: Option<String>,
+    pub events: String,
+    pub enabled: bool,
+    pub secret: String,
+    pub created: String,
+}
+
+impl From<&Endpoint> for EndpointDetail {
+    fn from(e: &Endpoint) -> Self {
+        Self {
+            id: e.id.clone(),
+            url: e.url.clone(),
+            description: e.description.clone().filter(|d| !d.is_empty()),
+            events: events_label(&e.events),
+            enabled: e.enabled,
+            secret: e.secret.clone(),
+            created: short_time(e.created_at),
+        }
+    }
+}
+
+pub struct DeliveryRow {
+    pub id: String,
+    pub time: String,
+    pub event: String,
+    pub url: String,
+    pub status: &'static str,
+    pub http: String,
+    pub duration: String,
+    pub excerpt: String,
+    pub error: Option<&'static str>,
+    pub error_detail: Option<String>,
+    pub resend: bool,
+    /// Finished deliveries can be resent.
+    pub finished: bool,
+}
+
+impl From<&Delivery> for DeliveryRow {
+    fn from(d: &Delivery) -> Self {
+        Self {
+            id: d.id.clone(),
+            time: short_time(d.created_at),
+            event: d.event.clone(),
+            url: d.url.clone(),
+            status: d.status.as_str(),
+            http: d
+                .response_status
+                .map(|s| s.to_string())
+                .unwrap_or_else(|| "—".into()),
+            duration: d
+                .duration_ms
+                .map(|ms| format!("{ms} ms"))
+                .unwrap_or_else(|| "—".into()),
+            excerpt: d
+                .response_body
+                .as_deref()
+                .map(|b| b.chars().take(300).collect())
+                .unwrap_or_default(),
+            error: d.error.map(|e| e.as_str()),
+            error_detail: d.error_detail.clone(),
+            resend: d.resend_of.is_some(),
+            finished: d.finished_at.is_some(),
+        }
+    }
+}
+
+pub fn still_running(ds: &[Delivery]) -> bool {
+    use crate::domain::DeliveryStatus::{Pending, Sending};
+    ds.iter().any(|d| matches!(d.status, Pending | Sending))
+}
+
+pub struct DeliveryBadge {
+    pub status: &'static str,
+    pub url: String,
+}
+
+pub struct EventRow {
+    pub id: String,
+    pub time: String,
+    pub event: String,
+    pub test: bool,
+    pub payload: String,
+    pub deliveries: Vec<DeliveryBadge>,
+}
+
+impl EventRow {
+    pub fn new(e: &Event, deliveries: &[Delivery]) -> Self {
+        Self {
+            id: e.id.clone(),
+            time: short_time(e.created_at),
+            event: e.event.clone(),
+            test: e.test,
+            payload: pretty_json(e.data()),
+            deliveries: deliveries
+                .iter()
+                .map(|d| DeliveryBadge {
+                    status: d.status.as_str(),
+                    url: d.url.clone(),
+                })
+                .collect(),
+        }
+    }
+}
+
+pub struct TypeOption {
+    pub name: String,
+    pub description: String,
+    /// Pretty example data, for the trigger form.
+    pub example: String,
+    pub checked: bool,
+}
+
+impl TypeOption {
+    pub fn new(t: &EventType, checked: bool) -> Self {
+        Self {
+            name: t.name.clone(),
+            description: t.description.clone(),
+            example: pretty_json(&t.example),
+            checked,
+        }
+    }
+}
+
+/// The endpoint form as typed, with a message next to each field that was wrong.
+#[derive(Default)]
+pub struct EndpointForm {
+    pub url: String,
+    pub description: String,
+    pub events: Vec<String>,
+    pub all_events: bool,
+    pub rate: String,
+    pub url_error: Option<String>,
+    pub events_error: Option<String>,
+    pub description_error: Option<String>,
+    pub rate_error: Option<String>,
+    pub general_error: Option<String>,
+}
+
+impl EndpointForm {
+    pub fn has(&self, name: &str) -> bool {
+        self.events.iter().any(|e| e == name)
+    }
+
+    pub fn from_endpoint(e: &Endpoint) -> Self {
+        Self {
+            url: e.url.clone(),
+            description: e.description.clone().unwrap_or_default(),
+            all_events: e.events.iter().any(|x| x == "*"),
+            events: e.events.clone(),
+            rate: e
+                .rate_limit_per_sec
+                .map(|r| r.to_string())
+                .unwrap_or_default(),
+            ..Self::default()
+        }
+    }
+
+    pub fn has_errors(&self) -> bool {
+        self.url_error.is_some()
+            || self.events_error.is_some()
+            || self.description_error.is_some()
+            || self.rate_error.is_some()
+            || self.general_error.is_some()
+    }
+
+    /// Puts a rule's message next to the field it is about.
+    pub fn place(&mut self, code: &str, message: String) {
+        match code {
+            "invalid_url" => self.url_error = Some(message),
+            "invalid_events" | "unknown_event_type" => self.events_error = Some(message),
+            "invalid_field" => self.description_error = Some(message),
+            "invalid_rate_limit" => self.rate_error = Some(message),
+            _ => self.general_error = Some(message),
+        }
+    }
+}

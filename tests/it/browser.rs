@@ -1,0 +1,343 @@
+//! The portal in a real headless Chromium, driven through chromedriver (WebDriver): what a
+//! customer and the operator do, click by click. With `SCREENSHOTS=dir` it also saves a
+//! picture of each main page there (`scripts/screenshots` does that).
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::json;
+
+use crate::support::{Receiver, Reply, TestServer};
+
+/// chromedriver on a free port, killed when dropped.
+struct Driver {
+    child: Child,
+    url: String,
+    _profile: tempfile::TempDir,
+}
+
+impl Driver {
+    fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let bin = std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "chromedriver".into());
+        let child = Command::new(&bin)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot start {bin} ({e}): the browser tests need Debian's chromium and \
+                     chromium-driver; scripts/test installs them"
+                )
+            });
+        let url = format!("http://127.0.0.1:{port}");
+        crate::support::wait_for(20, "chromedriver to listen", || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).ok()
+        });
+        Self {
+            child,
+            url,
+            _profile: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    async fn browser(&self) -> Client {
+        let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+        let mut caps = serde_json::Map::new();
+        caps.insert(
+            "goog:chromeOptions".into(),
+            json!({
+                "binary": chromium,
+                "args": [
+                    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                    "--disable-quic", "--no-first-run", "--disable-background-networking",
+                    "--disable-component-update", "--disable-sync", "--window-size=1280,1000",
+                    format!("--user-data-dir={}", self._profile.path().display()),
+                ]
+            }),
+        );
+        ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(caps)
+            .connect(&self.url)
+            .await
+            .expect("chromedriver starts a headless chromium")
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A page under test, with the helpers a person's eyes and hands would use.
+struct Page<'a> {
+    c: &'a Client,
+    base: String,
+    shots: Option<std::path::PathBuf>,
+}
+
+impl Page<'_> {
+    async fn go(&self, path: &str) {
+        self.c
+            .goto(&format!("{}{}", self.base, path))
+            .await
+            .unwrap();
+    }
+
+    async fn fill(&self, css: &str, text: &str) {
+        let e = self.c.find(Locator::Css(css)).await.unwrap();
+        e.clear().await.unwrap();
+        e.send_keys(text).await.unwrap();
+    }
+
+    async fn click(&self, css: &str) {
+        self.c
+            .find(Locator::Css(css))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+    }
+
+    /// Clicks something that loads a new page, and waits until the new page is there.
+    async fn submit(&self, css: &str) {
+        let old = self.c.find(Locator::Css("html")).await.unwrap();
+        self.click(css).await;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while old.tag_name().await.is_ok() {
+            assert!(Instant::now() < deadline, "clicking {css} loaded no page");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        self.c
+            .wait()
+            .for_element(Locator::Css("body"))
+            .await
+            .unwrap();
+    }
+
+    async fn text(&self) -> String {
+        self.c
+            .wait()
+            .for_element(Locator::Css("body"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
+    async fn path(&self) -> String {
+        self.c.current_url().await.unwrap().path().to_owned()
+    }
+
+    /// Reloads until the element `css` shows `needle` (deliveries finish in the background);
+    /// returns the whole page's text.
+    async fn wait_for_text(&self, css: &str, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let part = match self.c.find(Locator::Css(css)).await {
+                Ok(e) => e.text().await.unwrap_or_default(),
+                Err(_) => String::new(),
+            };
+            let t = self.text().await;
+            if part.contains(needle) {
+                return t;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the page never showed {needle:?}:\n{t}"
+            );
+            tokio::time::sleep(Duration::from_millis(150)).await;
+            self.c.refresh().await.unwrap();
+        }
+    }
+
+    async fn shot(&self, name: &str) {
+        if let Some(dir) = &self.shots {
+            self.c
+                .execute("window.scrollTo(0, 0)", vec![])
+                .await
+                .unwrap();
+            let png = self.c.screenshot().await.unwrap();
+            std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
+        }
+    }
+}
+
+fn screenshots_dir() -> Option<std::path::PathBuf> {
+    let dir = std::path::PathBuf::from(std::env::var_os("SCREENSHOTS")?);
+    std::fs::create_dir_all(&dir).unwrap();
+    Some(dir)
+}
+
+#[test]
+fn a_customer_and_the_operator_use_the_portal_in_a_browser() {
+    let s = TestServer::start();
+    let receiver = Receiver::start(Reply::Status(500, "not yet"));
+    let driver = Driver::start();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let c = driver.browser().await;
+        let p = Page {
+            c: &c,
+            base: s.api.base.clone(),
+            shots: screenshots_dir(),
+        };
+
+        // Sign in with the API key; a wrong key is refused.
+        p.go("/").await;
+        p.shot("01-login").await;
+        p.fill("input[name=api_key]", "whk_wrong").await;
+        p.submit("form button[type=submit]").await;
+        assert!(p.text().await.contains("That API key is not valid."));
+        p.fill("input[name=api_key]", &s.key).await;
+        p.submit("form button[type=submit]").await;
+        assert_eq!(p.path().await, "/webhooks");
+        assert!(p.text().await.contains("No endpoints yet"));
+        p.shot("02-webhooks-empty").await;
+
+        // A bad URL gets its message next to the field; then create the endpoint.
+        p.fill("#url", "ftp://example.com/hook").await;
+        p.submit("#new button[type=submit]").await;
+        let t = p.text().await;
+        assert!(
+            t.contains("Pick at least one event type.") && t.contains("url must start with http"),
+            "{t}"
+        );
+        p.fill("#url", &receiver.url("/enablenow")).await;
+        p.click("input[name=events][value='transactions.fetched']")
+            .await;
+        p.fill("#description", "Production receiver <script>").await;
+        p.submit("#new button[type=submit]").await;
+        assert!(p.path().await.starts_with("/webhooks/ep_"));
+        let endpoint_path = p.path().await;
+        assert!(p.text().await.contains("Endpoint added."));
+
+        // An event arrives, fails (the receiver answers 500), and is resent from its row.
+        let cus = s.default_customer();
+        s.event(&cus, "transactions.fetched", r#"{"consentId":"cns_1"}"#);
+        let log = p.wait_for_text("#log", "failed").await;
+        assert!(log.contains("500") && log.contains("not yet"), "{log}");
+        receiver.set_reply(Reply::Status(200, "thanks"));
+        p.submit("#log button.secondary").await;
+        assert!(p.text().await.contains("Delivery sent again."));
+        let t = p.wait_for_text("#log", "succeeded").await;
+        assert!(t.contains("thanks"));
+
+        // Send test event (a type the endpoint does not subscribe to).
+        let test_type = p.c.find(Locator::Css("#test-event")).await.unwrap();
+        test_type
+            .select_by_value("categorizationjob.completed")
+            .await
+            .unwrap();
+        p.submit("form[action$='/test'] button").await;
+        p.wait_for_text("#log", "categorizationjob.completed").await;
+        p.shot("03-endpoint").await;
+
+        // Reveal the secret; rotate it.
+        let (_, eps) = s.api.get("/api/v1/endpoints", &s.key);
+        let secret = eps["data"][0]["secret"].as_str().unwrap().to_owned();
+        p.click("details summary").await;
+        let shown = c
+            .find(Locator::Css("#secret"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert_eq!(shown, secret);
+        p.submit("form[action$='/rotate'] button").await;
+        let flash = c
+            .find(Locator::Css("#flash-secret"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(flash.starts_with("whsec_") && flash != secret);
+
+        // Disable, then the Events tab, then delete with confirmation.
+        p.submit("form[action$='/toggle'] button").await;
+        assert!(p.text().await.contains("Endpoint disabled"));
+        p.go("/webhooks").await;
+        assert!(p.text().await.contains("disabled"));
+        p.shot("04-webhooks").await;
+        p.submit("nav.tabs a[href='/events']").await;
+        let t = p.text().await;
+        assert!(t.contains("transactions.fetched") && t.contains("categorizationjob.completed"));
+        p.shot("05-events").await;
+        p.go(&format!("{endpoint_path}/delete")).await;
+        p.submit("form button.danger").await;
+        assert_eq!(p.path().await, "/webhooks");
+        assert!(p.text().await.contains("Endpoint deleted."));
+        p.submit("header form button").await;
+        assert_eq!(p.path().await, "/");
+
+        // The operator: sign in, create a customer, trigger an event, see its deliveries.
+        p.go("/admin").await;
+        p.fill("input[name=token]", &s.key).await; // a customer key is not an admin token
+        p.submit("form button[type=submit]").await;
+        assert!(p.text().await.contains("That admin token is not valid."));
+        p.fill("input[name=token]", &s.admin).await;
+        p.submit("form button[type=submit]").await;
+        assert!(p.text().await.contains("Operator console"));
+        p.fill("#customer-name", "acme").await;
+        p.submit("form[action='/admin/customers'] button").await;
+        let key = c
+            .find(Locator::Css("#flash-secret"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(key.starts_with("whk_"));
+        s.endpoint(&key, &receiver.url("/acme"), &["*"]);
+        p.shot("06-console").await;
+        let customer = c.find(Locator::Css("#trigger-customer")).await.unwrap();
+        let acme_id = s.customer_id("acme");
+        customer.select_by_value(&acme_id).await.unwrap();
+        let kind = c.find(Locator::Css("#trigger-type")).await.unwrap();
+        kind.select_by_value("databridge.share.updated")
+            .await
+            .unwrap();
+        let data = c.find(Locator::Css("#trigger-data")).await.unwrap();
+        assert!(
+            data.prop("value")
+                .await
+                .unwrap()
+                .unwrap()
+                .contains("accepted")
+        );
+        p.submit("form[action='/admin/trigger'] button").await;
+        let path = p.path().await;
+        assert!(
+            path.starts_with("/admin/events/evt_"),
+            "{path}: {}",
+            p.text().await
+        );
+        assert!(p.text().await.contains("sent to 1 endpoint"));
+        let t = p.wait_for_text("main", "succeeded").await;
+        assert!(t.contains("acme"), "{t}");
+        p.shot("07-triggered").await;
+
+        // A phone's width: the same page, still usable.
+        c.set_window_size(390, 844).await.unwrap();
+        p.go("/admin").await;
+        p.shot("08-console-phone").await;
+        c.close().await.unwrap();
+    });
+    let got = receiver.drain();
+    assert!(got.iter().any(|r| r.path == "/acme"));
+}

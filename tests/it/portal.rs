@@ -1,0 +1,293 @@
+//! The portal over plain HTTP: sign-in, CSRF refusal, escaping, tenant isolation, logout,
+//! throttling and cookie attributes.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::support::TestServer;
+
+/// A cookie-keeping browser stand-in that does not follow redirects.
+struct Visitor {
+    base: String,
+    agent: ureq::Agent,
+    cookies: Vec<(String, String)>,
+}
+
+struct Answer {
+    status: u16,
+    location: Option<String>,
+    set_cookies: Vec<String>,
+    body: String,
+}
+
+impl Visitor {
+    fn new(s: &TestServer) -> Self {
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .max_redirects(0)
+            .timeout_global(Some(Duration::from_secs(30)))
+            .build()
+            .new_agent();
+        Self {
+            base: s.api.base.clone(),
+            agent,
+            cookies: Vec::new(),
+        }
+    }
+
+    fn request(&mut self, method: &str, path: &str, form: Option<&[(&str, &str)]>) -> Answer {
+        let mut req = ureq::http::Request::builder()
+            .method(method)
+            .uri(format!("{}{}", self.base, path));
+        if !self.cookies.is_empty() {
+            let jar: Vec<String> = self
+                .cookies
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            req = req.header("cookie", jar.join("; "));
+        }
+        let body = form.map(|f| {
+            let mut s = form_urlencoded::Serializer::new(String::new());
+            for (k, v) in f {
+                s.append_pair(k, v);
+            }
+            s.finish()
+        });
+        if body.is_some() {
+            req = req.header("content-type", "application/x-www-form-urlencoded");
+        }
+        let mut resp = self
+            .agent
+            .run(req.body(body.unwrap_or_default().into_bytes()).unwrap())
+            .unwrap();
+        let set_cookies: Vec<String> = resp
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .map(|v| v.to_str().unwrap().to_owned())
+            .collect();
+        for c in &set_cookies {
+            let (pair, _) = c.split_once(';').unwrap_or((c, ""));
+            let (k, v) = pair.split_once('=').unwrap();
+            self.cookies.retain(|(n, _)| n != k);
+            if !v.is_empty() {
+                self.cookies.push((k.to_owned(), v.to_owned()));
+            }
+        }
+        Answer {
+            status: resp.status().as_u16(),
+            location: resp
+                .headers()
+                .get("location")
+                .map(|v| v.to_str().unwrap().to_owned()),
+            set_cookies,
+            body: resp.body_mut().read_to_string().unwrap_or_default(),
+        }
+    }
+
+    fn get(&mut self, path: &str) -> Answer {
+        self.request("GET", path, None)
+    }
+
+    fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Answer {
+        self.request("POST", path, Some(form))
+    }
+
+    /// Signs in through the form at `page` (posting to `action` with `field`).
+    fn sign_in(&mut self, page: &str, action: &str, field: &str, secret: &str) -> Answer {
+        let login = self.get(page);
+        let csrf = csrf_of(&login.body);
+        self.post(action, &[("csrf", &csrf), (field, secret)])
+    }
+}
+
+/// The first CSRF token in a page's forms.
+fn csrf_of(html: &str) -> String {
+    let at = html
+        .find("name=\"csrf\" value=\"")
+        .expect("a form with a CSRF token");
+    let rest = &html[at + 19..];
+    rest[..rest.find('"').unwrap()].to_owned()
+}
+
+#[test]
+fn signing_in_sets_a_strict_http_only_cookie_and_logout_ends_the_session() {
+    let s = TestServer::start();
+    let mut v = Visitor::new(&s);
+    let a = v.sign_in("/", "/login", "api_key", &s.key);
+    assert_eq!((a.status, a.location.as_deref()), (303, Some("/webhooks")));
+    let cookie = a
+        .set_cookies
+        .iter()
+        .find(|c| c.starts_with("wh_session="))
+        .unwrap();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    assert!(!cookie.contains("Secure"), "plain HTTP: no Secure flag");
+    let page = v.get("/webhooks");
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("No endpoints yet"));
+    assert!(!page.body.contains(&s.key), "the key is never shown back");
+
+    let old = v.cookies.clone();
+    let csrf = csrf_of(&page.body);
+    let out = v.post("/logout", &[("csrf", &csrf)]);
+    assert_eq!((out.status, out.location.as_deref()), (303, Some("/")));
+    v.cookies = old; // replaying the old cookie does not work any more
+    let after = v.get("/webhooks");
+    assert_eq!((after.status, after.location.as_deref()), (303, Some("/")));
+}
+
+#[test]
+fn a_form_without_the_right_csrf_token_changes_nothing() {
+    let s = TestServer::start();
+    let mut v = Visitor::new(&s);
+    v.sign_in("/", "/login", "api_key", &s.key);
+    for token in ["", "c_forged"] {
+        let a = v.post(
+            "/webhooks",
+            &[
+                ("csrf", token),
+                ("url", "http://127.0.0.1:9/"),
+                ("events", "*"),
+            ],
+        );
+        assert_eq!(a.status, 400, "{}", a.body);
+        assert!(a.body.contains("security token"));
+    }
+    let (_, eps) = s.api.get("/api/v1/endpoints", &s.key);
+    assert_eq!(eps["data"].as_array().unwrap().len(), 0);
+    // The sign-in form is protected the same way.
+    let mut stranger = Visitor::new(&s);
+    let a = stranger.post("/login", &[("csrf", "l_forged"), ("api_key", &s.key)]);
+    assert_eq!(a.status, 400);
+    assert!(!a.set_cookies.iter().any(|c| c.starts_with("wh_session=")));
+}
+
+#[test]
+fn user_text_is_escaped() {
+    let s = TestServer::start();
+    let evil = "<script>alert('x')</script>";
+    let (st, ep) = s.api.post(
+        "/api/v1/endpoints",
+        &s.key,
+        &json!({"url": "http://127.0.0.1:9/", "events": ["*"], "description": evil}),
+    );
+    assert_eq!(st, 201);
+    s.event(
+        &s.default_customer(),
+        "transactions.fetched",
+        &json!({"note": evil}).to_string(),
+    );
+    let mut v = Visitor::new(&s);
+    v.sign_in("/", "/login", "api_key", &s.key);
+    for path in [
+        "/webhooks".to_owned(),
+        format!("/webhooks/{}", ep["id"].as_str().unwrap()),
+        "/events".to_owned(),
+    ] {
+        let page = v.get(&path);
+        assert_eq!(page.status, 200, "{path}");
+        assert!(
+            !page.body.contains("<script>alert"),
+            "{path} is not escaped"
+        );
+        assert!(
+            page.body.contains("&lt;script&gt;") || page.body.contains("&#60;script&#62;"),
+            "{path}"
+        );
+    }
+}
+
+#[test]
+fn another_customers_pages_are_not_found() {
+    let s = TestServer::start();
+    let ep = s.endpoint(&s.key, "http://127.0.0.1:9/", &["*"]);
+    let ep_id = ep["id"].as_str().unwrap().to_owned();
+    let evt = s.event(&s.default_customer(), "transactions.fetched", "{}");
+    let (_, other_key) = s.customer("acme");
+    let mut v = Visitor::new(&s);
+    v.sign_in("/", "/login", "api_key", &other_key);
+    let page = v.get("/webhooks");
+    let csrf = csrf_of(&page.body);
+    for path in [
+        format!("/webhooks/{ep_id}"),
+        format!("/webhooks/{ep_id}/delete"),
+        format!("/events/{}", evt["id"].as_str().unwrap()),
+        "/webhooks/ep_not-an-id".to_owned(),
+    ] {
+        assert_eq!(v.get(&path).status, 404, "{path}");
+    }
+    for action in ["toggle", "delete", "rotate", "test"] {
+        let a = v.post(
+            &format!("/webhooks/{ep_id}/{action}"),
+            &[("csrf", &csrf), ("keep_old_for_secs", "0")],
+        );
+        assert_eq!(a.status, 404, "{action}");
+    }
+    let (st, still) = s.api.get(&format!("/api/v1/endpoints/{ep_id}"), &s.key);
+    assert_eq!((st, still["enabled"].as_bool()), (200, Some(true)));
+}
+
+#[test]
+fn each_sign_in_takes_only_its_own_secret_and_failures_are_slowed() {
+    let s = TestServer::start();
+    let mut v = Visitor::new(&s);
+    assert_eq!(v.sign_in("/", "/login", "api_key", &s.admin).status, 401);
+    assert_eq!(
+        v.sign_in("/admin", "/admin/login", "token", &s.key).status,
+        401
+    );
+    let ok = v.sign_in("/admin", "/admin/login", "token", &s.admin);
+    assert_eq!((ok.status, ok.location.as_deref()), (303, Some("/admin")));
+    assert!(v.get("/admin").body.contains("Operator console"));
+    // The operator's session does not open the customer pages.
+    assert_eq!(v.get("/webhooks").status, 303);
+
+    let mut attacker = Visitor::new(&s);
+    let mut statuses = Vec::new();
+    for _ in 0..7 {
+        statuses.push(
+            attacker
+                .sign_in("/", "/login", "api_key", "whk_guess")
+                .status,
+        );
+    }
+    assert_eq!(&statuses[..5], &[401; 5]);
+    assert_eq!(statuses[6], 429);
+}
+
+#[test]
+fn deleting_a_customer_ends_its_sessions() {
+    let s = TestServer::start();
+    let (id, key) = s.customer("acme");
+    let mut v = Visitor::new(&s);
+    v.sign_in("/", "/login", "api_key", &key);
+    assert_eq!(v.get("/webhooks").status, 200);
+    assert_eq!(
+        s.api.delete(&format!("/api/v1/customers/{id}"), &s.admin).0,
+        204
+    );
+    assert_eq!(v.get("/webhooks").status, 303);
+}
+
+#[test]
+fn assets_are_embedded_and_pages_load_nothing_from_elsewhere() {
+    let s = TestServer::start();
+    let mut v = Visitor::new(&s);
+    for path in ["/static/style.css", "/static/app.js", "/static/favicon.svg"] {
+        let a = v.get(path);
+        assert_eq!(a.status, 200, "{path}");
+        assert!(!a.body.is_empty());
+    }
+    assert_eq!(v.get("/static/nope.css").status, 404);
+    v.sign_in("/", "/login", "api_key", &s.key);
+    let page = v.get("/webhooks").body;
+    for attr in ["src=\"http", "href=\"http", "url(http"] {
+        assert!(!page.contains(attr), "{attr}");
+    }
+}

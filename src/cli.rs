@@ -41,6 +41,14 @@ pub enum ClientCommand {
     },
     /// List the event types of the catalog
     EventTypes(AdminArgs),
+    /// Save a consistent copy of the running server's data file
+    Backup {
+        /// Where to write it
+        #[arg(long)]
+        out: std::path::PathBuf,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -141,5 +149,6 @@ pub fn run_client(command: ClientCommand) -> ExitCode {
             action: CustomersAction::List(admin),
         } => client::customers_list(&admin.client()),
         ClientCommand::EventTypes(admin) => client::event_types(&admin.client()),
+        ClientCommand::Backup { out, admin } => client::backup(&admin.client(), &out),
     })
 }

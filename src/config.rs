@@ -39,6 +39,15 @@ pub struct ServeArgs {
     /// Deadline for a whole delivery request, connect to last byte [default: 15]
     #[arg(long, env = "WEBHOOKS_REQUEST_TIMEOUT_SECS", default_value_t = 15)]
     pub request_timeout_secs: u64,
+    /// Serve HTTPS with this certificate chain (PEM); needs --tls-key
+    #[arg(long, env = "WEBHOOKS_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert
+    #[arg(long, env = "WEBHOOKS_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Also trust this CA (PEM) when delivering over HTTPS, for receivers behind a private CA
+    #[arg(long, env = "WEBHOOKS_CA_FILE")]
+    pub ca_file: Option<PathBuf>,
     /// Log format on stderr [default: text]
     #[arg(long, env = "WEBHOOKS_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,

@@ -24,3 +24,4 @@ pub mod http;
 pub mod metrics;
 pub mod serve;
 pub mod store;
+pub mod tls;

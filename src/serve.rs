@@ -58,6 +58,8 @@ pub struct FirstStart {
 /// A running appliance.
 pub struct Server {
     pub addr: SocketAddr,
+    /// "http", or "https" with --tls-cert.
+    pub scheme: &'static str,
     pub first_start: Option<FirstStart>,
     pub store: Arc<Store>,
     http: HttpServerHandle,
@@ -68,6 +70,10 @@ pub struct Server {
 impl Server {
     pub fn start(args: &ServeArgs) -> Result<Self, StartError> {
         args.validate()?;
+        let tls = match (&args.tls_cert, &args.tls_key) {
+            (Some(cert), Some(key)) => Some(crate::tls::server_config(cert, key)?),
+            _ => None,
+        };
         // The data file first: a second process on it stops here, with that reason.
         let store = Store::open(&args.data, CACHE_BYTES)?;
         let listener =
@@ -88,6 +94,11 @@ impl Server {
             connect_timeout: args.connect_timeout(),
             request_timeout: args.request_timeout(),
             block_private_networks: args.block_private_networks,
+            roots: args
+                .ca_file
+                .as_deref()
+                .map(crate::tls::trust_roots)
+                .transpose()?,
         });
         let delivery = Delivery::start(store.clone(), sender, args.workers, metrics.clone());
         let http_workers = std::thread::available_parallelism().map_or(2, |n| n.get());
@@ -96,15 +107,24 @@ impl Server {
             AppState {
                 store: store.clone(),
                 metrics,
-                portal: Arc::new(Portal::default()),
+                portal: Arc::new(Portal {
+                    secure_cookies: tls.is_some(),
+                    ..Portal::default()
+                }),
             },
             http_workers,
+            tls,
         )
         .map_err(StartError::Http)?;
         let retention = start_retention(store.clone(), args.retention_days);
         tracing::info!(%addr, data = %store.path(), workers = args.workers, "webhooks is serving");
         Ok(Self {
             addr,
+            scheme: if args.tls_cert.is_some() {
+                "https"
+            } else {
+                "http"
+            },
             first_start,
             store,
             http,
@@ -116,7 +136,7 @@ impl Server {
     /// The lines printed to stdout at start: the portal address always, the secrets only on
     /// the first start of a data file.
     pub fn banner(&self) -> String {
-        let mut s = format!("portal: http://{}/\n", self.addr);
+        let mut s = format!("portal: {}://{}/\n", self.scheme, self.addr);
         if let Some(f) = &self.first_start {
             s.push_str(&format!("admin token: {}\n", f.admin_token));
             s.push_str(&format!("api key (customer default): {}\n", f.api_key));

@@ -132,6 +132,43 @@ impl Client {
         }
     }
 
+    /// POSTs to `path` and writes the answer's body to `out` (through a temporary name, so a
+    /// failed download never leaves a half file under the real one). Returns the bytes written.
+    pub fn download(&self, path: &str, out: &std::path::Path) -> Result<u64, ClientError> {
+        let url = format!("{}{}", self.server, path);
+        let req = ureq::http::Request::builder()
+            .method("POST")
+            .uri(&url)
+            .header("authorization", format!("Bearer {}", self.token()?))
+            .body(Vec::new())
+            .map_err(|_| {
+                ClientError::Usage(format!("{} is not a valid server URL", self.server))
+            })?;
+        let resp = self.agent.run(req).map_err(|e| match e {
+            ureq::Error::Io(_) | ureq::Error::HostNotFound | ureq::Error::ConnectionFailed => {
+                ClientError::Unreachable(self.server.clone())
+            }
+            e => ClientError::Failed(format!("request to {url} failed: {e}")),
+        })?;
+        match resp.status().as_u16() {
+            200 => {}
+            401 => return Err(ClientError::Unauthorized(self.token_flag)),
+            s => return Err(ClientError::Failed(format!("the server answered {s}"))),
+        }
+        let partial = out.with_extension("partial");
+        let written = (|| {
+            let mut file = std::fs::File::create(&partial)?;
+            let n = std::io::copy(&mut resp.into_body().into_reader(), &mut file)?;
+            file.sync_all()?;
+            std::fs::rename(&partial, out)?;
+            Ok::<_, std::io::Error>(n)
+        })();
+        written.map_err(|e| {
+            let _ = std::fs::remove_file(&partial);
+            ClientError::Failed(format!("cannot write {}: {e}", out.display()))
+        })
+    }
+
     /// Every item of a paged list.
     pub fn get_all(&self, path: &str) -> Result<Vec<Value>, ClientError> {
         let mut all = Vec::new();
@@ -255,6 +292,13 @@ pub fn customers_list(client: &Client) -> Result<(), ClientError> {
             c["name"].as_str().unwrap_or("?")
         );
     }
+    Ok(())
+}
+
+/// `webhooks backup --out FILE`: a consistent copy of the running server's data file.
+pub fn backup(client: &Client, out: &std::path::Path) -> Result<(), ClientError> {
+    let n = client.download("/api/v1/backup", out)?;
+    println!("wrote {} ({n} bytes)", out.display());
     Ok(())
 }
 

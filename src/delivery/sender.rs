@@ -21,6 +21,8 @@ pub struct SenderConfig {
     pub connect_timeout: Duration,
     pub request_timeout: Duration,
     pub block_private_networks: bool,
+    /// Trust roots replacing the public ones (they include them), from `--ca-file`.
+    pub roots: Option<Vec<ureq::tls::Certificate<'static>>>,
 }
 
 /// What one POST came to.
@@ -39,6 +41,12 @@ pub struct Sender {
 
 impl Sender {
     pub fn new(cfg: &SenderConfig) -> Self {
+        let mut tls = ureq::tls::TlsConfig::builder();
+        if let Some(roots) = &cfg.roots {
+            tls = tls.root_certs(ureq::tls::RootCerts::Specific(std::sync::Arc::new(
+                roots.clone(),
+            )));
+        }
         let config = Agent::config_builder()
             .http_status_as_error(false)
             .max_redirects(0)
@@ -48,6 +56,7 @@ impl Sender {
             .timeout_connect(Some(cfg.connect_timeout))
             .timeout_global(Some(cfg.request_timeout))
             .max_idle_connections_per_host(8)
+            .tls_config(tls.build())
             .build();
         let resolver = CheckedResolver {
             block_private: cfg.block_private_networks,

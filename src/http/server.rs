@@ -20,6 +20,7 @@ pub fn start(
     listener: TcpListener,
     state: AppState,
     http_workers: usize,
+    tls: Option<rustls::ServerConfig>,
 ) -> std::io::Result<HttpServerHandle> {
     let addr = listener.local_addr()?;
     let (tx, rx) = std::sync::mpsc::channel();
@@ -29,7 +30,7 @@ pub fn start(
             let sys = actix_web::rt::System::new();
             let server = sys.block_on(async move {
                 let data = web::Data::new(state);
-                HttpServer::new(move || {
+                let server = HttpServer::new(move || {
                     App::new()
                         .app_data(data.clone())
                         .configure(api::extractor_config)
@@ -39,8 +40,11 @@ pub fn start(
                 })
                 .workers(http_workers)
                 .disable_signals()
-                .shutdown_timeout(5)
-                .listen(listener)
+                .shutdown_timeout(5);
+                match tls {
+                    Some(tls) => server.listen_rustls_0_23(listener, tls),
+                    None => server.listen(listener),
+                }
                 .map(|s| s.run())
             });
             match server {

@@ -1,6 +1,7 @@
 //! The store over one redb file: opening and migrating it, the single writer thread that
 //! group-commits every change, and read transactions for everything else.
 
+mod backup;
 mod catalog;
 mod customers;
 mod deliveries;

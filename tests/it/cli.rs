@@ -284,3 +284,45 @@ fn the_example_producer_is_idempotent() {
     assert_eq!(events["data"].as_array().unwrap().len(), 1);
     assert_eq!(events["data"][0]["data"]["consentId"], "cns_51d0e2");
 }
+
+#[test]
+fn a_backup_taken_while_serving_restores_everything() {
+    let s = TestServer::start();
+    let r = crate::support::Receiver::start(crate::support::Reply::Status(200, "ok"));
+    let ep = s.endpoint(&s.key, &r.url("/"), &["*"]);
+    let evt = s.event(
+        &s.default_customer(),
+        "transactions.fetched",
+        r#"{"n":"1"}"#,
+    );
+    let evt_id = evt["id"].as_str().unwrap();
+    s.finished_deliveries_of(&s.key, evt_id, 1);
+
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("backup.redb");
+    let (code, stdout, err) = run(webhooks(&s, &["backup", "--out", out.to_str().unwrap()]));
+    assert_eq!(code, 0, "{err}");
+    assert!(stdout.starts_with("wrote "), "{stdout}");
+
+    // Restoring is starting a server on the copy: same keys, same objects.
+    let restored = webhooks::serve::Server::start(&crate::support::serve_args(out)).unwrap();
+    assert!(restored.first_start.is_none());
+    let api = crate::support::Api::new(&format!("http://{}", restored.addr));
+    let (st, eps) = api.get("/api/v1/endpoints", &s.key);
+    assert_eq!(st, 200);
+    assert_eq!(eps["data"][0]["id"], ep["id"]);
+    assert_eq!(eps["data"][0]["secret"], ep["secret"]);
+    let (st, e) = api.get(&format!("/api/v1/events/{evt_id}"), &s.key);
+    assert_eq!(st, 200);
+    assert_eq!(e["data"]["n"], "1");
+    assert_eq!(e["deliveries"][0]["status"], "succeeded");
+    assert_eq!(api.get("/api/v1/customers", &s.admin).0, 200);
+    restored.shutdown();
+
+    let (code, _, err) = run(webhooks(
+        &s,
+        &["backup", "--out", "/nonexistent-dir/x.redb"],
+    ));
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("cannot write"), "{err}");
+}

@@ -427,3 +427,32 @@ fn block_private_networks_refuses_loopback_even_by_name() {
     }
     assert!(r.drain().is_empty());
 }
+
+#[test]
+fn a_blackholed_endpoint_holds_only_its_share_and_the_others_are_not_held_up() {
+    // 8 workers: one endpoint may have at most 2 deliveries in flight.
+    let s = TestServer::start();
+    let cus = s.default_customer();
+    let black = Receiver::start(Reply::Hang);
+    let healthy = Receiver::start(Reply::Status(200, ""));
+    s.endpoint(&s.key, &black.url("/"), &["*"]);
+    s.endpoint(&s.key, &healthy.url("/"), &["*"]);
+    for _ in 0..40 {
+        s.event(&cus, "transactions.fetched", "{}");
+    }
+    for _ in 0..40 {
+        healthy.next(20);
+    }
+    black.next(5);
+    black.next(5);
+    assert!(
+        black.drain().is_empty(),
+        "the blackholed endpoint got more than its share"
+    );
+    crate::support::wait_for(20, "40 recorded successes", || {
+        let (_, ok) = s
+            .api
+            .get("/api/v1/deliveries?status=succeeded&limit=250", &s.key);
+        (ok["data"].as_array()?.len() == 40).then_some(())
+    });
+}

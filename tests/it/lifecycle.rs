@@ -227,3 +227,193 @@ fn bad_flags_are_usage_errors() {
         assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
     }
 }
+
+/// Events accepted (202) while `stop` is not set, from `threads` concurrent producers.
+fn ingest_until(
+    base: &str,
+    admin: &str,
+    customer: &str,
+    threads: usize,
+    stop: &std::sync::atomic::AtomicBool,
+) -> Vec<String> {
+    use std::sync::atomic::Ordering;
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                scope.spawn(move || {
+                    let agent = ureq::Agent::config_builder()
+                        .http_status_as_error(false)
+                        .timeout_global(Some(Duration::from_secs(10)))
+                        .build()
+                        .new_agent();
+                    let mut accepted = Vec::new();
+                    let mut i = 0;
+                    while !stop.load(Ordering::Acquire) {
+                        i += 1;
+                        let body = json!({"customer_id": customer, "event": "transactions.fetched",
+                                          "data": {"producer": t, "n": i}});
+                        let sent = agent
+                            .post(format!("{base}/api/v1/events"))
+                            .header("authorization", format!("Bearer {admin}"))
+                            .header("content-type", "application/json")
+                            .send(body.to_string());
+                        match sent {
+                            Ok(mut r) if r.status().as_u16() == 202 => {
+                                let v: serde_json::Value =
+                                    serde_json::from_str(&r.body_mut().read_to_string().unwrap())
+                                        .unwrap();
+                                accepted.push(v["id"].as_str().unwrap().to_owned());
+                            }
+                            _ => break, // the server is gone
+                        }
+                    }
+                    accepted
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
+    })
+}
+
+#[test]
+fn a_kill_9_under_concurrent_ingest_loses_nothing_and_sends_nothing_twice() {
+    use std::collections::HashMap;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("w.redb");
+    let receiver = Receiver::start(Reply::Status(200, ""));
+    let mut p = Proc::start(&data);
+    let admin = p.secret("admin token:");
+    let key = p.secret("api key (customer default):");
+    let (_, customers) = p.api.get("/api/v1/customers", &admin);
+    let cus = customers["data"][0]["id"].as_str().unwrap().to_owned();
+    p.api.post(
+        "/api/v1/endpoints",
+        &key,
+        &json!({"url": receiver.url("/"), "events": ["*"]}),
+    );
+
+    let stop = AtomicBool::new(false);
+    let accepted = std::thread::scope(|scope| {
+        let ingest = scope.spawn(|| ingest_until(&p.api.base, &admin, &cus, 4, &stop));
+        // Kill it mid-stream, once a few hundred events are in.
+        wait_for(60, "deliveries to flow", || {
+            let (_, m) = p.api.send_raw("GET", "/metrics", "", None, &[]);
+            let ingested = m
+                .lines()
+                .find_map(|l| l.strip_prefix("webhooks_events_ingested_total "))
+                .and_then(|v| v.trim().parse::<u64>().ok())?;
+            (ingested >= 300).then_some(())
+        });
+        p.child.kill().unwrap();
+        p.child.wait().unwrap();
+        stop.store(true, Ordering::Release);
+        ingest.join().unwrap()
+    });
+    assert!(accepted.len() >= 300);
+
+    let p = Proc::start(&data);
+    wait_for(60, "every delivery to settle", || {
+        let (_, m) = p.api.send_raw("GET", "/metrics", "", None, &[]);
+        let settled = m.contains("webhooks_queue_depth 0\n")
+            && m.contains("webhooks_deliveries_claimed 0\n")
+            && m.contains("webhooks_deliveries_in_flight 0\n");
+        settled.then_some(())
+    });
+    let mut received: HashMap<String, usize> = HashMap::new();
+    for r in receiver.drain() {
+        *received
+            .entry(r.header("webhook-id").unwrap().to_owned())
+            .or_default() += 1;
+    }
+    let twice: Vec<_> = received.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "sent twice: {twice:?}");
+    let (mut delivered, mut interrupted) = (0, 0);
+    for id in &accepted {
+        let (st, e) = p.api.get(&format!("/api/v1/events/{id}"), &key);
+        assert_eq!(st, 200, "accepted event {id} was lost");
+        let status = e["deliveries"][0]["status"].as_str().unwrap().to_owned();
+        let got = received.get(id).copied().unwrap_or(0);
+        match status.as_str() {
+            "succeeded" => {
+                assert_eq!(got, 1, "{id} succeeded but arrived {got} times");
+                delivered += 1;
+            }
+            "interrupted" => interrupted += 1,
+            other => panic!("{id} ended {other}"),
+        }
+    }
+    eprintln!(
+        "kill -9 ledger: {} accepted, {delivered} delivered once, {interrupted} interrupted, 0 lost, 0 twice",
+        accepted.len()
+    );
+}
+
+#[test]
+fn sigterm_leaves_what_was_not_started_pending() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("w.redb");
+    let receiver = Receiver::start(Reply::Hang);
+    let mut p = Proc::start(&data);
+    let admin = p.secret("admin token:");
+    let key = p.secret("api key (customer default):");
+    let (_, customers) = p.api.get("/api/v1/customers", &admin);
+    let cus = customers["data"][0]["id"].as_str().unwrap().to_owned();
+    p.api.post(
+        "/api/v1/endpoints",
+        &key,
+        &json!({"url": receiver.url("/"), "events": ["*"]}),
+    );
+    let events: Vec<String> = (0..3)
+        .map(|_| {
+            let (_, e) = p.api.post(
+                "/api/v1/events",
+                &admin,
+                &json!({"customer_id": cus, "event": "consent.status.updated", "data": {}}),
+            );
+            e["id"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    receiver.next(10); // one in flight (4 workers: a share of 1), hanging
+    p.signal("-TERM");
+    assert_eq!(p.wait_exit(), 0);
+
+    receiver.set_reply(Reply::Status(200, ""));
+    let p = Proc::start(&data);
+    let statuses: Vec<String> = events
+        .iter()
+        .map(|id| {
+            wait_for(20, "the deliveries to finish", || {
+                let (_, e) = p.api.get(&format!("/api/v1/events/{id}"), &key);
+                let s = e["deliveries"][0]["status"].as_str()?.to_owned();
+                (s != "pending" && s != "sending").then_some(s)
+            })
+        })
+        .collect();
+    assert_eq!(statuses, ["interrupted", "succeeded", "succeeded"]);
+}
+
+#[test]
+fn an_unusable_data_path_is_one_clear_line() {
+    let out = Command::new(BIN)
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--data",
+            "/proc/no-such-dir/w.redb",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("cannot open the data file /proc/no-such-dir/w.redb"),
+        "{err}"
+    );
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+}

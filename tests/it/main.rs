@@ -8,3 +8,4 @@ mod delivery;
 mod lifecycle;
 mod portal;
 mod support;
+mod tls;

@@ -1,6 +1,7 @@
 //! The JSON API under `/api/v1`, `/healthz`, `/metrics` and the OpenAPI document generated
 //! from the handlers' annotations.
 
+pub mod backup;
 pub mod customers;
 pub mod deliveries;
 pub mod endpoints;
@@ -106,6 +107,7 @@ impl Modify for BearerAuth {
         endpoints::update_endpoint, endpoints::delete_endpoint, endpoints::rotate_secret,
         endpoints::send_test, endpoints::recover,
         deliveries::list_deliveries, deliveries::get_delivery, deliveries::resend_delivery,
+        backup::backup,
     ),
     modifiers(&BearerAuth)
 )]
@@ -179,6 +181,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 )
                 .service(r("/endpoints/{id}/test").route(post().to(endpoints::send_test)))
                 .service(r("/endpoints/{id}/recover").route(post().to(endpoints::recover)))
+                .service(r("/backup").route(post().to(backup::backup)))
                 .service(r("/deliveries").route(get().to(deliveries::list_deliveries)))
                 .service(r("/deliveries/{id}").route(get().to(deliveries::get_delivery)))
                 .service(r("/deliveries/{id}/resend").route(post().to(deliveries::resend_delivery)))

@@ -65,6 +65,9 @@ pub fn serve_args(data: PathBuf) -> ServeArgs {
         connect_timeout_secs: 2,
         request_timeout_secs: 3,
         log_format: LogFormat::Text,
+        tls_cert: None,
+        tls_key: None,
+        ca_file: None,
     }
 }
 

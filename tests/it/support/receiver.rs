@@ -62,6 +62,15 @@ pub struct Receiver {
 
 impl Receiver {
     pub fn start(reply: Reply) -> Self {
+        Self::start_with(reply, None)
+    }
+
+    /// An HTTPS receiver with this server configuration.
+    pub fn start_tls(reply: Reply, tls: Arc<rustls::ServerConfig>) -> Self {
+        Self::start_with(reply, Some(tls))
+    }
+
+    fn start_with(reply: Reply, tls: Option<Arc<rustls::ServerConfig>>) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let (tx, got) = unbounded();
@@ -74,8 +83,17 @@ impl Receiver {
                     return;
                 }
                 let Ok(conn) = conn else { continue };
-                let (tx, r, s) = (tx.clone(), r.clone(), s.clone());
-                std::thread::spawn(move || serve(conn, &tx, &r, &s));
+                let _ = conn.set_read_timeout(Some(Duration::from_secs(30)));
+                let (tx, r, s, tls) = (tx.clone(), r.clone(), s.clone(), tls.clone());
+                std::thread::spawn(move || match tls {
+                    Some(cfg) => {
+                        let Ok(session) = rustls::ServerConnection::new(cfg) else {
+                            return;
+                        };
+                        serve(rustls::StreamOwned::new(session, conn), &tx, &r, &s);
+                    }
+                    None => serve(conn, &tx, &r, &s),
+                });
             }
         });
         Self {
@@ -114,9 +132,7 @@ impl Drop for Receiver {
     }
 }
 
-fn serve(conn: TcpStream, tx: &Sender<Received>, reply: &Mutex<Reply>, stop: &AtomicBool) {
-    let _ = conn.set_read_timeout(Some(Duration::from_secs(30)));
-    let mut writer = conn.try_clone().unwrap();
+fn serve(conn: impl Read + Write, tx: &Sender<Received>, reply: &Mutex<Reply>, stop: &AtomicBool) {
     let mut reader = BufReader::new(conn);
     loop {
         let mut line = String::new();
@@ -170,7 +186,12 @@ fn serve(conn: TcpStream, tx: &Sender<Received>, reply: &Mutex<Reply>, stop: &At
                 return;
             }
         };
-        if writer.write_all(resp.as_bytes()).is_err() {
+        let writer = reader.get_mut();
+        if writer
+            .write_all(resp.as_bytes())
+            .and_then(|_| writer.flush())
+            .is_err()
+        {
             return;
         }
     }

@@ -1,0 +1,50 @@
+//! `POST /api/v1/backup`: a consistent copy of the data file, streamed while serving.
+
+use std::io::Read;
+
+use actix_web::{HttpResponse, web};
+
+use super::{State, blocking};
+use crate::error::{ApiError, ErrorBody};
+use crate::http::auth::Admin;
+
+const CHUNK: usize = 256 * 1024;
+
+#[utoipa::path(post, path = "/api/v1/backup", tag = "operator", security(("bearer" = [])),
+    responses((status = 200, description = "A redb data file: put it in place of the data file, with the server stopped, to restore", content_type = "application/octet-stream"),
+        (status = 401, body = ErrorBody)))]
+pub async fn backup(_: Admin, st: State) -> Result<HttpResponse, ApiError> {
+    let store = st.store.clone();
+    let file = blocking(move || {
+        let tmp = tempfile::NamedTempFile::new().map_err(ApiError::internal)?;
+        store.backup_to(tmp.path())?;
+        // The open handle outlives the name: nothing is left behind on disk.
+        tmp.reopen().map_err(ApiError::internal)
+    })
+    .await?;
+    let chunks = futures_util::stream::unfold(Some(file), |file| async move {
+        let mut file = file?;
+        let read = web::block(move || {
+            let mut buf = vec![0u8; CHUNK];
+            let n = file.read(&mut buf)?;
+            buf.truncate(n);
+            Ok::<_, std::io::Error>((file, buf))
+        })
+        .await;
+        match read {
+            Ok(Ok((_, buf))) if buf.is_empty() => None,
+            Ok(Ok((file, buf))) => {
+                Some((Ok::<_, actix_web::Error>(web::Bytes::from(buf)), Some(file)))
+            }
+            Ok(Err(e)) => Some((Err(actix_web::error::ErrorInternalServerError(e)), None)),
+            Err(e) => Some((Err(actix_web::error::ErrorInternalServerError(e)), None)),
+        }
+    });
+    Ok(HttpResponse::Ok()
+        .content_type("application/octet-stream")
+        .insert_header((
+            "content-disposition",
+            "attachment; filename=\"webhooks-backup.redb\"",
+        ))
+        .streaming(chunks))
+}

@@ -1,0 +1,52 @@
+//! A consistent copy of the data file, taken while serving: every table read from one read
+//! transaction (a snapshot that writers do not disturb) into a fresh redb file.
+
+use std::path::Path;
+
+use redb::{Database, ReadableDatabase, ReadableTable};
+
+use super::tables::*;
+use super::{Result, Store, StoreError};
+
+impl Store {
+    /// Writes a copy of everything, as of one moment, to a new data file at `dest`.
+    /// Restoring is putting that file in place of the data file while the server is stopped.
+    pub fn backup_to(&self, dest: &Path) -> Result<()> {
+        let src = self.raw_db().begin_read()?;
+        let out = Database::builder()
+            .set_cache_size(8 * 1024 * 1024)
+            .create(dest)
+            .map_err(|e| StoreError::Storage(format!("cannot create the backup file: {e}")))?;
+        let tx = out.begin_write()?;
+        macro_rules! copy {
+            ($($table:ident),* $(,)?) => {$({
+                let from = src.open_table($table)?;
+                let mut to = tx.open_table($table)?;
+                for row in from.iter()? {
+                    let (k, v) = row?;
+                    to.insert(k.value(), v.value())?;
+                }
+            })*};
+        }
+        copy!(
+            META,
+            CUSTOMERS,
+            CUSTOMER_NAMES,
+            API_KEYS,
+            EVENT_TYPES,
+            ENDPOINTS,
+            CUSTOMER_ENDPOINTS,
+            EVENTS,
+            CUSTOMER_EVENTS,
+            DELIVERIES,
+            CUSTOMER_DELIVERIES,
+            ENDPOINT_DELIVERIES,
+            EVENT_DELIVERIES,
+            PENDING,
+            SENDING,
+            IDEMPOTENCY,
+        );
+        tx.commit()?;
+        Ok(())
+    }
+}

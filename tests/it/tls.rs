@@ -1,0 +1,145 @@
+//! TLS both ways: HTTPS deliveries to a receiver behind a private CA (`--ca-file`), and the
+//! API and portal served over HTTPS (`--tls-cert`/`--tls-key`) with a `Secure` cookie.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+use crate::support::{Receiver, Reply, TestServer};
+
+/// A private CA and a certificate it signed for localhost / 127.0.0.1, written as PEM files.
+struct Pki {
+    ca: std::path::PathBuf,
+    cert: std::path::PathBuf,
+    key: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Pki {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+        let key = KeyPair::generate().unwrap();
+        let cert = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+            .unwrap()
+            .signed_by(&key, &ca)
+            .unwrap();
+        let write = |name: &str, text: String| {
+            let p = dir.path().join(name);
+            std::fs::write(&p, text).unwrap();
+            p
+        };
+        Self {
+            ca: write("ca.pem", ca.pem()),
+            cert: write("cert.pem", cert.pem()),
+            key: write("key.pem", key.serialize_pem()),
+            _dir: dir,
+        }
+    }
+
+    fn server_config(&self) -> Arc<rustls::ServerConfig> {
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&self.cert)
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        let key = PrivateKeyDer::from_pem_file(&self.key).unwrap();
+        Arc::new(
+            rustls::ServerConfig::builder_with_provider(Arc::new(
+                rustls::crypto::ring::default_provider(),
+            ))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .unwrap(),
+        )
+    }
+}
+
+fn https_receiver_delivery(ca_file: Option<&Path>, pki: &Pki) -> serde_json::Value {
+    let ca = ca_file.map(Path::to_path_buf);
+    let s = TestServer::start_with(move |a| a.ca_file = ca);
+    let r = Receiver::start_tls(Reply::Status(200, "secure"), pki.server_config());
+    s.endpoint(
+        &s.key,
+        &format!("https://localhost:{}/hook", r.port),
+        &["*"],
+    );
+    let e = s.event(&s.default_customer(), "transactions.fetched", "{}");
+    s.finished_deliveries_of(&s.key, e["id"].as_str().unwrap(), 1)[0].clone()
+}
+
+#[test]
+fn https_deliveries_trust_a_private_ca_only_when_told() {
+    let pki = Pki::new();
+    let d = https_receiver_delivery(Some(&pki.ca), &pki);
+    assert_eq!(
+        (d["status"].as_str(), d["response_body"].as_str()),
+        (Some("succeeded"), Some("secure"))
+    );
+    let d = https_receiver_delivery(None, &pki);
+    assert_eq!(
+        (d["status"].as_str(), d["error"].as_str()),
+        (Some("failed"), Some("tls")),
+        "{d}"
+    );
+}
+
+#[test]
+fn the_api_and_portal_are_served_over_https() {
+    let pki = Pki::new();
+    let (cert, key) = (pki.cert.clone(), pki.key.clone());
+    let s = TestServer::start_with(move |a| {
+        a.tls_cert = Some(cert);
+        a.tls_key = Some(key);
+    });
+    let port = s.api.base.rsplit(':').next().unwrap().to_owned();
+    let ca = std::fs::read(&pki.ca).unwrap();
+    let roots: Vec<ureq::tls::Certificate<'static>> = ureq::tls::parse_pem(&ca)
+        .filter_map(|i| match i.unwrap() {
+            ureq::tls::PemItem::Certificate(c) => Some(c.to_owned()),
+            _ => None,
+        })
+        .collect();
+    let agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .timeout_global(Some(Duration::from_secs(30)))
+        .tls_config(
+            ureq::tls::TlsConfig::builder()
+                .root_certs(ureq::tls::RootCerts::Specific(Arc::new(roots)))
+                .build(),
+        )
+        .build()
+        .new_agent();
+    let base = format!("https://localhost:{port}");
+    let mut health = agent.get(format!("{base}/healthz")).call().unwrap();
+    assert_eq!(health.status().as_u16(), 200);
+    assert!(
+        health
+            .body_mut()
+            .read_to_string()
+            .unwrap()
+            .contains("\"ok\"")
+    );
+    let login = agent.get(format!("{base}/")).call().unwrap();
+    let cookie = login.headers().get("set-cookie").unwrap().to_str().unwrap();
+    assert!(
+        cookie.contains("Secure") && cookie.contains("HttpOnly"),
+        "{cookie}"
+    );
+    // Plain HTTP to the HTTPS port gets nowhere.
+    let plain = ureq::Agent::config_builder()
+        .timeout_global(Some(Duration::from_secs(10)))
+        .build()
+        .new_agent()
+        .get(format!("http://127.0.0.1:{port}/healthz"))
+        .call();
+    assert!(plain.is_err() || plain.unwrap().status().as_u16() != 200);
+}

@@ -336,6 +336,8 @@ fn openapi_health_and_metrics_are_public() {
         ("/api/v1/customers/{id}/api-keys", "get"),
         ("/api/v1/customers/{id}/api-keys/{key_id}", "delete"),
         ("/api/v1/events", "post"),
+        ("/api/v1/events/batch", "post"),
+        ("/api/v1/backup", "post"),
         ("/api/v1/events", "get"),
         ("/api/v1/events/{id}", "get"),
         ("/api/v1/event-types", "get"),
@@ -373,4 +375,64 @@ fn openapi_health_and_metrics_are_public() {
     ] {
         assert!(text.contains(name), "{name} missing from /metrics");
     }
+}
+
+#[test]
+fn a_batch_is_accepted_all_together_or_not_at_all() {
+    let s = TestServer::start();
+    let cus = s.default_customer();
+    s.endpoint(&s.key, "http://127.0.0.1:9/", &["transactions.fetched"]);
+    let event = |name: &str| json!({"customer_id": cus, "event": name, "data": {"k": "v"}});
+    let (st, body) = s.api.post(
+        "/api/v1/events/batch",
+        &s.admin,
+        &json!({"events": [event("transactions.fetched"), event("consent.status.updated")]}),
+    );
+    assert_eq!(st, 202, "{body}");
+    let data = body["data"].as_array().unwrap();
+    assert_eq!(data.len(), 2);
+    assert_eq!(
+        (
+            data[0]["deliveries"].as_u64(),
+            data[1]["deliveries"].as_u64()
+        ),
+        (Some(1), Some(0))
+    );
+    assert!(data[0]["id"].as_str().unwrap() < data[1]["id"].as_str().unwrap());
+
+    // One bad event refuses the whole batch, and says which.
+    let (st, err) = s.api.post(
+        "/api/v1/events/batch",
+        &s.admin,
+        &json!({"events": [event("transactions.fetched"), event("nope.nope")]}),
+    );
+    assert_eq!(
+        (st, err["error"]["code"].as_str()),
+        (422, Some("unknown_event_type"))
+    );
+    assert!(
+        err["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("events[1]")
+    );
+    let (_, events) = s.api.get("/api/v1/events", &s.key);
+    assert_eq!(events["data"].as_array().unwrap().len(), 2);
+
+    for bad in [
+        json!({"events": []}),
+        json!({"events": vec![event("transactions.fetched"); 1001]}),
+    ] {
+        let (st, err) = s.api.post("/api/v1/events/batch", &s.admin, &bad);
+        assert_eq!(
+            (st, err["error"]["code"].as_str()),
+            (422, Some("invalid_batch"))
+        );
+    }
+    assert_eq!(
+        s.api
+            .post("/api/v1/events/batch", &s.key, &json!({"events": []}))
+            .0,
+        401
+    );
 }

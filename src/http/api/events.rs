@@ -6,7 +6,7 @@ use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 
-use super::views::{AcceptedView, DeliveryView, EventDetail, EventView, List};
+use super::views::{AcceptedList, AcceptedView, DeliveryView, EventDetail, EventView, List};
 use super::{ListParams, State, blocking, check_id};
 use crate::domain::IdKind;
 use crate::domain::input::validate_data;
@@ -26,6 +26,16 @@ pub struct CreateEvent {
     /// A JSON object of at most 256 KiB, delivered as sent.
     #[schema(value_type = Object)]
     pub data: Box<RawValue>,
+}
+
+/// The most events in one batch.
+pub const MAX_BATCH: usize = 1000;
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateEvents {
+    /// 1 to 1000 events, accepted all together or not at all.
+    pub events: Vec<CreateEvent>,
 }
 
 fn render(accepted: &[Accepted]) -> String {
@@ -73,6 +83,44 @@ pub async fn create_event(
         Ingested::New(accepted) => {
             st.metrics.events_ingested.inc();
             Ok(HttpResponse::Accepted().json(AcceptedView::from(&accepted[0])))
+        }
+        Ingested::Replayed(answer) => Ok(HttpResponse::Accepted()
+            .content_type("application/json")
+            .body(answer)),
+    }
+}
+
+#[utoipa::path(post, path = "/api/v1/events/batch", tag = "operator", security(("bearer" = [])),
+    request_body = CreateEvents,
+    responses((status = 202, body = AcceptedList), (status = 422, body = ErrorBody), (status = 401, body = ErrorBody)))]
+pub async fn create_events(
+    _: Admin,
+    st: State,
+    body: Json<CreateEvents>,
+) -> Result<HttpResponse, ApiError> {
+    let events = body.value.events;
+    if events.is_empty() || events.len() > MAX_BATCH {
+        return Err(ApiError::invalid(
+            "invalid_batch",
+            format!("a batch holds 1 to {MAX_BATCH} events"),
+        ));
+    }
+    let mut batch = Vec::with_capacity(events.len());
+    for (i, e) in events.into_iter().enumerate() {
+        validate_data(e.data.get())
+            .map_err(|v| ApiError::invalid(v.code, format!("events[{i}]: {}", v.message)))?;
+        batch.push(NewEvent {
+            customer_id: e.customer_id,
+            event: e.event,
+            data: e.data.get().to_owned(),
+        });
+    }
+    match st.store.ingest(batch, None, render).await? {
+        Ingested::New(accepted) => {
+            st.metrics.events_ingested.inc_by(accepted.len() as u64);
+            Ok(HttpResponse::Accepted().json(AcceptedList {
+                data: accepted.iter().map(AcceptedView::from).collect(),
+            }))
         }
         Ingested::Replayed(answer) => Ok(HttpResponse::Accepted()
             .content_type("application/json")

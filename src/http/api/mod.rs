@@ -101,7 +101,7 @@ impl Modify for BearerAuth {
         customers::create_customer, customers::list_customers, customers::get_customer,
         customers::delete_customer, customers::create_api_key, customers::list_api_keys,
         customers::delete_api_key,
-        events::create_event, events::list_events, events::get_event,
+        events::create_event, events::create_events, events::list_events, events::get_event,
         event_types::list_event_types, event_types::create_event_type,
         endpoints::list_endpoints, endpoints::create_endpoint, endpoints::get_endpoint,
         endpoints::update_endpoint, endpoints::delete_endpoint, endpoints::rotate_secret,
@@ -159,6 +159,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                         .route(post().to(events::create_event))
                         .route(get().to(events::list_events)),
                 )
+                .service(r("/events/batch").route(post().to(events::create_events)))
                 .service(r("/events/{id}").route(get().to(events::get_event)))
                 .service(
                     r("/event-types")

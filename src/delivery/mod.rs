@@ -29,6 +29,10 @@ pub struct Job {
 enum Control {
     Ready(Vec<Ready>),
     Done(String),
+    Claimed {
+        asked: Vec<(String, String)>,
+        result: Result<Vec<(String, String)>, String>,
+    },
     Stop,
 }
 
@@ -36,7 +40,7 @@ enum Control {
 pub struct Delivery {
     control: ChannelSender<Control>,
     stopping: Arc<AtomicBool>,
-    dispatcher: Option<JoinHandle<()>>,
+    dispatcher: Option<JoinHandle<Vec<(String, String)>>>,
     exited: Receiver<()>,
     workers: usize,
     /// To take back, at shutdown, what no worker started.
@@ -80,11 +84,12 @@ impl Delivery {
         }
 
         let share = (workers / 4).max(1);
+        let lanes = Lanes::new(share, workers);
         let dispatcher = {
-            let store = store.clone();
+            let (store, answers) = (store.clone(), control.clone());
             std::thread::Builder::new()
                 .name("dispatcher".into())
-                .spawn(move || dispatch(store, control_rx, jobs, share))
+                .spawn(move || dispatch(store, control_rx, answers, jobs, lanes))
                 .expect("spawn the dispatcher")
         };
         Self {
@@ -103,9 +108,11 @@ impl Delivery {
     pub fn shutdown(&mut self, grace: Duration) {
         self.stopping.store(true, Ordering::Release);
         let _ = self.control.send(Control::Stop);
-        if let Some(d) = self.dispatcher.take() {
-            let _ = d.join();
-        }
+        let claimed_ahead = self
+            .dispatcher
+            .take()
+            .and_then(|d| d.join().ok())
+            .unwrap_or_default();
         let deadline = Instant::now() + grace;
         for _ in 0..self.workers {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -116,12 +123,9 @@ impl Delivery {
                 break;
             }
         }
-        // Workers stuck in a POST cannot take what is still queued: it was not started.
-        let left: Vec<(String, String)> = self
-            .jobs
-            .try_iter()
-            .map(|j| (j.endpoint_id, j.delivery_id))
-            .collect();
+        // Claimed ahead, or queued for workers stuck in a POST: none of it was started.
+        let mut left = claimed_ahead;
+        left.extend(self.jobs.try_iter().map(|j| (j.endpoint_id, j.delivery_id)));
         if !left.is_empty()
             && let Err(e) = self.store.unclaim(left)
         {
@@ -130,8 +134,16 @@ impl Delivery {
     }
 }
 
-fn dispatch(store: Arc<Store>, control: Receiver<Control>, jobs: ChannelSender<Job>, share: usize) {
-    let mut lanes = Lanes::new(share);
+/// The dispatcher thread: claims ahead in groups (without waiting for the commit), hands
+/// claimed deliveries to the workers as they free up, and at the end returns what it had
+/// claimed but not handed out.
+fn dispatch(
+    store: Arc<Store>,
+    control: Receiver<Control>,
+    answers: ChannelSender<Control>,
+    jobs: ChannelSender<Job>,
+    mut lanes: Lanes,
+) -> Vec<(String, String)> {
     match store.endpoints_with_pending() {
         Ok(eps) => {
             for (ep, rate) in eps {
@@ -142,53 +154,44 @@ fn dispatch(store: Arc<Store>, control: Receiver<Control>, jobs: ChannelSender<J
     }
     let idle_tick = Duration::from_secs(1);
     let mut last_prune = Instant::now();
+    let mut claims_out = 0usize;
+    let mut stopping = false;
     loop {
         if last_prune.elapsed() >= idle_tick {
             lanes.prune(Instant::now());
             last_prune = Instant::now();
         }
-        for (ep, after, want) in lanes.wanting_refill() {
-            match store.pending_of(&ep, &after, want) {
-                Ok(ids) => lanes.on_refill(&ep, ids, want),
-                Err(e) => tracing::error!(error = %e, "cannot read pending deliveries"),
-            }
-        }
-        let free = jobs.capacity().unwrap_or(1).saturating_sub(jobs.len());
-        let picked = lanes.pick(free, Instant::now());
-        if !picked.is_empty() {
-            let asked: Vec<String> = picked.iter().map(|(ep, _)| ep.clone()).collect();
-            let (claimed, claim_failed) = match store.claim(picked) {
-                Ok(c) => (c, false),
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot claim deliveries");
-                    (Vec::new(), true)
-                }
-            };
-            // Lanes whose delivery was deleted or disabled meanwhile get their slot back.
-            let mut unclaimed = asked;
-            for (ep, _) in &claimed {
-                if let Some(i) = unclaimed.iter().position(|e| e == ep) {
-                    unclaimed.swap_remove(i);
+        if !stopping {
+            for (ep, after, want) in lanes.wanting_refill() {
+                match store.pending_of(&ep, &after, want) {
+                    Ok(ids) => lanes.on_refill(&ep, ids, want),
+                    Err(e) => tracing::error!(error = %e, "cannot read pending deliveries"),
                 }
             }
-            for ep in unclaimed {
-                if claim_failed {
-                    lanes.on_claim_failed(&ep);
-                } else {
-                    lanes.on_done(&ep);
+            let asked = lanes.to_claim();
+            if !asked.is_empty() {
+                claims_out += 1;
+                let answers = answers.clone();
+                let echo = asked.clone();
+                store.claim_then(asked, move |result| {
+                    let _ = answers.send(Control::Claimed {
+                        asked: echo,
+                        result: result.map_err(|e| e.to_string()),
+                    });
+                });
+            }
+            let free = jobs.capacity().unwrap_or(1).saturating_sub(jobs.len());
+            for (endpoint_id, delivery_id) in lanes.hand_out(free, Instant::now()) {
+                let job = Job {
+                    endpoint_id,
+                    delivery_id,
+                };
+                if jobs.send(job).is_err() {
+                    return lanes.take_claimed();
                 }
             }
-            for (endpoint_id, delivery_id) in claimed {
-                if jobs
-                    .send(Job {
-                        endpoint_id,
-                        delivery_id,
-                    })
-                    .is_err()
-                {
-                    return;
-                }
-            }
+        } else if claims_out == 0 {
+            return lanes.take_claimed();
         }
         let wait = match lanes.next_wakeup() {
             Some(t) => t.saturating_duration_since(Instant::now()).min(idle_tick),
@@ -196,8 +199,9 @@ fn dispatch(store: Arc<Store>, control: Receiver<Control>, jobs: ChannelSender<J
         };
         let first = match control.recv_timeout(wait) {
             Ok(msg) => Some(msg),
+            Err(RecvTimeoutError::Timeout) if stopping => return lanes.take_claimed(),
             Err(RecvTimeoutError::Timeout) => None,
-            Err(RecvTimeoutError::Disconnected) => return,
+            Err(RecvTimeoutError::Disconnected) => return lanes.take_claimed(),
         };
         for msg in first.into_iter().chain(control.try_iter()) {
             match msg {
@@ -207,7 +211,18 @@ fn dispatch(store: Arc<Store>, control: Receiver<Control>, jobs: ChannelSender<J
                     }
                 }
                 Control::Done(ep) => lanes.on_done(&ep),
-                Control::Stop => return,
+                Control::Claimed { asked, result } => {
+                    claims_out = claims_out.saturating_sub(1);
+                    match result {
+                        Ok(claimed) => lanes.on_claimed(&asked, claimed),
+                        Err(e) => {
+                            tracing::error!(error = %e, "cannot claim deliveries");
+                            lanes.on_claim_failed(&asked);
+                        }
+                    }
+                }
+                // Hand out nothing more; wait (a moment) for claims still being committed.
+                Control::Stop => stopping = true,
             }
         }
     }

@@ -228,25 +228,33 @@ impl Store {
     }
 
     /// Moves these pending deliveries to `sending` in one commit: from here on they count as
-    /// possibly sent. Returns the ones that were still pending (others were deleted or disabled).
-    pub fn claim(&self, ids: Vec<(String, String)>) -> Result<Vec<(String, String)>> {
-        self.write(move |ctx| {
-            let mut dt = DeliveryTables::open(ctx.tx)?;
-            let now = now_ms();
-            let mut claimed = Vec::with_capacity(ids.len());
-            for (ep, dlv) in ids {
-                if dt.pending.remove((ep.as_str(), dlv.as_str()))?.is_none() {
-                    continue;
+    /// possibly sent. `then` gets the ones that were still pending (others were deleted or
+    /// disabled) once that is durable.
+    pub fn claim_then(
+        &self,
+        ids: Vec<(String, String)>,
+        then: impl FnOnce(Result<Vec<(String, String)>>) + Send + 'static,
+    ) {
+        self.write_then(
+            move |ctx| {
+                let mut dt = DeliveryTables::open(ctx.tx)?;
+                let now = now_ms();
+                let mut claimed = Vec::with_capacity(ids.len());
+                for (ep, dlv) in ids {
+                    if dt.pending.remove((ep.as_str(), dlv.as_str()))?.is_none() {
+                        continue;
+                    }
+                    let Some(mut d) = dt.get(&dlv)? else { continue };
+                    d.status = DeliveryStatus::Sending;
+                    d.started_at = Some(now);
+                    dt.put(&d)?;
+                    dt.sending.insert(dlv.as_str(), ep.as_str())?;
+                    claimed.push((ep, dlv));
                 }
-                let Some(mut d) = dt.get(&dlv)? else { continue };
-                d.status = DeliveryStatus::Sending;
-                d.started_at = Some(now);
-                dt.put(&d)?;
-                dt.sending.insert(dlv.as_str(), ep.as_str())?;
-                claimed.push((ep, dlv));
-            }
-            Ok(claimed)
-        })
+                Ok(claimed)
+            },
+            then,
+        );
     }
 
     /// Puts claimed deliveries that no worker started back to `pending` (at shutdown).

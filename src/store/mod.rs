@@ -169,6 +169,15 @@ impl Store {
             .unwrap_or_else(|_| Err(StoreError::Unavailable("the store writer stopped".into())))
     }
 
+    /// As `write`, handing the outcome to `then` after the commit instead of waiting for it.
+    pub fn write_then<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut WriteCtx) -> Result<T> + Send + 'static,
+        then: impl FnOnce(Result<T>) + Send + 'static,
+    ) {
+        self.writer.submit_then(f, then);
+    }
+
     /// As `write`, without waiting for the outcome (a worker recording a result).
     pub fn write_detached(&self, f: impl FnOnce(&mut WriteCtx) -> Result<()> + Send + 'static) {
         if let Err(e) = self.writer.submit(f) {

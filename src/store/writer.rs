@@ -30,7 +30,9 @@ pub struct WriteCtx<'a> {
 
 pub type CommitHook = Box<dyn Fn(Vec<Ready>) + Send + Sync>;
 type Reply = Box<dyn FnOnce(Result<()>) + Send>;
-type Job = Box<dyn FnOnce(&mut WriteCtx) -> (Reply, bool) + Send>;
+/// A change: applied to the open transaction (or, `None`, refused because the store failed);
+/// gives the reply to send after the commit and whether storage broke under it.
+type Job = Box<dyn FnOnce(Option<&mut WriteCtx>) -> (Reply, bool) + Send>;
 
 enum Msg {
     Job(Job),
@@ -59,27 +61,41 @@ impl Writer {
         }
     }
 
+    /// Queues `f`; `then` gets its result once the group it went into is committed (or not).
+    pub fn submit_then<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut WriteCtx) -> Result<T> + Send + 'static,
+        then: impl FnOnce(Result<T>) + Send + 'static,
+    ) {
+        if self.is_failed() {
+            then(Err(failed_error()));
+            return;
+        }
+        let job: Job = Box::new(move |ctx| {
+            let outcome = match ctx {
+                Some(ctx) => f(ctx),
+                None => Err(failed_error()),
+            };
+            let broken = matches!(outcome, Err(StoreError::Storage(_)));
+            let reply: Reply = Box::new(move |committed| then(committed.and(outcome)));
+            (reply, broken)
+        });
+        if let Err(crossbeam_channel::SendError(Msg::Job(job))) = self.jobs.send(Msg::Job(job)) {
+            let (reply, _) = job(None);
+            reply(Err(StoreError::Unavailable(
+                "the store is shutting down".into(),
+            )));
+        }
+    }
+
     pub fn submit<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut WriteCtx) -> Result<T> + Send + 'static,
     ) -> Result<oneshot::Receiver<Result<T>>> {
-        if self.is_failed() {
-            return Err(StoreError::Unavailable(
-                "an earlier write to the data file failed; restart webhooks".into(),
-            ));
-        }
         let (tx, rx) = oneshot::channel();
-        let job: Job = Box::new(move |ctx| {
-            let outcome = f(ctx);
-            let broken = matches!(outcome, Err(StoreError::Storage(_)));
-            let reply: Reply = Box::new(move |committed| {
-                let _ = tx.send(committed.and(outcome));
-            });
-            (reply, broken)
+        self.submit_then(f, move |r| {
+            let _ = tx.send(r);
         });
-        self.jobs
-            .send(Msg::Job(job))
-            .map_err(|_| StoreError::Unavailable("the store is shutting down".into()))?;
         Ok(rx)
     }
 
@@ -115,10 +131,22 @@ fn run(db: &Database, rx: &Receiver<Msg>, failed: &AtomicBool, hook: &OnceLock<C
             continue;
         }
         if failed.load(Ordering::Acquire) {
-            drop(group); // their callers see the reply channel close: Unavailable
+            refuse(group);
             continue;
         }
         commit_group(db, group, failed, hook);
+    }
+}
+
+fn failed_error() -> StoreError {
+    StoreError::Unavailable("an earlier write to the data file failed; restart webhooks".into())
+}
+
+/// Answers every job of a group that cannot be written.
+fn refuse(group: Vec<Job>) {
+    for job in group {
+        let (reply, _) = job(None);
+        reply(Err(failed_error()));
     }
 }
 
@@ -128,7 +156,8 @@ fn commit_group(db: &Database, group: Vec<Job>, failed: &AtomicBool, hook: &Once
         Err(e) => {
             tracing::error!(error = %e, "cannot start a write transaction");
             failed.store(true, Ordering::Release);
-            return; // dropping the jobs drops their reply senders: callers see Unavailable
+            refuse(group);
+            return;
         }
     };
     let mut ctx = WriteCtx {
@@ -138,7 +167,7 @@ fn commit_group(db: &Database, group: Vec<Job>, failed: &AtomicBool, hook: &Once
     let mut replies = Vec::with_capacity(group.len());
     let mut broken = false;
     for job in group {
-        let (reply, job_broken) = job(&mut ctx);
+        let (reply, job_broken) = job(Some(&mut ctx));
         broken |= job_broken;
         replies.push(reply);
     }

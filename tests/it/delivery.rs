@@ -310,7 +310,8 @@ fn a_test_event_reaches_even_a_disabled_unsubscribed_endpoint() {
 
 #[test]
 fn deleting_an_endpoint_drops_its_pending_deliveries() {
-    // 8 workers: one endpoint has at most 2 in flight; the rest wait in the store.
+    // 8 workers: one endpoint has at most 2 in flight and 2 claimed ahead; the rest wait in
+    // the store.
     let s = TestServer::start();
     let cus = s.default_customer();
     let r = Receiver::start(Reply::Hang);
@@ -326,7 +327,7 @@ fn deleting_an_endpoint_drops_its_pending_deliveries() {
             .find_map(|l| l.strip_prefix("webhooks_queue_depth "))
             .map(|v| v.trim().to_owned())
     };
-    assert_eq!(depth(&s).as_deref(), Some("4"));
+    assert_eq!(depth(&s).as_deref(), Some("2"));
     let (st, _) = s.api.delete(
         &format!("/api/v1/endpoints/{}", ep["id"].as_str().unwrap()),
         &s.key,
@@ -348,7 +349,8 @@ fn disabling_an_endpoint_fails_what_waits_for_it() {
     let r = Receiver::start(Reply::Hang);
     let ep = s.endpoint(&s.key, &r.url("/"), &["*"]);
     let id = ep["id"].as_str().unwrap();
-    let events: Vec<String> = (0..4)
+    // 8 workers: 2 in flight (hanging), 2 claimed ahead, 2 still pending.
+    let events: Vec<String> = (0..6)
         .map(|_| {
             s.event(&cus, "transactions.fetched", "{}")["id"]
                 .as_str()
@@ -372,7 +374,7 @@ fn disabling_an_endpoint_fails_what_waits_for_it() {
         .map(|d| d["event_id"].as_str().unwrap())
         .collect();
     assert!(
-        failed_events.contains(&events[2].as_str()) && failed_events.contains(&events[3].as_str())
+        failed_events.contains(&events[4].as_str()) && failed_events.contains(&events[5].as_str())
     );
 }
 

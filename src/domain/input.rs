@@ -356,4 +356,61 @@ mod tests {
         assert!(validate_event_type_name("Bad Name").is_err());
         assert!(validate_event_type_name("a..b").is_err());
     }
+
+    mod properties {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #[test]
+            fn url_parsing_never_panics(s in "\\PC{0,300}") {
+                let _ = TargetUrl::parse(&s);
+            }
+
+            #[test]
+            fn an_accepted_url_is_absolute_http_with_a_usable_port(
+                s in "(http|https|ftp|)(://|:/|)[a-z0-9.:@\\[\\]-]{0,30}(/[a-z0-9%?=&#]{0,20})?"
+            ) {
+                if let Ok(url) = TargetUrl::parse(&s) {
+                    let uri: Uri = url.as_str().parse().unwrap();
+                    prop_assert!(matches!(uri.scheme_str(), Some("http") | Some("https")));
+                    let authority = uri.authority().unwrap();
+                    prop_assert!(!authority.as_str().contains('@'));
+                    prop_assert!(!authority.host().is_empty());
+                    let text = authority.as_str();
+                    if let Some((_, port)) = text.rsplit_once(':')
+                        && !text.ends_with(']')
+                        && !port.contains(']')
+                    {
+                        prop_assert!(port.parse::<u16>().is_ok_and(|p| p > 0), "{}", text);
+                    }
+                }
+            }
+
+            #[test]
+            fn dotted_lowercase_names_are_event_types(parts in prop::collection::vec("[a-z0-9_-]{1,12}", 1..6)) {
+                let name = parts.join(".");
+                prop_assert_eq!(validate_event_type_name(&name).is_ok(), name.len() <= 128);
+            }
+
+            #[test]
+            fn other_names_are_not(name in "[A-Z .]{1,20}|[a-z]*\\.\\.[a-z]*|\\.[a-z]+|[a-z]+\\.") {
+                prop_assert!(validate_event_type_name(&name).is_err());
+            }
+
+            #[test]
+            fn data_depth_is_counted_like_a_parser_would(depth in 1usize..120, key in "[a-z\\[\\]{}\"]{0,8}") {
+                // `depth` nested objects, with brackets and quotes hidden inside a string value.
+                let inner = serde_json::to_string(&key).unwrap();
+                let text = format!("{}{}{}", "{\"a\":".repeat(depth - 1) + "{\"k\":", inner, "}".repeat(depth));
+                prop_assert!(serde_json::from_str::<serde_json::Value>(&text).is_ok() || depth > 120);
+                prop_assert_eq!(validate_data(&text).is_ok(), depth <= MAX_DATA_DEPTH);
+            }
+
+            #[test]
+            fn data_validation_never_panics(s in "\\PC{0,300}") {
+                let _ = validate_data(&s);
+            }
+        }
+    }
 }

@@ -436,3 +436,115 @@ fn a_batch_is_accepted_all_together_or_not_at_all() {
         401
     );
 }
+
+#[test]
+fn hostile_requests_get_4xx_json_and_the_server_stays_healthy() {
+    let s = TestServer::start();
+    let cases: Vec<(u16, String)> = vec![
+        // Invalid UTF-8 inside a JSON string.
+        {
+            let (st, body) = s.api.send_raw(
+                "POST",
+                "/api/v1/endpoints",
+                &s.key,
+                Some(b"{\"url\":\"http://x.com/\xff\xfe\",\"events\":[\"*\"]}"),
+                &[],
+            );
+            (st, body)
+        },
+        // Absurd and hostile query values.
+        {
+            let (st, b) = s.api.send_raw(
+                "GET",
+                "/api/v1/endpoints?limit=99999999999999999999999",
+                &s.key,
+                None,
+                &[],
+            );
+            (st, b)
+        },
+        {
+            let (st, b) = s.api.send_raw(
+                "GET",
+                "/api/v1/deliveries?limit=-1&before=%00%ff",
+                &s.key,
+                None,
+                &[],
+            );
+            (st, b)
+        },
+        {
+            let long = format!("/api/v1/endpoints?before={}", "x".repeat(1000));
+            let (st, b) = s.api.send_raw("GET", &long, &s.key, None, &[]);
+            (st, b)
+        },
+        // Path tricks.
+        {
+            let (st, b) = s.api.send_raw(
+                "GET",
+                "/api/v1/endpoints/..%2F..%2Fcustomers",
+                &s.key,
+                None,
+                &[],
+            );
+            (st, b)
+        },
+        {
+            let (st, b) = s
+                .api
+                .send_raw("GET", "/api/v1/customers/%2e%2e", &s.admin, None, &[]);
+            (st, b)
+        },
+        // A JSON body that is not an object, and one that is a huge string.
+        {
+            let (st, b) = s.api.send_raw(
+                "POST",
+                "/api/v1/customers",
+                &s.admin,
+                Some(b"\"just a string\""),
+                &[],
+            );
+            (st, b)
+        },
+        {
+            let big = format!("{{\"name\":\"{}\"}}", "n".repeat(900 * 1024));
+            let (st, b) = s.api.send_raw(
+                "POST",
+                "/api/v1/customers",
+                &s.admin,
+                Some(big.as_bytes()),
+                &[],
+            );
+            (st, b)
+        },
+    ];
+    for (i, (status, body)) in cases.iter().enumerate() {
+        assert!((400..500).contains(status), "case {i}: {status} {body}");
+        let v: serde_json::Value =
+            serde_json::from_str(body).unwrap_or_else(|_| panic!("case {i}: not JSON: {body}"));
+        assert!(v["error"]["code"].is_string(), "case {i}: {body}");
+    }
+    // Headers far over any sane size are refused by the HTTP layer, not a panic.
+    let status_line = {
+        use std::io::{Read, Write};
+        let addr = s.api.base.trim_start_matches("http://").to_owned();
+        let mut conn = std::net::TcpStream::connect(addr).unwrap();
+        let huge = "h".repeat(256 * 1024);
+        let req = format!("GET /api/v1/endpoints HTTP/1.1\r\nhost: x\r\nx-huge: {huge}\r\n\r\n");
+        let _ = conn.write_all(req.as_bytes());
+        let mut answer = vec![0u8; 64];
+        let n = conn.read(&mut answer).unwrap_or(0);
+        String::from_utf8_lossy(&answer[..n]).into_owned()
+    };
+    assert!(
+        status_line.starts_with("HTTP/1.1 4") || status_line.is_empty(),
+        "{status_line}"
+    );
+    assert_eq!(s.api.get("/healthz", "").0, 200);
+    let (_, list) = s.api.get("/api/v1/customers", &s.admin);
+    assert_eq!(
+        list["data"].as_array().unwrap().len(),
+        1,
+        "nothing was created"
+    );
+}

@@ -763,7 +763,7 @@ fn fan_out(api: &Api, receiver: &Receiver, customer: &str, endpoints: usize) -> 
 fn store_ceiling(dir: &Path, rows: usize) -> f64 {
     const T: redb::TableDefinition<&str, &[u8]> = redb::TableDefinition::new("rows");
     let db = redb::Database::builder()
-        .set_cache_size(32 * 1024 * 1024)
+        .set_cache_size(64 * 1024 * 1024)
         .create(dir.join("ceiling.redb"))
         .unwrap();
     let value = vec![b'x'; 420];

@@ -20,7 +20,7 @@ use crate::metrics::Metrics;
 use crate::store::{OpenError, Store, StoreError};
 
 /// redb's page cache; its default (1 GiB) is far more than a small appliance should hold.
-const CACHE_BYTES: usize = 32 * 1024 * 1024;
+const CACHE_BYTES: usize = 64 * 1024 * 1024;
 /// How long POSTs in flight may finish at shutdown.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);

@@ -101,6 +101,18 @@ pub(super) fn ready(d: &Delivery, endpoint: &Endpoint) -> Ready {
     }
 }
 
+/// A delivery as it stands: a record still written `pending` whose id is in the `sending`
+/// table has been claimed (claims do not rewrite the record, to keep the writer's work small).
+pub(super) fn with_claim(
+    mut d: Delivery,
+    sending: &impl ReadableTable<&'static str, &'static str>,
+) -> Result<Delivery> {
+    if d.status == DeliveryStatus::Pending && sending.get(d.id.as_str())?.is_some() {
+        d.status = DeliveryStatus::Sending;
+    }
+    Ok(d)
+}
+
 /// Filters of the delivery log.
 #[derive(Debug, Clone, Default)]
 pub struct DeliveryFilter {
@@ -158,6 +170,7 @@ impl Store {
                 (tx.open_table(CUSTOMER_DELIVERIES)?, customer_id)
             };
             let records = tx.open_table(DELIVERIES)?;
+            let sending = tx.open_table(SENDING)?;
             let upper = page.before.unwrap_or(ID_MAX);
             let mut data = Vec::new();
             let mut next = None;
@@ -171,7 +184,7 @@ impl Store {
                 }
                 last_scanned = Some(id.to_owned());
                 let Some(v) = records.get(id)? else { continue };
-                let d: Delivery = decode(v.value())?;
+                let d = with_claim(decode(v.value())?, &sending)?;
                 let keep = d.customer_id == customer_id
                     && filter.event_id.as_ref().is_none_or(|e| *e == d.event_id)
                     && filter.status.is_none_or(|s| s == d.status);
@@ -196,7 +209,10 @@ impl Store {
                 .get(id)?
                 .map(|v| decode(v.value()))
                 .transpose()?;
-            Ok(d.filter(|d| d.customer_id == customer_id))
+            let sending = tx.open_table(SENDING)?;
+            d.filter(|d| d.customer_id == customer_id)
+                .map(|d| with_claim(d, &sending))
+                .transpose()
         })
     }
 
@@ -238,16 +254,12 @@ impl Store {
         self.write_then(
             move |ctx| {
                 let mut dt = DeliveryTables::open(ctx.tx)?;
-                let now = now_ms();
                 let mut claimed = Vec::with_capacity(ids.len());
                 for (ep, dlv) in ids {
+                    // The record itself is not rewritten: being in `sending` is the claim.
                     if dt.pending.remove((ep.as_str(), dlv.as_str()))?.is_none() {
                         continue;
                     }
-                    let Some(mut d) = dt.get(&dlv)? else { continue };
-                    d.status = DeliveryStatus::Sending;
-                    d.started_at = Some(now);
-                    dt.put(&d)?;
                     dt.sending.insert(dlv.as_str(), ep.as_str())?;
                     claimed.push((ep, dlv));
                 }
@@ -265,10 +277,6 @@ impl Store {
                 if dt.sending.remove(dlv.as_str())?.is_none() {
                     continue;
                 }
-                let Some(mut d) = dt.get(&dlv)? else { continue };
-                d.status = DeliveryStatus::Pending;
-                d.started_at = None;
-                dt.put(&d)?;
                 dt.pending.insert((ep.as_str(), dlv.as_str()), ())?;
             }
             Ok(())
@@ -304,9 +312,16 @@ impl Store {
     /// Records a worker's result; grouped with other writes, nobody waits for it.
     pub fn finish(&self, outcome: Outcome) {
         self.write_detached(move |ctx| {
-            let mut dt = DeliveryTables::open(ctx.tx)?;
-            dt.sending.remove(outcome.delivery_id.as_str())?;
-            let Some(mut d) = dt.get(&outcome.delivery_id)? else {
+            // Only the two tables a result touches: this runs once per delivery.
+            ctx.tx
+                .open_table(SENDING)?
+                .remove(outcome.delivery_id.as_str())?;
+            let mut records = ctx.tx.open_table(DELIVERIES)?;
+            let Some(mut d) = records
+                .get(outcome.delivery_id.as_str())?
+                .map(|v| decode::<Delivery>(v.value()))
+                .transpose()?
+            else {
                 return Ok(());
             };
             d.status = outcome.status();
@@ -318,7 +333,8 @@ impl Store {
             d.duration_ms = Some(outcome.duration_ms);
             d.started_at = Some(outcome.started_at);
             d.finished_at = Some(outcome.finished_at);
-            dt.put(&d)
+            records.insert(d.id.as_str(), encode(&d).as_slice())?;
+            Ok(())
         });
     }
 

@@ -80,6 +80,10 @@ fn ingest_in(ctx: &mut WriteCtx, ids: &IdGen, batch: Vec<NewEvent>) -> Result<Ve
     let mut accepted = Vec::with_capacity(batch.len());
     let mut subscribers: Vec<Endpoint> = Vec::new();
     let mut subscribers_of: Option<String> = None;
+    // Opened once for the whole batch, not per event.
+    let mut events = ctx.tx.open_table(EVENTS)?;
+    let mut by_customer = ctx.tx.open_table(CUSTOMER_EVENTS)?;
+    let mut dt = DeliveryTables::open(ctx.tx)?;
     for new in batch {
         if subscribers_of.as_deref() != Some(new.customer_id.as_str()) {
             subscribers = enabled_endpoints(ctx.tx, &new.customer_id)?;
@@ -95,8 +99,8 @@ fn ingest_in(ctx: &mut WriteCtx, ids: &IdGen, batch: Vec<NewEvent>) -> Result<Ve
             body,
             data_start,
         };
-        put_new(ctx.tx, &event)?;
-        let mut dt = DeliveryTables::open(ctx.tx)?;
+        events.insert(event.id.as_str(), encode(&event).as_slice())?;
+        by_customer.insert((event.customer_id.as_str(), event.id.as_str()), ())?;
         let mut count = 0;
         for ep in subscribers
             .iter()
@@ -224,11 +228,12 @@ impl Store {
             };
             let index = tx.open_table(EVENT_DELIVERIES)?;
             let records = tx.open_table(DELIVERIES)?;
+            let sending = tx.open_table(SENDING)?;
             let mut deliveries = Vec::new();
             for row in index.range((id, "")..(id, ID_MAX))?.rev() {
                 let (k, _) = row?;
                 if let Some(v) = records.get(k.value().1)? {
-                    deliveries.push(decode(v.value())?);
+                    deliveries.push(super::deliveries::with_claim(decode(v.value())?, &sending)?);
                 }
             }
             Ok(Some((event, deliveries)))

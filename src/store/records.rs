@@ -112,6 +112,7 @@ pub struct Delivery {
     pub customer_id: String,
     pub event: String,
     pub url: String,
+    /// As last written: a `pending` record in the `sending` table is claimed (`sending`).
     pub status: DeliveryStatus,
     pub response_status: Option<u16>,
     pub response_body: Option<String>,

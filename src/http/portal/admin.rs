@@ -5,18 +5,13 @@ use actix_web::http::StatusCode;
 use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
-use subtle::ConstantTimeEq;
 
-use super::customer::{ConfirmPage, EventPage, login_page, login_token_ok, peer_ip};
+use super::customer::{ConfirmPage, EventPage, login_page, sign_in, sign_out};
 use super::forms::Form;
 use super::views::{DeliveryRow, EventRow, TypeOption, pretty_json, short_time, still_running};
-use super::{
-    ADMIN_COOKIE, AdminCtx, Flash, LOGIN_COOKIE, Layout, PortalError, Who, blocking, html,
-    see_other,
-};
+use super::{ADMIN_COOKIE, AdminCtx, Flash, Layout, PortalError, Who, blocking, html, see_other};
 use crate::domain::IdKind;
 use crate::domain::input::{validate_data, validate_event_type_name, validate_text};
-use crate::domain::secret::hash_token;
 use crate::http::AppState;
 use crate::store::records::EventType;
 use crate::store::{NewEvent, PageQuery, StoreError};
@@ -178,32 +173,7 @@ pub async fn login(
     st: State,
     body: web::Bytes,
 ) -> Result<HttpResponse, PortalError> {
-    let ip = peer_ip(&req);
-    let sessions = &st.portal.sessions;
-    if sessions.throttled(ip) {
-        return Err(PortalError::Throttled);
-    }
-    let form = Form::parse(&body);
-    if !login_token_ok(&req, &form) {
-        let msg = "The sign-in form expired. Please try again.".to_owned();
-        return Ok(login_page(&st, true, StatusCode::BAD_REQUEST, Some(msg)));
-    }
-    let given = hash_token(form.get("token").trim());
-    let valid = st
-        .store
-        .admin_hash()
-        .is_some_and(|stored| bool::from(given.ct_eq(&stored)));
-    if !valid {
-        sessions.failed_login(ip);
-        let msg = "That admin token is not valid.".to_owned();
-        return Ok(login_page(&st, true, StatusCode::UNAUTHORIZED, Some(msg)));
-    }
-    sessions.succeeded_login(ip);
-    let token = sessions.start(Who::Admin);
-    let mut resp = see_other("/admin");
-    let _ = resp.add_cookie(&st.portal.cookie(ADMIN_COOKIE, token));
-    let _ = resp.add_removal_cookie(&st.portal.removal(LOGIN_COOKIE));
-    Ok(resp)
+    sign_in(&req, &st, &body, true)
 }
 
 pub async fn logout(
@@ -211,11 +181,7 @@ pub async fn logout(
     st: State,
     body: web::Bytes,
 ) -> Result<HttpResponse, PortalError> {
-    Form::parse(&body).check_csrf(&ctx.csrf)?;
-    st.portal.sessions.end(&ctx.token);
-    let mut resp = see_other("/admin");
-    let _ = resp.add_removal_cookie(&st.portal.removal(ADMIN_COOKIE));
-    Ok(resp)
+    sign_out(&st, &ctx.token, &ctx.csrf, &body, ADMIN_COOKIE, "/admin")
 }
 
 fn ingest_answer(_: &[crate::store::Accepted]) -> String {

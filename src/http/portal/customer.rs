@@ -12,8 +12,8 @@ use super::views::{
     still_running,
 };
 use super::{
-    CUSTOMER_COOKIE, CustomerCtx, Flash, LOGIN_COOKIE, Layout, PortalError, Who, blocking, html,
-    see_other,
+    ADMIN_COOKIE, CUSTOMER_COOKIE, CustomerCtx, Flash, LOGIN_COOKIE, Layout, PortalError, Who,
+    blocking, html, see_other,
 };
 use crate::domain::input::{TargetUrl, validate_text};
 use crate::domain::secret::hash_token;
@@ -21,6 +21,7 @@ use crate::domain::time::{now_ms, parse_rfc3339};
 use crate::domain::{ApiKey, IdKind};
 use crate::http::AppState;
 use crate::store::{DeliveryFilter, EndpointPatch, NewEndpoint, PageQuery, StoreError};
+use subtle::ConstantTimeEq;
 
 type State = web::Data<AppState>;
 
@@ -115,33 +116,57 @@ pub async fn login(
     st: State,
     body: web::Bytes,
 ) -> Result<HttpResponse, PortalError> {
-    let ip = peer_ip(&req);
+    sign_in(&req, &st, &body, false)
+}
+
+/// Checks a sign-in form (the operator's when `admin`) and starts a session. Each form takes
+/// only its own kind of secret; failures count toward the address's throttle.
+pub(super) fn sign_in(
+    req: &HttpRequest,
+    st: &AppState,
+    body: &[u8],
+    admin: bool,
+) -> Result<HttpResponse, PortalError> {
+    let ip = peer_ip(req);
     let sessions = &st.portal.sessions;
     if sessions.throttled(ip) {
         return Err(PortalError::Throttled);
     }
-    let form = Form::parse(&body);
-    if !login_token_ok(&req, &form) {
+    let form = Form::parse(body);
+    if !login_token_ok(req, &form) {
         let msg = "The sign-in form expired. Please try again.".to_owned();
-        return Ok(login_page(&st, false, StatusCode::BAD_REQUEST, Some(msg)));
+        return Ok(login_page(st, admin, StatusCode::BAD_REQUEST, Some(msg)));
     }
-    let key = form.get("api_key").trim();
-    let owner = key
-        .starts_with(ApiKey::CUSTOMER_PREFIX)
-        .then(|| st.store.key_owner(&hash_token(key)))
-        .flatten();
-    let Some(owner) = owner else {
+    let who = if admin {
+        let given = hash_token(form.get("token").trim());
+        st.store
+            .admin_hash()
+            .is_some_and(|stored| bool::from(given.ct_eq(&stored)))
+            .then_some(Who::Admin)
+    } else {
+        let key = form.get("api_key").trim();
+        key.starts_with(ApiKey::CUSTOMER_PREFIX)
+            .then(|| st.store.key_owner(&hash_token(key)))
+            .flatten()
+            .map(|owner| Who::Customer {
+                customer_id: owner.customer_id,
+                key_id: owner.key_id,
+            })
+    };
+    let Some(who) = who else {
         sessions.failed_login(ip);
-        let msg = "That API key is not valid.".to_owned();
-        return Ok(login_page(&st, false, StatusCode::UNAUTHORIZED, Some(msg)));
+        let what = if admin { "admin token" } else { "API key" };
+        let msg = format!("That {what} is not valid.");
+        return Ok(login_page(st, admin, StatusCode::UNAUTHORIZED, Some(msg)));
     };
     sessions.succeeded_login(ip);
-    let token = sessions.start(Who::Customer {
-        customer_id: owner.customer_id,
-        key_id: owner.key_id,
-    });
-    let mut resp = see_other("/webhooks");
-    let _ = resp.add_cookie(&st.portal.cookie(CUSTOMER_COOKIE, token));
+    let (cookie, home) = if admin {
+        (ADMIN_COOKIE, "/admin")
+    } else {
+        (CUSTOMER_COOKIE, "/webhooks")
+    };
+    let mut resp = see_other(home);
+    let _ = resp.add_cookie(&st.portal.cookie(cookie, sessions.start(who)));
     let _ = resp.add_removal_cookie(&st.portal.removal(LOGIN_COOKIE));
     Ok(resp)
 }
@@ -151,10 +176,22 @@ pub async fn logout(
     st: State,
     body: web::Bytes,
 ) -> Result<HttpResponse, PortalError> {
-    Form::parse(&body).check_csrf(&ctx.csrf)?;
-    st.portal.sessions.end(&ctx.token);
-    let mut resp = see_other("/");
-    let _ = resp.add_removal_cookie(&st.portal.removal(CUSTOMER_COOKIE));
+    sign_out(&st, &ctx.token, &ctx.csrf, &body, CUSTOMER_COOKIE, "/")
+}
+
+/// Ends the session on the server and drops its cookie.
+pub(super) fn sign_out(
+    st: &AppState,
+    token: &str,
+    csrf: &str,
+    body: &[u8],
+    cookie: &'static str,
+    to: &str,
+) -> Result<HttpResponse, PortalError> {
+    Form::parse(body).check_csrf(csrf)?;
+    st.portal.sessions.end(token);
+    let mut resp = see_other(to);
+    let _ = resp.add_removal_cookie(&st.portal.removal(cookie));
     Ok(resp)
 }
 

@@ -94,6 +94,19 @@ pub fn run(opts: ListenOptions) -> Result<(), ClientError> {
     .map_err(|e| ClientError::Failed(format!("the receiver stopped: {e}")))
 }
 
+/// The text with control characters (but line breaks) shown as `�`.
+fn printable(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_control() && c != '\n' {
+                '\u{fffd}'
+            } else {
+                c
+            }
+        })
+        .collect()
+}
+
 fn parse_events(events: &str) -> Vec<String> {
     events
         .split(',')
@@ -156,14 +169,20 @@ async fn receive(
         None => Err("signature NOT verified: no secret (pass --api-key or --secret)".to_owned()),
     };
     let parsed: Option<Value> = serde_json::from_slice(&body).ok();
-    let event = parsed
-        .as_ref()
-        .and_then(|v| v["event"].as_str())
-        .unwrap_or("(no event name)");
-    let pretty = parsed
-        .as_ref()
-        .and_then(|v| serde_json::to_string_pretty(v).ok())
-        .unwrap_or_else(|| String::from_utf8_lossy(&body).into_owned());
+    // Whoever reaches this port chooses these bytes: no terminal control sequences pass.
+    let event = printable(
+        parsed
+            .as_ref()
+            .and_then(|v| v["event"].as_str())
+            .unwrap_or("(no event name)"),
+    );
+    let pretty = printable(
+        &parsed
+            .as_ref()
+            .and_then(|v| serde_json::to_string_pretty(v).ok())
+            .unwrap_or_else(|| String::from_utf8_lossy(&body).into_owned()),
+    );
+    let id = printable(header("webhook-id").unwrap_or("(no webhook-id)"));
     let paint = |code: &str, text: &str| {
         if shared.colour {
             format!("\x1b[{code}m{text}\x1b[0m")
@@ -179,8 +198,8 @@ async fn receive(
         "\n{} {} {} {}\n{}\n{}",
         paint("2", &rfc3339(now_ms())),
         req.method(),
-        paint("1", event),
-        header("webhook-id").unwrap_or("(no webhook-id)"),
+        paint("1", &event),
+        id,
         verdict_line,
         pretty
     );

@@ -136,6 +136,15 @@ impl Client {
     /// failed download never leaves a half file under the real one). Returns the bytes written.
     pub fn download(&self, path: &str, out: &std::path::Path) -> Result<u64, ClientError> {
         let url = format!("{}{}", self.server, path);
+        // A large copy may take long: bound connecting and the wait for the answer, not the
+        // whole transfer.
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .proxy(None)
+            .timeout_connect(Some(Duration::from_secs(10)))
+            .timeout_recv_response(Some(Duration::from_secs(600)))
+            .build()
+            .new_agent();
         let req = ureq::http::Request::builder()
             .method("POST")
             .uri(&url)
@@ -144,7 +153,7 @@ impl Client {
             .map_err(|_| {
                 ClientError::Usage(format!("{} is not a valid server URL", self.server))
             })?;
-        let resp = self.agent.run(req).map_err(|e| match e {
+        let resp = agent.run(req).map_err(|e| match e {
             ureq::Error::Io(_) | ureq::Error::HostNotFound | ureq::Error::ConnectionFailed => {
                 ClientError::Unreachable(self.server.clone())
             }

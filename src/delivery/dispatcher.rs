@@ -69,8 +69,8 @@ pub struct Lanes {
     /// ahead, outside this budget, so a few stuck endpoints cannot starve the rest. Together
     /// with the channel and the workers this bounds how many a crash can leave `interrupted`.
     ahead: usize,
-    /// Round-robin position.
-    turn: usize,
+    /// Round-robin positions: one for claiming, one for handing out.
+    turns: [usize; 2],
 }
 
 impl Lanes {
@@ -79,7 +79,7 @@ impl Lanes {
             lanes: HashMap::new(),
             share: share.max(1),
             ahead: ahead.max(1),
-            turn: 0,
+            turns: [0, 0],
         }
     }
 
@@ -109,13 +109,14 @@ impl Lanes {
         self.lane(endpoint, rate).overflow = true;
     }
 
-    /// Lanes in a fair order: a different one first each time.
-    fn rotation(&mut self) -> Vec<String> {
+    /// Lanes in a fair order: a different one first each time (`which` keeps claiming and
+    /// handing out on separate turns).
+    fn rotation(&mut self, which: usize) -> Vec<String> {
         let mut keys: Vec<String> = self.lanes.keys().cloned().collect();
         keys.sort_unstable();
         if !keys.is_empty() {
-            self.turn = (self.turn + 1) % keys.len();
-            keys.rotate_left(self.turn);
+            self.turns[which] = (self.turns[which] + 1) % keys.len();
+            keys.rotate_left(self.turns[which]);
         }
         keys
     }
@@ -131,7 +132,7 @@ impl Lanes {
                 .map(|l| l.claimed.len() + l.claiming)
                 .sum(),
         );
-        let order = self.rotation();
+        let order = self.rotation(0);
         let mut out = Vec::new();
         let mut progress = true;
         while progress {
@@ -182,9 +183,16 @@ impl Lanes {
     }
 
     /// Up to `free` claimed deliveries to hand to the workers now, fairly across endpoints,
-    /// within each endpoint's share and rate limit.
-    pub fn hand_out(&mut self, free: usize, now: Instant) -> Vec<(String, String)> {
-        let order = self.rotation();
+    /// within each endpoint's share and rate limit. A rate-limited endpoint's delivery goes
+    /// out only into an empty queue (`idle_worker_likely`), so queued jobs cannot bunch up and
+    /// leave together.
+    pub fn hand_out(
+        &mut self,
+        free: usize,
+        idle_worker_likely: bool,
+        now: Instant,
+    ) -> Vec<(String, String)> {
+        let order = self.rotation(1);
         let mut out = Vec::new();
         let mut progress = true;
         while out.len() < free && progress {
@@ -194,7 +202,12 @@ impl Lanes {
                     break;
                 }
                 let lane = self.lanes.get_mut(ep).expect("listed lanes exist");
-                if lane.claimed.is_empty() || lane.in_flight >= self.share || !lane.ready_at(now) {
+                let limited = lane.rate_limit_per_sec.is_some_and(|r| r > 0);
+                if lane.claimed.is_empty()
+                    || lane.in_flight >= self.share
+                    || !lane.ready_at(now)
+                    || (limited && (!idle_worker_likely || !out.is_empty()))
+                {
                     continue;
                 }
                 let id = lane.claimed.pop_front().expect("checked above");
@@ -299,15 +312,15 @@ mod tests {
         }
         let now = Instant::now();
         assert_eq!(claim_all(&mut l), 2);
-        assert_eq!(l.hand_out(8, now).len(), 2);
+        assert_eq!(l.hand_out(8, true, now).len(), 2);
         assert_eq!(claim_all(&mut l), 2, "claims ahead while two are in flight");
         assert!(
-            l.hand_out(8, now).is_empty(),
+            l.hand_out(8, true, now).is_empty(),
             "but does not hand them out yet"
         );
         assert_eq!(claim_all(&mut l), 0);
         l.on_done("ep_a");
-        assert_eq!(l.hand_out(8, now).len(), 1);
+        assert_eq!(l.hand_out(8, true, now).len(), 1);
     }
 
     #[test]
@@ -323,7 +336,7 @@ mod tests {
         assert_eq!(asked.len(), 4);
         assert_eq!(asked.iter().filter(|(e, _)| e == "ep_a").count(), 2);
         l.on_claimed(&asked, asked.clone());
-        let got = l.hand_out(4, Instant::now());
+        let got = l.hand_out(4, true, Instant::now());
         assert_eq!(got.iter().filter(|(e, _)| e == "ep_b").count(), 2);
         assert!(got.iter().any(|(_, id)| id == "a00000"));
     }
@@ -335,18 +348,24 @@ mod tests {
         l.on_ready("ep_a", "a2".into(), Some(10));
         claim_all(&mut l);
         let now = Instant::now();
-        assert_eq!(l.hand_out(8, now).len(), 1);
-        assert!(l.hand_out(8, now).is_empty());
+        assert_eq!(l.hand_out(8, true, now).len(), 1);
+        assert!(l.hand_out(8, true, now).is_empty());
         let wake = l.next_wakeup().expect("a wake-up is planned");
         assert!(wake > now && wake <= now + Duration::from_millis(100));
-        assert_eq!(l.hand_out(8, wake).len(), 1);
+        assert_eq!(l.hand_out(8, true, wake).len(), 1);
         l.on_done("ep_a");
         l.on_done("ep_a");
         l.prune(wake);
         l.on_ready("ep_a", "a3".into(), Some(10));
         claim_all(&mut l);
-        assert!(l.hand_out(8, wake + Duration::from_millis(50)).is_empty());
-        assert_eq!(l.hand_out(8, wake + Duration::from_millis(100)).len(), 1);
+        assert!(
+            l.hand_out(8, true, wake + Duration::from_millis(50))
+                .is_empty()
+        );
+        assert_eq!(
+            l.hand_out(8, true, wake + Duration::from_millis(100)).len(),
+            1
+        );
         l.on_done("ep_a");
         l.prune(wake + Duration::from_secs(1));
         assert_eq!(l.lane_count(), 0);
@@ -364,7 +383,7 @@ mod tests {
         let mut handed = 0;
         for _ in 0..4 {
             claim_all(&mut l);
-            handed += l.hand_out(8, now).len();
+            handed += l.hand_out(8, true, now).len();
         }
         assert_eq!(handed, 4); // a and b: 2 in flight each, never done (blackholed)
         claim_all(&mut l); // and 2 ahead each, outside the budget

@@ -163,6 +163,7 @@ fn dispatch(
             lanes.prune(Instant::now());
             last_prune = Instant::now();
         }
+        let mut pool_full = false;
         if !stopping {
             for (ep, after, want) in lanes.wanting_refill() {
                 match store.pending_of(&ep, &after, want) {
@@ -170,7 +171,12 @@ fn dispatch(
                     Err(e) => tracing::error!(error = %e, "cannot read pending deliveries"),
                 }
             }
-            let asked = lanes.to_claim();
+            // A store that failed refuses every claim at once: do not spin on it.
+            let asked = if store.is_failed() {
+                Vec::new()
+            } else {
+                lanes.to_claim()
+            };
             if !asked.is_empty() {
                 claims_out += 1;
                 let answers = answers.clone();
@@ -182,8 +188,10 @@ fn dispatch(
                     });
                 });
             }
-            let free = jobs.capacity().unwrap_or(1).saturating_sub(jobs.len());
-            for (endpoint_id, delivery_id) in lanes.hand_out(free, Instant::now()) {
+            let capacity = jobs.capacity().unwrap_or(1);
+            let free = capacity.saturating_sub(jobs.len());
+            for (endpoint_id, delivery_id) in lanes.hand_out(free, jobs.is_empty(), Instant::now())
+            {
                 let job = Job {
                     endpoint_id,
                     delivery_id,
@@ -192,12 +200,18 @@ fn dispatch(
                     return lanes.take_claimed();
                 }
             }
+            pool_full = jobs.len() >= capacity;
         } else if claims_out == 0 {
             return lanes.take_claimed();
         }
+        // A rate-limited lane's wake-up only matters when a worker could take its delivery;
+        // while stopping, only the claims still being committed are waited for.
         let wait = match lanes.next_wakeup() {
-            Some(t) => t.saturating_duration_since(Instant::now()).min(idle_tick),
-            None => idle_tick,
+            Some(t) if !pool_full && !stopping => {
+                t.saturating_duration_since(Instant::now()).min(idle_tick)
+            }
+            _ if stopping => Duration::from_secs(5),
+            _ => idle_tick,
         };
         let first = match control.recv_timeout(wait) {
             Ok(msg) => Some(msg),

@@ -58,8 +58,8 @@ pub fn verify(
     let ts = timestamp.ok_or(VerifyError::MissingHeader("webhook-timestamp"))?;
     let signature = signature.ok_or(VerifyError::MissingHeader("webhook-signature"))?;
     let ts: i64 = ts.trim().parse().map_err(|_| VerifyError::BadTimestamp)?;
-    if (now_secs - ts).abs() > TOLERANCE_SECS {
-        return Err(VerifyError::OutsideTolerance(now_secs - ts));
+    if now_secs.abs_diff(ts) > TOLERANCE_SECS.unsigned_abs() {
+        return Err(VerifyError::OutsideTolerance(now_secs.saturating_sub(ts)));
     }
     let expected = sign(secret, id, ts, body);
     let expected = expected.as_bytes();

@@ -328,6 +328,22 @@ impl Store {
                 }
             }
             let mut dt = DeliveryTables::open(ctx.tx)?;
+            // Checked again under the writer: a resend made since the read (another recover,
+            // a Resend click) means this event is already on its way again.
+            let mut fresh = Vec::with_capacity(events.len());
+            for (event, original) in events {
+                let mut newer = false;
+                for dlv in super::customers::index_ids(&dt.by_event, &event.id)? {
+                    if dlv > original && dt.get(&dlv)?.is_some_and(|d| d.endpoint_id == e.id) {
+                        newer = true;
+                        break;
+                    }
+                }
+                if !newer {
+                    fresh.push((event, original));
+                }
+            }
+            let events = fresh;
             let now = now_ms();
             for (event, original) in &events {
                 let d = new_delivery(&ids, event, &e, Some(original.clone()), now);

@@ -243,6 +243,15 @@ impl Store {
             .cloned()
     }
 
+    /// True while this key still exists and belongs to this customer (portal sessions check it).
+    pub fn key_still_owned(&self, key_id: &str, customer_id: &str) -> bool {
+        self.keys
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .any(|o| o.key_id == key_id && o.customer_id == customer_id)
+    }
+
     pub fn admin_hash(&self) -> Option<[u8; 32]> {
         *self.admin_hash.read().unwrap_or_else(|e| e.into_inner())
     }

@@ -257,8 +257,11 @@ fn each_sign_in_takes_only_its_own_secret_and_failures_are_slowed() {
                 .status,
         );
     }
-    assert_eq!(&statuses[..5], &[401; 5]);
-    assert_eq!(statuses[6], 429);
+    // Failures count per address (this test's two above included), and the success in
+    // between did not clear them.
+    let first_429 = statuses.iter().position(|s| *s == 429).expect("throttled");
+    assert_eq!(first_429, 3, "{statuses:?}");
+    assert!(statuses[first_429..].iter().all(|s| *s == 429), "{statuses:?}");
 }
 
 #[test]

@@ -4,7 +4,6 @@
 use actix_web::http::StatusCode;
 use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
 use askama::Template;
-use serde::Deserialize;
 
 use super::customer::{ConfirmPage, EventPage, login_page, sign_in, sign_out};
 use super::forms::Form;
@@ -17,12 +16,6 @@ use crate::store::records::EventType;
 use crate::store::{NewEvent, PageQuery, StoreError};
 
 type State = web::Data<AppState>;
-
-#[derive(Deserialize)]
-pub struct ConsoleParams {
-    #[serde(rename = "type")]
-    event_type: Option<String>,
-}
 
 pub struct CustomerRow {
     pub id: String,
@@ -89,16 +82,12 @@ fn flash(st: &AppState, ctx: &AdminCtx, message: impl Into<String>, secret: Opti
     );
 }
 
-pub async fn console(
-    req: HttpRequest,
-    st: State,
-    q: web::Query<ConsoleParams>,
-) -> Result<HttpResponse, PortalError> {
+pub async fn console(req: HttpRequest, st: State) -> Result<HttpResponse, PortalError> {
     let Ok(ctx) = AdminCtx::extract(&req).await else {
         return Ok(login_page(&st, true, StatusCode::OK, None));
     };
     let forms = ConsoleForms {
-        trigger: q.event_type.clone().map(|event| TriggerForm {
+        trigger: super::query_param(&req, "type").map(|event| TriggerForm {
             event,
             ..Default::default()
         }),

@@ -4,7 +4,6 @@
 use actix_web::http::StatusCode;
 use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
 use askama::Template;
-use serde::Deserialize;
 
 use super::forms::Form;
 use super::views::{
@@ -13,7 +12,7 @@ use super::views::{
 };
 use super::{
     ADMIN_COOKIE, CUSTOMER_COOKIE, CustomerCtx, Flash, LOGIN_COOKIE, Layout, PortalError, Who,
-    blocking, html, see_other,
+    blocking, html, query_param, see_other,
 };
 use crate::domain::input::{TargetUrl, validate_text};
 use crate::domain::secret::hash_token;
@@ -25,17 +24,9 @@ use subtle::ConstantTimeEq;
 
 type State = web::Data<AppState>;
 
-#[derive(Deserialize)]
-pub struct PageParams {
-    before: Option<String>,
-}
-
-impl PageParams {
-    fn before(&self) -> Option<String> {
-        self.before
-            .clone()
-            .filter(|b| !b.is_empty() && b.len() <= 64)
-    }
+/// The `before` of a paged page, if it looks like an id.
+fn before(req: &HttpRequest) -> Option<String> {
+    query_param(req, "before").filter(|b| !b.is_empty() && b.len() <= 64)
 }
 
 #[derive(Template)]
@@ -159,7 +150,8 @@ pub(super) fn sign_in(
         let msg = format!("That {what} is not valid.");
         return Ok(login_page(st, admin, StatusCode::UNAUTHORIZED, Some(msg)));
     };
-    sessions.succeeded_login(ip);
+    // A success does not clear the failures: they expire with their window, so guesses
+    // cannot be interleaved with sign-ins to dodge the limit.
     let (cookie, home) = if admin {
         (ADMIN_COOKIE, "/admin")
     } else {
@@ -251,12 +243,12 @@ struct WebhooksPage {
 pub async fn webhooks(
     ctx: CustomerCtx,
     st: State,
-    q: web::Query<PageParams>,
+    req: HttpRequest,
 ) -> Result<HttpResponse, PortalError> {
     render_webhooks(
         &st,
         &ctx,
-        q.before(),
+        before(&req),
         EndpointForm::default(),
         StatusCode::OK,
     )
@@ -418,10 +410,10 @@ pub async fn endpoint(
     ctx: CustomerCtx,
     st: State,
     path: web::Path<String>,
-    q: web::Query<PageParams>,
+    req: HttpRequest,
 ) -> Result<HttpResponse, PortalError> {
     let id = endpoint_id(path.into_inner())?;
-    render_endpoint(&st, &ctx, id, q.before(), None, None, StatusCode::OK).await
+    render_endpoint(&st, &ctx, id, before(&req), None, None, StatusCode::OK).await
 }
 
 async fn render_endpoint(
@@ -723,8 +715,11 @@ pub async fn resend(
     let cid = ctx.customer_id.clone();
     let d = blocking(move || Ok(store.resend_delivery(&cid, &id)?)).await?;
     flash(&st, &ctx, "Delivery sent again.", None);
+    // Only back to one of the customer's own pages: never anywhere a crafted value points.
     let back = form.get("back");
-    let back = if back.starts_with('/') && !back.starts_with("//") && !back.contains('\\') {
+    let known =
+        |prefix: &str, kind: IdKind| back.strip_prefix(prefix).is_some_and(|id| kind.matches(id));
+    let back = if known("/webhooks/", IdKind::Endpoint) || known("/events/", IdKind::Event) {
         back.to_owned()
     } else {
         format!("/webhooks/{}", d.endpoint_id)
@@ -745,11 +740,11 @@ struct EventsPage {
 pub async fn events(
     ctx: CustomerCtx,
     st: State,
-    q: web::Query<PageParams>,
+    req: HttpRequest,
 ) -> Result<HttpResponse, PortalError> {
     let store = st.store.clone();
     let cid = ctx.customer_id.clone();
-    let before = q.before();
+    let before = before(&req);
     let (name, rows, next, refresh) = blocking(move || {
         let name = customer_name(&store, &cid)?;
         let page = store.list_events(

@@ -225,13 +225,22 @@ impl FromRequest for CustomerCtx {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let found = req.cookie(CUSTOMER_COOKIE).and_then(|c| {
             let token = c.value().to_owned();
-            let s = state(req).portal.sessions.get(&token)?;
+            let st = state(req);
+            let s = st.portal.sessions.get(&token)?;
             match s.who {
-                Who::Customer { customer_id, .. } => Some(CustomerCtx {
+                // A session dies with its key (deleted, or its customer deleted).
+                Who::Customer {
+                    customer_id,
+                    key_id,
+                } if st.store.key_still_owned(&key_id, &customer_id) => Some(CustomerCtx {
                     token,
                     customer_id,
                     csrf: s.csrf,
                 }),
+                Who::Customer { .. } => {
+                    st.portal.sessions.end(&token);
+                    None
+                }
                 Who::Admin => None,
             }
         });
@@ -254,6 +263,14 @@ impl FromRequest for AdminCtx {
         });
         ready(found.ok_or(PortalError::SignIn("/admin")))
     }
+}
+
+/// The first value of a query parameter, read leniently: portal pages ignore what they do
+/// not understand instead of answering an error.
+pub fn query_param(req: &HttpRequest, name: &str) -> Option<String> {
+    form_urlencoded::parse(req.query_string().as_bytes())
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
 }
 
 /// Runs store work off the actix threads.

@@ -122,13 +122,6 @@ impl Sessions {
         }
         entry.0 += 1;
     }
-
-    pub fn succeeded_login(&self, ip: IpAddr) {
-        self.failures
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&ip);
-    }
 }
 
 #[cfg(test)]
@@ -163,7 +156,5 @@ mod tests {
             s.failed_login(ip);
         }
         assert!(s.throttled(ip));
-        s.succeeded_login(ip);
-        assert!(!s.throttled(ip));
     }
 }

@@ -261,7 +261,10 @@ fn each_sign_in_takes_only_its_own_secret_and_failures_are_slowed() {
     // between did not clear them.
     let first_429 = statuses.iter().position(|s| *s == 429).expect("throttled");
     assert_eq!(first_429, 3, "{statuses:?}");
-    assert!(statuses[first_429..].iter().all(|s| *s == 429), "{statuses:?}");
+    assert!(
+        statuses[first_429..].iter().all(|s| *s == 429),
+        "{statuses:?}"
+    );
 }
 
 #[test]

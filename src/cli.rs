@@ -53,7 +53,7 @@ pub enum ClientCommand {
 
 #[derive(Debug, Args)]
 pub struct ServerArg {
-    /// The running server [default: http://127.0.0.1:8080]
+    /// The running server
     #[arg(long, env = "WEBHOOKS_SERVER", default_value = "http://127.0.0.1:8080")]
     pub server: String,
 }
@@ -81,7 +81,7 @@ impl AdminArgs {
 pub struct TriggerArgs {
     /// The event type, e.g. transactions.fetched
     pub event: String,
-    /// The customer, by name or id [default: default]
+    /// The customer, by name or id
     #[arg(long, default_value = "default")]
     pub customer: String,
     /// The data: '{…}', @file.json, or - for stdin [default: the catalog example]
@@ -93,22 +93,22 @@ pub struct TriggerArgs {
 
 #[derive(Debug, Args)]
 pub struct ListenArgs {
-    /// Address to receive on [default: 127.0.0.1:9000]
+    /// Address to receive on
     #[arg(long, env = "WEBHOOKS_LISTEN_ADDR", default_value = "127.0.0.1:9000")]
     pub listen: SocketAddr,
     /// A customer API key: register this receiver as that customer's endpoint
     #[arg(long, env = "WEBHOOKS_API_KEY", hide_env_values = true)]
     pub api_key: Option<String>,
-    /// Event types to subscribe to, comma-separated, or * [default: *]
+    /// Event types to subscribe to, comma-separated, or *
     #[arg(long, default_value = "*")]
     pub events: String,
     /// Verify with this signing secret (when not registering with --api-key)
     #[arg(long, env = "WEBHOOKS_SECRET", hide_env_values = true)]
     pub secret: Option<String>,
-    /// The HTTP status to answer with, to rehearse failures [default: 200]
+    /// The HTTP status to answer with, to rehearse failures
     #[arg(long, default_value_t = 200)]
     pub status: u16,
-    /// Wait this long before answering [default: 0]
+    /// Wait this long before answering
     #[arg(long, default_value_t = 0)]
     pub delay_ms: u64,
     #[command(flatten)]

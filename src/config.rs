@@ -15,13 +15,13 @@ pub enum LogFormat {
 
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
-    /// Address to listen on [default: 127.0.0.1:8080]
+    /// Address to listen on
     #[arg(long, env = "WEBHOOKS_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
-    /// The data file, created on first start [default: ./webhooks.redb]
+    /// The data file, created on first start
     #[arg(long, env = "WEBHOOKS_DATA", default_value = "./webhooks.redb")]
     pub data: PathBuf,
-    /// Delivery worker threads; one endpoint uses at most a quarter of them [default: 16]
+    /// Delivery worker threads; one endpoint uses at most a quarter of them
     #[arg(long, env = "WEBHOOKS_WORKERS", default_value_t = 16)]
     pub workers: usize,
     /// Admin token; generated on first start if not given, replaces the stored one if given
@@ -30,13 +30,13 @@ pub struct ServeArgs {
     /// Refuse to deliver to loopback, private, link-local and unique-local addresses [default: off]
     #[arg(long, env = "WEBHOOKS_BLOCK_PRIVATE_NETWORKS")]
     pub block_private_networks: bool,
-    /// Events and deliveries older than this are deleted [default: 30]
+    /// Events and deliveries older than this are deleted
     #[arg(long, env = "WEBHOOKS_RETENTION_DAYS", default_value_t = 30)]
     pub retention_days: u32,
-    /// Time allowed to connect to a receiver [default: 5]
+    /// Time allowed to connect to a receiver
     #[arg(long, env = "WEBHOOKS_CONNECT_TIMEOUT_SECS", default_value_t = 5)]
     pub connect_timeout_secs: u64,
-    /// Deadline for a whole delivery request, connect to last byte [default: 15]
+    /// Deadline for a whole delivery request, connect to last byte
     #[arg(long, env = "WEBHOOKS_REQUEST_TIMEOUT_SECS", default_value_t = 15)]
     pub request_timeout_secs: u64,
     /// Serve HTTPS with this certificate chain (PEM); needs --tls-key
@@ -48,7 +48,7 @@ pub struct ServeArgs {
     /// Also trust this CA (PEM) when delivering over HTTPS, for receivers behind a private CA
     #[arg(long, env = "WEBHOOKS_CA_FILE")]
     pub ca_file: Option<PathBuf>,
-    /// Log format on stderr [default: text]
+    /// Log format on stderr
     #[arg(long, env = "WEBHOOKS_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
 }

@@ -3,7 +3,7 @@
 use redb::{ReadableTable, ReadableTableMetadata};
 
 use super::deliveries::DeliveryTables;
-use super::records::{ApiKeyRecord, Customer, Endpoint, decode, encode};
+use super::records::{ApiKeyRecord, Customer, decode, encode};
 use super::tables::*;
 use super::{KeyOwner, Page, PageQuery, Result, Store, StoreError};
 use crate::domain::secret::hex;
@@ -139,9 +139,7 @@ impl Store {
             let mut endpoints = tx.open_table(ENDPOINTS)?;
             let mut by_customer = tx.open_table(CUSTOMER_ENDPOINTS)?;
             for ep in index_ids(&by_customer, &id)? {
-                if let Some(v) = endpoints.remove(ep.as_str())? {
-                    let _: Endpoint = decode(v.value())?;
-                }
+                endpoints.remove(ep.as_str())?;
                 by_customer.remove((id.as_str(), ep.as_str()))?;
             }
 

@@ -12,7 +12,6 @@ use crate::domain::time::rfc3339;
 use crate::error::{ApiError, ErrorBody};
 use crate::http::auth::Admin;
 use crate::http::body::{Json, page_query};
-use crate::http::portal::Who;
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -85,11 +84,7 @@ pub async fn delete_customer(
 ) -> Result<HttpResponse, ApiError> {
     let id = check_id(IdKind::Customer, id.into_inner())?;
     let store = st.store.clone();
-    let cid = id.clone();
-    blocking(move || Ok(store.delete_customer(&cid)?)).await?;
-    st.portal
-        .sessions
-        .end_where(|w| matches!(w, Who::Customer { customer_id, .. } if *customer_id == id));
+    blocking(move || Ok(store.delete_customer(&id)?)).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -152,10 +147,6 @@ pub async fn delete_api_key(
     let id = check_id(IdKind::Customer, id)?;
     let key_id = check_id(IdKind::ApiKey, key_id)?;
     let store = st.store.clone();
-    let kid = key_id.clone();
-    blocking(move || Ok(store.delete_api_key(&id, &kid)?)).await?;
-    st.portal
-        .sessions
-        .end_where(|w| matches!(w, Who::Customer { key_id: k, .. } if *k == key_id));
+    blocking(move || Ok(store.delete_api_key(&id, &key_id)?)).await?;
     Ok(HttpResponse::NoContent().finish())
 }

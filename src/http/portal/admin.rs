@@ -6,9 +6,10 @@ use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
 use askama::Template;
 
 use super::customer::{ConfirmPage, EventPage, login_page, sign_in, sign_out};
+use super::flash;
 use super::forms::Form;
 use super::views::{DeliveryRow, EventRow, TypeOption, pretty_json, short_time, still_running};
-use super::{ADMIN_COOKIE, AdminCtx, Flash, Layout, PortalError, Who, blocking, html, see_other};
+use super::{ADMIN_COOKIE, AdminCtx, Layout, PortalError, blocking, html, see_other};
 use crate::domain::IdKind;
 use crate::domain::input::{validate_data, validate_event_type_name, validate_text};
 use crate::http::AppState;
@@ -61,25 +62,15 @@ struct ConsoleForms {
 }
 
 fn layout(st: &AppState, ctx: &AdminCtx, title: &str) -> Layout {
-    Layout {
-        title: title.to_owned(),
-        area: "admin",
-        tab: "console",
-        csrf: ctx.csrf.clone(),
-        who: "operator".into(),
-        flash: st.portal.sessions.take_flash(&ctx.token),
-    }
-}
-
-fn flash(st: &AppState, ctx: &AdminCtx, message: impl Into<String>, secret: Option<String>) {
-    st.portal.sessions.set_flash(
+    Layout::signed_in(
+        st,
         &ctx.token,
-        Flash {
-            ok: true,
-            message: message.into(),
-            secret,
-        },
-    );
+        &ctx.csrf,
+        "admin",
+        "console",
+        title,
+        "operator".into(),
+    )
 }
 
 pub async fn console(req: HttpRequest, st: State) -> Result<HttpResponse, PortalError> {
@@ -221,7 +212,7 @@ pub async fn trigger(
                 1 => format!("Event {} sent to 1 endpoint.", a.event),
                 n => format!("Event {} sent to {n} endpoints.", a.event),
             };
-            flash(&st, &ctx, msg, None);
+            flash(&st, &ctx.token, msg, None);
             Ok(see_other(&format!("/admin/events/{}", a.id)))
         }
         Ok(crate::store::events::Ingested::Replayed(_)) => Ok(see_other("/admin")),
@@ -295,7 +286,7 @@ pub async fn create_customer(
     match web::block(move || store.create_customer(n)).await? {
         Ok((c, _, key)) => {
             let msg = format!("Customer {} created. Its API key, shown only now:", c.name);
-            flash(&st, &ctx, msg, Some(key));
+            flash(&st, &ctx.token, msg, Some(key));
             Ok(see_other("/admin#customers"))
         }
         Err(StoreError::Invalid(v)) => {
@@ -336,7 +327,7 @@ pub async fn new_key(
     .await?;
     flash(
         &st,
-        &ctx,
+        &ctx.token,
         format!("New API key for {name}, shown only now:"),
         Some(key),
     );
@@ -371,12 +362,8 @@ pub async fn delete_customer(
     let id = customer_id(path.into_inner())?;
     Form::parse(&body).check_csrf(&ctx.csrf)?;
     let store = st.store.clone();
-    let cid = id.clone();
-    blocking(move || Ok(store.delete_customer(&cid)?)).await?;
-    st.portal
-        .sessions
-        .end_where(|w| matches!(w, Who::Customer { customer_id, .. } if *customer_id == id));
-    flash(&st, &ctx, "Customer deleted.", None);
+    blocking(move || Ok(store.delete_customer(&id)?)).await?;
+    flash(&st, &ctx.token, "Customer deleted.", None);
     Ok(see_other("/admin#customers"))
 }
 
@@ -423,7 +410,12 @@ pub async fn create_event_type(
     let store = st.store.clone();
     match web::block(move || store.create_event_type(et)).await? {
         Ok(et) => {
-            flash(&st, &ctx, format!("Event type {} added.", et.name), None);
+            flash(
+                &st,
+                &ctx.token,
+                format!("Event type {} added.", et.name),
+                None,
+            );
             Ok(see_other("/admin#event-types"))
         }
         Err(StoreError::Invalid(v)) => {

@@ -5,14 +5,15 @@ use actix_web::http::StatusCode;
 use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
 use askama::Template;
 
+use super::flash;
 use super::forms::Form;
 use super::views::{
     DeliveryRow, EndpointDetail, EndpointForm, EndpointRow, EventRow, TypeOption, short_time,
     still_running,
 };
 use super::{
-    ADMIN_COOKIE, CUSTOMER_COOKIE, CustomerCtx, Flash, LOGIN_COOKIE, Layout, PortalError, Who,
-    blocking, html, query_param, see_other,
+    ADMIN_COOKIE, CUSTOMER_COOKIE, CustomerCtx, LOGIN_COOKIE, Layout, PortalError, Who, blocking,
+    html, query_param, see_other,
 };
 use crate::domain::input::{TargetUrl, validate_text};
 use crate::domain::secret::hash_token;
@@ -194,25 +195,7 @@ fn layout(
     title: &str,
     tab: &'static str,
 ) -> Layout {
-    Layout {
-        title: title.to_owned(),
-        area: "customer",
-        tab,
-        csrf: ctx.csrf.clone(),
-        who: name,
-        flash: st.portal.sessions.take_flash(&ctx.token),
-    }
-}
-
-fn flash(st: &AppState, ctx: &CustomerCtx, message: impl Into<String>, secret: Option<String>) {
-    st.portal.sessions.set_flash(
-        &ctx.token,
-        Flash {
-            ok: true,
-            message: message.into(),
-            secret,
-        },
-    );
+    Layout::signed_in(st, &ctx.token, &ctx.csrf, "customer", tab, title, name)
 }
 
 fn customer_name(store: &crate::store::Store, id: &str) -> Result<String, PortalError> {
@@ -373,7 +356,7 @@ pub async fn create_endpoint(
         Ok(e) => {
             flash(
                 &st,
-                &ctx,
+                &ctx.token,
                 "Endpoint added. Send it a test event to check your receiver.",
                 None,
             );
@@ -503,7 +486,7 @@ pub async fn edit_endpoint(
     let (cid, eid) = (ctx.customer_id.clone(), id.clone());
     match web::block(move || store.update_endpoint(&cid, &eid, patch)).await? {
         Ok(_) => {
-            flash(&st, &ctx, "Changes saved.", None);
+            flash(&st, &ctx.token, "Changes saved.", None);
             Ok(see_other(&format!("/webhooks/{id}")))
         }
         Err(StoreError::Invalid(v)) => {
@@ -549,7 +532,7 @@ pub async fn toggle_endpoint(
     } else {
         "Endpoint disabled: it receives nothing until you enable it; deliveries that were waiting are marked failed."
     };
-    flash(&st, &ctx, msg, None);
+    flash(&st, &ctx.token, msg, None);
     Ok(see_other(&format!("/webhooks/{id}")))
 }
 
@@ -606,7 +589,7 @@ pub async fn delete_endpoint(
     let store = st.store.clone();
     let cid = ctx.customer_id.clone();
     blocking(move || Ok(store.delete_endpoint(&cid, &id)?)).await?;
-    flash(&st, &ctx, "Endpoint deleted.", None);
+    flash(&st, &ctx.token, "Endpoint deleted.", None);
     Ok(see_other("/webhooks"))
 }
 
@@ -633,7 +616,7 @@ pub async fn rotate(
     } else {
         "Secret rotated; the old one no longer signs. The new secret:"
     };
-    flash(&st, &ctx, msg, Some(e.secret));
+    flash(&st, &ctx.token, msg, Some(e.secret));
     Ok(see_other(&format!("/webhooks/{id}")))
 }
 
@@ -652,7 +635,7 @@ pub async fn send_test(
     blocking(move || Ok(store.send_test(&cid, &eid, event)?)).await?;
     flash(
         &st,
-        &ctx,
+        &ctx.token,
         "Test event sent. Its delivery shows in the log below.",
         None,
     );
@@ -695,7 +678,7 @@ pub async fn recover(
         1 => "1 failed delivery sent again.".to_owned(),
         n => format!("{n} failed deliveries sent again."),
     };
-    flash(&st, &ctx, msg, None);
+    flash(&st, &ctx.token, msg, None);
     Ok(see_other(&format!("/webhooks/{id}#log")))
 }
 
@@ -714,7 +697,7 @@ pub async fn resend(
     let store = st.store.clone();
     let cid = ctx.customer_id.clone();
     let d = blocking(move || Ok(store.resend_delivery(&cid, &id)?)).await?;
-    flash(&st, &ctx, "Delivery sent again.", None);
+    flash(&st, &ctx.token, "Delivery sent again.", None);
     // Only back to one of the customer's own pages: never anywhere a crafted value points.
     let back = form.get("back");
     let known =

@@ -64,6 +64,26 @@ pub struct Layout {
 }
 
 impl Layout {
+    /// The frame of a signed-in page; takes the session's one-time message, if any.
+    pub fn signed_in(
+        st: &AppState,
+        token: &str,
+        csrf: &str,
+        area: &'static str,
+        tab: &'static str,
+        title: &str,
+        who: String,
+    ) -> Self {
+        Self {
+            title: title.to_owned(),
+            area,
+            tab,
+            csrf: csrf.to_owned(),
+            who,
+            flash: st.portal.sessions.take_flash(token),
+        }
+    }
+
     pub fn public(title: &str) -> Self {
         Self {
             title: title.to_owned(),
@@ -263,6 +283,18 @@ impl FromRequest for AdminCtx {
         });
         ready(found.ok_or(PortalError::SignIn("/admin")))
     }
+}
+
+/// Leaves a success message (and a secret shown only once) for the session's next page.
+pub fn flash(st: &AppState, token: &str, message: impl Into<String>, secret: Option<String>) {
+    st.portal.sessions.set_flash(
+        token,
+        Flash {
+            ok: true,
+            message: message.into(),
+            secret,
+        },
+    );
 }
 
 /// The first value of a query parameter, read leniently: portal pages ignore what they do

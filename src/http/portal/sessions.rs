@@ -77,14 +77,6 @@ impl Sessions {
             .remove(&hash_token(token));
     }
 
-    /// Ends every session of a customer (deleted), or of one of its keys (revoked).
-    pub fn end_where(&self, pred: impl Fn(&Who) -> bool) {
-        self.by_hash
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .retain(|_, s| !pred(&s.who));
-    }
-
     pub fn set_flash(&self, token: &str, flash: Flash) {
         if let Some(s) = self
             .by_hash

@@ -43,9 +43,12 @@ pub enum ClientCommand {
     EventTypes(AdminArgs),
     /// Save a consistent copy of the running server's data file
     Backup {
-        /// Where to write it
+        /// Where to write it (never the live data file; readable by you only)
         #[arg(long)]
         out: std::path::PathBuf,
+        /// Replace FILE if it exists
+        #[arg(long)]
+        force: bool,
         #[command(flatten)]
         admin: AdminArgs,
     },
@@ -149,6 +152,6 @@ pub fn run_client(command: ClientCommand) -> ExitCode {
             action: CustomersAction::List(admin),
         } => client::customers_list(&admin.client()),
         ClientCommand::EventTypes(admin) => client::event_types(&admin.client()),
-        ClientCommand::Backup { out, admin } => client::backup(&admin.client(), &out),
+        ClientCommand::Backup { out, force, admin } => client::backup(&admin.client(), &out, force),
     })
 }

@@ -12,7 +12,6 @@ use crossbeam_channel::{RecvTimeoutError, Sender as ChannelSender};
 use crate::config::{ConfigError, LogFormat, ServeArgs};
 use crate::delivery::{Delivery, Sender, SenderConfig};
 use crate::domain::ApiKey;
-use crate::domain::time::now_ms;
 use crate::http::AppState;
 use crate::http::portal::Portal;
 use crate::http::server::HttpServerHandle;
@@ -65,6 +64,7 @@ pub struct Server {
     http: HttpServerHandle,
     delivery: Delivery,
     retention: Option<(ChannelSender<()>, JoinHandle<()>)>,
+    retention_days: u32,
 }
 
 impl Server {
@@ -130,6 +130,7 @@ impl Server {
             http,
             delivery,
             retention: Some(retention),
+            retention_days: args.retention_days,
         })
     }
 
@@ -142,6 +143,11 @@ impl Server {
             s.push_str(&format!("api key (customer default): {}\n", f.api_key));
         }
         s
+    }
+
+    /// Runs a retention pass now, as the hourly one does.
+    pub fn prune_now(&self) {
+        prune_once(&self.store, self.retention_days);
     }
 
     /// Stops taking requests, lets deliveries in flight finish for a few seconds, returns
@@ -183,34 +189,40 @@ fn bootstrap(store: &Store, given_token: Option<&str>) -> Result<Option<FirstSta
     }))
 }
 
+/// One retention pass: events (with their deliveries) older than `days` by the store's clock,
+/// then Idempotency-Keys past their day, each in small transactions.
+pub fn prune_once(store: &Store, days: u32) {
+    let cutoff = store.clock.now_ms() - i64::from(days) * 86_400_000;
+    let mut after = String::new();
+    loop {
+        match store.prune_before(cutoff, &after, PRUNE_BATCH) {
+            Ok((Some(last), _)) => after = last,
+            Ok((None, _)) => break,
+            Err(e) => {
+                tracing::error!(error = %e, "pruning old events failed");
+                break;
+            }
+        }
+    }
+    loop {
+        match store.prune_idempotency(PRUNE_BATCH) {
+            Ok(n) if n == PRUNE_BATCH => {}
+            Ok(_) => break,
+            Err(e) => {
+                tracing::error!(error = %e, "pruning idempotency keys failed");
+                break;
+            }
+        }
+    }
+}
+
 fn start_retention(store: Arc<Store>, days: u32) -> (ChannelSender<()>, JoinHandle<()>) {
     let (stop, stopped) = crossbeam_channel::bounded::<()>(0);
     let thread = std::thread::Builder::new()
         .name("retention".into())
         .spawn(move || {
             loop {
-                let cutoff = now_ms() - i64::from(days) * 86_400_000;
-                let mut after = String::new();
-                loop {
-                    match store.prune_before(cutoff, &after, PRUNE_BATCH) {
-                        Ok((Some(last), _)) => after = last,
-                        Ok((None, _)) => break,
-                        Err(e) => {
-                            tracing::error!(error = %e, "pruning old events failed");
-                            break;
-                        }
-                    }
-                }
-                loop {
-                    match store.prune_idempotency(PRUNE_BATCH) {
-                        Ok(n) if n == PRUNE_BATCH => {}
-                        Ok(_) => break,
-                        Err(e) => {
-                            tracing::error!(error = %e, "pruning idempotency keys failed");
-                            break;
-                        }
-                    }
-                }
+                prune_once(&store, days);
                 match stopped.recv_timeout(PRUNE_EVERY) {
                     Err(RecvTimeoutError::Timeout) => {}
                     _ => return,

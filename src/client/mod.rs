@@ -3,10 +3,14 @@
 
 pub mod listen;
 
+use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use serde_json::Value;
+
+use crate::http::api::backup::{DEVICE_HEADER, INODE_HEADER};
+use crate::store::{FileIdentity, file_identity};
 
 /// Why a client command failed: `Usage` and the server's 4xx for bad input exit 2, the rest 1.
 #[derive(Debug, thiserror::Error)]
@@ -132,10 +136,19 @@ impl Client {
         }
     }
 
-    /// POSTs to `path` and writes the answer's body to `out` (through a temporary name, so a
-    /// failed download never leaves a half file under the real one). Returns the bytes written.
-    pub fn download(&self, path: &str, out: &std::path::Path) -> Result<u64, ClientError> {
-        let url = format!("{}{}", self.server, path);
+    /// Downloads a backup to `out`. Never writes over the server's live data file (the answer
+    /// names its device and inode; any path or link to it is refused), never replaces an
+    /// existing file unless `force`, and writes a temporary file beside `out` (owner-only),
+    /// synced, then renamed into place. Returns the bytes written.
+    pub fn download_backup(&self, out: &Path, force: bool) -> Result<u64, ClientError> {
+        let exists = std::fs::symlink_metadata(out).is_ok();
+        if exists && !force {
+            return Err(ClientError::Usage(format!(
+                "{} exists; pass --force to replace it",
+                out.display()
+            )));
+        }
+        let url = format!("{}/api/v1/backup", self.server);
         // A large copy may take long: bound connecting and the wait for the answer, not the
         // whole transfer.
         let agent = ureq::Agent::config_builder()
@@ -164,18 +177,49 @@ impl Client {
             401 => return Err(ClientError::Unauthorized(self.token_flag)),
             s => return Err(ClientError::Failed(format!("the server answered {s}"))),
         }
-        let partial = out.with_extension("partial");
-        let written = (|| {
-            let mut file = std::fs::File::create(&partial)?;
-            let n = std::io::copy(&mut resp.into_body().into_reader(), &mut file)?;
-            file.sync_all()?;
-            std::fs::rename(&partial, out)?;
-            Ok::<_, std::io::Error>(n)
-        })();
-        written.map_err(|e| {
-            let _ = std::fs::remove_file(&partial);
-            ClientError::Failed(format!("cannot write {}: {e}", out.display()))
-        })
+        let header =
+            |name: &str| -> Option<u64> { resp.headers().get(name)?.to_str().ok()?.parse().ok() };
+        let live = match (header(DEVICE_HEADER), header(INODE_HEADER)) {
+            (Some(device), Some(inode)) => Some(FileIdentity { device, inode }),
+            _ => None,
+        };
+        let refuse_live = || -> Result<(), ClientError> {
+            if live.is_some() && file_identity(out).ok() == live {
+                return Err(ClientError::Usage(format!(
+                    "{} is the server's live data file: a backup must go elsewhere",
+                    out.display()
+                )));
+            }
+            Ok(())
+        };
+        refuse_live()?;
+        let cannot =
+            |e: std::io::Error| ClientError::Failed(format!("cannot write {}: {e}", out.display()));
+        let dir = match out.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        // Created 0600 by tempfile; removed if anything below fails.
+        let mut tmp = tempfile::Builder::new()
+            .prefix(".webhooks-backup-")
+            .tempfile_in(dir)
+            .map_err(cannot)?;
+        let n = std::io::copy(&mut resp.into_body().into_reader(), tmp.as_file_mut())
+            .map_err(cannot)?;
+        tmp.as_file().sync_all().map_err(cannot)?;
+        // Checked again just before the rename: the name may have changed hands meanwhile.
+        refuse_live()?;
+        if !force && std::fs::symlink_metadata(out).is_ok() {
+            return Err(ClientError::Usage(format!(
+                "{} appeared while downloading; pass --force to replace it",
+                out.display()
+            )));
+        }
+        tmp.persist(out).map_err(|e| cannot(e.error))?;
+        if let Ok(d) = std::fs::File::open(dir) {
+            let _ = d.sync_all();
+        }
+        Ok(n)
     }
 
     /// Every item of a paged list.
@@ -305,8 +349,8 @@ pub fn customers_list(client: &Client) -> Result<(), ClientError> {
 }
 
 /// `webhooks backup --out FILE`: a consistent copy of the running server's data file.
-pub fn backup(client: &Client, out: &std::path::Path) -> Result<(), ClientError> {
-    let n = client.download("/api/v1/backup", out)?;
+pub fn backup(client: &Client, out: &Path, force: bool) -> Result<(), ClientError> {
+    let n = client.download_backup(out, force)?;
     println!("wrote {} ({n} bytes)", out.display());
     Ok(())
 }

@@ -44,7 +44,11 @@ pub(super) fn run(ctx: WorkerCtx) {
             }
             Ok(None) => {}
             Err(e) => {
-                tracing::error!(error = %e, delivery = %job.delivery_id, "cannot load a delivery")
+                tracing::error!(error = %e, delivery = %job.delivery_id, "cannot load a delivery; it is failed, not sent");
+                ctx.store.fail_unsent(
+                    job.delivery_id.clone(),
+                    "the server could not read this delivery's records, so it was not sent; see the server log".into(),
+                );
             }
         }
         let _ = ctx.done.send(Control::Done(job.endpoint_id));

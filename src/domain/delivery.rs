@@ -51,6 +51,8 @@ pub enum DeliveryError {
     Blocked,
     EndpointDisabled,
     Interrupted,
+    /// The server could not prepare the request (its records could not be read); not sent.
+    Internal,
 }
 
 impl DeliveryError {
@@ -64,6 +66,7 @@ impl DeliveryError {
             Self::Blocked => "blocked",
             Self::EndpointDisabled => "endpoint_disabled",
             Self::Interrupted => "interrupted",
+            Self::Internal => "internal",
         }
     }
 }

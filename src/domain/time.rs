@@ -1,9 +1,31 @@
 //! Wall-clock time as stored (milliseconds since the epoch) and as shown (RFC 3339, UTC, ms).
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
 use chrono::{DateTime, SecondsFormat, Utc};
 
 pub fn now_ms() -> i64 {
     Utc::now().timestamp_millis()
+}
+
+/// The clock that decides what is old (retention, idempotency expiry): the wall clock plus
+/// an offset that tests move forward instead of waiting days.
+#[derive(Debug, Clone, Default)]
+pub struct Clock {
+    offset_ms: Arc<AtomicI64>,
+}
+
+impl Clock {
+    pub fn now_ms(&self) -> i64 {
+        now_ms() + self.offset_ms.load(Ordering::Relaxed)
+    }
+
+    /// Moves this clock (and every clone of it) forward.
+    pub fn advance(&self, by: std::time::Duration) {
+        let ms = i64::try_from(by.as_millis()).unwrap_or(i64::MAX);
+        self.offset_ms.fetch_add(ms, Ordering::Relaxed);
+    }
 }
 
 pub fn rfc3339(ms: i64) -> String {

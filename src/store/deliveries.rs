@@ -6,7 +6,7 @@ use redb::{ReadableTable, Table, WriteTransaction};
 use super::records::{Delivery, Endpoint, Event, Outcome, decode, encode};
 use super::tables::*;
 use super::writer::Ready;
-use super::{Page, PageQuery, Result, Store, StoreError};
+use super::{Faults, Page, PageQuery, Result, Store, StoreError};
 use crate::domain::time::now_ms;
 use crate::domain::{DeliveryError, DeliveryStatus, IdGen, IdKind, ids};
 
@@ -285,6 +285,11 @@ impl Store {
 
     /// What a worker needs for a claimed delivery; `None` if it was deleted meanwhile.
     pub fn load_send_job(&self, delivery_id: &str) -> Result<Option<SendJob>> {
+        if Faults::on(&self.faults.load) {
+            return Err(StoreError::Storage(
+                "cannot read the delivery (injected fault)".into(),
+            ));
+        }
         self.read(|tx| {
             let Some(v) = tx.open_table(DELIVERIES)?.get(delivery_id)? else {
                 return Ok(None);
@@ -334,6 +339,27 @@ impl Store {
             d.started_at = Some(outcome.started_at);
             d.finished_at = Some(outcome.finished_at);
             records.insert(d.id.as_str(), encode(&d).as_slice())?;
+            Ok(())
+        });
+    }
+
+    /// A claimed delivery that its worker could not prepare (its records could not be read):
+    /// it was certainly not sent, so it ends `failed` with error `internal` rather than
+    /// staying `sending` (and turning `interrupted` at the next start).
+    pub fn fail_unsent(&self, delivery_id: String, detail: String) {
+        let now = self.clock.now_ms();
+        self.write_detached(move |ctx| {
+            let mut dt = DeliveryTables::open(ctx.tx)?;
+            dt.sending.remove(delivery_id.as_str())?;
+            if let Some(mut d) = dt.get(&delivery_id)? {
+                d.status = DeliveryStatus::Failed;
+                d.error = Some(DeliveryError::Internal);
+                d.error_detail = Some(detail);
+                d.started_at = Some(now);
+                d.finished_at = Some(now);
+                d.duration_ms = Some(0);
+                dt.put(&d)?;
+            }
             Ok(())
         });
     }

@@ -161,11 +161,12 @@ impl Store {
         render: fn(&[Accepted]) -> String,
     ) -> Result<Ingested> {
         let ids = self.ids.clone();
+        let clock = self.clock.clone();
         self.write_async(move |ctx| {
             let Some(idem) = idempotency else {
                 return ingest_in(ctx, &ids, batch).map(Ingested::New);
             };
-            let now = now_ms();
+            let now = clock.now_ms();
             {
                 let table = ctx.tx.open_table(IDEMPOTENCY)?;
                 let seen = table
@@ -254,9 +255,9 @@ impl Store {
 
     /// Forgets Idempotency-Keys older than a day; at most `max` per call.
     pub fn prune_idempotency(&self, max: usize) -> Result<usize> {
+        let now = self.clock.now_ms();
         self.write(move |ctx| {
             let mut table = ctx.tx.open_table(IDEMPOTENCY)?;
-            let now = now_ms();
             let mut old = Vec::new();
             for row in table.iter()? {
                 let (k, v) = row?;

@@ -13,11 +13,12 @@ mod writer;
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::atomic::AtomicI64;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
 
 use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable};
 
+use crate::domain::time::Clock;
 use crate::domain::{IdGen, ValidationError};
 pub use catalog::default_catalog;
 pub use deliveries::{DeliveryFilter, SendJob};
@@ -86,6 +87,30 @@ pub struct KeyOwner {
     pub touched: Arc<AtomicI64>,
 }
 
+/// Failures a test can switch on, to see that the callers above the store cope: no mounts
+/// or full disks needed. Every switch is off in normal operation.
+#[derive(Debug, Default)]
+pub struct Faults {
+    /// The next commit fails as a full disk would.
+    pub commit: AtomicBool,
+    /// Loading a claimed delivery for its worker fails.
+    pub load: AtomicBool,
+}
+
+impl Faults {
+    pub fn fail_commits(&self, on: bool) {
+        self.commit.store(on, Ordering::Release);
+    }
+
+    pub fn fail_loads(&self, on: bool) {
+        self.load.store(on, Ordering::Release);
+    }
+
+    fn on(flag: &AtomicBool) -> bool {
+        flag.load(Ordering::Acquire)
+    }
+}
+
 pub struct Store {
     db: Arc<Database>,
     writer: writer::Writer,
@@ -94,6 +119,45 @@ pub struct Store {
     admin_hash: RwLock<Option<[u8; 32]>>,
     commit_hook: Arc<OnceLock<writer::CommitHook>>,
     path: String,
+    /// Decides what is old enough to prune or forget.
+    pub clock: Clock,
+    pub faults: Arc<Faults>,
+    /// The data file's (device, inode): a backup states it so that no client writes a copy
+    /// over the live file, whatever name it is given.
+    pub identity: FileIdentity,
+}
+
+/// A file's place on its file system, the same whatever path or link names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileIdentity {
+    pub device: u64,
+    pub inode: u64,
+}
+
+/// The identity of the file at `path` (following links).
+pub fn file_identity(path: &Path) -> std::io::Result<FileIdentity> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path)?;
+    Ok(FileIdentity {
+        device: m.dev(),
+        inode: m.ino(),
+    })
+}
+
+/// Creates the data file readable by its owner only (it holds endpoint secrets), unless it
+/// exists already (an existing file keeps the mode its operator gave it).
+fn create_private(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
 }
 
 impl Store {
@@ -105,6 +169,7 @@ impl Store {
             path: shown.clone(),
             reason,
         };
+        create_private(path).map_err(|e| other(e.to_string()))?;
         let db = Database::builder()
             .set_cache_size(cache_bytes)
             .create(path)
@@ -121,9 +186,11 @@ impl Store {
             PrepareError::Store(e) => other(e.to_string()),
             PrepareError::BadVersion => other("its schema version is unreadable".into()),
         })?;
+        let identity = file_identity(path).map_err(|e| other(e.to_string()))?;
         let db = Arc::new(db);
         let commit_hook = Arc::new(OnceLock::new());
-        let writer = writer::Writer::start(db.clone(), commit_hook.clone());
+        let faults = Arc::new(Faults::default());
+        let writer = writer::Writer::start(db.clone(), commit_hook.clone(), faults.clone());
         let store = Store {
             db,
             writer,
@@ -132,6 +199,9 @@ impl Store {
             admin_hash: RwLock::new(None),
             commit_hook,
             path: shown.clone(),
+            clock: Clock::default(),
+            faults,
+            identity,
         };
         store.load_auth().map_err(|e| other(e.to_string()))?;
         Ok(Arc::new(store))

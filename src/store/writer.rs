@@ -9,7 +9,7 @@ use crossbeam_channel::{Receiver, Sender};
 use redb::{Database, WriteTransaction};
 use tokio::sync::oneshot;
 
-use super::{Result, StoreError};
+use super::{Faults, Result, StoreError};
 
 /// The most changes committed together.
 const MAX_GROUP: usize = 2048;
@@ -46,13 +46,13 @@ pub struct Writer {
 }
 
 impl Writer {
-    pub fn start(db: Arc<Database>, hook: Arc<OnceLock<CommitHook>>) -> Self {
+    pub fn start(db: Arc<Database>, hook: Arc<OnceLock<CommitHook>>, faults: Arc<Faults>) -> Self {
         let (jobs, rx) = crossbeam_channel::unbounded();
         let failed = Arc::new(AtomicBool::new(false));
         let flag = failed.clone();
         let thread = std::thread::Builder::new()
             .name("store-writer".into())
-            .spawn(move || run(&db, &rx, &flag, &hook))
+            .spawn(move || run(&db, &rx, &flag, &hook, &faults))
             .expect("spawn the store writer");
         Self {
             jobs,
@@ -111,7 +111,13 @@ impl Writer {
     }
 }
 
-fn run(db: &Database, rx: &Receiver<Msg>, failed: &AtomicBool, hook: &OnceLock<CommitHook>) {
+fn run(
+    db: &Database,
+    rx: &Receiver<Msg>,
+    failed: &AtomicBool,
+    hook: &OnceLock<CommitHook>,
+    faults: &Faults,
+) {
     let mut stopping = false;
     while !stopping {
         let Ok(first) = rx.recv() else { return };
@@ -134,7 +140,7 @@ fn run(db: &Database, rx: &Receiver<Msg>, failed: &AtomicBool, hook: &OnceLock<C
             refuse(group);
             continue;
         }
-        commit_group(db, group, failed, hook);
+        commit_group(db, group, failed, hook, faults);
     }
 }
 
@@ -150,7 +156,13 @@ fn refuse(group: Vec<Job>) {
     }
 }
 
-fn commit_group(db: &Database, group: Vec<Job>, failed: &AtomicBool, hook: &OnceLock<CommitHook>) {
+fn commit_group(
+    db: &Database,
+    group: Vec<Job>,
+    failed: &AtomicBool,
+    hook: &OnceLock<CommitHook>,
+    faults: &Faults,
+) {
     let tx = match db.begin_write() {
         Ok(tx) => tx,
         Err(e) => {
@@ -176,6 +188,15 @@ fn commit_group(db: &Database, group: Vec<Job>, failed: &AtomicBool, hook: &Once
         let _ = tx.abort();
         Err(StoreError::Unavailable(
             "a write to the data file failed".into(),
+        ))
+    } else if Faults::on(&faults.commit) {
+        let _ = tx.abort();
+        tracing::error!(
+            "commit to the data file failed (injected); refusing further writes until restart"
+        );
+        failed.store(true, Ordering::Release);
+        Err(StoreError::Unavailable(
+            "the data file could not be written".into(),
         ))
     } else {
         tx.commit().map_err(|e| {

@@ -7,5 +7,6 @@ mod cli;
 mod delivery;
 mod lifecycle;
 mod portal;
+mod safety;
 mod support;
 mod tls;

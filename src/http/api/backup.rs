@@ -9,12 +9,16 @@ use crate::error::{ApiError, ErrorBody};
 use crate::http::auth::Admin;
 
 const CHUNK: usize = 256 * 1024;
+/// The live data file's device and inode: a client refuses to write the copy over it.
+pub const DEVICE_HEADER: &str = "x-webhooks-data-device";
+pub const INODE_HEADER: &str = "x-webhooks-data-inode";
 
 #[utoipa::path(post, path = "/api/v1/backup", tag = "operator", security(("bearer" = [])),
-    responses((status = 200, description = "A redb data file: put it in place of the data file, with the server stopped, to restore", content_type = "application/octet-stream"),
+    responses((status = 200, description = "A redb data file: put it in place of the data file, with the server stopped, to restore. The headers x-webhooks-data-device and x-webhooks-data-inode name the live data file, which a client must never overwrite with it.", content_type = "application/octet-stream"),
         (status = 401, body = ErrorBody)))]
 pub async fn backup(_: Admin, st: State) -> Result<HttpResponse, ApiError> {
     let store = st.store.clone();
+    let identity = store.identity;
     let file = blocking(move || {
         let tmp = tempfile::NamedTempFile::new().map_err(ApiError::internal)?;
         store.backup_to(tmp.path())?;
@@ -46,5 +50,7 @@ pub async fn backup(_: Admin, st: State) -> Result<HttpResponse, ApiError> {
             "content-disposition",
             "attachment; filename=\"webhooks-backup.redb\"",
         ))
+        .insert_header((DEVICE_HEADER, identity.device.to_string()))
+        .insert_header((INODE_HEADER, identity.inode.to_string()))
         .streaming(chunks))
 }

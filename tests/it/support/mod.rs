@@ -101,6 +101,11 @@ impl TestServer {
         }
     }
 
+    /// The running server, for its store's test switches (faults, clock) and retention.
+    pub fn server(&self) -> &Server {
+        self.server.as_ref().expect("the server runs")
+    }
+
     pub fn default_customer(&self) -> String {
         self.customer_id("default")
     }

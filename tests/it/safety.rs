@@ -1,0 +1,169 @@
+//! Data safety when things go wrong underneath: a delivery that cannot be loaded, a commit
+//! that fails (full disk), and retention, driven by the store's fault switches and clock.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::support::{Receiver, Reply, TestServer};
+
+#[test]
+fn a_delivery_that_cannot_be_loaded_ends_failed_not_sending() {
+    let s = TestServer::start();
+    let rx = Receiver::start(Reply::Status(200, "ok"));
+    let ep = s.endpoint(&s.key, &rx.url("/"), &["*"]);
+    s.server().store.faults.fail_loads(true);
+    let evt = s.event(&s.default_customer(), "transactions.fetched", "{}");
+    let ds = s.finished_deliveries_of(&s.key, evt["id"].as_str().unwrap(), 1);
+    assert_eq!(ds[0]["status"], "failed", "{:#}", ds[0]);
+    assert_eq!(ds[0]["error"], "internal");
+    assert!(ds[0]["error_detail"].as_str().unwrap().contains("not sent"));
+    assert!(rx.drain().is_empty(), "nothing was sent");
+    // The server goes on delivering once reads work again.
+    s.server().store.faults.fail_loads(false);
+    let evt = s.event(&s.default_customer(), "transactions.fetched", "{}");
+    let ds = s.finished_deliveries_of(&s.key, evt["id"].as_str().unwrap(), 1);
+    assert_eq!(ds[0]["status"], "succeeded");
+    assert_eq!(ds[0]["endpoint_id"], ep["id"]);
+}
+
+#[test]
+fn a_failed_commit_refuses_writes_and_keeps_accepted_data_readable() {
+    let s = TestServer::start();
+    let customer = s.default_customer();
+    let kept = s.event(&customer, "transactions.fetched", r#"{"n":1}"#);
+    s.server().store.faults.fail_commits(true);
+    let body = json!({"customer_id": customer, "event": "transactions.fetched", "data": {}});
+    let (status, err) = s.api.post("/api/v1/events", &s.admin, &body);
+    assert_eq!(status, 503, "{err}");
+    assert_eq!(err["error"]["code"], "unavailable");
+    let (status, health) = s.api.get("/healthz", "");
+    assert_eq!(status, 503, "{health}");
+    // Stays refused: a commit that failed once is not trusted again until restart.
+    s.server().store.faults.fail_commits(false);
+    let (status, _) = s.api.post("/api/v1/events", &s.admin, &body);
+    assert_eq!(status, 503);
+    let (status, _) = s.api.post(
+        "/api/v1/endpoints",
+        &s.key,
+        &json!({"url": "http://127.0.0.1:9/", "events": ["*"]}),
+    );
+    assert_eq!(status, 503);
+    // What was accepted before stays readable.
+    let (status, e) = s.api.get(
+        &format!("/api/v1/events/{}", kept["id"].as_str().unwrap()),
+        &s.key,
+    );
+    assert_eq!(status, 200, "{e}");
+    assert_eq!(e["data"]["n"], 1);
+    let (status, list) = s.api.get("/api/v1/events", &s.key);
+    assert_eq!(status, 200);
+    assert_eq!(list["data"].as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn retention_prunes_old_events_and_keeps_recent_ones() {
+    let s = TestServer::start();
+    let rx = Receiver::start(Reply::Status(200, "ok"));
+    s.endpoint(&s.key, &rx.url("/"), &["*"]);
+    let evt = s.event(&s.default_customer(), "transactions.fetched", "{}");
+    let id = evt["id"].as_str().unwrap().to_owned();
+    let ds = s.finished_deliveries_of(&s.key, &id, 1);
+    let dlv = ds[0]["id"].as_str().unwrap().to_owned();
+    let clock = &s.server().store.clock;
+    // 29 days on: inside the 30-day retention, kept.
+    clock.advance(Duration::from_secs(29 * 86_400));
+    s.server().prune_now();
+    assert_eq!(s.api.get(&format!("/api/v1/events/{id}"), &s.key).0, 200);
+    // Two days more: gone, with its delivery.
+    clock.advance(Duration::from_secs(2 * 86_400));
+    s.server().prune_now();
+    assert_eq!(s.api.get(&format!("/api/v1/events/{id}"), &s.key).0, 404);
+    assert_eq!(
+        s.api.get(&format!("/api/v1/deliveries/{dlv}"), &s.key).0,
+        404
+    );
+}
+
+#[test]
+fn retention_keeps_an_event_whose_delivery_is_still_pending() {
+    let s = TestServer::start();
+    // One send a second: the second delivery waits, pending, while the clock jumps.
+    let rx = Receiver::start(Reply::Status(200, "ok"));
+    let (status, _) = s.api.post(
+        "/api/v1/endpoints",
+        &s.key,
+        &json!({"url": rx.url("/"), "events": ["*"], "rate_limit_per_sec": 1}),
+    );
+    assert_eq!(status, 201);
+    let customer = s.default_customer();
+    let ids: Vec<String> = (0..3)
+        .map(|_| {
+            s.event(&customer, "transactions.fetched", "{}")["id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    s.server()
+        .store
+        .clock
+        .advance(Duration::from_secs(31 * 86_400));
+    s.server().prune_now();
+    let statuses: Vec<(u16, String)> = ids
+        .iter()
+        .map(|id| {
+            let (st, e) = s.api.get(&format!("/api/v1/events/{id}"), &s.key);
+            (
+                st,
+                e["deliveries"][0]["status"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_owned(),
+            )
+        })
+        .collect();
+    // Whatever had finished went; whatever had not is still there.
+    for (st, status) in &statuses {
+        if *st == 200 {
+            assert!(
+                matches!(status.as_str(), "pending" | "sending"),
+                "{statuses:?}"
+            );
+        }
+    }
+    assert!(statuses.iter().any(|(st, _)| *st == 200), "{statuses:?}");
+}
+
+#[test]
+fn idempotency_keys_are_forgotten_after_a_day() {
+    let s = TestServer::start();
+    let customer = s.default_customer();
+    let send = |data: &str| {
+        let body = format!(
+            r#"{{"customer_id":"{customer}","event":"transactions.fetched","data":{data}}}"#
+        );
+        s.api.send(
+            "POST",
+            "/api/v1/events",
+            &s.admin,
+            Some(&body),
+            &[("idempotency-key", "k-1")],
+        )
+    };
+    let (status, first) = send(r#"{"a":1}"#);
+    assert_eq!(status, 202);
+    assert_eq!(send(r#"{"a":1}"#).1["id"], first["id"], "a replay");
+    assert_eq!(send(r#"{"a":2}"#).0, 409, "same key, other body");
+    // 23 hours on the key still holds, even after a retention pass.
+    let clock = &s.server().store.clock;
+    clock.advance(Duration::from_secs(23 * 3600));
+    s.server().prune_now();
+    assert_eq!(send(r#"{"a":2}"#).0, 409);
+    // Past a day it is forgotten: the same key makes a new event.
+    clock.advance(Duration::from_secs(2 * 3600));
+    s.server().prune_now();
+    let (status, again) = send(r#"{"a":2}"#);
+    assert_eq!(status, 202);
+    assert_ne!(again["id"], first["id"]);
+}

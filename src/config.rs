@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
+use ipnet::IpNet;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
@@ -51,6 +52,37 @@ pub struct ServeArgs {
     /// Log format on stderr
     #[arg(long, env = "WEBHOOKS_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+    /// A load balancer or proxy in front (address or CIDR; repeat or comma-separate): its
+    /// X-Forwarded-For names the client, and its connections are not capped
+    #[arg(long = "trusted-proxy", env = "WEBHOOKS_TRUSTED_PROXY", value_delimiter = ',', value_parser = parse_net)]
+    pub trusted_proxies: Vec<IpNet>,
+    /// Open connections allowed from one client address
+    #[arg(long, env = "WEBHOOKS_MAX_CONNECTIONS_PER_IP", default_value_t = 256)]
+    pub max_connections_per_ip: u32,
+    /// Time allowed to send a whole request body (the headers get 5 s)
+    #[arg(long, env = "WEBHOOKS_READ_TIMEOUT_SECS", default_value_t = 30)]
+    pub read_timeout_secs: u64,
+    /// Endpoints one customer may have
+    #[arg(
+        long,
+        env = "WEBHOOKS_MAX_ENDPOINTS_PER_CUSTOMER",
+        default_value_t = 100
+    )]
+    pub max_endpoints_per_customer: u32,
+    /// Test sends and resends one customer may start a minute (each delivery a recover makes counts)
+    #[arg(
+        long,
+        env = "WEBHOOKS_MAX_SENDS_PER_CUSTOMER_PER_MIN",
+        default_value_t = 120
+    )]
+    pub max_sends_per_customer_per_min: u32,
+}
+
+fn parse_net(s: &str) -> Result<IpNet, String> {
+    let s = s.trim();
+    s.parse::<IpNet>()
+        .or_else(|_| s.parse::<std::net::IpAddr>().map(IpNet::from))
+        .map_err(|_| format!("{s:?} is not an IP address or CIDR range"))
 }
 
 /// A setting that cannot work; reported as a usage error (exit 2).
@@ -72,6 +104,18 @@ impl ServeArgs {
         }
         if !(1..=600).contains(&self.request_timeout_secs) {
             return bad("--request-timeout-secs must be from 1 to 600");
+        }
+        if self.max_connections_per_ip == 0 {
+            return bad("--max-connections-per-ip must be at least 1");
+        }
+        if !(1..=3600).contains(&self.read_timeout_secs) {
+            return bad("--read-timeout-secs must be from 1 to 3600");
+        }
+        if self.max_endpoints_per_customer == 0 {
+            return bad("--max-endpoints-per-customer must be at least 1");
+        }
+        if self.max_sends_per_customer_per_min == 0 {
+            return bad("--max-sends-per-customer-per-min must be at least 1");
         }
         if self.admin_token.as_ref().is_some_and(|t| t.len() < 16) {
             return bad("--admin-token must be at least 16 characters");

@@ -14,6 +14,8 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
+    /// Seconds, sent as `retry-after` (429).
+    pub retry_after: Option<u64>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -33,7 +35,13 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            retry_after: None,
         }
+    }
+
+    pub fn retry_after(mut self, secs: u64) -> Self {
+        self.retry_after = Some(secs);
+        self
     }
 
     pub fn not_found() -> Self {
@@ -112,7 +120,11 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        HttpResponse::build(self.status).json(ErrorBody {
+        let mut resp = HttpResponse::build(self.status);
+        if let Some(secs) = self.retry_after {
+            resp.insert_header(("retry-after", secs.to_string()));
+        }
+        resp.json(ErrorBody {
             error: ErrorDetail {
                 code: self.code.to_owned(),
                 message: self.message.clone(),

@@ -13,6 +13,8 @@ use crate::config::{ConfigError, LogFormat, ServeArgs};
 use crate::delivery::{Delivery, Sender, SenderConfig};
 use crate::domain::ApiKey;
 use crate::http::AppState;
+use crate::http::client_addr::TrustedProxies;
+use crate::http::limits::Limits;
 use crate::http::portal::Portal;
 use crate::http::server::HttpServerHandle;
 use crate::metrics::Metrics;
@@ -70,6 +72,7 @@ pub struct Server {
 impl Server {
     pub fn start(args: &ServeArgs) -> Result<Self, StartError> {
         args.validate()?;
+        raise_open_file_limit();
         let tls = match (&args.tls_cert, &args.tls_key) {
             (Some(cert), Some(key)) => Some(crate::tls::server_config(cert, key)?),
             _ => None,
@@ -111,6 +114,13 @@ impl Server {
                     secure_cookies: tls.is_some(),
                     ..Portal::default()
                 }),
+                limits: Arc::new(Limits::new(
+                    TrustedProxies::new(args.trusted_proxies.clone()),
+                    args.max_connections_per_ip,
+                    Duration::from_secs(args.read_timeout_secs),
+                    args.max_endpoints_per_customer,
+                    args.max_sends_per_customer_per_min,
+                )),
             },
             http_workers,
             tls,
@@ -231,6 +241,14 @@ fn start_retention(store: Arc<Store>, days: u32) -> (ChannelSender<()>, JoinHand
         })
         .expect("spawn the retention thread");
     (stop, thread)
+}
+
+/// Every connection and data file is an open file: take the hard limit, not the soft one.
+fn raise_open_file_limit() {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(n) => tracing::debug!(limit = n, "open-file limit"),
+        Err(e) => tracing::warn!(error = %e, "cannot raise the open-file limit"),
+    }
 }
 
 pub fn init_logging(format: LogFormat) {

@@ -250,8 +250,7 @@ pub fn trigger(
     customer: &str,
     data: Option<&str>,
 ) -> Result<(), ClientError> {
-    let types = client.get("/api/v1/event-types")?;
-    let types = types["data"].as_array().cloned().unwrap_or_default();
+    let types = client.get_all("/api/v1/event-types")?;
     let Some(found) = types.iter().find(|t| t["name"] == event) else {
         let names: Vec<&str> = types.iter().filter_map(|t| t["name"].as_str()).collect();
         return Err(ClientError::Usage(format!(
@@ -356,8 +355,7 @@ pub fn backup(client: &Client, out: &Path, force: bool) -> Result<(), ClientErro
 }
 
 pub fn event_types(client: &Client) -> Result<(), ClientError> {
-    let all = client.get("/api/v1/event-types")?;
-    let all = all["data"].as_array().cloned().unwrap_or_default();
+    let all = client.get_all("/api/v1/event-types")?;
     let width = all
         .iter()
         .filter_map(|t| t["name"].as_str())

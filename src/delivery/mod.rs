@@ -2,8 +2,10 @@
 //! plain worker threads that each claim, sign and POST one delivery at a time.
 
 pub mod dispatcher;
+pub mod resolver;
 pub mod sender;
 pub mod signing;
+pub mod special_ranges;
 mod worker;
 
 use std::sync::Arc;

@@ -3,7 +3,7 @@
 //! answer read, and the private-network filter applied to the address actually connected to.
 
 use std::io::Read;
-use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ureq::Agent;
@@ -11,6 +11,8 @@ use ureq::http::Uri;
 use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
 use ureq::unversioned::transport::{DefaultConnector, NextTimeout};
 
+use super::resolver::{Dns, DnsError};
+use super::special_ranges::is_private;
 use crate::domain::DeliveryError;
 
 /// How much of a receiver's answer is read and kept.
@@ -60,6 +62,8 @@ impl Sender {
             .build();
         let resolver = CheckedResolver {
             block_private: cfg.block_private_networks,
+            dns: Arc::new(Dns::system()),
+            request_timeout: cfg.request_timeout,
         };
         Self {
             agent: Agent::with_parts(config, DefaultConnector::new(), resolver),
@@ -132,11 +136,22 @@ fn classify(e: &ureq::Error) -> DeliveryError {
 #[error("blocked: the host resolves only to private, loopback or link-local addresses")]
 pub struct Blocked;
 
-/// Resolves synchronously (no thread per request, unlike ureq's resolver under a deadline)
-/// and drops private addresses when asked to, so the check applies to what is connected to.
-#[derive(Debug)]
+/// Resolves through the shared pool under the request's deadline (no thread per request,
+/// unlike ureq's resolver under a deadline) and drops private addresses when asked to, so
+/// the check applies to what is connected to.
 struct CheckedResolver {
     block_private: bool,
+    dns: Arc<Dns>,
+    /// The whole request's deadline, when ureq gives none for this step.
+    request_timeout: Duration,
+}
+
+impl std::fmt::Debug for CheckedResolver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CheckedResolver")
+            .field("block_private", &self.block_private)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Resolver for CheckedResolver {
@@ -144,17 +159,21 @@ impl Resolver for CheckedResolver {
         &self,
         uri: &Uri,
         _config: &ureq::config::Config,
-        _timeout: NextTimeout,
+        timeout: NextTimeout,
     ) -> Result<ResolvedSocketAddrs, ureq::Error> {
         let (Some(scheme), Some(authority)) = (uri.scheme(), uri.authority()) else {
             return Err(ureq::Error::BadUri(uri.to_string()));
         };
         let host_port = DefaultResolver::host_and_port(scheme, authority)
             .ok_or_else(|| ureq::Error::BadUri(uri.to_string()))?;
-        let addrs: Vec<SocketAddr> = host_port
-            .to_socket_addrs()
-            .map_err(|_| ureq::Error::HostNotFound)?
-            .collect();
+        let within = match timeout.after {
+            ureq::unversioned::transport::time::Duration::Exact(d) => d.min(self.request_timeout),
+            _ => self.request_timeout,
+        };
+        let addrs = self.dns.resolve(&host_port, within).map_err(|e| match e {
+            DnsError::NotFound => ureq::Error::HostNotFound,
+            DnsError::TimedOut => ureq::Error::Timeout(ureq::Timeout::Resolve),
+        })?;
         let mut out = self.empty();
         let mut blocked = false;
         for addr in addrs {
@@ -174,79 +193,5 @@ impl Resolver for CheckedResolver {
             });
         }
         Ok(out)
-    }
-}
-
-/// Loopback, private, link-local, unique-local, unspecified, shared (CGNAT), broadcast and
-/// multicast addresses, including IPv4 addresses inside IPv6 (mapped and compatible forms).
-pub fn is_private(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => {
-            let o = v4.octets();
-            v4.is_loopback()
-                || v4.is_private()
-                || v4.is_link_local()
-                || v4.is_unspecified()
-                || v4.is_broadcast()
-                || v4.is_multicast()
-                || o[0] == 0
-                || (o[0] == 100 && (o[1] & 0xc0) == 64)
-        }
-        IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return is_private(IpAddr::V4(v4));
-            }
-            let seg = v6.segments();
-            let o = v6.octets();
-            let embedded = IpAddr::V4([o[12], o[13], o[14], o[15]].into());
-            if seg[..6] == [0, 0, 0, 0, 0, 0] && !v6.is_loopback() && !v6.is_unspecified() {
-                return is_private(embedded); // IPv4-compatible ::a.b.c.d
-            }
-            if seg[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
-                return is_private(embedded); // NAT64 64:ff9b::a.b.c.d
-            }
-            v6.is_loopback()
-                || v6.is_unspecified()
-                || v6.is_multicast()
-                || (seg[0] & 0xfe00) == 0xfc00
-                || (seg[0] & 0xffc0) == 0xfe80
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn private_addresses() {
-        for a in [
-            "127.0.0.1",
-            "10.1.2.3",
-            "172.16.0.1",
-            "192.168.1.1",
-            "169.254.169.254",
-            "0.0.0.0",
-            "100.64.0.1",
-            "::1",
-            "::",
-            "fc00::1",
-            "fd12::1",
-            "fe80::1",
-            "::ffff:127.0.0.1",
-            "::ffff:10.0.0.1",
-            "::127.0.0.1",
-            "64:ff9b::10.0.0.1",
-        ] {
-            assert!(is_private(a.parse().unwrap()), "{a}");
-        }
-        for a in [
-            "1.1.1.1",
-            "93.184.216.34",
-            "2606:4700::1111",
-            "::ffff:8.8.8.8",
-        ] {
-            assert!(!is_private(a.parse().unwrap()), "{a}");
-        }
     }
 }

@@ -1,5 +1,6 @@
 //! Bearer authentication: the admin token for operator routes, a customer API key for the
-//! customer's routes. Any missing, wrong or wrong-kind token is the same 401.
+//! customer's routes. Any missing, wrong or wrong-kind token is the same 401; an address
+//! that keeps presenting wrong tokens gets 429 for a minute, whatever it presents.
 
 use std::future::{Ready, ready};
 use std::sync::atomic::Ordering;
@@ -9,6 +10,8 @@ use actix_web::{FromRequest, HttpRequest, web};
 use subtle::ConstantTimeEq;
 
 use super::AppState;
+use super::client_addr::client_ip;
+use super::limits::rate_limited;
 use crate::domain::secret::hash_token;
 use crate::domain::time::now_ms;
 use crate::error::ApiError;
@@ -62,16 +65,28 @@ fn customer(req: &HttpRequest) -> Option<String> {
     Some(owner.customer_id)
 }
 
+/// Refuses an address that failed too often; otherwise runs `check` and counts a failure
+/// when a token was presented and refused.
+fn authenticate<T>(req: &HttpRequest, check: impl FnOnce() -> Option<T>) -> Result<T, ApiError> {
+    let st = state(req);
+    let ip = client_ip(req, &st.limits.trusted);
+    if let Some(wait) = st.limits.bearer_failures.blocked(ip) {
+        return Err(rate_limited(wait, "failed authentication attempts"));
+    }
+    check().ok_or_else(|| {
+        if bearer(req).is_some() {
+            st.limits.bearer_failures.fail(ip);
+        }
+        ApiError::unauthorized()
+    })
+}
+
 impl FromRequest for Admin {
     type Error = ApiError;
     type Future = Ready<Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(if admin(req) {
-            Ok(Admin)
-        } else {
-            Err(ApiError::unauthorized())
-        })
+        ready(authenticate(req, || admin(req).then_some(Admin)))
     }
 }
 
@@ -80,11 +95,9 @@ impl FromRequest for Customer {
     type Future = Ready<Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(
-            customer(req)
-                .map(|id| Customer { id })
-                .ok_or_else(ApiError::unauthorized),
-        )
+        ready(authenticate(req, || {
+            customer(req).map(|id| Customer { id })
+        }))
     }
 }
 
@@ -93,10 +106,8 @@ impl FromRequest for AnyRole {
     type Future = Ready<Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(if admin(req) || customer(req).is_some() {
-            Ok(AnyRole)
-        } else {
-            Err(ApiError::unauthorized())
-        })
+        ready(authenticate(req, || {
+            (admin(req) || customer(req).is_some()).then_some(AnyRole)
+        }))
     }
 }

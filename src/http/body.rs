@@ -59,6 +59,11 @@ async fn read_limited(
         actix_web::web::BytesMut::with_capacity(declared.unwrap_or(1024).min(MAX_BODY_BYTES));
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(|e| {
+            if let actix_web::error::PayloadError::Io(io) = &e
+                && io.kind() == std::io::ErrorKind::TimedOut
+            {
+                return super::guard::too_slow();
+            }
             ApiError::new(
                 StatusCode::BAD_REQUEST,
                 "invalid_body",
@@ -169,8 +174,11 @@ pub fn page_query<'a>(
             }
         },
     };
-    if before.is_some_and(|b| b.len() > 64) {
-        return Err(ApiError::invalid("invalid_before", "before must be an id"));
+    if before.is_some_and(|b| b.is_empty() || b.len() > 64) {
+        return Err(ApiError::invalid(
+            "invalid_before",
+            "before must be an id (or name) from a previous page's next",
+        ));
     }
     Ok(PageQuery { before, limit })
 }

@@ -4,8 +4,12 @@
 pub mod api;
 pub mod auth;
 pub mod body;
+pub mod client_addr;
+pub mod guard;
+pub mod limits;
 pub mod portal;
 pub mod server;
+pub mod throttle;
 
 use std::sync::Arc;
 
@@ -18,4 +22,5 @@ pub struct AppState {
     pub store: Arc<Store>,
     pub metrics: Arc<Metrics>,
     pub portal: Arc<portal::Portal>,
+    pub limits: Arc<limits::Limits>,
 }

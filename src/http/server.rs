@@ -5,10 +5,13 @@ use std::net::{SocketAddr, TcpListener};
 use std::thread::JoinHandle;
 
 use actix_web::dev::ServerHandle;
-use actix_web::{App, HttpServer, web};
+use actix_web::{App, HttpServer, middleware, web};
 
 use super::AppState;
 use super::api;
+
+/// Time allowed to send a request's headers (the body has `--read-timeout-secs`).
+const HEAD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 pub struct HttpServerHandle {
     pub addr: SocketAddr,
@@ -30,8 +33,16 @@ pub fn start(
             let sys = actix_web::rt::System::new();
             let server = sys.block_on(async move {
                 let data = web::Data::new(state);
+                let https = tls.is_some();
                 let server = HttpServer::new(move || {
+                    let mut headers = middleware::DefaultHeaders::new()
+                        .add(("x-content-type-options", "nosniff"));
+                    if https {
+                        headers = headers.add(("strict-transport-security", "max-age=31536000"));
+                    }
                     App::new()
+                        .wrap(headers)
+                        .wrap(middleware::from_fn(super::guard::guard))
                         .app_data(data.clone())
                         .configure(api::extractor_config)
                         .configure(api::configure)
@@ -39,6 +50,10 @@ pub fn start(
                         .default_service(web::to(api::not_found))
                 })
                 .workers(http_workers)
+                .client_request_timeout(HEAD_TIMEOUT)
+                .on_connect(|_, ext| {
+                    ext.insert(super::guard::ConnectionSlot::default());
+                })
                 .disable_signals()
                 .shutdown_timeout(5);
                 match tls {

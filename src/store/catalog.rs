@@ -5,7 +5,7 @@ use serde::Deserialize;
 
 use super::records::{EventType, decode, encode};
 use super::tables::EVENT_TYPES;
-use super::{Result, Store, StoreError};
+use super::{Page, PageQuery, Result, Store, StoreError};
 use crate::domain::ValidationError;
 
 const CATALOG_JSON: &str = include_str!("../../assets/event-types.json");
@@ -52,26 +52,79 @@ pub(super) fn get(
 }
 
 impl Store {
-    /// Every event type, the EnableNow ones first in catalog order, then the operator's by name.
-    pub fn list_event_types(&self) -> Result<Vec<EventType>> {
+    /// A page of event types: the EnableNow ones first in catalog order, then the operator's
+    /// by name. `before` is the name the previous page ended with. Only the page is decoded.
+    pub fn list_event_types(&self, page: PageQuery) -> Result<Page<EventType>> {
         self.read(|tx: &ReadTransaction| {
-            let mut all = Vec::new();
-            for row in tx.open_table(EVENT_TYPES)?.iter()? {
-                let (_, v) = row?;
-                all.push(decode::<EventType>(v.value())?);
+            let table = tx.open_table(EVENT_TYPES)?;
+            let builtin: Vec<String> = default_catalog().into_iter().map(|e| e.name).collect();
+            let is_builtin = |n: &str| builtin.iter().any(|b| b == n);
+            let mut data = Vec::with_capacity(page.limit);
+            let mut more = false;
+            let mut take = |name: &str| -> Result<bool> {
+                if data.len() == page.limit {
+                    more = true;
+                    return Ok(false);
+                }
+                if let Some(et) = get(&table, name)? {
+                    data.push(et);
+                }
+                Ok(true)
+            };
+            // Where the page starts: after `before` among the built-in ones, or among the rest.
+            let (builtin_from, rest_after) = match page.before {
+                None => (0, None),
+                Some(b) => match builtin.iter().position(|n| n == b) {
+                    Some(i) => (i + 1, None),
+                    None => (builtin.len(), Some(b)),
+                },
+            };
+            let mut open = true;
+            for name in &builtin[builtin_from..] {
+                if table.get(name.as_str())?.is_some() && !take(name)? {
+                    open = false;
+                    break;
+                }
             }
-            let order: Vec<String> = default_catalog().into_iter().map(|e| e.name).collect();
-            all.sort_by_key(|e| {
-                (
-                    order
-                        .iter()
-                        .position(|n| *n == e.name)
-                        .unwrap_or(usize::MAX),
-                    e.name.clone(),
-                )
-            });
-            Ok(all)
+            if open {
+                let rows = match rest_after {
+                    Some(after) => table.range::<&str>((
+                        std::ops::Bound::Excluded(after),
+                        std::ops::Bound::Unbounded,
+                    ))?,
+                    None => table.range::<&str>(..)?,
+                };
+                for row in rows {
+                    let (k, _) = row?;
+                    let name = k.value();
+                    if is_builtin(name) {
+                        continue;
+                    }
+                    if !take(name)? {
+                        break;
+                    }
+                }
+            }
+            let next = more.then(|| data.last().map(|e| e.name.clone())).flatten();
+            Ok(Page { data, next })
         })
+    }
+
+    /// Every event type, in the catalog's order (the portal's forms list them all).
+    pub fn all_event_types(&self) -> Result<Vec<EventType>> {
+        let mut all = Vec::new();
+        let mut before: Option<String> = None;
+        loop {
+            let page = self.list_event_types(PageQuery {
+                before: before.as_deref(),
+                limit: 250,
+            })?;
+            all.extend(page.data);
+            match page.next {
+                Some(n) => before = Some(n),
+                None => return Ok(all),
+            }
+        }
     }
 
     pub fn get_event_type(&self, name: &str) -> Result<Option<EventType>> {

@@ -81,7 +81,14 @@ fn fail_pending(tx: &WriteTransaction, endpoint_id: &str) -> Result<()> {
 }
 
 impl Store {
-    pub fn create_endpoint(&self, customer_id: &str, new: NewEndpoint) -> Result<Endpoint> {
+    /// Creates an endpoint unless the customer already has `max` (422 `limit_reached`); the
+    /// count is taken under the writer, so concurrent creations cannot pass it.
+    pub fn create_endpoint(
+        &self,
+        customer_id: &str,
+        new: NewEndpoint,
+        max: u32,
+    ) -> Result<Endpoint> {
         let now = now_ms();
         let endpoint = Endpoint {
             id: self.ids.next(IdKind::Endpoint),
@@ -108,10 +115,20 @@ impl Store {
             {
                 return Err(StoreError::NotFound);
             }
+            let mut index = ctx.tx.open_table(CUSTOMER_ENDPOINTS)?;
+            let owner = e.customer_id.as_str();
+            let have = index
+                .range((owner, "")..(owner, ID_MAX))?
+                .take(max as usize)
+                .count();
+            if have >= max as usize {
+                return Err(StoreError::Invalid(ValidationError::new(
+                    "limit_reached",
+                    format!("a customer may have at most {max} endpoints; delete one first"),
+                )));
+            }
             put(ctx.tx, &e)?;
-            ctx.tx
-                .open_table(CUSTOMER_ENDPOINTS)?
-                .insert((e.customer_id.as_str(), e.id.as_str()), ())?;
+            index.insert((owner, e.id.as_str()), ())?;
             Ok(e)
         })
     }

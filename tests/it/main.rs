@@ -5,6 +5,7 @@ mod api;
 mod browser;
 mod cli;
 mod delivery;
+mod exposure;
 mod lifecycle;
 mod portal;
 mod safety;

@@ -82,6 +82,7 @@ pub async fn resend_delivery(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = check_id(IdKind::Delivery, id.into_inner())?;
+    st.limits.charge_send(&who.id)?;
     let store = st.store.clone();
     let d = blocking(move || Ok(store.resend_delivery(&who.id, &id)?)).await?;
     Ok(HttpResponse::Accepted().json(DeliveryView::from(d)))

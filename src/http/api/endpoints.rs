@@ -24,7 +24,8 @@ pub struct CreateEndpoint {
     pub description: Option<String>,
     /// Default true.
     pub enabled: Option<bool>,
-    /// Spaces this endpoint's sends; at least 1.
+    /// Spaces this endpoint's sends: 1–1000000 a second, or null for none.
+    #[schema(minimum = 1, maximum = 1000000)]
     pub rate_limit_per_sec: Option<u32>,
     /// At most 20 extra request headers.
     pub headers: Option<Headers>,
@@ -39,8 +40,9 @@ pub struct UpdateEndpoint {
     #[schema(value_type = Option<String>)]
     pub description: Option<Option<String>>,
     pub enabled: Option<bool>,
+    /// 1–1000000 a second, or null for none.
     #[serde(default, deserialize_with = "double_option")]
-    #[schema(value_type = Option<u32>)]
+    #[schema(value_type = Option<u32>, minimum = 1, maximum = 1000000)]
     pub rate_limit_per_sec: Option<Option<u32>>,
     pub headers: Option<Headers>,
 }
@@ -68,11 +70,14 @@ pub struct Recover {
     pub until: Option<String>,
 }
 
+/// The most sends a second an endpoint's rate limit may allow.
+pub const MAX_RATE_LIMIT: u32 = 1_000_000;
+
 fn check_rate(rate: Option<u32>) -> Result<(), ApiError> {
-    if rate == Some(0) {
+    if rate.is_some_and(|r| !(1..=MAX_RATE_LIMIT).contains(&r)) {
         return Err(ApiError::invalid(
             "invalid_rate_limit",
-            "rate_limit_per_sec must be at least 1, or null for none",
+            format!("rate_limit_per_sec must be from 1 to {MAX_RATE_LIMIT}, or null for none"),
         ));
     }
     Ok(())
@@ -125,7 +130,8 @@ pub async fn create_endpoint(
         headers,
     };
     let store = st.store.clone();
-    let e = blocking(move || Ok(store.create_endpoint(&who.id, new)?)).await?;
+    let max = st.limits.max_endpoints_per_customer;
+    let e = blocking(move || Ok(store.create_endpoint(&who.id, new, max)?)).await?;
     Ok(HttpResponse::Created().json(EndpointView::from(e)))
 }
 
@@ -223,6 +229,7 @@ pub async fn send_test(
     body: OptionalJson<SendTest>,
 ) -> Result<HttpResponse, ApiError> {
     let id = check_id(IdKind::Endpoint, id.into_inner())?;
+    st.limits.charge_send(&who.id)?;
     let store = st.store.clone();
     let event = body.0.event;
     let (event_id, delivery_id) =
@@ -255,7 +262,14 @@ pub async fn recover(
         .as_deref()
         .map(|u| time("until", u))
         .transpose()?;
+    st.limits.charge_send(&who.id)?;
     let store = st.store.clone();
-    let n = blocking(move || Ok(store.recover(&who.id, &id, since, until)?)).await?;
+    let customer = who.id.clone();
+    let n = blocking(move || Ok(store.recover(&customer, &id, since, until)?)).await?;
+    // The first was charged above; every further delivery it made counts too.
+    st.limits.sends.charge_more(
+        &who.id,
+        u32::try_from(n.saturating_sub(1)).unwrap_or(u32::MAX),
+    );
     Ok(HttpResponse::Accepted().json(Recovered { deliveries: n }))
 }

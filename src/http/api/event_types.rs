@@ -1,16 +1,19 @@
 //! The event-type catalog: both roles read it, the operator adds to it.
 
-use actix_web::HttpResponse;
+use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use utoipa::ToSchema;
 
 use super::views::{EventTypeList, EventTypeView};
-use super::{State, blocking};
+use super::{ListParams, State, blocking};
 use crate::domain::input::{validate_data, validate_event_type_name, validate_text};
 use crate::error::{ApiError, ErrorBody};
 use crate::http::auth::{Admin, AnyRole};
-use crate::http::body::Json;
+use crate::http::body::{Json, page_query};
+
+/// An example is shown in lists and forms: small, unlike the events themselves.
+pub const MAX_EXAMPLE_BYTES: usize = 16 * 1024;
 use crate::store::records::EventType;
 
 #[derive(Deserialize, ToSchema)]
@@ -25,13 +28,23 @@ pub struct CreateEventType {
 }
 
 #[utoipa::path(get, path = "/api/v1/event-types", tag = "catalog", security(("bearer" = [])),
+    params(ListParams),
     responses((status = 200, body = EventTypeList), (status = 401, body = ErrorBody)))]
-pub async fn list_event_types(_: AnyRole, st: State) -> Result<HttpResponse, ApiError> {
+pub async fn list_event_types(
+    _: AnyRole,
+    st: State,
+    q: web::Query<ListParams>,
+) -> Result<HttpResponse, ApiError> {
     let store = st.store.clone();
-    let all = blocking(move || Ok(store.list_event_types()?)).await?;
+    let q = q.into_inner();
+    let page = blocking(move || {
+        let page = page_query(q.limit.as_deref(), q.before.as_deref())?;
+        Ok(store.list_event_types(page)?)
+    })
+    .await?;
     Ok(HttpResponse::Ok().json(EventTypeList {
-        data: all.into_iter().map(EventTypeView::from).collect(),
-        next: None,
+        data: page.data.into_iter().map(EventTypeView::from).collect(),
+        next: page.next,
     }))
 }
 
@@ -47,6 +60,12 @@ pub async fn create_event_type(
     validate_event_type_name(&b.name)?;
     validate_text("description", &b.description, true)?;
     validate_data(b.example.get())?;
+    if b.example.get().len() > MAX_EXAMPLE_BYTES {
+        return Err(ApiError::invalid(
+            "example_too_large",
+            format!("an example may be at most {MAX_EXAMPLE_BYTES} bytes of JSON"),
+        ));
+    }
     let et = EventType {
         name: b.name,
         description: b.description,

@@ -109,7 +109,7 @@ async fn render_console(
             }
         }
         customers.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok((customers, store.list_event_types()?))
+        Ok((customers, store.all_event_types()?))
     })
     .await?;
     let mut trigger = forms.trigger.unwrap_or_default();

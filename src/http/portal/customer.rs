@@ -82,9 +82,8 @@ pub(super) fn login_page(
     resp
 }
 
-pub(super) fn peer_ip(req: &HttpRequest) -> std::net::IpAddr {
-    req.peer_addr()
-        .map_or(std::net::IpAddr::from([0, 0, 0, 0]), |a| a.ip())
+pub(super) fn peer_ip(req: &HttpRequest, st: &AppState) -> std::net::IpAddr {
+    crate::http::client_addr::client_ip(req, &st.limits.trusted)
 }
 
 /// Checks a sign-in form's token against its cookie; a stale form gets a fresh one.
@@ -119,7 +118,7 @@ pub(super) fn sign_in(
     body: &[u8],
     admin: bool,
 ) -> Result<HttpResponse, PortalError> {
-    let ip = peer_ip(req);
+    let ip = peer_ip(req, st);
     let sessions = &st.portal.sessions;
     if sessions.throttled(ip) {
         return Err(PortalError::Throttled);
@@ -272,7 +271,7 @@ async fn render_webhooks(
             )?;
             rows.push(EndpointRow::new(e, last.data.first()));
         }
-        let types = store.list_event_types()?;
+        let types = store.all_event_types()?;
         Ok((name, rows, page.next, types))
     })
     .await?;
@@ -321,10 +320,12 @@ fn read_endpoint_form(
     let mut rate = None;
     if with_rate && !f.rate.is_empty() {
         match f.rate.parse::<u32>() {
-            Ok(r) if r > 0 => rate = Some(r),
+            Ok(r) if (1..=crate::http::api::endpoints::MAX_RATE_LIMIT).contains(&r) => {
+                rate = Some(r)
+            }
             _ => {
                 f.rate_error =
-                    Some("Enter a whole number of requests per second, at least 1.".into())
+                    Some("Enter a whole number of requests per second, from 1 to 1000000.".into())
             }
         }
     }
@@ -352,7 +353,8 @@ pub async fn create_endpoint(
     };
     let store = st.store.clone();
     let cid = ctx.customer_id.clone();
-    match web::block(move || store.create_endpoint(&cid, new)).await? {
+    let max = st.limits.max_endpoints_per_customer;
+    match web::block(move || store.create_endpoint(&cid, new, max)).await? {
         Ok(e) => {
             flash(
                 &st,
@@ -427,7 +429,7 @@ async fn render_endpoint(
                 limit: 25,
             },
         )?;
-        Ok((name, ep, deliveries, store.list_event_types()?))
+        Ok((name, ep, deliveries, store.all_event_types()?))
     })
     .await?;
     let first = ep.events.first().filter(|e| *e != "*").cloned();
@@ -630,6 +632,7 @@ pub async fn send_test(
     let form = Form::parse(&body);
     form.check_csrf(&ctx.csrf)?;
     let event = Some(form.get("event").to_owned()).filter(|e| !e.is_empty());
+    st.limits.charge_send(&ctx.customer_id)?;
     let store = st.store.clone();
     let (cid, eid) = (ctx.customer_id.clone(), id.clone());
     blocking(move || Ok(store.send_test(&cid, &eid, event)?)).await?;
@@ -670,9 +673,14 @@ pub async fn recover(
         )
         .await;
     };
+    st.limits.charge_send(&ctx.customer_id)?;
     let store = st.store.clone();
     let (cid, eid) = (ctx.customer_id.clone(), id.clone());
     let n = blocking(move || Ok(store.recover(&cid, &eid, since, None)?)).await?;
+    st.limits.sends.charge_more(
+        &ctx.customer_id,
+        u32::try_from(n.saturating_sub(1)).unwrap_or(u32::MAX),
+    );
     let msg = match n {
         0 => "No failed deliveries since then: nothing to resend.".to_owned(),
         1 => "1 failed delivery sent again.".to_owned(),
@@ -694,6 +702,7 @@ pub async fn resend(
     }
     let form = Form::parse(&body);
     form.check_csrf(&ctx.csrf)?;
+    st.limits.charge_send(&ctx.customer_id)?;
     let store = st.store.clone();
     let cid = ctx.customer_id.clone();
     let d = blocking(move || Ok(store.resend_delivery(&cid, &id)?)).await?;

@@ -112,6 +112,8 @@ pub enum PortalError {
     NotFound,
     BadForm(String),
     Throttled,
+    /// A per-customer rate was used up.
+    TooMany(String),
     Unavailable(String),
     Internal(String),
 }
@@ -134,6 +136,18 @@ impl From<StoreError> for PortalError {
     }
 }
 
+impl From<crate::error::ApiError> for PortalError {
+    fn from(e: crate::error::ApiError) -> Self {
+        match e.status.as_u16() {
+            429 => PortalError::TooMany(format!("{}.", e.message)),
+            404 => PortalError::NotFound,
+            503 => PortalError::Unavailable(e.message),
+            s if s < 500 => PortalError::BadForm(e.message),
+            _ => PortalError::Internal(e.message),
+        }
+    }
+}
+
 impl From<actix_web::error::BlockingError> for PortalError {
     fn from(_: actix_web::error::BlockingError) -> Self {
         PortalError::Unavailable("the server is shutting down".into())
@@ -152,7 +166,7 @@ impl ResponseError for PortalError {
             PortalError::SignIn(_) => StatusCode::SEE_OTHER,
             PortalError::NotFound => StatusCode::NOT_FOUND,
             PortalError::BadForm(_) => StatusCode::BAD_REQUEST,
-            PortalError::Throttled => StatusCode::TOO_MANY_REQUESTS,
+            PortalError::Throttled | PortalError::TooMany(_) => StatusCode::TOO_MANY_REQUESTS,
             PortalError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             PortalError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -171,6 +185,7 @@ impl ResponseError for PortalError {
                 "Too many failed sign-ins from your address. Wait a minute and try again."
                     .to_owned(),
             ),
+            PortalError::TooMany(m) => ("Too many at once", m.clone()),
             PortalError::Unavailable(m) => ("Unavailable", m.clone()),
             PortalError::Internal(m) => {
                 tracing::error!(error = %m, "portal error");

@@ -6,6 +6,8 @@ use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use crate::http::throttle::FailureThrottle;
+
 use crate::domain::ApiKey;
 use crate::domain::secret::hash_token;
 
@@ -37,10 +39,18 @@ pub struct Session {
     flash: Option<Flash>,
 }
 
-#[derive(Default)]
 pub struct Sessions {
     by_hash: Mutex<HashMap<[u8; 32], Session>>,
-    failures: Mutex<HashMap<IpAddr, (u32, Instant)>>,
+    failures: FailureThrottle,
+}
+
+impl Default for Sessions {
+    fn default() -> Self {
+        Self {
+            by_hash: Mutex::default(),
+            failures: FailureThrottle::new(MAX_FAILURES, FAILURE_WINDOW),
+        }
+    }
 }
 
 impl Sessions {
@@ -98,21 +108,11 @@ impl Sessions {
 
     /// True when this address has failed too often lately.
     pub fn throttled(&self, ip: IpAddr) -> bool {
-        let map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        map.get(&ip)
-            .is_some_and(|(n, since)| *n >= MAX_FAILURES && since.elapsed() < FAILURE_WINDOW)
+        self.failures.blocked(ip).is_some()
     }
 
     pub fn failed_login(&self, ip: IpAddr) {
-        let mut map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        if map.len() > 10_000 {
-            map.retain(|_, (_, since)| since.elapsed() < FAILURE_WINDOW);
-        }
-        let entry = map.entry(ip).or_insert((0, Instant::now()));
-        if entry.1.elapsed() >= FAILURE_WINDOW {
-            *entry = (0, Instant::now());
-        }
-        entry.0 += 1;
+        self.failures.fail(ip);
     }
 }
 

@@ -68,6 +68,11 @@ pub fn serve_args(data: PathBuf) -> ServeArgs {
         tls_cert: None,
         tls_key: None,
         ca_file: None,
+        trusted_proxies: Vec::new(),
+        max_connections_per_ip: 256,
+        read_timeout_secs: 30,
+        max_endpoints_per_customer: 100,
+        max_sends_per_customer_per_min: 120,
     }
 }
 

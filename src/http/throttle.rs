@@ -1,0 +1,132 @@
+//! Throttles in memory: failed sign-ins and bearer checks per client address, and the
+//! per-customer budget of test sends and resends.
+
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::net::IpAddr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// At most `max` failures per address in a window; past that, refused until it ends.
+pub struct FailureThrottle {
+    max: u32,
+    window: Duration,
+    failures: Mutex<HashMap<IpAddr, (u32, Instant)>>,
+}
+
+impl FailureThrottle {
+    pub fn new(max: u32, window: Duration) -> Self {
+        Self {
+            max,
+            window,
+            failures: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// `Some(wait)` while this address has failed too often lately.
+    pub fn blocked(&self, ip: IpAddr) -> Option<Duration> {
+        let map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        let (n, since) = map.get(&ip)?;
+        let left = self.window.checked_sub(since.elapsed())?;
+        (*n >= self.max).then_some(left)
+    }
+
+    pub fn fail(&self, ip: IpAddr) {
+        let mut map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() > 10_000 {
+            map.retain(|_, (_, since)| since.elapsed() < self.window);
+        }
+        let entry = map.entry(ip).or_insert((0, Instant::now()));
+        if entry.1.elapsed() >= self.window {
+            *entry = (0, Instant::now());
+        }
+        entry.0 += 1;
+    }
+}
+
+/// A token bucket per key: `per_minute` tokens, refilled evenly. A charge may overdraw the
+/// bucket (a recover of many deliveries) as long as it starts with a token; the debt is
+/// paid off before the next charge is allowed.
+pub struct RateBudget<K> {
+    per_minute: f64,
+    buckets: Mutex<HashMap<K, (f64, Instant)>>,
+}
+
+impl<K: Hash + Eq + Clone> RateBudget<K> {
+    pub fn new(per_minute: u32) -> Self {
+        Self {
+            per_minute: f64::from(per_minute),
+            buckets: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn refill(&self, tokens: f64, since: Instant) -> f64 {
+        (tokens + since.elapsed().as_secs_f64() * self.per_minute / 60.0).min(self.per_minute)
+    }
+
+    /// Takes `n` tokens, or says how long until one is there.
+    pub fn charge(&self, key: &K, n: u32) -> Result<(), Duration> {
+        let mut map = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() > 100_000 {
+            let full = self.per_minute;
+            map.retain(|_, (t, since)| self.refill(*t, *since) < full);
+        }
+        let (tokens, since) = map
+            .get(key)
+            .copied()
+            .unwrap_or((self.per_minute, Instant::now()));
+        let now_tokens = self.refill(tokens, since);
+        if now_tokens < 1.0 {
+            let wait = (1.0 - now_tokens) * 60.0 / self.per_minute;
+            return Err(Duration::from_secs_f64(wait));
+        }
+        map.insert(key.clone(), (now_tokens - f64::from(n), Instant::now()));
+        Ok(())
+    }
+
+    /// Adds a charge after the fact (a recover learns its count only once done).
+    pub fn charge_more(&self, key: &K, n: u32) {
+        let mut map = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        let (tokens, since) = map
+            .get(key)
+            .copied()
+            .unwrap_or((self.per_minute, Instant::now()));
+        let now_tokens = self.refill(tokens, since);
+        map.insert(key.clone(), (now_tokens - f64::from(n), Instant::now()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repeated_failures_are_blocked_for_the_window() {
+        let t = FailureThrottle::new(3, Duration::from_secs(60));
+        let ip: IpAddr = "127.0.0.1".parse().unwrap();
+        for _ in 0..3 {
+            assert!(t.blocked(ip).is_none());
+            t.fail(ip);
+        }
+        let wait = t.blocked(ip).unwrap();
+        assert!(wait <= Duration::from_secs(60) && wait > Duration::from_secs(50));
+        assert!(t.blocked("127.0.0.2".parse().unwrap()).is_none());
+    }
+
+    #[test]
+    fn a_budget_allows_its_rate_and_overdraws_only_from_a_token() {
+        let b = RateBudget::new(60);
+        for _ in 0..60 {
+            assert!(b.charge(&"c", 1).is_ok());
+        }
+        let wait = b.charge(&"c", 1).unwrap_err();
+        assert!(wait <= Duration::from_secs(1), "{wait:?}");
+        assert!(b.charge(&"other", 1).is_ok(), "per key");
+        // A large charge with a token in hand goes through and leaves a debt.
+        let b = RateBudget::new(60);
+        assert!(b.charge(&"c", 1).is_ok());
+        b.charge_more(&"c", 500);
+        let wait = b.charge(&"c", 1).unwrap_err();
+        assert!(wait > Duration::from_secs(400), "{wait:?}");
+    }
+}

@@ -62,6 +62,9 @@ pub struct ServeArgs {
     /// Time allowed to send a whole request body (the headers get 5 s)
     #[arg(long, env = "WEBHOOKS_READ_TIMEOUT_SECS", default_value_t = 30)]
     pub read_timeout_secs: u64,
+    /// Failed bearer checks allowed from one client address a minute; then 429 for the rest of it
+    #[arg(long, env = "WEBHOOKS_MAX_AUTH_FAILURES_PER_MIN", default_value_t = 20)]
+    pub max_auth_failures_per_min: u32,
     /// Endpoints one customer may have
     #[arg(
         long,
@@ -110,6 +113,9 @@ impl ServeArgs {
         }
         if !(1..=3600).contains(&self.read_timeout_secs) {
             return bad("--read-timeout-secs must be from 1 to 3600");
+        }
+        if self.max_auth_failures_per_min == 0 {
+            return bad("--max-auth-failures-per-min must be at least 1");
         }
         if self.max_endpoints_per_customer == 0 {
             return bad("--max-endpoints-per-customer must be at least 1");

@@ -118,6 +118,7 @@ impl Server {
                     TrustedProxies::new(args.trusted_proxies.clone()),
                     args.max_connections_per_ip,
                     Duration::from_secs(args.read_timeout_secs),
+                    args.max_auth_failures_per_min,
                     args.max_endpoints_per_customer,
                     args.max_sends_per_customer_per_min,
                 )),

@@ -12,9 +12,6 @@ use super::client_addr::TrustedProxies;
 use super::throttle::{FailureThrottle, RateBudget};
 use crate::error::ApiError;
 
-/// Failed bearer checks allowed per client address and minute before 429.
-pub const BEARER_FAILURES_PER_MIN: u32 = 20;
-
 pub struct Limits {
     pub trusted: TrustedProxies,
     pub max_connections_per_ip: u32,
@@ -32,6 +29,7 @@ impl Limits {
         trusted: TrustedProxies,
         max_connections_per_ip: u32,
         read_timeout: Duration,
+        auth_failures_per_min: u32,
         max_endpoints_per_customer: u32,
         sends_per_min: u32,
     ) -> Self {
@@ -40,7 +38,7 @@ impl Limits {
             max_connections_per_ip,
             read_timeout,
             max_endpoints_per_customer,
-            bearer_failures: FailureThrottle::new(BEARER_FAILURES_PER_MIN, Duration::from_secs(60)),
+            bearer_failures: FailureThrottle::new(auth_failures_per_min, Duration::from_secs(60)),
             sends: RateBudget::new(sends_per_min),
             connections: Arc::new(Connections::default()),
         }
@@ -51,18 +49,6 @@ impl Limits {
         self.sends
             .charge(&customer_id.to_owned(), 1)
             .map_err(|wait| rate_limited(wait, "test sends and resends"))
-    }
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Self::new(
-            TrustedProxies::default(),
-            256,
-            Duration::from_secs(30),
-            100,
-            120,
-        )
     }
 }
 

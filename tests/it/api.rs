@@ -362,6 +362,35 @@ fn openapi_health_and_metrics_are_public() {
             "{method} {path} missing"
         );
     }
+    // Every route documents the errors its extractors and guards can answer.
+    for (path, item) in paths {
+        for (method, op) in item.as_object().unwrap() {
+            let has = |status: &str| op["responses"].get(status).is_some();
+            assert!(has("429"), "{method} {path}: 429");
+            if op.get("security").is_some() {
+                assert!(has("401"), "{method} {path}: 401");
+            }
+            if op.get("requestBody").is_some() {
+                for status in ["400", "408", "413", "415", "422"] {
+                    assert!(has(status), "{method} {path}: {status}");
+                }
+            }
+            if path.contains('{') {
+                assert!(has("404"), "{method} {path}: 404");
+            }
+        }
+    }
+    // A method a route does not take: 405 naming the ones it does.
+    let url = format!("{}/api/v1/customers/{}", s.api.base, "cus_x");
+    let agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .new_agent();
+    let resp = agent
+        .run(ureq::http::Request::put(&url).body(()).unwrap())
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 405);
+    assert_eq!(resp.headers()["allow"], "GET, DELETE");
     let (st, health) = s.api.get("/healthz", "");
     assert_eq!((st, health["status"].as_str()), (200, Some("ok")));
     s.event(&s.default_customer(), "transactions.fetched", "{}");

@@ -16,8 +16,10 @@ use crate::store::DeliveryFilter;
 #[into_params(parameter_in = Query)]
 pub struct DeliveryParams {
     /// 1–250, default 50.
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 250)]
     pub limit: Option<String>,
-    /// An id: the page starts after it.
+    /// The `next` of the previous page: the page starts after it.
+    #[param(min_length = 1, max_length = 64)]
     pub before: Option<String>,
     pub endpoint_id: Option<String>,
     pub event_id: Option<String>,

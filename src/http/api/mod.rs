@@ -7,13 +7,13 @@ pub mod deliveries;
 pub mod endpoints;
 pub mod event_types;
 pub mod events;
+pub mod openapi;
 pub mod views;
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use serde::Deserialize;
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::{IntoParams, Modify, OpenApi};
+use utoipa::IntoParams;
 
 use super::AppState;
 use crate::domain::IdKind;
@@ -42,8 +42,10 @@ pub fn check_id(kind: IdKind, id: String) -> Result<String, ApiError> {
 #[into_params(parameter_in = Query)]
 pub struct ListParams {
     /// 1–250, default 50.
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 250)]
     pub limit: Option<String>,
-    /// An id: the page starts after it.
+    /// The `next` of the previous page: the page starts after it.
+    #[param(min_length = 1, max_length = 64)]
     pub before: Option<String>,
 }
 
@@ -73,57 +75,27 @@ pub async fn metrics(st: State) -> Result<HttpResponse, ApiError> {
         .body(st.metrics.render(pending, claimed)))
 }
 
-#[utoipa::path(get, path = "/api/v1/openapi.json", tag = "system",
-    responses((status = 200, description = "This document", content_type = "application/json")))]
-pub async fn openapi() -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("application/json")
-        .body(ApiDoc::openapi().to_json().unwrap_or_default())
-}
-
-struct BearerAuth;
-
-impl Modify for BearerAuth {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
-        );
-    }
-}
-
-#[derive(OpenApi)]
-#[openapi(
-    info(title = "webhooks", description = "The EnableNow webhook appliance: operators post events, customers manage endpoints and read deliveries. Operator routes take the admin token, customer routes an API key, both as `Authorization: Bearer …`."),
-    paths(
-        healthz, metrics, openapi,
-        customers::create_customer, customers::list_customers, customers::get_customer,
-        customers::delete_customer, customers::create_api_key, customers::list_api_keys,
-        customers::delete_api_key,
-        events::create_event, events::create_events, events::list_events, events::get_event,
-        event_types::list_event_types, event_types::create_event_type,
-        endpoints::list_endpoints, endpoints::create_endpoint, endpoints::get_endpoint,
-        endpoints::update_endpoint, endpoints::delete_endpoint, endpoints::rotate_secret,
-        endpoints::send_test, endpoints::recover,
-        deliveries::list_deliveries, deliveries::get_delivery, deliveries::resend_delivery,
-        backup::backup,
-    ),
-    modifiers(&BearerAuth)
-)]
-pub struct ApiDoc;
-
 /// The answer for any path nothing else matched.
 pub async fn not_found() -> Result<HttpResponse, ApiError> {
     Err(ApiError::not_found())
 }
 
-async fn method_not_allowed() -> Result<HttpResponse, ApiError> {
-    Err(ApiError::new(
+/// 405 with the `Allow` header RFC 9110 asks for, read from the OpenAPI document (which a
+/// test holds to the routes).
+async fn method_not_allowed(req: actix_web::HttpRequest) -> HttpResponse {
+    let allow = req
+        .match_pattern()
+        .and_then(|p| openapi::allowed_methods(&p))
+        .unwrap_or_default();
+    let mut resp = actix_web::ResponseError::error_response(&ApiError::new(
         StatusCode::METHOD_NOT_ALLOWED,
         "method_not_allowed",
         "this route does not take that method",
-    ))
+    ));
+    if let Ok(v) = actix_web::http::header::HeaderValue::from_str(&allow) {
+        resp.headers_mut().insert(actix_web::http::header::ALLOW, v);
+    }
+    resp
 }
 
 /// Every route of the API; used by the server and by tests alike.
@@ -134,7 +106,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(r("/metrics").route(get().to(metrics)))
         .service(
             web::scope("/api/v1")
-                .service(r("/openapi.json").route(get().to(openapi)))
+                .service(r("/openapi.json").route(get().to(openapi::openapi)))
                 .service(
                     r("/customers")
                         .route(post().to(customers::create_customer))

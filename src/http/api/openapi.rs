@@ -1,0 +1,149 @@
+//! The OpenAPI document, generated from the handlers' annotations, with the error answers
+//! every route can give added in one place.
+
+use actix_web::HttpResponse;
+use utoipa::openapi::path::ParameterIn;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{Content, Ref, RefOr, Response, ResponseBuilder};
+use utoipa::{Modify, OpenApi};
+
+#[utoipa::path(get, path = "/api/v1/openapi.json", tag = "system",
+    responses((status = 200, description = "This document", content_type = "application/json")))]
+pub async fn openapi() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(ApiDoc::openapi().to_json().unwrap_or_default())
+}
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// Adds to every operation the error answers it can give besides its own: what the
+/// authentication, body, query and path extractors and the connection guard answer.
+/// Written once here so that no route can forget one.
+struct ErrorResponses;
+
+impl Modify for ErrorResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            for op in [
+                &mut item.get,
+                &mut item.post,
+                &mut item.put,
+                &mut item.patch,
+                &mut item.delete,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                let params = op.parameters.as_deref().unwrap_or_default();
+                let has = |kind: ParameterIn| {
+                    params.iter().any(|p| {
+                        matches!(p, RefOr::T(p) if std::mem::discriminant(&p.parameter_in) == std::mem::discriminant(&kind))
+                    })
+                };
+                let mut statuses = vec![429];
+                if path.starts_with("/api/v1/") && path != "/api/v1/openapi.json" {
+                    statuses.push(503);
+                }
+                if op.security.is_some() {
+                    statuses.push(401);
+                }
+                if op.request_body.is_some() {
+                    statuses.extend([400, 408, 413, 415, 422]);
+                }
+                if has(ParameterIn::Query) {
+                    statuses.extend([400, 422]);
+                }
+                if has(ParameterIn::Path) {
+                    statuses.push(404);
+                }
+                for status in statuses {
+                    op.responses
+                        .responses
+                        .entry(status.to_string())
+                        .or_insert_with(|| RefOr::T(error_response(status)));
+                }
+            }
+        }
+    }
+}
+
+fn error_response(status: u16) -> Response {
+    let description = match status {
+        400 => "Malformed JSON or query (`invalid_json`, `invalid_query`, `invalid_body`)",
+        401 => "Missing, wrong or wrong-kind bearer token (`unauthorized`)",
+        404 => "No such object, or not this customer's (`not_found`)",
+        408 => "The body did not arrive within the read deadline (`request_timeout`)",
+        413 => "The body is larger than 1 MiB (`payload_too_large`)",
+        415 => "The body is not sent as JSON (`unsupported_media_type`)",
+        422 => "Valid JSON or query that breaks a rule (the code names it)",
+        429 => {
+            "Too many connections, failed authentications or sends (`rate_limited`, with retry-after)"
+        }
+        503 => "Shutting down, or the store cannot be written (`unavailable`)",
+        _ => "Error",
+    };
+    ResponseBuilder::new()
+        .description(description)
+        .content(
+            "application/json",
+            Content::new(Some(RefOr::Ref(Ref::from_schema_name("ErrorBody")))),
+        )
+        .build()
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "webhooks", description = "The EnableNow webhook appliance: operators post events, customers manage endpoints and read deliveries. Operator routes take the admin token, customer routes an API key, both as `Authorization: Bearer …`."),
+    paths(
+        super::healthz, super::metrics, openapi,
+        super::customers::create_customer, super::customers::list_customers, super::customers::get_customer,
+        super::customers::delete_customer, super::customers::create_api_key, super::customers::list_api_keys,
+        super::customers::delete_api_key,
+        super::events::create_event, super::events::create_events, super::events::list_events, super::events::get_event,
+        super::event_types::list_event_types, super::event_types::create_event_type,
+        super::endpoints::list_endpoints, super::endpoints::create_endpoint, super::endpoints::get_endpoint,
+        super::endpoints::update_endpoint, super::endpoints::delete_endpoint, super::endpoints::rotate_secret,
+        super::endpoints::send_test, super::endpoints::recover,
+        super::deliveries::list_deliveries, super::deliveries::get_delivery, super::deliveries::resend_delivery,
+        super::backup::backup,
+    ),
+    modifiers(&BearerAuth, &ErrorResponses)
+)]
+pub struct ApiDoc;
+
+/// The methods a documented path takes, for the `Allow` header of a 405: "GET, POST".
+pub fn allowed_methods(path: &str) -> Option<String> {
+    static ALLOWED: std::sync::LazyLock<std::collections::HashMap<String, String>> =
+        std::sync::LazyLock::new(|| {
+            ApiDoc::openapi()
+                .paths
+                .paths
+                .into_iter()
+                .map(|(path, item)| {
+                    let methods: Vec<&str> = [
+                        ("GET", item.get.is_some()),
+                        ("POST", item.post.is_some()),
+                        ("PUT", item.put.is_some()),
+                        ("PATCH", item.patch.is_some()),
+                        ("DELETE", item.delete.is_some()),
+                    ]
+                    .into_iter()
+                    .filter_map(|(m, has)| has.then_some(m))
+                    .collect();
+                    (path, methods.join(", "))
+                })
+                .collect()
+        });
+    ALLOWED.get(path).cloned()
+}

@@ -65,6 +65,9 @@ fn a_trickling_body_is_cut_off_and_does_not_hold_the_server() {
         );
     }
     assert!(started.elapsed() < Duration::from_secs(15));
+    // Many connections need many open files: the server took its hard limit.
+    let (soft, hard) = rlimit::getrlimit(rlimit::Resource::NOFILE).unwrap();
+    assert_eq!(soft, hard);
 }
 
 #[test]

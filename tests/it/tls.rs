@@ -122,6 +122,13 @@ fn the_api_and_portal_are_served_over_https() {
     let mut health = agent.get(format!("{base}/healthz")).call().unwrap();
     assert_eq!(health.status().as_u16(), 200);
     assert!(
+        health.headers()["strict-transport-security"]
+            .to_str()
+            .unwrap()
+            .starts_with("max-age="),
+        "HSTS over TLS"
+    );
+    assert!(
         health
             .body_mut()
             .read_to_string()

@@ -8,7 +8,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-use crate::store::records::Outcome;
+use crate::domain::Outcome;
 
 type Labels = Vec<(&'static str, &'static str)>;
 

@@ -18,7 +18,9 @@ use crate::http::limits::Limits;
 use crate::http::portal::Portal;
 use crate::http::server::HttpServerHandle;
 use crate::metrics::Metrics;
-use crate::store::{OpenError, Store, StoreError};
+use crate::store::prelude::*;
+use crate::store::redb::RedbStore;
+use crate::store::{OpenError, SharedStore, StoreError};
 
 /// redb's page cache; its default (1 GiB) is far more than a small appliance should hold.
 const CACHE_BYTES: usize = 64 * 1024 * 1024;
@@ -62,7 +64,7 @@ pub struct Server {
     /// "http", or "https" with --tls-cert.
     pub scheme: &'static str,
     pub first_start: Option<FirstStart>,
-    pub store: Arc<Store>,
+    pub store: SharedStore,
     http: HttpServerHandle,
     delivery: Delivery,
     retention: Option<(ChannelSender<()>, JoinHandle<()>)>,
@@ -78,13 +80,13 @@ impl Server {
             _ => None,
         };
         // The data file first: a second process on it stops here, with that reason.
-        let store = Store::open(&args.data, CACHE_BYTES)?;
+        let store: SharedStore = RedbStore::open(&args.data, CACHE_BYTES)?;
         let listener =
             TcpListener::bind(args.listen).map_err(|e| StartError::Bind(args.listen, e))?;
         let addr = listener
             .local_addr()
             .map_err(|e| StartError::Bind(args.listen, e))?;
-        let first_start = bootstrap(&store, args.admin_token.as_deref())?;
+        let first_start = bootstrap(store.as_ref(), args.admin_token.as_deref())?;
         let interrupted = store.interrupt_in_flight()?;
         if interrupted > 0 {
             tracing::warn!(
@@ -128,7 +130,7 @@ impl Server {
         )
         .map_err(StartError::Http)?;
         let retention = start_retention(store.clone(), args.retention_days);
-        tracing::info!(%addr, data = %store.path(), workers = args.workers, "webhooks is serving");
+        tracing::info!(%addr, data = %store.location(), workers = args.workers, "webhooks is serving");
         Ok(Self {
             addr,
             scheme: if args.tls_cert.is_some() {
@@ -158,7 +160,7 @@ impl Server {
 
     /// Runs a retention pass now, as the hourly one does.
     pub fn prune_now(&self) {
-        prune_once(&self.store, self.retention_days);
+        prune_once(self.store.as_ref(), self.retention_days);
     }
 
     /// Stops taking requests, lets deliveries in flight finish for a few seconds, returns
@@ -177,7 +179,7 @@ impl Server {
 /// On a file that has no admin token yet (a first start, or one that died half-way), makes
 /// the admin token and the customer `default` with a key: the secrets printed once.
 /// Otherwise only replaces the admin token when one is given.
-fn bootstrap(store: &Store, given_token: Option<&str>) -> Result<Option<FirstStart>, StoreError> {
+fn bootstrap(store: &dyn Store, given_token: Option<&str>) -> Result<Option<FirstStart>, StoreError> {
     if store.admin_hash().is_some() {
         if let Some(token) = given_token {
             store.set_admin_token(token)?;
@@ -202,8 +204,8 @@ fn bootstrap(store: &Store, given_token: Option<&str>) -> Result<Option<FirstSta
 
 /// One retention pass: events (with their deliveries) older than `days` by the store's clock,
 /// then Idempotency-Keys past their day, each in small transactions.
-pub fn prune_once(store: &Store, days: u32) {
-    let cutoff = store.clock.now_ms() - i64::from(days) * 86_400_000;
+pub fn prune_once(store: &dyn Store, days: u32) {
+    let cutoff = store.clock().now_ms() - i64::from(days) * 86_400_000;
     let mut after = String::new();
     loop {
         match store.prune_before(cutoff, &after, PRUNE_BATCH) {
@@ -227,13 +229,13 @@ pub fn prune_once(store: &Store, days: u32) {
     }
 }
 
-fn start_retention(store: Arc<Store>, days: u32) -> (ChannelSender<()>, JoinHandle<()>) {
+fn start_retention(store: SharedStore, days: u32) -> (ChannelSender<()>, JoinHandle<()>) {
     let (stop, stopped) = crossbeam_channel::bounded::<()>(0);
     let thread = std::thread::Builder::new()
         .name("retention".into())
         .spawn(move || {
             loop {
-                prune_once(&store, days);
+                prune_once(store.as_ref(), days);
                 match stopped.recv_timeout(PRUNE_EVERY) {
                     Err(RecvTimeoutError::Timeout) => {}
                     _ => return,

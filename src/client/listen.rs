@@ -10,7 +10,7 @@ use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use serde_json::{Value, json};
 
 use super::{Client, ClientError};
-use crate::delivery::signing::verify;
+use crate::domain::signing::verify;
 use crate::domain::time::{now_ms, rfc3339};
 
 pub struct ListenOptions {

@@ -4,7 +4,6 @@
 pub mod dispatcher;
 pub mod resolver;
 pub mod sender;
-pub mod signing;
 pub mod special_ranges;
 mod worker;
 
@@ -15,8 +14,9 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender as ChannelSender, bounded, unbounded};
 
+use crate::store::SharedStore;
 use crate::metrics::Metrics;
-use crate::store::{Ready, Store};
+use crate::store::Ready;
 use dispatcher::Lanes;
 pub use sender::{SendResult, Sender, SenderConfig};
 pub use worker::deliver_one;
@@ -47,13 +47,13 @@ pub struct Delivery {
     workers: usize,
     /// To take back, at shutdown, what no worker started.
     jobs: Receiver<Job>,
-    store: Arc<Store>,
+    store: SharedStore,
 }
 
 impl Delivery {
     /// Starts `workers` threads and the dispatcher, queues what the store has pending, and
     /// hooks itself to the store's commits.
-    pub fn start(store: Arc<Store>, sender: Sender, workers: usize, metrics: Arc<Metrics>) -> Self {
+    pub fn start(store: SharedStore, sender: Sender, workers: usize, metrics: Arc<Metrics>) -> Self {
         let workers = workers.max(1);
         let (control, control_rx) = unbounded();
         let (jobs, jobs_rx) = bounded::<Job>(workers);
@@ -62,9 +62,9 @@ impl Delivery {
         let sender = Arc::new(sender);
 
         let hook = control.clone();
-        store.on_commit(move |ready| {
+        store.on_commit(Box::new(move |ready| {
             let _ = hook.send(Control::Ready(ready));
-        });
+        }));
 
         for i in 0..workers {
             let ctx = worker::WorkerCtx {
@@ -142,7 +142,7 @@ impl Delivery {
 /// claimed deliveries to the workers as they free up, and at the end returns what it had
 /// claimed but not handed out.
 fn dispatch(
-    store: Arc<Store>,
+    store: SharedStore,
     control: Receiver<Control>,
     answers: ChannelSender<Control>,
     jobs: ChannelSender<Job>,
@@ -183,12 +183,12 @@ fn dispatch(
                 claims_out += 1;
                 let answers = answers.clone();
                 let echo = asked.clone();
-                store.claim_then(asked, move |result| {
+                store.claim_then(asked, Box::new(move |result| {
                     let _ = answers.send(Control::Claimed {
                         asked: echo,
                         result: result.map_err(|e| e.to_string()),
                     });
-                });
+                }));
             }
             let capacity = jobs.capacity().unwrap_or(1);
             let free = capacity.saturating_sub(jobs.len());

@@ -5,16 +5,17 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use crossbeam_channel::{Receiver, Sender as ChannelSender};
 
-use super::signing::signature_header;
+use crate::domain::signing::signature_header;
 use super::{Control, Job, Sender};
 use crate::domain::DeliveryError;
 use crate::domain::time::now_ms;
 use crate::metrics::Metrics;
-use crate::store::records::Outcome;
-use crate::store::{SendJob, Store};
+use crate::domain::Outcome;
+use crate::domain::SendJob;
+use crate::store::SharedStore;
 
 pub(super) struct WorkerCtx {
-    pub store: Arc<Store>,
+    pub store: SharedStore,
     pub sender: Arc<Sender>,
     pub metrics: Arc<Metrics>,
     pub jobs: Receiver<Job>,

@@ -1,7 +1,11 @@
-//! Delivery states and the reasons a delivery failed without an HTTP status.
+//! Deliveries: one POST of one event to one endpoint, its states, its outcome, and the
+//! reasons a delivery failed without an HTTP status.
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+
+use super::endpoint::Endpoint;
+use super::event::Event;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -69,4 +73,66 @@ impl DeliveryError {
             Self::Internal => "internal",
         }
     }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Delivery {
+    pub id: String,
+    pub event_id: String,
+    pub endpoint_id: String,
+    pub customer_id: String,
+    pub event: String,
+    pub url: String,
+    /// As last written: a `pending` record in the `sending` table is claimed (`sending`).
+    pub status: DeliveryStatus,
+    pub response_status: Option<u16>,
+    pub response_body: Option<String>,
+    pub error: Option<DeliveryError>,
+    pub error_detail: Option<String>,
+    pub duration_ms: Option<u64>,
+    pub created_at: i64,
+    pub started_at: Option<i64>,
+    pub finished_at: Option<i64>,
+    pub resend_of: Option<String>,
+    /// Deliveries of test events go out even to a disabled endpoint.
+    pub test: bool,
+}
+
+/// The result of one finished POST, recorded by a worker.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub delivery_id: String,
+    pub url: String,
+    pub response_status: Option<u16>,
+    pub response_body: Option<String>,
+    pub error: Option<DeliveryError>,
+    pub error_detail: Option<String>,
+    pub duration_ms: u64,
+    pub started_at: i64,
+    pub finished_at: i64,
+}
+
+impl Outcome {
+    pub fn status(&self) -> DeliveryStatus {
+        match self.response_status {
+            Some(s) if (200..300).contains(&s) => DeliveryStatus::Succeeded,
+            _ => DeliveryStatus::Failed,
+        }
+    }
+}
+
+/// Filters of the delivery log.
+#[derive(Debug, Clone, Default)]
+pub struct DeliveryFilter {
+    pub endpoint_id: Option<String>,
+    pub event_id: Option<String>,
+    pub status: Option<DeliveryStatus>,
+}
+
+/// What a worker needs to send one delivery.
+#[derive(Debug, Clone)]
+pub struct SendJob {
+    pub delivery: Delivery,
+    pub endpoint: Endpoint,
+    pub event: Event,
 }

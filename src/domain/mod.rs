@@ -1,12 +1,21 @@
-//! Domain types: ids, validated inputs and delivery states. Parsed at the edge, trusted inside.
+//! The domain: customers, endpoints, events, deliveries and their states, ids, validated
+//! inputs and signing. Parsed at the edge, trusted inside; free of storage and HTTP.
 
+pub mod customer;
 pub mod delivery;
+pub mod endpoint;
+pub mod event;
 pub mod ids;
 pub mod input;
 pub mod secret;
+pub mod session;
+pub mod signing;
 pub mod time;
 
-pub use delivery::{DeliveryError, DeliveryStatus};
+pub use customer::{ApiKeyRecord, Customer};
+pub use delivery::{Delivery, DeliveryError, DeliveryFilter, DeliveryStatus, Outcome, SendJob};
+pub use endpoint::{Endpoint, EndpointPatch, NewEndpoint, OldSecret};
+pub use event::{Accepted, Event, EventType, NewEvent};
 pub use ids::{IdGen, IdKind};
 pub use input::{EventFilter, Headers, TargetUrl, ValidationError};
 pub use secret::{ApiKey, SigningSecret};

@@ -13,13 +13,13 @@ pub mod throttle;
 
 use std::sync::Arc;
 
+use crate::store::SharedStore;
 use crate::metrics::Metrics;
-use crate::store::Store;
 
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
-    pub store: Arc<Store>,
+    pub store: SharedStore,
     pub metrics: Arc<Metrics>,
     pub portal: Arc<portal::Portal>,
     pub limits: Arc<limits::Limits>,

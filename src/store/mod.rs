@@ -1,32 +1,27 @@
-//! The store over one redb file: opening and migrating it, the single writer thread that
-//! group-commits every change, and read transactions for everything else.
+//! The store contract: every operation the API, the portal and the dispatcher need, in the
+//! domain's terms, grouped by job (one trait each); `Store` is all of them. An engine
+//! implements the traits; callers hold an `Arc<dyn Store>` and never see the engine.
+//!
+//! The one engine today is `redb` (one file, one writer thread committing in groups). A
+//! second (PostgreSQL, several nodes claiming under leases) implements the same traits; the
+//! rules every engine keeps are written on the traits.
 
-mod backup;
-mod catalog;
-mod customers;
-mod deliveries;
-mod endpoints;
-pub mod events;
-pub mod records;
-pub mod tables;
-mod writer;
+pub mod redb;
 
-use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
-use std::sync::{Arc, OnceLock, RwLock};
 
-use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable};
+use futures_util::future::BoxFuture;
 
+use crate::domain::session::Session;
 use crate::domain::time::Clock;
-use crate::domain::{IdGen, ValidationError};
-pub use catalog::default_catalog;
-pub use deliveries::{DeliveryFilter, SendJob};
-pub use endpoints::{EndpointPatch, NewEndpoint};
-pub use events::{Accepted, NewEvent};
-pub use writer::{Ready, WriteCtx};
+use crate::domain::{
+    Accepted, ApiKeyRecord, Customer, Delivery, DeliveryFilter, Endpoint, EndpointPatch, Event,
+    EventType, NewEndpoint, NewEvent, Outcome, SendJob, ValidationError,
+};
 
-use tables::*;
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
@@ -42,26 +37,7 @@ pub enum StoreError {
     Storage(String),
 }
 
-macro_rules! storage_errors {
-    ($($t:ty),*) => {$(
-        impl From<$t> for StoreError {
-            fn from(e: $t) -> Self {
-                StoreError::Storage(e.to_string())
-            }
-        }
-    )*};
-}
-storage_errors!(
-    redb::Error,
-    redb::StorageError,
-    redb::TableError,
-    redb::TransactionError,
-    redb::CommitError
-);
-
-pub type Result<T, E = StoreError> = std::result::Result<T, E>;
-
-/// Why the data file could not be opened; each says what to do in one line.
+/// Why a store could not be opened; each says what to do in one line.
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
     #[error("the data file {0} is already in use by another webhooks process")]
@@ -78,6 +54,30 @@ pub enum OpenError {
     Other { path: String, reason: String },
 }
 
+/// One page of a list: the rows and the id (or name) to pass as `before` for the next one.
+#[derive(Debug, Clone)]
+pub struct Page<T> {
+    pub data: Vec<T>,
+    pub next: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct PageQuery<'a> {
+    pub before: Option<&'a str>,
+    pub limit: usize,
+}
+
+/// A delivery that a commit made ready to send.
+#[derive(Debug, Clone)]
+pub struct Ready {
+    pub endpoint_id: String,
+    pub delivery_id: String,
+    pub rate_limit_per_sec: Option<u32>,
+}
+
+/// Called after every commit that made deliveries ready (the dispatcher's wake-up).
+pub type CommitHook = Box<dyn Fn(Vec<Ready>) + Send + Sync>;
+
 /// Which customer a bearer API key belongs to. Kept in memory so authentication never blocks.
 #[derive(Debug, Clone)]
 pub struct KeyOwner {
@@ -85,6 +85,42 @@ pub struct KeyOwner {
     pub customer_id: String,
     /// When `last_used_at` was last written (ms), so it is written at most once a minute.
     pub touched: Arc<AtomicI64>,
+}
+
+/// An Idempotency-Key with what it protects: scoped to the customer, remembered 24 hours.
+#[derive(Debug, Clone)]
+pub struct IdempotencyKey {
+    pub customer_id: String,
+    pub key: String,
+    /// Hex SHA-256 of the request body.
+    pub request_hash: String,
+}
+
+/// How long an Idempotency-Key is remembered.
+pub const IDEMPOTENCY_TTL_MS: i64 = 24 * 3600 * 1000;
+
+/// What an ingest came to: new events, or the events a replayed Idempotency-Key made.
+#[derive(Debug, Clone)]
+pub enum Ingested {
+    New(Vec<Accepted>),
+    Replayed(Vec<Accepted>),
+}
+
+/// A file's place on its file system, the same whatever path or link names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileIdentity {
+    pub device: u64,
+    pub inode: u64,
+}
+
+/// The identity of the file at `path` (following links).
+pub fn file_identity(path: &Path) -> std::io::Result<FileIdentity> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path)?;
+    Ok(FileIdentity {
+        device: m.dev(),
+        inode: m.ino(),
+    })
 }
 
 /// Failures a test can switch on, to see that the callers above the store cope: no mounts
@@ -106,360 +142,237 @@ impl Faults {
         self.load.store(on, Ordering::Release);
     }
 
-    fn on(flag: &AtomicBool) -> bool {
+    pub fn on(flag: &AtomicBool) -> bool {
         flag.load(Ordering::Acquire)
     }
 }
 
-pub struct Store {
-    db: Arc<Database>,
-    writer: writer::Writer,
-    pub ids: Arc<IdGen>,
-    keys: RwLock<HashMap<[u8; 32], KeyOwner>>,
-    admin_hash: RwLock<Option<[u8; 32]>>,
-    commit_hook: Arc<OnceLock<writer::CommitHook>>,
-    path: String,
-    /// Decides what is old enough to prune or forget.
-    pub clock: Clock,
-    pub faults: Arc<Faults>,
-    /// The data file's (device, inode): a backup states it so that no client writes a copy
-    /// over the live file, whatever name it is given.
-    pub identity: FileIdentity,
+/// The engine itself: its health, its clock, how it backs up, its lifecycle.
+pub trait Engine {
+    /// "redb" or "postgres".
+    fn engine_name(&self) -> &'static str;
+    /// Where the data lives, for the log (never a password).
+    fn location(&self) -> String;
+    /// Called after every commit with the deliveries it made ready; set once.
+    fn on_commit(&self, hook: CommitHook);
+    /// True once writing failed for good: every later write answers `Unavailable`.
+    fn is_failed(&self) -> bool;
+    /// Finishes queued writes and stops.
+    fn close(&self);
+    /// Decides what is old (retention, idempotency expiry); tests move it forward.
+    fn clock(&self) -> &Clock;
+    fn faults(&self) -> &Faults;
+    /// Writes a consistent copy of everything, as of one moment, to a new file at `dest`.
+    fn backup_to(&self, dest: &Path) -> Result<()>;
+    /// The live data file, which no backup may overwrite (`None` when there is no file).
+    fn data_identity(&self) -> Option<FileIdentity>;
 }
 
-/// A file's place on its file system, the same whatever path or link names it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FileIdentity {
-    pub device: u64,
-    pub inode: u64,
-}
-
-/// The identity of the file at `path` (following links).
-pub fn file_identity(path: &Path) -> std::io::Result<FileIdentity> {
-    use std::os::unix::fs::MetadataExt;
-    let m = std::fs::metadata(path)?;
-    Ok(FileIdentity {
-        device: m.dev(),
-        inode: m.ino(),
-    })
-}
-
-/// Creates the data file readable by its owner only (it holds endpoint secrets), unless it
-/// exists already (an existing file keeps the mode its operator gave it).
-fn create_private(path: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    match std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-    {
-        Ok(_) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-        Err(e) => Err(e),
-    }
-}
-
-impl Store {
-    /// Opens (or creates) the data file, refuses a newer schema, migrates an older one and
-    /// seeds the event catalog on first use. `cache_bytes` bounds redb's page cache.
-    pub fn open(path: &Path, cache_bytes: usize) -> Result<Arc<Store>, OpenError> {
-        let shown = path.display().to_string();
-        let other = |reason: String| OpenError::Other {
-            path: shown.clone(),
-            reason,
-        };
-        create_private(path).map_err(|e| other(e.to_string()))?;
-        let db = Database::builder()
-            .set_cache_size(cache_bytes)
-            .create(path)
-            .map_err(|e| match e {
-                redb::DatabaseError::DatabaseAlreadyOpen => OpenError::InUse(shown.clone()),
-                e => other(e.to_string()),
-            })?;
-        prepare(&db).map_err(|e| match e {
-            PrepareError::TooNew(found) => OpenError::TooNew {
-                path: shown.clone(),
-                found,
-                supported: SCHEMA_VERSION,
-            },
-            PrepareError::Store(e) => other(e.to_string()),
-            PrepareError::BadVersion => other("its schema version is unreadable".into()),
-        })?;
-        let identity = file_identity(path).map_err(|e| other(e.to_string()))?;
-        let db = Arc::new(db);
-        let commit_hook = Arc::new(OnceLock::new());
-        let faults = Arc::new(Faults::default());
-        let writer = writer::Writer::start(db.clone(), commit_hook.clone(), faults.clone());
-        let store = Store {
-            db,
-            writer,
-            ids: Arc::new(IdGen::new()),
-            keys: RwLock::new(HashMap::new()),
-            admin_hash: RwLock::new(None),
-            commit_hook,
-            path: shown.clone(),
-            clock: Clock::default(),
-            faults,
-            identity,
-        };
-        store.load_auth().map_err(|e| other(e.to_string()))?;
-        Ok(Arc::new(store))
-    }
-
-    pub fn path(&self) -> &str {
-        &self.path
-    }
-
-    /// Called after every commit with the deliveries it made ready; set once by the dispatcher.
-    pub fn on_commit(&self, hook: impl Fn(Vec<Ready>) + Send + Sync + 'static) {
-        let _ = self.commit_hook.set(Box::new(hook));
-    }
-
-    /// Runs `f` in a write transaction on the writer thread, grouped with whatever else is
-    /// waiting, and returns once it is durably committed. Blocks: never call on an actix thread.
-    pub fn write<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&mut WriteCtx) -> Result<T> + Send + 'static,
-    ) -> Result<T> {
-        self.writer
-            .submit(f)?
-            .blocking_recv()
-            .unwrap_or_else(|_| Err(StoreError::Unavailable("the store writer stopped".into())))
-    }
-
-    /// As `write`, for async handlers: awaits the commit without blocking the thread.
-    pub async fn write_async<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&mut WriteCtx) -> Result<T> + Send + 'static,
-    ) -> Result<T> {
-        self.writer
-            .submit(f)?
-            .await
-            .unwrap_or_else(|_| Err(StoreError::Unavailable("the store writer stopped".into())))
-    }
-
-    /// As `write`, handing the outcome to `then` after the commit instead of waiting for it.
-    pub fn write_then<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&mut WriteCtx) -> Result<T> + Send + 'static,
-        then: impl FnOnce(Result<T>) + Send + 'static,
-    ) {
-        self.writer.submit_then(f, then);
-    }
-
-    /// As `write`, without waiting for the outcome (a worker recording a result).
-    pub fn write_detached(&self, f: impl FnOnce(&mut WriteCtx) -> Result<()> + Send + 'static) {
-        if let Err(e) = self.writer.submit(f) {
-            tracing::error!(error = %e, "a change could not be queued for the store");
-        }
-    }
-
-    /// Runs `f` in a read transaction: a snapshot that never waits for the writer.
-    pub fn read<T>(&self, f: impl FnOnce(&ReadTransaction) -> Result<T>) -> Result<T> {
-        let tx = self.db.begin_read()?;
-        f(&tx)
-    }
-
-    /// True once a commit failed: every later write answers `Unavailable`.
-    pub fn is_failed(&self) -> bool {
-        self.writer.is_failed()
-    }
-
-    /// Finishes the queued writes and stops the writer thread.
-    pub fn close(&self) {
-        self.writer.stop();
-    }
-
-    /// The database itself, for read-only tools such as metrics.
-    pub fn raw_db(&self) -> &Database {
-        &self.db
-    }
-
-    fn load_auth(&self) -> Result<()> {
-        let (keys, admin) = self.read(|tx| {
-            let mut keys = HashMap::new();
-            for row in tx.open_table(API_KEYS)?.iter()? {
-                let (_, v) = row?;
-                let rec: records::ApiKeyRecord = records::decode(v.value())?;
-                if let Some(hash) = unhex32(&rec.hash) {
-                    keys.insert(
-                        hash,
-                        KeyOwner {
-                            key_id: rec.id,
-                            customer_id: rec.customer_id,
-                            touched: Arc::new(AtomicI64::new(rec.last_used_at.unwrap_or(0))),
-                        },
-                    );
-                }
-            }
-            let admin = tx
-                .open_table(META)?
-                .get("admin_token_sha256")?
-                .and_then(|v| v.value().try_into().ok());
-            Ok((keys, admin))
-        })?;
-        *self.keys.write().unwrap_or_else(|e| e.into_inner()) = keys;
-        *self.admin_hash.write().unwrap_or_else(|e| e.into_inner()) = admin;
-        Ok(())
-    }
-
-    /// The customer that owns this bearer key, if any.
-    pub fn key_owner(&self, hash: &[u8; 32]) -> Option<KeyOwner> {
-        self.keys
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(hash)
-            .cloned()
-    }
-
-    /// True while this key still exists and belongs to this customer (portal sessions check it).
-    pub fn key_still_owned(&self, key_id: &str, customer_id: &str) -> bool {
-        self.keys
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .values()
-            .any(|o| o.key_id == key_id && o.customer_id == customer_id)
-    }
-
-    pub fn admin_hash(&self) -> Option<[u8; 32]> {
-        *self.admin_hash.read().unwrap_or_else(|e| e.into_inner())
-    }
-
+/// The admin token and the customers' API keys (stored as hashes only).
+pub trait Keys {
+    fn admin_hash(&self) -> Option<[u8; 32]>;
     /// Stores the admin token's hash, replacing any earlier one.
-    pub fn set_admin_token(&self, token: &str) -> Result<()> {
-        let hash = crate::domain::secret::hash_token(token);
-        self.write(move |ctx| {
-            ctx.tx
-                .open_table(META)?
-                .insert("admin_token_sha256", hash.as_slice())?;
-            Ok(())
-        })?;
-        *self.admin_hash.write().unwrap_or_else(|e| e.into_inner()) = Some(hash);
-        Ok(())
-    }
-
-    fn remember_key(&self, hash: [u8; 32], owner: KeyOwner) {
-        self.keys
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(hash, owner);
-    }
-
-    fn forget_keys(&self, pred: impl Fn(&KeyOwner) -> bool) {
-        self.keys
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .retain(|_, owner| !pred(owner));
-    }
+    fn set_admin_token(&self, token: &str) -> Result<()>;
+    /// The customer that owns this bearer key's hash; never blocks.
+    fn key_owner(&self, hash: &[u8; 32]) -> Option<KeyOwner>;
+    /// True while this key still exists and belongs to this customer.
+    fn key_still_owned(&self, key_id: &str, customer_id: &str) -> bool;
+    /// Records a key's use, without waiting.
+    fn touch_api_key(&self, key_id: &str, at: i64);
+    /// A further key; the plaintext is returned only here.
+    fn create_api_key(&self, customer_id: &str) -> Result<(ApiKeyRecord, String)>;
+    fn list_api_keys(&self, customer_id: &str) -> Result<Vec<ApiKeyRecord>>;
+    fn delete_api_key(&self, customer_id: &str, key_id: &str) -> Result<()>;
 }
 
-pub fn unhex32(s: &str) -> Option<[u8; 32]> {
-    if s.len() != 64 {
-        return None;
-    }
-    let mut out = [0u8; 32];
-    for (i, byte) in out.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(s.get(i * 2..i * 2 + 2)?, 16).ok()?;
-    }
-    Some(out)
+/// The tenants. Deleting one removes everything it owns.
+pub trait Customers {
+    /// A new customer and its first API key (the plaintext is returned only here). Names
+    /// are unique (422 `name_taken`).
+    fn create_customer(&self, name: String) -> Result<(Customer, ApiKeyRecord, String)>;
+    fn get_customer(&self, id: &str) -> Result<Option<Customer>>;
+    /// A customer by id, or else by name.
+    fn find_customer(&self, name_or_id: &str) -> Result<Option<Customer>>;
+    fn list_customers(&self, page: PageQuery) -> Result<Page<Customer>>;
+    fn delete_customer(&self, id: &str) -> Result<()>;
 }
 
-enum PrepareError {
-    TooNew(u64),
-    BadVersion,
-    Store(StoreError),
-}
+/// The event-type catalog.
+pub trait Catalog {
+    /// A page of types: EnableNow's first in catalog order, then the operator's by name.
+    fn list_event_types(&self, page: PageQuery) -> Result<Page<EventType>>;
+    fn get_event_type(&self, name: &str) -> Result<Option<EventType>>;
+    fn create_event_type(&self, et: EventType) -> Result<EventType>;
 
-impl<E: Into<StoreError>> From<E> for PrepareError {
-    fn from(e: E) -> Self {
-        PrepareError::Store(e.into())
-    }
-}
-
-/// Creates every table, checks the schema version, migrates, and seeds a brand-new file.
-fn prepare(db: &Database) -> Result<(), PrepareError> {
-    let tx = db.begin_write()?;
-    let found = {
-        let meta = tx.open_table(META)?;
-        let raw = meta.get("schema_version")?.map(|v| v.value().to_vec());
-        match raw {
-            None => None,
-            Some(bytes) => {
-                let b: [u8; 8] = bytes.try_into().map_err(|_| PrepareError::BadVersion)?;
-                Some(u64::from_le_bytes(b))
+    /// Every event type, in the catalog's order (the portal's forms list them all).
+    fn all_event_types(&self) -> Result<Vec<EventType>> {
+        let mut all = Vec::new();
+        let mut before: Option<String> = None;
+        loop {
+            let page = self.list_event_types(PageQuery {
+                before: before.as_deref(),
+                limit: 250,
+            })?;
+            all.extend(page.data);
+            match page.next {
+                Some(n) => before = Some(n),
+                None => return Ok(all),
             }
         }
+    }
+}
+
+/// A customer's endpoints and the deliveries they ask for by hand.
+pub trait Endpoints {
+    /// Creates an endpoint unless the customer already has `max` (422 `limit_reached`),
+    /// counted atomically with the creation.
+    fn create_endpoint(&self, customer_id: &str, new: NewEndpoint, max: u32) -> Result<Endpoint>;
+    fn list_endpoints(&self, customer_id: &str, page: PageQuery) -> Result<Page<Endpoint>>;
+    fn get_endpoint(&self, customer_id: &str, id: &str) -> Result<Option<Endpoint>>;
+    /// Disabling fails the endpoint's pending (non-test) deliveries with `endpoint_disabled`.
+    fn update_endpoint(&self, customer_id: &str, id: &str, patch: EndpointPatch)
+    -> Result<Endpoint>;
+    /// Deletes it with its deliveries; pending ones are never sent.
+    fn delete_endpoint(&self, customer_id: &str, id: &str) -> Result<()>;
+    /// A new secret; the old one keeps signing for `keep_old_for_secs`.
+    fn rotate_secret(&self, customer_id: &str, id: &str, keep_old_for_secs: u64)
+    -> Result<Endpoint>;
+    /// A test event of `event_type` (default: the first subscribed) to this endpoint only;
+    /// returns (event id, delivery id).
+    fn send_test(
+        &self,
+        customer_id: &str,
+        id: &str,
+        event_type: Option<String>,
+    ) -> Result<(String, String)>;
+    /// Resends, once per event, the latest failed or interrupted delivery in the window that
+    /// did not succeed since and is not on its way; returns how many.
+    fn recover(&self, customer_id: &str, id: &str, since: i64, until: Option<i64>)
+    -> Result<usize>;
+}
+
+/// Events: durable ingest with fan-out, and the customer's event log.
+pub trait Events {
+    /// Commits the events and their pending deliveries durably (all or nothing) before it
+    /// resolves. An Idempotency-Key seen within a day with the same body replays the first
+    /// answer; with another body it is `IdempotencyConflict`.
+    fn ingest(
+        &self,
+        batch: Vec<NewEvent>,
+        idempotency: Option<IdempotencyKey>,
+    ) -> BoxFuture<'static, Result<Ingested>>;
+    fn list_events(&self, customer_id: &str, page: PageQuery) -> Result<Page<Event>>;
+    /// One of the customer's events with all its deliveries, newest first.
+    fn get_event(&self, customer_id: &str, id: &str) -> Result<Option<(Event, Vec<Delivery>)>>;
+    /// The customer an event belongs to (for the operator's view).
+    fn event_customer(&self, id: &str) -> Result<Option<String>>;
+}
+
+/// The delivery log.
+pub trait DeliveryLog {
+    /// The customer's deliveries, newest first. A filter on another customer's endpoint or
+    /// event finds nothing; a sparse filter may give a short page whose `next` carries on.
+    fn list_deliveries(
+        &self,
+        customer_id: &str,
+        filter: &DeliveryFilter,
+        page: PageQuery,
+    ) -> Result<Page<Delivery>>;
+    fn get_delivery(&self, customer_id: &str, id: &str) -> Result<Option<Delivery>>;
+    /// A new delivery of the same event to the endpoint's current URL and secret.
+    fn resend_delivery(&self, customer_id: &str, id: &str) -> Result<Delivery>;
+}
+
+/// A claim's answer: the (endpoint, delivery) pairs that were still pending and are now
+/// durably claimed.
+pub type ClaimReply = Box<dyn FnOnce(Result<Vec<(String, String)>>) + Send>;
+
+/// The queue of record, as the dispatcher and the workers use it. At most once: a delivery
+/// is claimed (durably marked as possibly sent) before any POST, and a claim that was not
+/// handed back is `interrupted` after a crash, never sent again by itself.
+pub trait Queue {
+    /// Claims these pending deliveries in one commit; `then` gets the ones that were still
+    /// pending once that is durable.
+    fn claim_then(&self, ids: Vec<(String, String)>, then: ClaimReply);
+    /// Hands claims that no worker started back to `pending`.
+    fn unclaim(&self, ids: Vec<(String, String)>) -> Result<()>;
+    /// Up to `limit` pending delivery ids of one endpoint after `after`, oldest first.
+    fn pending_of(&self, endpoint_id: &str, after: &str, limit: usize) -> Result<Vec<String>>;
+    /// Every endpoint with pending deliveries, with its rate limit.
+    fn endpoints_with_pending(&self) -> Result<Vec<(String, Option<u32>)>>;
+    /// What a worker needs for a claimed delivery; `None` if it was deleted meanwhile.
+    fn load_send_job(&self, delivery_id: &str) -> Result<Option<SendJob>>;
+    /// Records a worker's result, without waiting.
+    fn finish(&self, outcome: Outcome);
+    /// A claimed delivery that could not be prepared: `failed`, error `internal`, not sent.
+    fn fail_unsent(&self, delivery_id: String, detail: String);
+    /// At start: what the last process had claimed becomes `interrupted`. Returns how many.
+    fn interrupt_in_flight(&self) -> Result<usize>;
+    /// (pending, claimed) counts, for /metrics.
+    fn queue_counts(&self) -> Result<(u64, u64)>;
+}
+
+/// Forgetting what is old, in small steps.
+pub trait Retention {
+    /// Deletes, in one small transaction, events created before `cutoff_ms` after `after`
+    /// with their deliveries, reading at most `max`; an event with a delivery pending or in
+    /// flight is kept. Returns the last event read (to continue after) and how many went;
+    /// `None` when the old events are all read.
+    fn prune_before(&self, cutoff_ms: i64, after: &str, max: usize)
+    -> Result<(Option<String>, usize)>;
+    /// Forgets Idempotency-Keys older than a day, and expired portal sessions; at most
+    /// `max` per call.
+    fn prune_idempotency(&self, max: usize) -> Result<usize>;
+}
+
+/// Portal sessions, stored (as hashes of their tokens) so that a restart signs no one out.
+pub trait Sessions {
+    fn put_session(&self, token_hash: [u8; 32], session: Session) -> Result<()>;
+    /// The session, if it exists and has not expired.
+    fn get_session(&self, token_hash: &[u8; 32]) -> Result<Option<Session>>;
+    fn end_session(&self, token_hash: &[u8; 32]) -> Result<()>;
+}
+
+/// Everything a store does.
+pub trait Store:
+    Engine
+    + Keys
+    + Customers
+    + Catalog
+    + Endpoints
+    + Events
+    + DeliveryLog
+    + Queue
+    + Retention
+    + Sessions
+    + Send
+    + Sync
+{
+}
+
+impl<T> Store for T where
+    T: Engine
+        + Keys
+        + Customers
+        + Catalog
+        + Endpoints
+        + Events
+        + DeliveryLog
+        + Queue
+        + Retention
+        + Sessions
+        + Send
+        + Sync
+{
+}
+
+/// The store as its callers hold it.
+pub type SharedStore = Arc<dyn Store>;
+
+/// The traits, for calling the store's operations: `use crate::store::prelude::*`.
+pub mod prelude {
+    pub use super::{
+        Catalog, Customers, DeliveryLog, Endpoints, Engine, Events, Keys, Queue, Retention,
+        Sessions, Store,
     };
-    if let Some(found) = found
-        && found > SCHEMA_VERSION
-    {
-        return Err(PrepareError::TooNew(found));
-    }
-    tx.open_table(CUSTOMERS)?;
-    tx.open_table(CUSTOMER_NAMES)?;
-    tx.open_table(API_KEYS)?;
-    tx.open_table(EVENT_TYPES)?;
-    tx.open_table(ENDPOINTS)?;
-    tx.open_table(CUSTOMER_ENDPOINTS)?;
-    tx.open_table(EVENTS)?;
-    tx.open_table(CUSTOMER_EVENTS)?;
-    tx.open_table(DELIVERIES)?;
-    tx.open_table(CUSTOMER_DELIVERIES)?;
-    tx.open_table(ENDPOINT_DELIVERIES)?;
-    tx.open_table(EVENT_DELIVERIES)?;
-    tx.open_table(PENDING)?;
-    tx.open_table(SENDING)?;
-    tx.open_table(IDEMPOTENCY)?;
-    match found {
-        None => catalog::seed(&tx)?,
-        Some(found) => migrate(&tx, found)?,
-    }
-    tx.open_table(META)?
-        .insert("schema_version", SCHEMA_VERSION.to_le_bytes().as_slice())?;
-    tx.commit()?;
-    Ok(())
-}
-
-/// Carries a file written at schema `from` forward to `SCHEMA_VERSION`, one step at a time.
-/// Schema 1 is the first; each later version adds its step here.
-fn migrate(_tx: &redb::WriteTransaction, from: u64) -> Result<()> {
-    for version in from..SCHEMA_VERSION {
-        tracing::info!(from = version, to = version + 1, "migrating the data file");
-    }
-    Ok(())
-}
-
-/// A page of ids, newest first, from the index range of `owner`.
-pub(crate) fn page_ids(
-    table: &impl ReadableTable<(&'static str, &'static str), ()>,
-    owner: &str,
-    before: Option<&str>,
-    limit: usize,
-) -> Result<(Vec<String>, bool)> {
-    let upper = before.unwrap_or(ID_MAX);
-    let mut ids = Vec::with_capacity(limit);
-    let mut more = false;
-    for row in table.range((owner, "")..(owner, upper))?.rev() {
-        let (k, _) = row?;
-        if ids.len() == limit {
-            more = true;
-            break;
-        }
-        ids.push(k.value().1.to_owned());
-    }
-    Ok((ids, more))
-}
-
-/// One page of a list: the rows and the id to pass as `before` for the next one.
-#[derive(Debug, Clone)]
-pub struct Page<T> {
-    pub data: Vec<T>,
-    pub next: Option<String>,
-}
-
-#[derive(Debug, Clone, Copy)]
-pub struct PageQuery<'a> {
-    pub before: Option<&'a str>,
-    pub limit: usize,
 }

@@ -331,7 +331,7 @@ fn a_backup_taken_while_serving_restores_everything() {
 fn a_backup_never_replaces_the_live_data_file_and_asks_before_overwriting() {
     use std::os::unix::fs::PermissionsExt;
     let mut s = TestServer::start();
-    let live = PathBuf::from(s.server().store.path());
+    let live = PathBuf::from(s.server().store.location());
     let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode(&live), 0o600, "the data file holds secrets");
 

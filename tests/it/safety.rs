@@ -12,7 +12,7 @@ fn a_delivery_that_cannot_be_loaded_ends_failed_not_sending() {
     let s = TestServer::start();
     let rx = Receiver::start(Reply::Status(200, "ok"));
     let ep = s.endpoint(&s.key, &rx.url("/"), &["*"]);
-    s.server().store.faults.fail_loads(true);
+    s.server().store.faults().fail_loads(true);
     let evt = s.event(&s.default_customer(), "transactions.fetched", "{}");
     let ds = s.finished_deliveries_of(&s.key, evt["id"].as_str().unwrap(), 1);
     assert_eq!(ds[0]["status"], "failed", "{:#}", ds[0]);
@@ -20,7 +20,7 @@ fn a_delivery_that_cannot_be_loaded_ends_failed_not_sending() {
     assert!(ds[0]["error_detail"].as_str().unwrap().contains("not sent"));
     assert!(rx.drain().is_empty(), "nothing was sent");
     // The server goes on delivering once reads work again.
-    s.server().store.faults.fail_loads(false);
+    s.server().store.faults().fail_loads(false);
     let evt = s.event(&s.default_customer(), "transactions.fetched", "{}");
     let ds = s.finished_deliveries_of(&s.key, evt["id"].as_str().unwrap(), 1);
     assert_eq!(ds[0]["status"], "succeeded");
@@ -32,7 +32,7 @@ fn a_failed_commit_refuses_writes_and_keeps_accepted_data_readable() {
     let s = TestServer::start();
     let customer = s.default_customer();
     let kept = s.event(&customer, "transactions.fetched", r#"{"n":1}"#);
-    s.server().store.faults.fail_commits(true);
+    s.server().store.faults().fail_commits(true);
     let body = json!({"customer_id": customer, "event": "transactions.fetched", "data": {}});
     let (status, err) = s.api.post("/api/v1/events", &s.admin, &body);
     assert_eq!(status, 503, "{err}");
@@ -40,7 +40,7 @@ fn a_failed_commit_refuses_writes_and_keeps_accepted_data_readable() {
     let (status, health) = s.api.get("/healthz", "");
     assert_eq!(status, 503, "{health}");
     // Stays refused: a commit that failed once is not trusted again until restart.
-    s.server().store.faults.fail_commits(false);
+    s.server().store.faults().fail_commits(false);
     let (status, _) = s.api.post("/api/v1/events", &s.admin, &body);
     assert_eq!(status, 503);
     let (status, _) = s.api.post(
@@ -70,7 +70,7 @@ fn retention_prunes_old_events_and_keeps_recent_ones() {
     let id = evt["id"].as_str().unwrap().to_owned();
     let ds = s.finished_deliveries_of(&s.key, &id, 1);
     let dlv = ds[0]["id"].as_str().unwrap().to_owned();
-    let clock = &s.server().store.clock;
+    let clock = s.server().store.clock();
     // 29 days on: inside the 30-day retention, kept.
     clock.advance(Duration::from_secs(29 * 86_400));
     s.server().prune_now();
@@ -107,7 +107,7 @@ fn retention_keeps_an_event_whose_delivery_is_still_pending() {
         .collect();
     s.server()
         .store
-        .clock
+        .clock()
         .advance(Duration::from_secs(31 * 86_400));
     s.server().prune_now();
     let statuses: Vec<(u16, String)> = ids
@@ -156,7 +156,7 @@ fn idempotency_keys_are_forgotten_after_a_day() {
     assert_eq!(send(r#"{"a":1}"#).1["id"], first["id"], "a replay");
     assert_eq!(send(r#"{"a":2}"#).0, 409, "same key, other body");
     // 23 hours on the key still holds, even after a retention pass.
-    let clock = &s.server().store.clock;
+    let clock = s.server().store.clock();
     clock.advance(Duration::from_secs(23 * 3600));
     s.server().prune_now();
     assert_eq!(send(r#"{"a":2}"#).0, 409);

@@ -18,7 +18,7 @@ pub const INODE_HEADER: &str = "x-webhooks-data-inode";
         (status = 401, body = ErrorBody)))]
 pub async fn backup(_: Admin, st: State) -> Result<HttpResponse, ApiError> {
     let store = st.store.clone();
-    let identity = store.identity;
+    let identity = store.data_identity();
     let file = blocking(move || {
         let tmp = tempfile::NamedTempFile::new().map_err(ApiError::internal)?;
         store.backup_to(tmp.path())?;
@@ -50,7 +50,13 @@ pub async fn backup(_: Admin, st: State) -> Result<HttpResponse, ApiError> {
             "content-disposition",
             "attachment; filename=\"webhooks-backup.redb\"",
         ))
-        .insert_header((DEVICE_HEADER, identity.device.to_string()))
-        .insert_header((INODE_HEADER, identity.inode.to_string()))
+        .insert_header((
+            DEVICE_HEADER,
+            identity.map_or(String::new(), |i| i.device.to_string()),
+        ))
+        .insert_header((
+            INODE_HEADER,
+            identity.map_or(String::new(), |i| i.inode.to_string()),
+        ))
         .streaming(chunks))
 }

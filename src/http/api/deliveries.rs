@@ -10,7 +10,7 @@ use crate::domain::{DeliveryStatus, IdKind};
 use crate::error::{ApiError, ErrorBody};
 use crate::http::auth::Customer;
 use crate::http::body::page_query;
-use crate::store::DeliveryFilter;
+use crate::domain::DeliveryFilter;
 
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]

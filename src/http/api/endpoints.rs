@@ -12,7 +12,7 @@ use crate::domain::{Headers, IdKind};
 use crate::error::{ApiError, ErrorBody};
 use crate::http::auth::Customer;
 use crate::http::body::{Json, OptionalJson, double_option, page_query};
-use crate::store::{EndpointPatch, NewEndpoint};
+use crate::domain::{EndpointPatch, NewEndpoint};
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

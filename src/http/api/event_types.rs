@@ -14,7 +14,7 @@ use crate::http::body::{Json, page_query};
 
 /// An example is shown in lists and forms: small, unlike the events themselves.
 pub const MAX_EXAMPLE_BYTES: usize = 16 * 1024;
-use crate::store::records::EventType;
+use crate::domain::EventType;
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

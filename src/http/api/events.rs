@@ -14,8 +14,8 @@ use crate::domain::secret::hex;
 use crate::error::{ApiError, ErrorBody};
 use crate::http::auth::{Admin, Customer};
 use crate::http::body::{Json, page_query};
-use crate::store::events::{IdempotencyKey, Ingested};
-use crate::store::{Accepted, NewEvent};
+use crate::store::{IdempotencyKey, Ingested};
+use crate::domain::{Accepted, NewEvent};
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -38,8 +38,15 @@ pub struct CreateEvents {
     pub events: Vec<CreateEvent>,
 }
 
-fn render(accepted: &[Accepted]) -> String {
-    serde_json::to_string(&AcceptedView::from(&accepted[0])).expect("views serialise")
+/// The accepted events, counting the ones that are new (a replay is not ingested twice).
+fn accepted(st: &State, ingested: Ingested) -> Vec<Accepted> {
+    match ingested {
+        Ingested::New(a) => {
+            st.metrics.events_ingested.inc_by(a.len() as u64);
+            a
+        }
+        Ingested::Replayed(a) => a,
+    }
 }
 
 fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
@@ -79,15 +86,12 @@ pub async fn create_event(
         event: b.event,
         data: b.data.get().to_owned(),
     };
-    match st.store.ingest(vec![new], idem, render).await? {
-        Ingested::New(accepted) => {
-            st.metrics.events_ingested.inc();
-            Ok(HttpResponse::Accepted().json(AcceptedView::from(&accepted[0])))
-        }
-        Ingested::Replayed(answer) => Ok(HttpResponse::Accepted()
-            .content_type("application/json")
-            .body(answer)),
-    }
+    let ingested = st.store.ingest(vec![new], idem).await?;
+    let accepted = accepted(&st, ingested);
+    let first = accepted
+        .first()
+        .ok_or_else(|| ApiError::internal("an idempotency record without its event"))?;
+    Ok(HttpResponse::Accepted().json(AcceptedView::from(first)))
 }
 
 #[utoipa::path(post, path = "/api/v1/events/batch", tag = "operator", security(("bearer" = [])),
@@ -115,17 +119,13 @@ pub async fn create_events(
             data: e.data.get().to_owned(),
         });
     }
-    match st.store.ingest(batch, None, render).await? {
-        Ingested::New(accepted) => {
-            st.metrics.events_ingested.inc_by(accepted.len() as u64);
-            Ok(HttpResponse::Accepted().json(AcceptedList {
-                data: accepted.iter().map(AcceptedView::from).collect(),
-            }))
-        }
-        Ingested::Replayed(answer) => Ok(HttpResponse::Accepted()
-            .content_type("application/json")
-            .body(answer)),
-    }
+    let ingested = st.store.ingest(batch, None).await?;
+    Ok(HttpResponse::Accepted().json(AcceptedList {
+        data: accepted(&st, ingested)
+            .iter()
+            .map(AcceptedView::from)
+            .collect(),
+    }))
 }
 
 #[utoipa::path(get, path = "/api/v1/events", tag = "customer", security(("bearer" = [])),

@@ -6,8 +6,9 @@ use utoipa::ToSchema;
 
 use crate::domain::time::rfc3339;
 use crate::domain::{DeliveryError, DeliveryStatus, Headers};
-use crate::store::records::{ApiKeyRecord, Customer, Delivery, Endpoint, Event, EventType};
-use crate::store::{Accepted, Page};
+use crate::domain::{ApiKeyRecord, Customer, Delivery, Endpoint, Event, EventType};
+use crate::domain::Accepted;
+use crate::store::Page;
 
 fn raw(json: &str) -> Box<RawValue> {
     RawValue::from_string(json.to_owned())

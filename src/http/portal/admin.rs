@@ -13,8 +13,9 @@ use super::{ADMIN_COOKIE, AdminCtx, Layout, PortalError, blocking, html, see_oth
 use crate::domain::IdKind;
 use crate::domain::input::{validate_data, validate_event_type_name, validate_text};
 use crate::http::AppState;
-use crate::store::records::EventType;
-use crate::store::{NewEvent, PageQuery, StoreError};
+use crate::domain::EventType;
+use crate::domain::NewEvent;
+use crate::store::{PageQuery, StoreError};
 
 type State = web::Data<AppState>;
 
@@ -153,7 +154,7 @@ pub async fn login(
     st: State,
     body: web::Bytes,
 ) -> Result<HttpResponse, PortalError> {
-    sign_in(&req, &st, &body, true)
+    sign_in(&req, &st, &body, true).await
 }
 
 pub async fn logout(
@@ -161,11 +162,7 @@ pub async fn logout(
     st: State,
     body: web::Bytes,
 ) -> Result<HttpResponse, PortalError> {
-    sign_out(&st, &ctx.token, &ctx.csrf, &body, ADMIN_COOKIE, "/admin")
-}
-
-fn ingest_answer(_: &[crate::store::Accepted]) -> String {
-    String::new()
+    sign_out(&st, &ctx.token, &ctx.csrf, &body, ADMIN_COOKIE, "/admin").await
 }
 
 pub async fn trigger(
@@ -200,8 +197,8 @@ pub async fn trigger(
         event: t.event.clone(),
         data,
     };
-    match st.store.ingest(vec![new], None, ingest_answer).await {
-        Ok(crate::store::events::Ingested::New(accepted)) => {
+    match st.store.ingest(vec![new], None).await {
+        Ok(crate::store::Ingested::New(accepted)) => {
             st.metrics.events_ingested.inc();
             let a = &accepted[0];
             let msg = match a.deliveries {
@@ -215,7 +212,7 @@ pub async fn trigger(
             flash(&st, &ctx.token, msg, None);
             Ok(see_other(&format!("/admin/events/{}", a.id)))
         }
-        Ok(crate::store::events::Ingested::Replayed(_)) => Ok(see_other("/admin")),
+        Ok(crate::store::Ingested::Replayed(_)) => Ok(see_other("/admin")),
         Err(StoreError::Invalid(v)) => {
             t.error = Some(v.message);
             let forms = ConsoleForms {

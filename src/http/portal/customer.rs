@@ -5,6 +5,7 @@ use actix_web::http::StatusCode;
 use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
 use askama::Template;
 
+use super::sessions::new_session;
 use super::flash;
 use super::forms::Form;
 use super::views::{
@@ -20,7 +21,8 @@ use crate::domain::secret::hash_token;
 use crate::domain::time::{now_ms, parse_rfc3339};
 use crate::domain::{ApiKey, IdKind};
 use crate::http::AppState;
-use crate::store::{DeliveryFilter, EndpointPatch, NewEndpoint, PageQuery, StoreError};
+use crate::domain::{DeliveryFilter, EndpointPatch, NewEndpoint};
+use crate::store::{PageQuery, StoreError};
 use subtle::ConstantTimeEq;
 
 type State = web::Data<AppState>;
@@ -107,12 +109,12 @@ pub async fn login(
     st: State,
     body: web::Bytes,
 ) -> Result<HttpResponse, PortalError> {
-    sign_in(&req, &st, &body, false)
+    sign_in(&req, &st, &body, false).await
 }
 
 /// Checks a sign-in form (the operator's when `admin`) and starts a session. Each form takes
 /// only its own kind of secret; failures count toward the address's throttle.
-pub(super) fn sign_in(
+pub(super) async fn sign_in(
     req: &HttpRequest,
     st: &AppState,
     body: &[u8],
@@ -157,8 +159,11 @@ pub(super) fn sign_in(
     } else {
         (CUSTOMER_COOKIE, "/webhooks")
     };
+    let (token, hash, session) = new_session(who, now_ms());
+    let store = st.store.clone();
+    blocking(move || Ok(store.put_session(hash, session)?)).await?;
     let mut resp = see_other(home);
-    let _ = resp.add_cookie(&st.portal.cookie(cookie, sessions.start(who)));
+    let _ = resp.add_cookie(&st.portal.cookie(cookie, token));
     let _ = resp.add_removal_cookie(&st.portal.removal(LOGIN_COOKIE));
     Ok(resp)
 }
@@ -168,11 +173,11 @@ pub async fn logout(
     st: State,
     body: web::Bytes,
 ) -> Result<HttpResponse, PortalError> {
-    sign_out(&st, &ctx.token, &ctx.csrf, &body, CUSTOMER_COOKIE, "/")
+    sign_out(&st, &ctx.token, &ctx.csrf, &body, CUSTOMER_COOKIE, "/").await
 }
 
 /// Ends the session on the server and drops its cookie.
-pub(super) fn sign_out(
+pub(super) async fn sign_out(
     st: &AppState,
     token: &str,
     csrf: &str,
@@ -181,7 +186,8 @@ pub(super) fn sign_out(
     to: &str,
 ) -> Result<HttpResponse, PortalError> {
     Form::parse(body).check_csrf(csrf)?;
-    st.portal.sessions.end(token);
+    let (store, hash) = (st.store.clone(), hash_token(token));
+    blocking(move || Ok(store.end_session(&hash)?)).await?;
     let mut resp = see_other(to);
     let _ = resp.add_removal_cookie(&st.portal.removal(cookie));
     Ok(resp)
@@ -197,7 +203,7 @@ fn layout(
     Layout::signed_in(st, &ctx.token, &ctx.csrf, "customer", tab, title, name)
 }
 
-fn customer_name(store: &crate::store::Store, id: &str) -> Result<String, PortalError> {
+fn customer_name(store: &dyn crate::store::Store, id: &str) -> Result<String, PortalError> {
     store
         .get_customer(id)?
         .map(|c| c.name)
@@ -247,7 +253,7 @@ async fn render_webhooks(
     let store = st.store.clone();
     let cid = ctx.customer_id.clone();
     let (name, endpoints, next, types) = blocking(move || {
-        let name = customer_name(&store, &cid)?;
+        let name = customer_name(store.as_ref(), &cid)?;
         let page = store.list_endpoints(
             &cid,
             PageQuery {
@@ -413,7 +419,7 @@ async fn render_endpoint(
     let store = st.store.clone();
     let cid = ctx.customer_id.clone();
     let (name, ep, deliveries, types) = blocking(move || {
-        let name = customer_name(&store, &cid)?;
+        let name = customer_name(store.as_ref(), &cid)?;
         let ep = store
             .get_endpoint(&cid, &id)?
             .ok_or(PortalError::NotFound)?;
@@ -558,7 +564,7 @@ pub async fn confirm_delete(
     let store = st.store.clone();
     let (cid, eid) = (ctx.customer_id.clone(), id.clone());
     let (name, ep) = blocking(move || {
-        let name = customer_name(&store, &cid)?;
+        let name = customer_name(store.as_ref(), &cid)?;
         Ok((
             name,
             store
@@ -738,7 +744,7 @@ pub async fn events(
     let cid = ctx.customer_id.clone();
     let before = before(&req);
     let (name, rows, next, refresh) = blocking(move || {
-        let name = customer_name(&store, &cid)?;
+        let name = customer_name(store.as_ref(), &cid)?;
         let page = store.list_events(
             &cid,
             PageQuery {
@@ -795,7 +801,7 @@ pub async fn event(
     let store = st.store.clone();
     let cid = ctx.customer_id.clone();
     let (name, (event, ds)) = blocking(move || {
-        let name = customer_name(&store, &cid)?;
+        let name = customer_name(store.as_ref(), &cid)?;
         Ok((
             name,
             store.get_event(&cid, &id)?.ok_or(PortalError::NotFound)?,

@@ -8,7 +8,6 @@ mod forms;
 pub mod sessions;
 mod views;
 
-use std::future::{Ready, ready};
 
 use actix_web::cookie::{Cookie, SameSite};
 use actix_web::dev::Payload;
@@ -18,7 +17,11 @@ use askama::Template;
 
 use super::AppState;
 use crate::store::StoreError;
-pub use sessions::{Flash, Sessions, Who};
+pub use crate::domain::session::Who;
+use crate::domain::secret::hash_token;
+use crate::domain::session::Session;
+use futures_util::future::LocalBoxFuture;
+pub use sessions::{Flash, Sessions};
 
 pub const CUSTOMER_COOKIE: &str = "wh_session";
 pub const ADMIN_COOKIE: &str = "wh_admin";
@@ -253,50 +256,68 @@ pub struct AdminCtx {
     pub csrf: String,
 }
 
+/// The stored session behind a cookie, if it is still valid.
+async fn session_of(req: &HttpRequest, cookie: &str) -> Option<(String, Session)> {
+    let token = req.cookie(cookie)?.value().to_owned();
+    let store = state(req).store.clone();
+    let hash = hash_token(&token);
+    let session = web::block(move || store.get_session(&hash)).await.ok()?;
+    match session {
+        Ok(s) => s.map(|s| (token, s)),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot read a portal session");
+            None
+        }
+    }
+}
+
 impl FromRequest for CustomerCtx {
     type Error = PortalError;
-    type Future = Ready<Result<Self, PortalError>>;
+    type Future = LocalBoxFuture<'static, Result<Self, PortalError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let found = req.cookie(CUSTOMER_COOKIE).and_then(|c| {
-            let token = c.value().to_owned();
-            let st = state(req);
-            let s = st.portal.sessions.get(&token)?;
+        let req = req.clone();
+        Box::pin(async move {
+            let Some((token, s)) = session_of(&req, CUSTOMER_COOKIE).await else {
+                return Err(PortalError::SignIn("/"));
+            };
+            let st = state(&req);
             match s.who {
                 // A session dies with its key (deleted, or its customer deleted).
                 Who::Customer {
                     customer_id,
                     key_id,
-                } if st.store.key_still_owned(&key_id, &customer_id) => Some(CustomerCtx {
+                } if st.store.key_still_owned(&key_id, &customer_id) => Ok(CustomerCtx {
                     token,
                     customer_id,
                     csrf: s.csrf,
                 }),
                 Who::Customer { .. } => {
-                    st.portal.sessions.end(&token);
-                    None
+                    let (store, hash) = (st.store.clone(), hash_token(&token));
+                    let _ = web::block(move || store.end_session(&hash)).await;
+                    Err(PortalError::SignIn("/"))
                 }
-                Who::Admin => None,
+                Who::Admin => Err(PortalError::SignIn("/")),
             }
-        });
-        ready(found.ok_or(PortalError::SignIn("/")))
+        })
     }
 }
 
 impl FromRequest for AdminCtx {
     type Error = PortalError;
-    type Future = Ready<Result<Self, PortalError>>;
+    type Future = LocalBoxFuture<'static, Result<Self, PortalError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let found = req.cookie(ADMIN_COOKIE).and_then(|c| {
-            let token = c.value().to_owned();
-            let s = state(req).portal.sessions.get(&token)?;
-            (s.who == Who::Admin).then_some(AdminCtx {
-                token,
-                csrf: s.csrf,
-            })
-        });
-        ready(found.ok_or(PortalError::SignIn("/admin")))
+        let req = req.clone();
+        Box::pin(async move {
+            match session_of(&req, ADMIN_COOKIE).await {
+                Some((token, s)) if s.who == Who::Admin => Ok(AdminCtx {
+                    token,
+                    csrf: s.csrf,
+                }),
+                _ => Err(PortalError::SignIn("/admin")),
+            }
+        })
     }
 }
 

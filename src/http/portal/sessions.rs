@@ -1,27 +1,24 @@
-//! Portal sessions (held in memory: a restart signs everyone out) and the throttle on
-//! failed logins.
+//! Portal sessions as the portal uses them: new cookie tokens (the store keeps only their
+//! hash), the one-time messages shown on the next page (kept in memory, since they may
+//! carry a secret shown once), and the throttle on failed sign-ins.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
-
-use crate::http::throttle::FailureThrottle;
+use std::time::Duration;
 
 use crate::domain::ApiKey;
 use crate::domain::secret::hash_token;
+use crate::domain::session::{Session, Who};
+use crate::http::throttle::FailureThrottle;
 
 /// How long a session lasts.
 pub const SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
 /// Failed logins allowed from one address per window before it gets 429.
 const MAX_FAILURES: u32 = 5;
 const FAILURE_WINDOW: Duration = Duration::from_secs(60);
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Who {
-    Customer { customer_id: String, key_id: String },
-    Admin,
-}
+/// One-time messages held at most; the oldest go first.
+const MAX_FLASHES: usize = 10_000;
 
 /// A message shown once on the next page; `secret` is a value shown only this once.
 #[derive(Debug, Clone, Default)]
@@ -31,79 +28,48 @@ pub struct Flash {
     pub secret: Option<String>,
 }
 
-#[derive(Debug, Clone)]
-pub struct Session {
-    pub who: Who,
-    pub csrf: String,
-    expires: Instant,
-    flash: Option<Flash>,
-}
-
 pub struct Sessions {
-    by_hash: Mutex<HashMap<[u8; 32], Session>>,
+    flashes: Mutex<HashMap<[u8; 32], Flash>>,
     failures: FailureThrottle,
 }
 
 impl Default for Sessions {
     fn default() -> Self {
         Self {
-            by_hash: Mutex::default(),
+            flashes: Mutex::default(),
             failures: FailureThrottle::new(MAX_FAILURES, FAILURE_WINDOW),
         }
     }
 }
 
+/// A new session for `who` starting at `now_ms`: (cookie token, its hash, the session).
+pub fn new_session(who: Who, now_ms: i64) -> (String, [u8; 32], Session) {
+    let token = ApiKey::generate("s_").as_str().to_owned();
+    let csrf = ApiKey::generate("c_").as_str().to_owned();
+    let hash = hash_token(&token);
+    let ttl = i64::try_from(SESSION_TTL.as_millis()).unwrap_or(i64::MAX);
+    let session = Session {
+        who,
+        csrf,
+        expires_at: now_ms + ttl,
+    };
+    (token, hash, session)
+}
+
 impl Sessions {
-    /// A new session; returns the cookie value.
-    pub fn start(&self, who: Who) -> String {
-        let token = ApiKey::generate("s_").as_str().to_owned();
-        let csrf = ApiKey::generate("c_").as_str().to_owned();
-        let mut map = self.by_hash.lock().unwrap_or_else(|e| e.into_inner());
-        let now = Instant::now();
-        map.retain(|_, s| s.expires > now);
-        map.insert(
-            hash_token(&token),
-            Session {
-                who,
-                csrf,
-                expires: now + SESSION_TTL,
-                flash: None,
-            },
-        );
-        token
-    }
-
-    pub fn get(&self, token: &str) -> Option<Session> {
-        let map = self.by_hash.lock().unwrap_or_else(|e| e.into_inner());
-        map.get(&hash_token(token))
-            .filter(|s| s.expires > Instant::now())
-            .cloned()
-    }
-
-    pub fn end(&self, token: &str) {
-        self.by_hash
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&hash_token(token));
-    }
-
     pub fn set_flash(&self, token: &str, flash: Flash) {
-        if let Some(s) = self
-            .by_hash
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get_mut(&hash_token(token))
-        {
-            s.flash = Some(flash);
+        let mut map = self.flashes.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() >= MAX_FLASHES {
+            map.clear();
         }
+        map.insert(hash_token(token), flash);
     }
 
     pub fn take_flash(&self, token: &str) -> Option<Flash> {
-        self.by_hash
+        self.flashes
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .get_mut(&hash_token(token))
-            .and_then(|s| s.flash.take())
+            .remove(&hash_token(token))
     }
 
     /// True when this address has failed too often lately.
@@ -121,22 +87,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn sessions_start_end_and_carry_one_flash() {
+    fn a_flash_is_shown_once() {
         let s = Sessions::default();
-        let t = s.start(Who::Admin);
-        assert_eq!(s.get(&t).unwrap().who, Who::Admin);
+        let (token, hash, session) = new_session(Who::Admin, 1_000);
+        assert_eq!(hash, hash_token(&token));
+        assert_eq!(session.expires_at, 1_000 + 12 * 3600 * 1000);
         s.set_flash(
-            &t,
+            &token,
             Flash {
                 ok: true,
                 message: "hi".into(),
                 secret: None,
             },
         );
-        assert_eq!(s.take_flash(&t).unwrap().message, "hi");
-        assert!(s.take_flash(&t).is_none());
-        s.end(&t);
-        assert!(s.get(&t).is_none());
+        assert_eq!(s.take_flash(&token).unwrap().message, "hi");
+        assert!(s.take_flash(&token).is_none());
     }
 
     #[test]

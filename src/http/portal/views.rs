@@ -4,7 +4,7 @@ use actix_web::{HttpResponse, web};
 use rust_embed::RustEmbed;
 
 use crate::domain::time::rfc3339;
-use crate::store::records::{Delivery, Endpoint, Event, EventType};
+use crate::domain::{Delivery, Endpoint, Event, EventType};
 
 #[derive(RustEmbed)]
 #[folder = "web/static/"]

@@ -1,40 +1,13 @@
 //! The event-type catalog: seeded from the EnableNow catalog embedded at build time, extended by the operator.
 
 use redb::{ReadTransaction, ReadableTable, WriteTransaction};
-use serde::Deserialize;
 
 use super::records::{EventType, decode, encode};
 use super::tables::EVENT_TYPES;
-use super::{Page, PageQuery, Result, Store, StoreError};
+use super::RedbStore;
+use crate::store::{Catalog, Page, PageQuery, Result, StoreError};
 use crate::domain::ValidationError;
-
-const CATALOG_JSON: &str = include_str!("../../assets/event-types.json");
-
-#[derive(Deserialize)]
-struct CatalogFile {
-    event_types: Vec<CatalogEntry>,
-}
-
-#[derive(Deserialize)]
-struct CatalogEntry {
-    name: String,
-    description: String,
-    example: Box<serde_json::value::RawValue>,
-}
-
-/// The seven EnableNow event types, in catalog order.
-pub fn default_catalog() -> Vec<EventType> {
-    let file: CatalogFile =
-        serde_json::from_str(CATALOG_JSON).expect("assets/event-types.json is valid");
-    file.event_types
-        .into_iter()
-        .map(|e| EventType {
-            name: e.name,
-            description: e.description,
-            example: e.example.get().to_owned(),
-        })
-        .collect()
-}
+use crate::domain::event::default_catalog;
 
 pub(super) fn seed(tx: &WriteTransaction) -> Result<()> {
     let mut table = tx.open_table(EVENT_TYPES)?;
@@ -51,10 +24,10 @@ pub(super) fn get(
     table.get(name)?.map(|v| decode(v.value())).transpose()
 }
 
-impl Store {
+impl Catalog for RedbStore {
     /// A page of event types: the EnableNow ones first in catalog order, then the operator's
     /// by name. `before` is the name the previous page ended with. Only the page is decoded.
-    pub fn list_event_types(&self, page: PageQuery) -> Result<Page<EventType>> {
+    fn list_event_types(&self, page: PageQuery) -> Result<Page<EventType>> {
         self.read(|tx: &ReadTransaction| {
             let table = tx.open_table(EVENT_TYPES)?;
             let builtin: Vec<String> = default_catalog().into_iter().map(|e| e.name).collect();
@@ -110,28 +83,11 @@ impl Store {
         })
     }
 
-    /// Every event type, in the catalog's order (the portal's forms list them all).
-    pub fn all_event_types(&self) -> Result<Vec<EventType>> {
-        let mut all = Vec::new();
-        let mut before: Option<String> = None;
-        loop {
-            let page = self.list_event_types(PageQuery {
-                before: before.as_deref(),
-                limit: 250,
-            })?;
-            all.extend(page.data);
-            match page.next {
-                Some(n) => before = Some(n),
-                None => return Ok(all),
-            }
-        }
-    }
-
-    pub fn get_event_type(&self, name: &str) -> Result<Option<EventType>> {
+    fn get_event_type(&self, name: &str) -> Result<Option<EventType>> {
         self.read(|tx| get(&tx.open_table(EVENT_TYPES)?, name))
     }
 
-    pub fn create_event_type(&self, et: EventType) -> Result<EventType> {
+    fn create_event_type(&self, et: EventType) -> Result<EventType> {
         self.write(move |ctx| {
             let mut table = ctx.tx.open_table(EVENT_TYPES)?;
             if table.get(et.name.as_str())?.is_some() {
@@ -146,13 +102,3 @@ impl Store {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn the_embedded_catalog_has_the_seven_enablenow_types() {
-        let c = super::default_catalog();
-        assert_eq!(c.len(), 7);
-        assert_eq!(c[0].name, "transactions.fetched");
-        assert!(c.iter().all(|e| e.example.starts_with('{')));
-    }
-}

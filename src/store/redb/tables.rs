@@ -1,9 +1,7 @@
-//! Every redb table of the data file, and the schema version they make up.
+//! Every redb table of the data file, and the one list of them that creating, migrating and
+//! backing up all use.
 
 use redb::TableDefinition;
-
-/// Bumped whenever a table's layout or a record's meaning changes; `migrate` carries older files forward.
-pub const SCHEMA_VERSION: u64 = 1;
 
 /// `schema_version` (u64 LE), `admin_token_sha256`.
 pub const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
@@ -45,5 +43,46 @@ pub const SENDING: TableDefinition<&str, &str> = TableDefinition::new("sending")
 /// (customer id, Idempotency-Key) -> idempotency record.
 pub const IDEMPOTENCY: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("idempotency");
 
+/// Hex SHA-256 of a portal session's cookie token -> session record.
+pub const SESSIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("sessions");
+
 /// An id sorts below this in every index; used as the open upper bound of a range.
 pub const ID_MAX: &str = "\u{7f}";
+
+/// Calls `$apply!(TABLE, …)` with every table of the file: the one list. A table missing here
+/// would be missing from new files and from every backup (a test compares it with the file).
+#[macro_export]
+#[doc(hidden)]
+macro_rules! for_each_redb_table {
+    ($apply:ident) => {
+        $apply!(
+            META,
+            CUSTOMERS,
+            CUSTOMER_NAMES,
+            API_KEYS,
+            EVENT_TYPES,
+            ENDPOINTS,
+            CUSTOMER_ENDPOINTS,
+            EVENTS,
+            CUSTOMER_EVENTS,
+            DELIVERIES,
+            CUSTOMER_DELIVERIES,
+            ENDPOINT_DELIVERIES,
+            EVENT_DELIVERIES,
+            PENDING,
+            SENDING,
+            IDEMPOTENCY,
+            SESSIONS
+        )
+    };
+}
+pub use for_each_redb_table as for_each_table;
+
+/// The names of every table in the list.
+pub fn names() -> Vec<&'static str> {
+    use redb::TableHandle;
+    macro_rules! collect {
+        ($($t:ident),*) => { vec![$($t.name()),*] };
+    }
+    for_each_table!(collect)
+}

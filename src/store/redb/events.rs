@@ -1,37 +1,18 @@
 //! Events: ingest (with idempotency and fan-out to subscribed endpoints) and the event log.
 
+use futures_util::future::BoxFuture;
 use redb::{ReadableTable, WriteTransaction};
-use serde::{Deserialize, Serialize};
 
-use super::customers::index_ids;
-use super::deliveries::{DeliveryTables, new_delivery, ready};
+use super::index::{DeliveryTables, index_ids, new_delivery, page_ids, ready, with_claim};
 use super::records::{Delivery, Endpoint, Event, IdempotencyRecord, decode, encode};
 use super::tables::*;
-use super::{Page, PageQuery, Result, Store, StoreError, WriteCtx, page_ids};
+use super::{RedbStore, WriteCtx};
 use crate::domain::input::{ValidationError, subscribes};
 use crate::domain::time::now_ms;
-use crate::domain::{IdGen, IdKind};
-
-/// How long an Idempotency-Key is remembered.
-pub const IDEMPOTENCY_TTL_MS: i64 = 24 * 3600 * 1000;
-
-/// One event as a producer posts it; `data` is the producer's JSON text.
-#[derive(Debug, Clone)]
-pub struct NewEvent {
-    pub customer_id: String,
-    pub event: String,
-    pub data: String,
-}
-
-/// The answer to an accepted event.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Accepted {
-    pub id: String,
-    pub event: String,
-    pub customer_id: String,
-    pub created_at: i64,
-    pub deliveries: usize,
-}
+use crate::domain::{Accepted, IdGen, IdKind, NewEvent};
+use crate::store::{
+    Events, IDEMPOTENCY_TTL_MS, IdempotencyKey, Ingested, Page, PageQuery, Result, StoreError,
+};
 
 pub(super) fn get_in(tx: &WriteTransaction, id: &str) -> Result<Option<Event>> {
     tx.open_table(EVENTS)?
@@ -137,32 +118,15 @@ fn enabled_endpoints(tx: &WriteTransaction, customer_id: &str) -> Result<Vec<End
     Ok(v)
 }
 
-/// An Idempotency-Key with the hash of the request it came with.
-#[derive(Debug, Clone)]
-pub struct IdempotencyKey {
-    pub customer_id: String,
-    pub key: String,
-    pub request_hash: String,
-}
-
-/// What ingest answered: fresh, or the first answer replayed for a repeated Idempotency-Key.
-#[derive(Debug, Clone)]
-pub enum Ingested {
-    New(Vec<Accepted>),
-    Replayed(String),
-}
-
-impl Store {
-    /// Commits the events and their pending deliveries (durably) before answering.
-    pub async fn ingest(
+impl Events for RedbStore {
+    fn ingest(
         &self,
         batch: Vec<NewEvent>,
         idempotency: Option<IdempotencyKey>,
-        render: fn(&[Accepted]) -> String,
-    ) -> Result<Ingested> {
+    ) -> BoxFuture<'static, Result<Ingested>> {
         let ids = self.ids.clone();
         let clock = self.clock.clone();
-        self.write_async(move |ctx| {
+        let committed = self.writer.submit(move |ctx| {
             let Some(idem) = idempotency else {
                 return ingest_in(ctx, &ids, batch).map(Ingested::New);
             };
@@ -176,7 +140,7 @@ impl Store {
                     .filter(|r| now - r.created_at < IDEMPOTENCY_TTL_MS);
                 if let Some(seen) = seen {
                     return if seen.request_hash == idem.request_hash {
-                        Ok(Ingested::Replayed(seen.response))
+                        Ok(Ingested::Replayed(seen.accepted))
                     } else {
                         Err(StoreError::IdempotencyConflict(
                             "this Idempotency-Key was already used with a different request".into(),
@@ -187,7 +151,7 @@ impl Store {
             let accepted = ingest_in(ctx, &ids, batch)?;
             let record = IdempotencyRecord {
                 request_hash: idem.request_hash,
-                response: render(&accepted),
+                accepted: accepted.clone(),
                 created_at: now,
             };
             ctx.tx.open_table(IDEMPOTENCY)?.insert(
@@ -195,12 +159,12 @@ impl Store {
                 encode(&record).as_slice(),
             )?;
             Ok(Ingested::New(accepted))
-        })
-        .await
+        });
+        Box::pin(async move { committed.await.unwrap_or_else(|_| Err(super::writer::stopped())) })
     }
 
     /// The customer's events, newest first.
-    pub fn list_events(&self, customer_id: &str, page: PageQuery) -> Result<Page<Event>> {
+    fn list_events(&self, customer_id: &str, page: PageQuery) -> Result<Page<Event>> {
         self.read(|tx| {
             let index = tx.open_table(CUSTOMER_EVENTS)?;
             let (ids, more) = page_ids(&index, customer_id, page.before, page.limit)?;
@@ -217,7 +181,7 @@ impl Store {
     }
 
     /// One of the customer's events with all its deliveries, newest first.
-    pub fn get_event(&self, customer_id: &str, id: &str) -> Result<Option<(Event, Vec<Delivery>)>> {
+    fn get_event(&self, customer_id: &str, id: &str) -> Result<Option<(Event, Vec<Delivery>)>> {
         self.read(|tx| {
             let event: Option<Event> = tx
                 .open_table(EVENTS)?
@@ -234,7 +198,7 @@ impl Store {
             for row in index.range((id, "")..(id, ID_MAX))?.rev() {
                 let (k, _) = row?;
                 if let Some(v) = records.get(k.value().1)? {
-                    deliveries.push(super::deliveries::with_claim(decode(v.value())?, &sending)?);
+                    deliveries.push(with_claim(decode(v.value())?, &sending)?);
                 }
             }
             Ok(Some((event, deliveries)))
@@ -242,7 +206,7 @@ impl Store {
     }
 
     /// The customer an event belongs to (for the operator's view).
-    pub fn event_customer(&self, id: &str) -> Result<Option<String>> {
+    fn event_customer(&self, id: &str) -> Result<Option<String>> {
         self.read(|tx| {
             let e: Option<Event> = tx
                 .open_table(EVENTS)?
@@ -250,30 +214,6 @@ impl Store {
                 .map(|v| decode(v.value()))
                 .transpose()?;
             Ok(e.map(|e| e.customer_id))
-        })
-    }
-
-    /// Forgets Idempotency-Keys older than a day; at most `max` per call.
-    pub fn prune_idempotency(&self, max: usize) -> Result<usize> {
-        let now = self.clock.now_ms();
-        self.write(move |ctx| {
-            let mut table = ctx.tx.open_table(IDEMPOTENCY)?;
-            let mut old = Vec::new();
-            for row in table.iter()? {
-                let (k, v) = row?;
-                let rec: IdempotencyRecord = decode(v.value())?;
-                if now - rec.created_at >= IDEMPOTENCY_TTL_MS {
-                    let (c, key) = k.value();
-                    old.push((c.to_owned(), key.to_owned()));
-                    if old.len() == max {
-                        break;
-                    }
-                }
-            }
-            for (c, key) in &old {
-                table.remove((c.as_str(), key.as_str()))?;
-            }
-            Ok(old.len())
         })
     }
 }

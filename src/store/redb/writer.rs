@@ -9,18 +9,10 @@ use crossbeam_channel::{Receiver, Sender};
 use redb::{Database, WriteTransaction};
 use tokio::sync::oneshot;
 
-use super::{Faults, Result, StoreError};
+use crate::store::{CommitHook, Faults, Ready, Result, StoreError};
 
 /// The most changes committed together.
 const MAX_GROUP: usize = 2048;
-
-/// A delivery that a commit made ready to send.
-#[derive(Debug, Clone)]
-pub struct Ready {
-    pub endpoint_id: String,
-    pub delivery_id: String,
-    pub rate_limit_per_sec: Option<u32>,
-}
 
 /// What a change sees: the open transaction, and a list of deliveries to announce after commit.
 pub struct WriteCtx<'a> {
@@ -28,7 +20,6 @@ pub struct WriteCtx<'a> {
     pub ready: Vec<Ready>,
 }
 
-pub type CommitHook = Box<dyn Fn(Vec<Ready>) + Send + Sync>;
 type Reply = Box<dyn FnOnce(Result<()>) + Send>;
 /// A change: applied to the open transaction (or, `None`, refused because the store failed);
 /// gives the reply to send after the commit and whether storage broke under it.
@@ -88,15 +79,16 @@ impl Writer {
         }
     }
 
+    /// Queues `f`; the receiver gets its result once committed.
     pub fn submit<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut WriteCtx) -> Result<T> + Send + 'static,
-    ) -> Result<oneshot::Receiver<Result<T>>> {
+    ) -> oneshot::Receiver<Result<T>> {
         let (tx, rx) = oneshot::channel();
         self.submit_then(f, move |r| {
             let _ = tx.send(r);
         });
-        Ok(rx)
+        rx
     }
 
     pub fn is_failed(&self) -> bool {
@@ -142,6 +134,11 @@ fn run(
         }
         commit_group(db, group, failed, hook, faults);
     }
+}
+
+/// The answer when the writer is gone (shutting down).
+pub fn stopped() -> StoreError {
+    StoreError::Unavailable("the store writer stopped".into())
 }
 
 fn failed_error() -> StoreError {

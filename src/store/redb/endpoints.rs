@@ -2,35 +2,17 @@
 
 use redb::{ReadableTable, WriteTransaction};
 
+use super::RedbStore;
 use super::catalog;
-use super::deliveries::{DeliveryTables, new_delivery, ready};
+use super::index::{DeliveryTables, new_delivery, page_ids, ready};
 use super::records::{Delivery, Endpoint, Event, OldSecret, decode, encode};
 use super::tables::*;
-use super::{Page, PageQuery, Result, Store, StoreError, page_ids};
-use crate::domain::input::{EventFilter, Headers, TargetUrl, ValidationError};
+use crate::domain::input::{EventFilter, ValidationError};
 use crate::domain::time::now_ms;
-use crate::domain::{DeliveryError, DeliveryStatus, IdKind, SigningSecret};
-
-#[derive(Debug, Clone)]
-pub struct NewEndpoint {
-    pub url: TargetUrl,
-    pub events: Vec<String>,
-    pub description: Option<String>,
-    pub enabled: bool,
-    pub rate_limit_per_sec: Option<u32>,
-    pub headers: Headers,
-}
-
-/// A partial update: `None` leaves a field as it is.
-#[derive(Debug, Clone, Default)]
-pub struct EndpointPatch {
-    pub url: Option<TargetUrl>,
-    pub events: Option<Vec<String>>,
-    pub description: Option<Option<String>>,
-    pub enabled: Option<bool>,
-    pub rate_limit_per_sec: Option<Option<u32>>,
-    pub headers: Option<Headers>,
-}
+use crate::domain::{
+    DeliveryError, DeliveryStatus, EndpointPatch, IdKind, NewEndpoint, SigningSecret,
+};
+use crate::store::{Endpoints, Page, PageQuery, Result, StoreError};
 
 pub(super) fn get_in(tx: &WriteTransaction, id: &str) -> Result<Option<Endpoint>> {
     tx.open_table(ENDPOINTS)?
@@ -80,10 +62,10 @@ fn fail_pending(tx: &WriteTransaction, endpoint_id: &str) -> Result<()> {
     Ok(())
 }
 
-impl Store {
+impl Endpoints for RedbStore {
     /// Creates an endpoint unless the customer already has `max` (422 `limit_reached`); the
     /// count is taken under the writer, so concurrent creations cannot pass it.
-    pub fn create_endpoint(
+    fn create_endpoint(
         &self,
         customer_id: &str,
         new: NewEndpoint,
@@ -134,7 +116,7 @@ impl Store {
     }
 
     /// The customer's endpoints, newest first.
-    pub fn list_endpoints(&self, customer_id: &str, page: PageQuery) -> Result<Page<Endpoint>> {
+    fn list_endpoints(&self, customer_id: &str, page: PageQuery) -> Result<Page<Endpoint>> {
         self.read(|tx| {
             let index = tx.open_table(CUSTOMER_ENDPOINTS)?;
             let (ids, more) = page_ids(&index, customer_id, page.before, page.limit)?;
@@ -150,7 +132,7 @@ impl Store {
         })
     }
 
-    pub fn get_endpoint(&self, customer_id: &str, id: &str) -> Result<Option<Endpoint>> {
+    fn get_endpoint(&self, customer_id: &str, id: &str) -> Result<Option<Endpoint>> {
         self.read(|tx| {
             let e: Option<Endpoint> = tx
                 .open_table(ENDPOINTS)?
@@ -161,7 +143,7 @@ impl Store {
         })
     }
 
-    pub fn update_endpoint(
+    fn update_endpoint(
         &self,
         customer_id: &str,
         id: &str,
@@ -199,12 +181,12 @@ impl Store {
     }
 
     /// Removes the endpoint and its deliveries; pending ones are never sent.
-    pub fn delete_endpoint(&self, customer_id: &str, id: &str) -> Result<()> {
+    fn delete_endpoint(&self, customer_id: &str, id: &str) -> Result<()> {
         let (cid, id) = (customer_id.to_owned(), id.to_owned());
         self.write(move |ctx| {
             let e = owned_in(ctx.tx, &cid, &id)?;
             let mut dt = DeliveryTables::open(ctx.tx)?;
-            for dlv in super::customers::index_ids(&dt.by_endpoint, &e.id)? {
+            for dlv in super::index::index_ids(&dt.by_endpoint, &e.id)? {
                 if let Some(d) = dt.get(&dlv)? {
                     dt.remove(&d)?;
                 }
@@ -218,7 +200,7 @@ impl Store {
     }
 
     /// A new signing secret; the old one keeps signing too for `keep_old_for_secs`.
-    pub fn rotate_secret(
+    fn rotate_secret(
         &self,
         customer_id: &str,
         id: &str,
@@ -242,7 +224,7 @@ impl Store {
 
     /// Sends the catalog example of `event_type` (default: the first subscribed type) to this
     /// endpoint only, even if disabled or unsubscribed. Returns (event id, delivery id).
-    pub fn send_test(
+    fn send_test(
         &self,
         customer_id: &str,
         id: &str,
@@ -256,7 +238,7 @@ impl Store {
             let name = match event_type {
                 Some(n) => n,
                 None => match e.events.first().map(String::as_str) {
-                    Some("*") | None => catalog::default_catalog()
+                    Some("*") | None => crate::domain::event::default_catalog()
                         .into_iter()
                         .next()
                         .map(|t| t.name)
@@ -290,7 +272,7 @@ impl Store {
     /// Sends again, once per event, what failed or was interrupted on this endpoint in
     /// [since, until]: an event that has since succeeded here, or is on its way, is skipped, so
     /// repeating a recover never duplicates. Returns how many deliveries it made.
-    pub fn recover(
+    fn recover(
         &self,
         customer_id: &str,
         id: &str,
@@ -350,7 +332,7 @@ impl Store {
             let mut fresh = Vec::with_capacity(events.len());
             for (event, original) in events {
                 let mut newer = false;
-                for dlv in super::customers::index_ids(&dt.by_event, &event.id)? {
+                for dlv in super::index::index_ids(&dt.by_event, &event.id)? {
                     if dlv > original && dt.get(&dlv)?.is_some_and(|d| d.endpoint_id == e.id) {
                         newer = true;
                         break;

@@ -1,0 +1,61 @@
+//! Endpoints: where a customer wants its events, with the secret that signs them.
+
+use serde::{Deserialize, Serialize};
+
+use super::input::{Headers, TargetUrl};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OldSecret {
+    pub secret: String,
+    pub expires_at: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Endpoint {
+    pub id: String,
+    pub customer_id: String,
+    pub url: String,
+    pub events: Vec<String>,
+    pub description: Option<String>,
+    pub enabled: bool,
+    pub secret: String,
+    pub old_secret: Option<OldSecret>,
+    pub rate_limit_per_sec: Option<u32>,
+    pub headers: Headers,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl Endpoint {
+    /// The secrets a delivery is signed with at `now`: the current one, and the old one while kept.
+    pub fn signing_secrets(&self, now: i64) -> Vec<&str> {
+        let mut v = vec![self.secret.as_str()];
+        if let Some(old) = &self.old_secret
+            && old.expires_at > now
+        {
+            v.push(old.secret.as_str());
+        }
+        v
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct NewEndpoint {
+    pub url: TargetUrl,
+    pub events: Vec<String>,
+    pub description: Option<String>,
+    pub enabled: bool,
+    pub rate_limit_per_sec: Option<u32>,
+    pub headers: Headers,
+}
+
+/// A partial update: `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct EndpointPatch {
+    pub url: Option<TargetUrl>,
+    pub events: Option<Vec<String>>,
+    pub description: Option<Option<String>>,
+    pub enabled: Option<bool>,
+    pub rate_limit_per_sec: Option<Option<u32>>,
+    pub headers: Option<Headers>,
+}

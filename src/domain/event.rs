@@ -1,0 +1,97 @@
+//! Events: one occurrence of an event type for one customer, and the catalog of types.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EventType {
+    pub name: String,
+    pub description: String,
+    /// The example `data`, as JSON text.
+    pub example: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Event {
+    pub id: String,
+    pub customer_id: String,
+    pub event: String,
+    pub test: bool,
+    pub created_at: i64,
+    /// The exact request body sent to receivers: `{"event":"…","data":…}`.
+    pub body: String,
+    /// Where `data` starts in `body` (it ends one byte before the body's end).
+    pub data_start: usize,
+}
+
+impl Event {
+    pub fn wire_body(event: &str, data: &str) -> (String, usize) {
+        let name = serde_json::to_string(event).expect("a string serialises");
+        let head = format!("{{\"event\":{name},\"data\":");
+        let start = head.len();
+        let mut body = head;
+        body.push_str(data);
+        body.push('}');
+        (body, start)
+    }
+
+    pub fn data(&self) -> &str {
+        &self.body[self.data_start..self.body.len() - 1]
+    }
+}
+
+/// One event as a producer posts it; `data` is the producer's JSON text.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub customer_id: String,
+    pub event: String,
+    pub data: String,
+}
+
+/// The answer to an accepted event.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Accepted {
+    pub id: String,
+    pub event: String,
+    pub customer_id: String,
+    pub created_at: i64,
+    pub deliveries: usize,
+}
+
+const CATALOG_JSON: &str = include_str!("../../assets/event-types.json");
+
+#[derive(Deserialize)]
+struct CatalogFile {
+    event_types: Vec<CatalogEntry>,
+}
+
+#[derive(Deserialize)]
+struct CatalogEntry {
+    name: String,
+    description: String,
+    example: Box<serde_json::value::RawValue>,
+}
+
+/// The seven EnableNow event types, in catalog order.
+pub fn default_catalog() -> Vec<EventType> {
+    let file: CatalogFile =
+        serde_json::from_str(CATALOG_JSON).expect("assets/event-types.json is valid");
+    file.event_types
+        .into_iter()
+        .map(|e| EventType {
+            name: e.name,
+            description: e.description,
+            example: e.example.get().to_owned(),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_embedded_catalog_has_the_seven_enablenow_types() {
+        let c = super::default_catalog();
+        assert_eq!(c.len(), 7);
+        assert_eq!(c[0].name, "transactions.fetched");
+        assert!(c.iter().all(|e| e.example.starts_with('{')));
+    }
+}

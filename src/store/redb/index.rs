@@ -1,0 +1,156 @@
+//! What several jobs share: the tables a delivery lives in, making a new delivery, and
+//! reading (owner, id) indexes. Depends on nothing but the tables and records.
+
+use redb::{ReadableTable, Table, WriteTransaction};
+
+use super::records::{Delivery, Endpoint, Event, decode, encode};
+use super::tables::*;
+use crate::domain::{DeliveryStatus, IdGen, IdKind};
+use crate::store::{Ready, Result};
+
+/// Every table a delivery lives in, opened once per transaction.
+pub(super) struct DeliveryTables<'t> {
+    pub records: Table<'t, &'static str, &'static [u8]>,
+    pub by_customer: Table<'t, (&'static str, &'static str), ()>,
+    pub by_endpoint: Table<'t, (&'static str, &'static str), ()>,
+    pub by_event: Table<'t, (&'static str, &'static str), ()>,
+    pub pending: Table<'t, (&'static str, &'static str), ()>,
+    pub sending: Table<'t, &'static str, &'static str>,
+}
+
+impl<'t> DeliveryTables<'t> {
+    pub fn open(tx: &'t WriteTransaction) -> Result<Self> {
+        Ok(Self {
+            records: tx.open_table(DELIVERIES)?,
+            by_customer: tx.open_table(CUSTOMER_DELIVERIES)?,
+            by_endpoint: tx.open_table(ENDPOINT_DELIVERIES)?,
+            by_event: tx.open_table(EVENT_DELIVERIES)?,
+            pending: tx.open_table(PENDING)?,
+            sending: tx.open_table(SENDING)?,
+        })
+    }
+
+    pub fn get(&self, id: &str) -> Result<Option<Delivery>> {
+        self.records.get(id)?.map(|v| decode(v.value())).transpose()
+    }
+
+    pub fn put(&mut self, d: &Delivery) -> Result<()> {
+        self.records.insert(d.id.as_str(), encode(d).as_slice())?;
+        Ok(())
+    }
+
+    /// Adds a new pending delivery with its indexes.
+    pub fn insert_pending(&mut self, d: &Delivery) -> Result<()> {
+        self.put(d)?;
+        let id = d.id.as_str();
+        self.by_customer.insert((d.customer_id.as_str(), id), ())?;
+        self.by_endpoint.insert((d.endpoint_id.as_str(), id), ())?;
+        self.by_event.insert((d.event_id.as_str(), id), ())?;
+        self.pending.insert((d.endpoint_id.as_str(), id), ())?;
+        Ok(())
+    }
+
+    pub fn remove(&mut self, d: &Delivery) -> Result<()> {
+        let id = d.id.as_str();
+        self.records.remove(id)?;
+        self.by_customer.remove((d.customer_id.as_str(), id))?;
+        self.by_endpoint.remove((d.endpoint_id.as_str(), id))?;
+        self.by_event.remove((d.event_id.as_str(), id))?;
+        self.pending.remove((d.endpoint_id.as_str(), id))?;
+        self.sending.remove(id)?;
+        Ok(())
+    }
+}
+
+/// A new pending delivery of `event` to `endpoint`.
+pub(super) fn new_delivery(
+    ids: &IdGen,
+    event: &Event,
+    endpoint: &Endpoint,
+    resend_of: Option<String>,
+    now: i64,
+) -> Delivery {
+    Delivery {
+        id: ids.next(IdKind::Delivery),
+        event_id: event.id.clone(),
+        endpoint_id: endpoint.id.clone(),
+        customer_id: event.customer_id.clone(),
+        event: event.event.clone(),
+        url: endpoint.url.clone(),
+        status: DeliveryStatus::Pending,
+        response_status: None,
+        response_body: None,
+        error: None,
+        error_detail: None,
+        duration_ms: None,
+        created_at: now,
+        started_at: None,
+        finished_at: None,
+        resend_of,
+        test: event.test,
+    }
+}
+
+pub(super) fn ready(d: &Delivery, endpoint: &Endpoint) -> Ready {
+    Ready {
+        endpoint_id: d.endpoint_id.clone(),
+        delivery_id: d.id.clone(),
+        rate_limit_per_sec: endpoint.rate_limit_per_sec,
+    }
+}
+
+/// A delivery as it stands: a record still written `pending` whose id is in the `sending`
+/// table has been claimed (claims do not rewrite the record, to keep the writer's work small).
+pub(super) fn with_claim(
+    mut d: Delivery,
+    sending: &impl ReadableTable<&'static str, &'static str>,
+) -> Result<Delivery> {
+    if d.status == DeliveryStatus::Pending && sending.get(d.id.as_str())?.is_some() {
+        d.status = DeliveryStatus::Sending;
+    }
+    Ok(d)
+}
+
+/// Every second id of an (owner, id) index under `owner`, oldest first.
+pub(super) fn index_ids(
+    table: &impl ReadableTable<(&'static str, &'static str), ()>,
+    owner: &str,
+) -> Result<Vec<String>> {
+    let mut v = Vec::new();
+    for row in table.range((owner, "")..(owner, ID_MAX))? {
+        v.push(row?.0.value().1.to_owned());
+    }
+    Ok(v)
+}
+
+/// A page of ids, newest first, from the index range of `owner`.
+pub(super) fn page_ids(
+    table: &impl ReadableTable<(&'static str, &'static str), ()>,
+    owner: &str,
+    before: Option<&str>,
+    limit: usize,
+) -> Result<(Vec<String>, bool)> {
+    let upper = before.unwrap_or(ID_MAX);
+    let mut ids = Vec::with_capacity(limit);
+    let mut more = false;
+    for row in table.range((owner, "")..(owner, upper))?.rev() {
+        let (k, _) = row?;
+        if ids.len() == limit {
+            more = true;
+            break;
+        }
+        ids.push(k.value().1.to_owned());
+    }
+    Ok((ids, more))
+}
+
+pub(super) fn unhex32(s: &str) -> Option<[u8; 32]> {
+    if s.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(s.get(i * 2..i * 2 + 2)?, 16).ok()?;
+    }
+    Some(out)
+}

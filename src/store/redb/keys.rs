@@ -1,0 +1,195 @@
+//! The admin token and the customers' API keys: stored as hashes, and held in memory (the
+//! key cache) so that authenticating a request never blocks.
+
+use std::collections::HashMap;
+use std::sync::atomic::AtomicI64;
+use std::sync::{Arc, RwLock};
+
+use redb::ReadableTable;
+
+use super::RedbStore;
+use super::index::unhex32;
+use super::records::{ApiKeyRecord, decode, encode};
+use super::tables::*;
+use crate::domain::secret::{hash_token, hex};
+use crate::domain::time::now_ms;
+use crate::domain::{ApiKey, IdKind};
+use crate::store::{Keys, KeyOwner, Result, StoreError};
+
+/// Every key's owner by hash, and the admin token's hash.
+#[derive(Default)]
+pub(super) struct KeyCache {
+    keys: RwLock<HashMap<[u8; 32], KeyOwner>>,
+    admin_hash: RwLock<Option<[u8; 32]>>,
+}
+
+impl KeyCache {
+    /// Fills the cache from the file.
+    pub fn load(&self, store: &RedbStore) -> Result<()> {
+        let (keys, admin) = store.read(|tx| {
+            let mut keys = HashMap::new();
+            for row in tx.open_table(API_KEYS)?.iter()? {
+                let (_, v) = row?;
+                let rec: ApiKeyRecord = decode(v.value())?;
+                if let Some(hash) = unhex32(&rec.hash) {
+                    keys.insert(hash, owner(&rec));
+                }
+            }
+            let admin = tx
+                .open_table(META)?
+                .get("admin_token_sha256")?
+                .and_then(|v| v.value().try_into().ok());
+            Ok((keys, admin))
+        })?;
+        *self.keys.write().unwrap_or_else(|e| e.into_inner()) = keys;
+        *self.admin_hash.write().unwrap_or_else(|e| e.into_inner()) = admin;
+        Ok(())
+    }
+
+    pub fn remember(&self, hash: [u8; 32], record: &ApiKeyRecord) {
+        self.keys
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(hash, owner(record));
+    }
+
+    pub fn forget(&self, pred: impl Fn(&KeyOwner) -> bool) {
+        self.keys
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|_, owner| !pred(owner));
+    }
+}
+
+fn owner(rec: &ApiKeyRecord) -> KeyOwner {
+    KeyOwner {
+        key_id: rec.id.clone(),
+        customer_id: rec.customer_id.clone(),
+        touched: Arc::new(AtomicI64::new(rec.last_used_at.unwrap_or(0))),
+    }
+}
+
+impl RedbStore {
+    /// A new key's record (its plaintext is never stored).
+    pub(super) fn key_record(&self, customer_id: &str, key: &ApiKey) -> ApiKeyRecord {
+        ApiKeyRecord {
+            id: self.ids.next(IdKind::ApiKey),
+            customer_id: customer_id.to_owned(),
+            prefix: key.display_prefix(),
+            hash: hex(&key.hash()),
+            created_at: now_ms(),
+            last_used_at: None,
+        }
+    }
+}
+
+impl Keys for RedbStore {
+    fn admin_hash(&self) -> Option<[u8; 32]> {
+        *self.keys.admin_hash.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn set_admin_token(&self, token: &str) -> Result<()> {
+        let hash = hash_token(token);
+        self.write(move |ctx| {
+            ctx.tx
+                .open_table(META)?
+                .insert("admin_token_sha256", hash.as_slice())?;
+            Ok(())
+        })?;
+        *self
+            .keys
+            .admin_hash
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = Some(hash);
+        Ok(())
+    }
+
+    fn key_owner(&self, hash: &[u8; 32]) -> Option<KeyOwner> {
+        self.keys
+            .keys
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(hash)
+            .cloned()
+    }
+
+    fn key_still_owned(&self, key_id: &str, customer_id: &str) -> bool {
+        self.keys
+            .keys
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .any(|o| o.key_id == key_id && o.customer_id == customer_id)
+    }
+
+    fn touch_api_key(&self, key_id: &str, at: i64) {
+        let kid = key_id.to_owned();
+        self.write_detached(move |ctx| {
+            let mut keys = ctx.tx.open_table(API_KEYS)?;
+            let rec = keys
+                .get(kid.as_str())?
+                .map(|v| decode::<ApiKeyRecord>(v.value()))
+                .transpose()?;
+            if let Some(mut rec) = rec {
+                rec.last_used_at = Some(at);
+                keys.insert(kid.as_str(), encode(&rec).as_slice())?;
+            }
+            Ok(())
+        });
+    }
+
+    fn create_api_key(&self, customer_id: &str) -> Result<(ApiKeyRecord, String)> {
+        let key = ApiKey::generate(ApiKey::CUSTOMER_PREFIX);
+        let record = self.key_record(customer_id, &key);
+        let r = record.clone();
+        self.write(move |ctx| {
+            if ctx
+                .tx
+                .open_table(CUSTOMERS)?
+                .get(r.customer_id.as_str())?
+                .is_none()
+            {
+                return Err(StoreError::NotFound);
+            }
+            ctx.tx
+                .open_table(API_KEYS)?
+                .insert(r.id.as_str(), encode(&r).as_slice())?;
+            Ok(())
+        })?;
+        self.keys.remember(key.hash(), &record);
+        Ok((record, key.as_str().to_owned()))
+    }
+
+    /// The customer's keys, newest first.
+    fn list_api_keys(&self, customer_id: &str) -> Result<Vec<ApiKeyRecord>> {
+        self.read(|tx| {
+            let mut v = Vec::new();
+            for row in tx.open_table(API_KEYS)?.iter()?.rev() {
+                let (_, val) = row?;
+                let k: ApiKeyRecord = decode(val.value())?;
+                if k.customer_id == customer_id {
+                    v.push(k);
+                }
+            }
+            Ok(v)
+        })
+    }
+
+    fn delete_api_key(&self, customer_id: &str, key_id: &str) -> Result<()> {
+        let (cid, kid) = (customer_id.to_owned(), key_id.to_owned());
+        self.write(move |ctx| {
+            let mut keys = ctx.tx.open_table(API_KEYS)?;
+            let owned = match keys.get(kid.as_str())? {
+                Some(v) => decode::<ApiKeyRecord>(v.value())?.customer_id == cid,
+                None => false,
+            };
+            if !owned {
+                return Err(StoreError::NotFound);
+            }
+            keys.remove(kid.as_str())?;
+            Ok(())
+        })?;
+        self.keys.forget(|owner| owner.key_id == key_id);
+        Ok(())
+    }
+}

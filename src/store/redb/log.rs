@@ -1,0 +1,125 @@
+//! The delivery log: the customer's deliveries, one delivery, and resending one.
+
+
+use super::RedbStore;
+use super::index::{DeliveryTables, new_delivery, ready, with_claim};
+use super::records::{Delivery, decode};
+use super::tables::*;
+use crate::domain::time::now_ms;
+use crate::domain::DeliveryFilter;
+use crate::store::{DeliveryLog, Page, PageQuery, Result, StoreError};
+
+impl DeliveryLog for RedbStore {
+    /// The customer's deliveries, newest first. A filter on another customer's endpoint or
+    /// event finds nothing. At most `MAX_SCAN` rows are read per page: a sparse filter may
+    /// give a short page whose `next` carries on.
+    fn list_deliveries(
+        &self,
+        customer_id: &str,
+        filter: &DeliveryFilter,
+        page: PageQuery,
+    ) -> Result<Page<Delivery>> {
+        const MAX_SCAN: usize = 10_000;
+        self.read(|tx| {
+            let owns = |table: redb::TableDefinition<&str, &[u8]>, id: &str| -> Result<bool> {
+                /// Endpoints and events both carry the customer they belong to.
+                #[derive(serde::Deserialize)]
+                struct Owned {
+                    customer_id: String,
+                }
+                let Some(v) = tx.open_table(table)?.get(id)? else {
+                    return Ok(false);
+                };
+                Ok(decode::<Owned>(v.value())?.customer_id == customer_id)
+            };
+            let empty = Page {
+                data: Vec::new(),
+                next: None,
+            };
+            let (table, owner) = if let Some(ep) = &filter.endpoint_id {
+                if !owns(ENDPOINTS, ep)? {
+                    return Ok(empty);
+                }
+                (tx.open_table(ENDPOINT_DELIVERIES)?, ep.as_str())
+            } else if let Some(evt) = &filter.event_id {
+                if !owns(EVENTS, evt)? {
+                    return Ok(empty);
+                }
+                (tx.open_table(EVENT_DELIVERIES)?, evt.as_str())
+            } else {
+                (tx.open_table(CUSTOMER_DELIVERIES)?, customer_id)
+            };
+            let records = tx.open_table(DELIVERIES)?;
+            let sending = tx.open_table(SENDING)?;
+            let upper = page.before.unwrap_or(ID_MAX);
+            let mut data = Vec::new();
+            let mut next = None;
+            let mut last_scanned = None;
+            for (scanned, row) in table.range((owner, "")..(owner, upper))?.rev().enumerate() {
+                let (k, _) = row?;
+                let id = k.value().1;
+                if scanned == MAX_SCAN {
+                    next = last_scanned;
+                    break;
+                }
+                last_scanned = Some(id.to_owned());
+                let Some(v) = records.get(id)? else { continue };
+                let d = with_claim(decode(v.value())?, &sending)?;
+                let keep = d.customer_id == customer_id
+                    && filter.event_id.as_ref().is_none_or(|e| *e == d.event_id)
+                    && filter.status.is_none_or(|s| s == d.status);
+                if !keep {
+                    continue;
+                }
+                if data.len() == page.limit {
+                    next = data.last().map(|d: &Delivery| d.id.clone());
+                    break;
+                }
+                data.push(d);
+            }
+            Ok(Page { data, next })
+        })
+    }
+
+    /// One delivery of the customer's; another customer's is `None`.
+    fn get_delivery(&self, customer_id: &str, id: &str) -> Result<Option<Delivery>> {
+        self.read(|tx| {
+            let d: Option<Delivery> = tx
+                .open_table(DELIVERIES)?
+                .get(id)?
+                .map(|v| decode(v.value()))
+                .transpose()?;
+            let sending = tx.open_table(SENDING)?;
+            d.filter(|d| d.customer_id == customer_id)
+                .map(|d| with_claim(d, &sending))
+                .transpose()
+        })
+    }
+
+    /// A new delivery of the same event to the endpoint's current URL and secret.
+    fn resend_delivery(&self, customer_id: &str, id: &str) -> Result<Delivery> {
+        let (cid, id) = (customer_id.to_owned(), id.to_owned());
+        let idgen = self.ids.clone();
+        self.write(move |ctx| {
+            let mut dt = DeliveryTables::open(ctx.tx)?;
+            let original = dt
+                .get(&id)?
+                .filter(|d| d.customer_id == cid)
+                .ok_or(StoreError::NotFound)?;
+            let endpoint = super::endpoints::get_in(ctx.tx, &original.endpoint_id)?
+                .ok_or(StoreError::NotFound)?;
+            let event =
+                super::events::get_in(ctx.tx, &original.event_id)?.ok_or(StoreError::NotFound)?;
+            let d = new_delivery(
+                &idgen,
+                &event,
+                &endpoint,
+                Some(original.id.clone()),
+                now_ms(),
+            );
+            dt.insert_pending(&d)?;
+            ctx.ready.push(ready(&d, &endpoint));
+            Ok(d)
+        })
+    }
+}

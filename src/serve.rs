@@ -179,7 +179,10 @@ impl Server {
 /// On a file that has no admin token yet (a first start, or one that died half-way), makes
 /// the admin token and the customer `default` with a key: the secrets printed once.
 /// Otherwise only replaces the admin token when one is given.
-fn bootstrap(store: &dyn Store, given_token: Option<&str>) -> Result<Option<FirstStart>, StoreError> {
+fn bootstrap(
+    store: &dyn Store,
+    given_token: Option<&str>,
+) -> Result<Option<FirstStart>, StoreError> {
     if store.admin_hash().is_some() {
         if let Some(token) = given_token {
             store.set_admin_token(token)?;

@@ -14,9 +14,9 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender as ChannelSender, bounded, unbounded};
 
-use crate::store::SharedStore;
 use crate::metrics::Metrics;
 use crate::store::Ready;
+use crate::store::SharedStore;
 use dispatcher::Lanes;
 pub use sender::{SendResult, Sender, SenderConfig};
 pub use worker::deliver_one;
@@ -53,7 +53,12 @@ pub struct Delivery {
 impl Delivery {
     /// Starts `workers` threads and the dispatcher, queues what the store has pending, and
     /// hooks itself to the store's commits.
-    pub fn start(store: SharedStore, sender: Sender, workers: usize, metrics: Arc<Metrics>) -> Self {
+    pub fn start(
+        store: SharedStore,
+        sender: Sender,
+        workers: usize,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         let workers = workers.max(1);
         let (control, control_rx) = unbounded();
         let (jobs, jobs_rx) = bounded::<Job>(workers);
@@ -183,12 +188,15 @@ fn dispatch(
                 claims_out += 1;
                 let answers = answers.clone();
                 let echo = asked.clone();
-                store.claim_then(asked, Box::new(move |result| {
-                    let _ = answers.send(Control::Claimed {
-                        asked: echo,
-                        result: result.map_err(|e| e.to_string()),
-                    });
-                }));
+                store.claim_then(
+                    asked,
+                    Box::new(move |result| {
+                        let _ = answers.send(Control::Claimed {
+                            asked: echo,
+                            result: result.map_err(|e| e.to_string()),
+                        });
+                    }),
+                );
             }
             let capacity = jobs.capacity().unwrap_or(1);
             let free = capacity.saturating_sub(jobs.len());

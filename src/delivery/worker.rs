@@ -5,13 +5,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use crossbeam_channel::{Receiver, Sender as ChannelSender};
 
-use crate::domain::signing::signature_header;
 use super::{Control, Job, Sender};
 use crate::domain::DeliveryError;
-use crate::domain::time::now_ms;
-use crate::metrics::Metrics;
 use crate::domain::Outcome;
 use crate::domain::SendJob;
+use crate::domain::signing::signature_header;
+use crate::domain::time::now_ms;
+use crate::metrics::Metrics;
 use crate::store::SharedStore;
 
 pub(super) struct WorkerCtx {

@@ -13,8 +13,8 @@ pub mod throttle;
 
 use std::sync::Arc;
 
-use crate::store::SharedStore;
 use crate::metrics::Metrics;
+use crate::store::SharedStore;
 
 /// What every handler can reach.
 #[derive(Clone)]

@@ -230,13 +230,21 @@ pub trait Endpoints {
     fn list_endpoints(&self, customer_id: &str, page: PageQuery) -> Result<Page<Endpoint>>;
     fn get_endpoint(&self, customer_id: &str, id: &str) -> Result<Option<Endpoint>>;
     /// Disabling fails the endpoint's pending (non-test) deliveries with `endpoint_disabled`.
-    fn update_endpoint(&self, customer_id: &str, id: &str, patch: EndpointPatch)
-    -> Result<Endpoint>;
+    fn update_endpoint(
+        &self,
+        customer_id: &str,
+        id: &str,
+        patch: EndpointPatch,
+    ) -> Result<Endpoint>;
     /// Deletes it with its deliveries; pending ones are never sent.
     fn delete_endpoint(&self, customer_id: &str, id: &str) -> Result<()>;
     /// A new secret; the old one keeps signing for `keep_old_for_secs`.
-    fn rotate_secret(&self, customer_id: &str, id: &str, keep_old_for_secs: u64)
-    -> Result<Endpoint>;
+    fn rotate_secret(
+        &self,
+        customer_id: &str,
+        id: &str,
+        keep_old_for_secs: u64,
+    ) -> Result<Endpoint>;
     /// A test event of `event_type` (default: the first subscribed) to this endpoint only;
     /// returns (event id, delivery id).
     fn send_test(
@@ -318,8 +326,12 @@ pub trait Retention {
     /// with their deliveries, reading at most `max`; an event with a delivery pending or in
     /// flight is kept. Returns the last event read (to continue after) and how many went;
     /// `None` when the old events are all read.
-    fn prune_before(&self, cutoff_ms: i64, after: &str, max: usize)
-    -> Result<(Option<String>, usize)>;
+    fn prune_before(
+        &self,
+        cutoff_ms: i64,
+        after: &str,
+        max: usize,
+    ) -> Result<(Option<String>, usize)>;
     /// Forgets Idempotency-Keys older than a day, and expired portal sessions; at most
     /// `max` per call.
     fn prune_idempotency(&self, max: usize) -> Result<usize>;

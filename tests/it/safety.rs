@@ -167,3 +167,147 @@ fn idempotency_keys_are_forgotten_after_a_day() {
     assert_eq!(status, 202);
     assert_ne!(again["id"], first["id"]);
 }
+
+#[test]
+fn a_schema_1_file_is_migrated_and_its_idempotency_keys_still_replay() {
+    use redb::{ReadableDatabase, ReadableTable};
+    use webhooks::store::redb::tables::{IDEMPOTENCY, META, SESSIONS};
+    let mut s = TestServer::start();
+    let customer = s.default_customer();
+    let body = format!(
+        r#"{{"customer_id":"{customer}","event":"transactions.fetched","data":{{"a":1}}}}"#
+    );
+    let send = |api: &crate::support::Api, admin: &str, body: &str| {
+        api.send(
+            "POST",
+            "/api/v1/events",
+            admin,
+            Some(body),
+            &[("idempotency-key", "k-1")],
+        )
+    };
+    let (status, first) = send(&s.api, &s.admin, &body);
+    assert_eq!(status, 202);
+    let data = std::path::PathBuf::from(s.server().store.location());
+    let (key, admin) = (s.key.clone(), s.admin.clone());
+    s.stop();
+
+    // Turn the file back into what schema 1 wrote: the answer as rendered JSON text, no
+    // sessions table.
+    {
+        let db = redb::Database::create(&data).unwrap();
+        let rows: Vec<((String, String), serde_json::Value)> = {
+            let tx = db.begin_read().unwrap();
+            let t = tx.open_table(IDEMPOTENCY).unwrap();
+            t.iter()
+                .unwrap()
+                .map(|r| {
+                    let (k, v) = r.unwrap();
+                    let (c, key) = k.value();
+                    (
+                        (c.to_owned(), key.to_owned()),
+                        serde_json::from_slice(v.value()).unwrap(),
+                    )
+                })
+                .collect()
+        };
+        assert_eq!(rows.len(), 1);
+        let tx = db.begin_write().unwrap();
+        {
+            let mut t = tx.open_table(IDEMPOTENCY).unwrap();
+            for ((c, k), rec) in &rows {
+                let a = &rec["accepted"][0];
+                let answer = serde_json::json!({
+                    "id": a["id"], "event": a["event"], "customer_id": a["customer_id"],
+                    "created_at": first["created_at"], "deliveries": a["deliveries"],
+                });
+                let old = serde_json::json!({
+                    "request_hash": rec["request_hash"],
+                    "response": answer.to_string(),
+                    "created_at": rec["created_at"],
+                });
+                t.insert((c.as_str(), k.as_str()), old.to_string().as_bytes())
+                    .unwrap();
+            }
+            tx.open_table(META)
+                .unwrap()
+                .insert("schema_version", 1u64.to_le_bytes().as_slice())
+                .unwrap();
+        }
+        tx.delete_table(SESSIONS).unwrap();
+        tx.commit().unwrap();
+    }
+
+    let again = webhooks::serve::Server::start(&crate::support::serve_args(data)).unwrap();
+    let api = crate::support::Api::new(&format!("http://{}", again.addr));
+    let (status, replay) = send(&api, &admin, &body);
+    assert_eq!(status, 202, "{replay}");
+    assert_eq!(replay, first, "the same answer as the first time");
+    let (status, _) = send(&api, &admin, &body.replace(r#""a":1"#, r#""a":2"#));
+    assert_eq!(status, 409);
+    assert_eq!(api.get("/api/v1/endpoints", &key).0, 200);
+    again.shutdown();
+}
+
+#[test]
+fn a_portal_session_survives_a_restart() {
+    let mut s = TestServer::start();
+    let agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .build()
+        .new_agent();
+    // The sign-in form's token comes with its cookie.
+    let mut page = agent.get(format!("{}/", s.api.base)).call().unwrap();
+    let login_cookie = page
+        .headers()
+        .get("set-cookie")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let html = page.body_mut().read_to_string().unwrap();
+    let csrf = html
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_owned();
+    let resp = agent
+        .post(format!("{}/login", s.api.base))
+        .header("cookie", login_cookie.split(';').next().unwrap())
+        .content_type("application/x-www-form-urlencoded")
+        .send(format!("api_key={}&csrf={csrf}", s.key))
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 303);
+    let session = resp
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_owned())
+        .find(|c| !c.ends_with('=') && !c.starts_with("wh_login"))
+        .unwrap();
+    let data = std::path::PathBuf::from(s.server().store.location());
+    s.stop();
+    let again = webhooks::serve::Server::start(&crate::support::serve_args(data.clone())).unwrap();
+    let resp = agent
+        .get(format!("http://{}/webhooks", again.addr))
+        .header("cookie", &session)
+        .call()
+        .unwrap();
+    assert_eq!(
+        resp.status().as_u16(),
+        200,
+        "still signed in after a restart"
+    );
+    again.shutdown();
+    // The file holds only a hash of the token.
+    let raw = std::fs::read(&data).unwrap();
+    let token = session.split_once('=').unwrap().1;
+    assert!(
+        !raw.windows(token.len()).any(|w| w == token.as_bytes()),
+        "the session token itself is not stored"
+    );
+}

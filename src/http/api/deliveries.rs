@@ -6,11 +6,11 @@ use utoipa::IntoParams;
 
 use super::views::{DeliveryView, List};
 use super::{State, blocking, check_id};
+use crate::domain::DeliveryFilter;
 use crate::domain::{DeliveryStatus, IdKind};
 use crate::error::{ApiError, ErrorBody};
 use crate::http::auth::Customer;
 use crate::http::body::page_query;
-use crate::domain::DeliveryFilter;
 
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]

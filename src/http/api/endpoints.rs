@@ -8,11 +8,11 @@ use super::views::{EndpointView, List, Recovered, SecretView, TestSent};
 use super::{ListParams, State, blocking, check_id};
 use crate::domain::input::{TargetUrl, validate_headers, validate_text};
 use crate::domain::time::parse_rfc3339;
+use crate::domain::{EndpointPatch, NewEndpoint};
 use crate::domain::{Headers, IdKind};
 use crate::error::{ApiError, ErrorBody};
 use crate::http::auth::Customer;
 use crate::http::body::{Json, OptionalJson, double_option, page_query};
-use crate::domain::{EndpointPatch, NewEndpoint};
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

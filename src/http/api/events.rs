@@ -11,11 +11,11 @@ use super::{ListParams, State, blocking, check_id};
 use crate::domain::IdKind;
 use crate::domain::input::validate_data;
 use crate::domain::secret::hex;
+use crate::domain::{Accepted, NewEvent};
 use crate::error::{ApiError, ErrorBody};
 use crate::http::auth::{Admin, Customer};
 use crate::http::body::{Json, page_query};
 use crate::store::{IdempotencyKey, Ingested};
-use crate::domain::{Accepted, NewEvent};
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

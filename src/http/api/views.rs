@@ -4,10 +4,10 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 use utoipa::ToSchema;
 
-use crate::domain::time::rfc3339;
-use crate::domain::{DeliveryError, DeliveryStatus, Headers};
-use crate::domain::{ApiKeyRecord, Customer, Delivery, Endpoint, Event, EventType};
 use crate::domain::Accepted;
+use crate::domain::time::rfc3339;
+use crate::domain::{ApiKeyRecord, Customer, Delivery, Endpoint, Event, EventType};
+use crate::domain::{DeliveryError, DeliveryStatus, Headers};
 use crate::store::Page;
 
 fn raw(json: &str) -> Box<RawValue> {

@@ -10,11 +10,11 @@ use super::flash;
 use super::forms::Form;
 use super::views::{DeliveryRow, EventRow, TypeOption, pretty_json, short_time, still_running};
 use super::{ADMIN_COOKIE, AdminCtx, Layout, PortalError, blocking, html, see_other};
+use crate::domain::EventType;
 use crate::domain::IdKind;
+use crate::domain::NewEvent;
 use crate::domain::input::{validate_data, validate_event_type_name, validate_text};
 use crate::http::AppState;
-use crate::domain::EventType;
-use crate::domain::NewEvent;
 use crate::store::{PageQuery, StoreError};
 
 type State = web::Data<AppState>;

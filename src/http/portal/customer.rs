@@ -5,9 +5,9 @@ use actix_web::http::StatusCode;
 use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
 use askama::Template;
 
-use super::sessions::new_session;
 use super::flash;
 use super::forms::Form;
+use super::sessions::new_session;
 use super::views::{
     DeliveryRow, EndpointDetail, EndpointForm, EndpointRow, EventRow, TypeOption, short_time,
     still_running,
@@ -20,8 +20,8 @@ use crate::domain::input::{TargetUrl, validate_text};
 use crate::domain::secret::hash_token;
 use crate::domain::time::{now_ms, parse_rfc3339};
 use crate::domain::{ApiKey, IdKind};
-use crate::http::AppState;
 use crate::domain::{DeliveryFilter, EndpointPatch, NewEndpoint};
+use crate::http::AppState;
 use crate::store::{PageQuery, StoreError};
 use subtle::ConstantTimeEq;
 

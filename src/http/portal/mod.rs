@@ -8,7 +8,6 @@ mod forms;
 pub mod sessions;
 mod views;
 
-
 use actix_web::cookie::{Cookie, SameSite};
 use actix_web::dev::Payload;
 use actix_web::http::StatusCode;
@@ -16,10 +15,10 @@ use actix_web::{FromRequest, HttpRequest, HttpResponse, ResponseError, web};
 use askama::Template;
 
 use super::AppState;
-use crate::store::StoreError;
-pub use crate::domain::session::Who;
 use crate::domain::secret::hash_token;
 use crate::domain::session::Session;
+pub use crate::domain::session::Who;
+use crate::store::StoreError;
 use futures_util::future::LocalBoxFuture;
 pub use sessions::{Flash, Sessions};
 

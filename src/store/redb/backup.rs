@@ -31,3 +31,54 @@ pub(super) fn copy_all(db: &Database, dest: &Path) -> Result<()> {
     tx.commit()?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use redb::{ReadableDatabase, ReadableTableMetadata, TableHandle};
+
+    use super::super::RedbStore;
+    use super::super::tables::{self, *};
+    use crate::store::Engine;
+
+    /// Every table the file has is in the one list, and a backup has every one of them with
+    /// the same number of rows: a table added to the file and not to the list fails here.
+    #[test]
+    fn a_backup_holds_every_table_of_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RedbStore::open(&dir.path().join("w.redb"), 1 << 20).unwrap();
+        let dest = dir.path().join("copy.redb");
+        store.backup_to(&dest).unwrap();
+        let mut in_file: Vec<String> = {
+            let tx = store.db.begin_read().unwrap();
+            tx.list_tables()
+                .unwrap()
+                .map(|t| t.name().to_owned())
+                .collect()
+        };
+        in_file.sort();
+        let mut listed: Vec<String> = tables::names().into_iter().map(str::to_owned).collect();
+        listed.sort();
+        assert_eq!(in_file, listed, "the file's tables and the list");
+        store.close();
+
+        let copy = redb::Database::open(&dest).unwrap();
+        let (a, b) = (store.db.begin_read().unwrap(), copy.begin_read().unwrap());
+        macro_rules! same_len {
+            ($($t:ident),*) => {$(
+                assert_eq!(
+                    a.open_table($t).unwrap().len().unwrap(),
+                    b.open_table($t).unwrap().len().unwrap(),
+                    "{}", $t.name()
+                );
+            )*};
+        }
+        for_each_table!(same_len);
+        let mut in_copy: Vec<String> = b
+            .list_tables()
+            .unwrap()
+            .map(|t| t.name().to_owned())
+            .collect();
+        in_copy.sort();
+        assert_eq!(in_copy, listed);
+    }
+}

@@ -2,12 +2,12 @@
 
 use redb::{ReadTransaction, ReadableTable, WriteTransaction};
 
+use super::RedbStore;
 use super::records::{EventType, decode, encode};
 use super::tables::EVENT_TYPES;
-use super::RedbStore;
-use crate::store::{Catalog, Page, PageQuery, Result, StoreError};
 use crate::domain::ValidationError;
 use crate::domain::event::default_catalog;
+use crate::store::{Catalog, Page, PageQuery, Result, StoreError};
 
 pub(super) fn seed(tx: &WriteTransaction) -> Result<()> {
     let mut table = tx.open_table(EVENT_TYPES)?;
@@ -101,4 +101,3 @@ impl Catalog for RedbStore {
         })
     }
 }
-

@@ -65,12 +65,7 @@ fn fail_pending(tx: &WriteTransaction, endpoint_id: &str) -> Result<()> {
 impl Endpoints for RedbStore {
     /// Creates an endpoint unless the customer already has `max` (422 `limit_reached`); the
     /// count is taken under the writer, so concurrent creations cannot pass it.
-    fn create_endpoint(
-        &self,
-        customer_id: &str,
-        new: NewEndpoint,
-        max: u32,
-    ) -> Result<Endpoint> {
+    fn create_endpoint(&self, customer_id: &str, new: NewEndpoint, max: u32) -> Result<Endpoint> {
         let now = now_ms();
         let endpoint = Endpoint {
             id: self.ids.next(IdKind::Endpoint),

@@ -160,7 +160,11 @@ impl Events for RedbStore {
             )?;
             Ok(Ingested::New(accepted))
         });
-        Box::pin(async move { committed.await.unwrap_or_else(|_| Err(super::writer::stopped())) })
+        Box::pin(async move {
+            committed
+                .await
+                .unwrap_or_else(|_| Err(super::writer::stopped()))
+        })
     }
 
     /// The customer's events, newest first.

@@ -14,7 +14,7 @@ use super::tables::*;
 use crate::domain::secret::{hash_token, hex};
 use crate::domain::time::now_ms;
 use crate::domain::{ApiKey, IdKind};
-use crate::store::{Keys, KeyOwner, Result, StoreError};
+use crate::store::{KeyOwner, Keys, Result, StoreError};
 
 /// Every key's owner by hash, and the admin token's hash.
 #[derive(Default)]
@@ -85,7 +85,11 @@ impl RedbStore {
 
 impl Keys for RedbStore {
     fn admin_hash(&self) -> Option<[u8; 32]> {
-        *self.keys.admin_hash.read().unwrap_or_else(|e| e.into_inner())
+        *self
+            .keys
+            .admin_hash
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
     }
 
     fn set_admin_token(&self, token: &str) -> Result<()> {

@@ -1,12 +1,11 @@
 //! The delivery log: the customer's deliveries, one delivery, and resending one.
 
-
 use super::RedbStore;
 use super::index::{DeliveryTables, new_delivery, ready, with_claim};
 use super::records::{Delivery, decode};
 use super::tables::*;
-use crate::domain::time::now_ms;
 use crate::domain::DeliveryFilter;
+use crate::domain::time::now_ms;
 use crate::store::{DeliveryLog, Page, PageQuery, Result, StoreError};
 
 impl DeliveryLog for RedbStore {

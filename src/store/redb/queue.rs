@@ -15,11 +15,7 @@ impl Queue for RedbStore {
     /// Moves these pending deliveries to `sending` in one commit: from here on they count as
     /// possibly sent. `then` gets the ones that were still pending (others were deleted or
     /// disabled) once that is durable.
-    fn claim_then(
-        &self,
-        ids: Vec<(String, String)>,
-        then: ClaimReply,
-    ) {
+    fn claim_then(&self, ids: Vec<(String, String)>, then: ClaimReply) {
         self.writer.submit_then(
             move |ctx| {
                 let mut dt = DeliveryTables::open(ctx.tx)?;

@@ -26,4 +26,3 @@ pub struct IdempotencyRecord {
     pub accepted: Vec<crate::domain::Accepted>,
     pub created_at: i64,
 }
-

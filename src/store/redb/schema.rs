@@ -6,8 +6,8 @@ use redb::{Database, ReadableTable, WriteTransaction};
 use super::catalog;
 use super::records::{IdempotencyRecord, encode};
 use super::tables::*;
-use crate::domain::time::parse_rfc3339;
 use crate::domain::Accepted;
+use crate::domain::time::parse_rfc3339;
 use crate::store::{Result, StoreError};
 
 /// Bumped whenever a table's layout or a record's meaning changes; `migrate` carries older

@@ -45,9 +45,10 @@ impl Sessions for RedbStore {
 pub(super) fn end_customer_sessions(tx: &WriteTransaction, customer_id: &str) -> Result<()> {
     let mut table = tx.open_table(SESSIONS)?;
     table.retain(|_, v| {
-        decode::<Session>(v).map_or(true, |s| {
-            !matches!(&s.who, Who::Customer { customer_id: c, .. } if c == customer_id)
-        })
+        decode::<Session>(v).map_or(
+            true,
+            |s| !matches!(&s.who, Who::Customer { customer_id: c, .. } if c == customer_id),
+        )
     })?;
     Ok(())
 }

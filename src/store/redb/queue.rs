@@ -184,7 +184,7 @@ impl Queue for RedbStore {
             for row in dt.sending.iter()? {
                 ids.push(row?.0.value().to_owned());
             }
-            
+
             for id in &ids {
                 dt.sending.remove(id.as_str())?;
                 if let Some(mut d) = dt.get(id)? {

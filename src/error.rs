@@ -81,6 +81,12 @@ impl std::fmt::Display for ApiError {
     }
 }
 
+impl From<crate::domain::ids::NoSuchId> for ApiError {
+    fn from(_: crate::domain::ids::NoSuchId) -> Self {
+        Self::not_found()
+    }
+}
+
 impl From<ValidationError> for ApiError {
     fn from(e: ValidationError) -> Self {
         Self::invalid(e.code, e.message)

@@ -30,7 +30,21 @@ impl IdKind {
         s.strip_prefix(self.prefix())
             .is_some_and(|rest| rest.len() == 26 && Ulid::from_string(rest).is_ok())
     }
+
+    /// The id, if it has this kind's shape: an id of another shape cannot exist, so the
+    /// answer is "not found" without a look-up.
+    pub fn check(self, id: String) -> Result<String, NoSuchId> {
+        if self.matches(&id) {
+            Ok(id)
+        } else {
+            Err(NoSuchId)
+        }
+    }
 }
+
+/// An id that cannot name anything of its kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NoSuchId;
 
 /// One process-wide monotonic generator: ids sort in creation order, which the store's
 /// indexes and paging rely on.

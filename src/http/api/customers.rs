@@ -5,7 +5,7 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 
 use super::views::{ApiKeyCreated, ApiKeyView, CustomerCreated, CustomerView, List};
-use super::{ListParams, State, blocking, check_id};
+use super::{ListParams, State, blocking};
 use crate::domain::IdKind;
 use crate::domain::input::validate_text;
 use crate::domain::time::rfc3339;
@@ -66,7 +66,7 @@ pub async fn get_customer(
     st: State,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = check_id(IdKind::Customer, id.into_inner())?;
+    let id = IdKind::Customer.check(id.into_inner())?;
     let store = st.store.clone();
     let c = blocking(move || Ok(store.get_customer(&id)?))
         .await?
@@ -82,7 +82,7 @@ pub async fn delete_customer(
     st: State,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = check_id(IdKind::Customer, id.into_inner())?;
+    let id = IdKind::Customer.check(id.into_inner())?;
     let store = st.store.clone();
     blocking(move || Ok(store.delete_customer(&id)?)).await?;
     Ok(HttpResponse::NoContent().finish())
@@ -96,7 +96,7 @@ pub async fn create_api_key(
     st: State,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = check_id(IdKind::Customer, id.into_inner())?;
+    let id = IdKind::Customer.check(id.into_inner())?;
     let store = st.store.clone();
     let (rec, key) = blocking(move || Ok(store.create_api_key(&id)?)).await?;
     Ok(HttpResponse::Created().json(ApiKeyCreated {
@@ -115,7 +115,7 @@ pub async fn list_api_keys(
     id: web::Path<String>,
     q: web::Query<ListParams>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = check_id(IdKind::Customer, id.into_inner())?;
+    let id = IdKind::Customer.check(id.into_inner())?;
     let q = q.into_inner();
     let page = page_query(q.limit.as_deref(), q.before.as_deref())?;
     let (limit, before) = (page.limit, q.before.clone());
@@ -144,8 +144,8 @@ pub async fn delete_api_key(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (id, key_id) = path.into_inner();
-    let id = check_id(IdKind::Customer, id)?;
-    let key_id = check_id(IdKind::ApiKey, key_id)?;
+    let id = IdKind::Customer.check(id)?;
+    let key_id = IdKind::ApiKey.check(key_id)?;
     let store = st.store.clone();
     blocking(move || Ok(store.delete_api_key(&id, &key_id)?)).await?;
     Ok(HttpResponse::NoContent().finish())

@@ -5,7 +5,7 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 
 use super::views::{DeliveryView, List};
-use super::{State, blocking, check_id};
+use super::{State, blocking};
 use crate::domain::DeliveryFilter;
 use crate::domain::{DeliveryStatus, IdKind};
 use crate::error::{ApiError, ErrorBody};
@@ -67,7 +67,7 @@ pub async fn get_delivery(
     st: State,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = check_id(IdKind::Delivery, id.into_inner())?;
+    let id = IdKind::Delivery.check(id.into_inner())?;
     let store = st.store.clone();
     let d = blocking(move || Ok(store.get_delivery(&who.id, &id)?))
         .await?
@@ -83,7 +83,7 @@ pub async fn resend_delivery(
     st: State,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = check_id(IdKind::Delivery, id.into_inner())?;
+    let id = IdKind::Delivery.check(id.into_inner())?;
     st.limits.charge_send(&who.id)?;
     let store = st.store.clone();
     let d = blocking(move || Ok(store.resend_delivery(&who.id, &id)?)).await?;

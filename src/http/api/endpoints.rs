@@ -5,7 +5,7 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 
 use super::views::{EndpointView, List, Recovered, SecretView, TestSent};
-use super::{ListParams, State, blocking, check_id};
+use super::{ListParams, State, blocking};
 use crate::domain::input::{TargetUrl, validate_headers, validate_text};
 use crate::domain::time::parse_rfc3339;
 use crate::domain::{EndpointPatch, NewEndpoint};
@@ -143,7 +143,7 @@ pub async fn get_endpoint(
     st: State,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = check_id(IdKind::Endpoint, id.into_inner())?;
+    let id = IdKind::Endpoint.check(id.into_inner())?;
     let store = st.store.clone();
     let e = blocking(move || Ok(store.get_endpoint(&who.id, &id)?))
         .await?
@@ -160,7 +160,7 @@ pub async fn update_endpoint(
     id: web::Path<String>,
     body: Json<UpdateEndpoint>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = check_id(IdKind::Endpoint, id.into_inner())?;
+    let id = IdKind::Endpoint.check(id.into_inner())?;
     let b = body.value;
     let url = b.url.as_deref().map(TargetUrl::parse).transpose()?;
     if let Some(d) = &b.description {
@@ -191,7 +191,7 @@ pub async fn delete_endpoint(
     st: State,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = check_id(IdKind::Endpoint, id.into_inner())?;
+    let id = IdKind::Endpoint.check(id.into_inner())?;
     let store = st.store.clone();
     blocking(move || Ok(store.delete_endpoint(&who.id, &id)?)).await?;
     Ok(HttpResponse::NoContent().finish())
@@ -206,7 +206,7 @@ pub async fn rotate_secret(
     id: web::Path<String>,
     body: OptionalJson<RotateSecret>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = check_id(IdKind::Endpoint, id.into_inner())?;
+    let id = IdKind::Endpoint.check(id.into_inner())?;
     let keep = body.0.keep_old_for_secs.unwrap_or(0);
     if keep > 604_800 {
         return Err(ApiError::invalid(
@@ -228,7 +228,7 @@ pub async fn send_test(
     id: web::Path<String>,
     body: OptionalJson<SendTest>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = check_id(IdKind::Endpoint, id.into_inner())?;
+    let id = IdKind::Endpoint.check(id.into_inner())?;
     st.limits.charge_send(&who.id)?;
     let store = st.store.clone();
     let event = body.0.event;
@@ -249,7 +249,7 @@ pub async fn recover(
     id: web::Path<String>,
     body: Json<Recover>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = check_id(IdKind::Endpoint, id.into_inner())?;
+    let id = IdKind::Endpoint.check(id.into_inner())?;
     let time = |field: &str, s: &str| {
         parse_rfc3339(s).ok_or_else(|| {
             ApiError::invalid("invalid_time", format!("{field} must be an RFC 3339 time"))

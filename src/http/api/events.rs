@@ -7,7 +7,7 @@ use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 
 use super::views::{AcceptedList, AcceptedView, DeliveryView, EventDetail, EventView, List};
-use super::{ListParams, State, blocking, check_id};
+use super::{ListParams, State, blocking};
 use crate::domain::IdKind;
 use crate::domain::input::validate_data;
 use crate::domain::secret::hex;
@@ -154,7 +154,7 @@ pub async fn get_event(
     st: State,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = check_id(IdKind::Event, id.into_inner())?;
+    let id = IdKind::Event.check(id.into_inner())?;
     let store = st.store.clone();
     let (event, deliveries) = blocking(move || Ok(store.get_event(&who.id, &id)?))
         .await?

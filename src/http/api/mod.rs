@@ -16,7 +16,6 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 
 use super::AppState;
-use crate::domain::IdKind;
 use crate::error::ApiError;
 use views::Health;
 
@@ -27,15 +26,6 @@ pub async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
     web::block(f).await?
-}
-
-/// An id of the wrong shape cannot exist: 404 without a look-up.
-pub fn check_id(kind: IdKind, id: String) -> Result<String, ApiError> {
-    if kind.matches(&id) {
-        Ok(id)
-    } else {
-        Err(ApiError::not_found())
-    }
 }
 
 #[derive(Deserialize, IntoParams)]

@@ -5,10 +5,12 @@ use actix_web::http::StatusCode;
 use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
 use askama::Template;
 
-use super::customer::{ConfirmPage, EventPage, login_page, sign_in, sign_out};
+use super::ConfirmPage;
+use super::events::{EventView, event_page};
 use super::flash;
 use super::forms::Form;
-use super::views::{DeliveryRow, EventRow, TypeOption, pretty_json, short_time, still_running};
+use super::sign_in::{login_page, sign_in, sign_out};
+use super::views::{TypeOption, pretty_json, short_time};
 use super::{ADMIN_COOKIE, AdminCtx, Layout, PortalError, blocking, html, see_other};
 use crate::domain::EventType;
 use crate::domain::IdKind;
@@ -230,10 +232,7 @@ pub async fn event(
     st: State,
     path: web::Path<String>,
 ) -> Result<HttpResponse, PortalError> {
-    let id = path.into_inner();
-    if !IdKind::Event.matches(&id) {
-        return Err(PortalError::NotFound);
-    }
+    let id = IdKind::Event.check(path.into_inner())?;
     let store = st.store.clone();
     let (name, (event, ds)) = blocking(move || {
         let cid = store.event_customer(&id)?.ok_or(PortalError::NotFound)?;
@@ -247,18 +246,17 @@ pub async fn event(
         ))
     })
     .await?;
-    super::ok_page(&EventPage {
-        layout: layout(&st, &ctx, &event.event),
-        event: EventRow::new(&event, &ds),
-        customer: Some(name),
-        refresh: still_running(&ds),
-        deliveries: ds.iter().map(DeliveryRow::from).collect(),
-        can_resend: false,
-        show_url: true,
-        back: String::new(),
-        back_link: "/admin",
-        empty_hint: "No endpoint of this customer subscribes to this event type.",
-    })
+    event_page(
+        EventView {
+            layout: layout(&st, &ctx, &event.event),
+            customer: Some(name),
+            resend_back: None,
+            back_link: "/admin",
+            empty_hint: "No endpoint of this customer subscribes to this event type.",
+        },
+        &event,
+        &ds,
+    )
 }
 
 pub async fn create_customer(
@@ -299,21 +297,13 @@ pub async fn create_customer(
     }
 }
 
-fn customer_id(raw: String) -> Result<String, PortalError> {
-    if IdKind::Customer.matches(&raw) {
-        Ok(raw)
-    } else {
-        Err(PortalError::NotFound)
-    }
-}
-
 pub async fn new_key(
     ctx: AdminCtx,
     st: State,
     path: web::Path<String>,
     body: web::Bytes,
 ) -> Result<HttpResponse, PortalError> {
-    let id = customer_id(path.into_inner())?;
+    let id = IdKind::Customer.check(path.into_inner())?;
     Form::parse(&body).check_csrf(&ctx.csrf)?;
     let store = st.store.clone();
     let (name, key) = blocking(move || {
@@ -336,7 +326,7 @@ pub async fn confirm_delete(
     st: State,
     path: web::Path<String>,
 ) -> Result<HttpResponse, PortalError> {
-    let id = customer_id(path.into_inner())?;
+    let id = IdKind::Customer.check(path.into_inner())?;
     let store = st.store.clone();
     let cid = id.clone();
     let c = blocking(move || store.get_customer(&cid)?.ok_or(PortalError::NotFound)).await?;
@@ -356,7 +346,7 @@ pub async fn delete_customer(
     path: web::Path<String>,
     body: web::Bytes,
 ) -> Result<HttpResponse, PortalError> {
-    let id = customer_id(path.into_inner())?;
+    let id = IdKind::Customer.check(path.into_inner())?;
     Form::parse(&body).check_csrf(&ctx.csrf)?;
     let store = st.store.clone();
     blocking(move || Ok(store.delete_customer(&id)?)).await?;

@@ -3,10 +3,12 @@
 //! Every page works without JavaScript.
 
 mod admin;
-mod customer;
+mod events;
 mod forms;
 pub mod sessions;
+mod sign_in;
 mod views;
+mod webhooks;
 
 use actix_web::cookie::{Cookie, SameSite};
 use actix_web::dev::Payload;
@@ -135,6 +137,12 @@ impl From<StoreError> for PortalError {
             StoreError::Unavailable(m) => PortalError::Unavailable(m),
             StoreError::Storage(m) => PortalError::Internal(m),
         }
+    }
+}
+
+impl From<crate::domain::ids::NoSuchId> for PortalError {
+    fn from(_: crate::domain::ids::NoSuchId) -> Self {
+        PortalError::NotFound
     }
 }
 
@@ -332,6 +340,40 @@ pub fn flash(st: &AppState, token: &str, message: impl Into<String>, secret: Opt
     );
 }
 
+/// The frame of a customer's page.
+pub fn customer_layout(
+    st: &AppState,
+    ctx: &CustomerCtx,
+    name: String,
+    title: &str,
+    tab: &'static str,
+) -> Layout {
+    Layout::signed_in(st, &ctx.token, &ctx.csrf, "customer", tab, title, name)
+}
+
+pub fn customer_name(store: &dyn crate::store::Store, id: &str) -> Result<String, PortalError> {
+    store
+        .get_customer(id)?
+        .map(|c| c.name)
+        .ok_or(PortalError::SignIn("/"))
+}
+
+/// The `before` of a paged page, if it looks like an id.
+pub fn before(req: &HttpRequest) -> Option<String> {
+    query_param(req, "before").filter(|b| !b.is_empty() && b.len() <= 64)
+}
+
+#[derive(Template)]
+#[template(path = "confirm.html")]
+pub struct ConfirmPage {
+    pub layout: Layout,
+    pub heading: String,
+    pub message: String,
+    pub action: String,
+    pub button: &'static str,
+    pub cancel: String,
+}
+
 /// The first value of a query parameter, read leniently: portal pages ignore what they do
 /// not understand instead of answering an error.
 pub fn query_param(req: &HttpRequest, name: &str) -> Option<String> {
@@ -352,28 +394,28 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     use web::{get, post, resource};
     cfg.app_data(web::PayloadConfig::new(1024 * 1024))
         .service(resource("/static/{file:.*}").route(get().to(views::asset)))
-        .service(resource("/").route(get().to(customer::home)))
-        .service(resource("/login").route(post().to(customer::login)))
-        .service(resource("/logout").route(post().to(customer::logout)))
+        .service(resource("/").route(get().to(sign_in::home)))
+        .service(resource("/login").route(post().to(sign_in::login)))
+        .service(resource("/logout").route(post().to(sign_in::logout)))
         .service(
             resource("/webhooks")
-                .route(get().to(customer::webhooks))
-                .route(post().to(customer::create_endpoint)),
+                .route(get().to(webhooks::webhooks))
+                .route(post().to(webhooks::create_endpoint)),
         )
-        .service(resource("/webhooks/{id}").route(get().to(customer::endpoint)))
-        .service(resource("/webhooks/{id}/edit").route(post().to(customer::edit_endpoint)))
-        .service(resource("/webhooks/{id}/toggle").route(post().to(customer::toggle_endpoint)))
+        .service(resource("/webhooks/{id}").route(get().to(webhooks::endpoint)))
+        .service(resource("/webhooks/{id}/edit").route(post().to(webhooks::edit_endpoint)))
+        .service(resource("/webhooks/{id}/toggle").route(post().to(webhooks::toggle_endpoint)))
         .service(
             resource("/webhooks/{id}/delete")
-                .route(get().to(customer::confirm_delete))
-                .route(post().to(customer::delete_endpoint)),
+                .route(get().to(webhooks::confirm_delete))
+                .route(post().to(webhooks::delete_endpoint)),
         )
-        .service(resource("/webhooks/{id}/rotate").route(post().to(customer::rotate)))
-        .service(resource("/webhooks/{id}/test").route(post().to(customer::send_test)))
-        .service(resource("/webhooks/{id}/recover").route(post().to(customer::recover)))
-        .service(resource("/deliveries/{id}/resend").route(post().to(customer::resend)))
-        .service(resource("/events").route(get().to(customer::events)))
-        .service(resource("/events/{id}").route(get().to(customer::event)))
+        .service(resource("/webhooks/{id}/rotate").route(post().to(webhooks::rotate)))
+        .service(resource("/webhooks/{id}/test").route(post().to(webhooks::send_test)))
+        .service(resource("/webhooks/{id}/recover").route(post().to(webhooks::recover)))
+        .service(resource("/deliveries/{id}/resend").route(post().to(webhooks::resend)))
+        .service(resource("/events").route(get().to(events::events)))
+        .service(resource("/events/{id}").route(get().to(events::event)))
         .service(resource("/admin").route(get().to(admin::console)))
         .service(resource("/admin/login").route(post().to(admin::login)))
         .service(resource("/admin/logout").route(post().to(admin::logout)))

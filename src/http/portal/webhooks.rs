@@ -1,222 +1,27 @@
-//! The customer's pages: sign-in, the Webhooks tab (endpoints, one endpoint with its delivery
-//! log) and the Events tab.
+//! The customer's Webhooks tab: the endpoint list and form, one endpoint's page with its
+//! delivery log, and the actions on it (edit, enable, delete, rotate, test, recover, resend).
 
 use actix_web::http::StatusCode;
-use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 
 use super::flash;
 use super::forms::Form;
-use super::sessions::new_session;
 use super::views::{
-    DeliveryRow, EndpointDetail, EndpointForm, EndpointRow, EventRow, TypeOption, short_time,
-    still_running,
+    DeliveryRow, EndpointDetail, EndpointForm, EndpointRow, TypeOption, short_time, still_running,
 };
 use super::{
-    ADMIN_COOKIE, CUSTOMER_COOKIE, CustomerCtx, LOGIN_COOKIE, Layout, PortalError, Who, blocking,
-    html, query_param, see_other,
+    ConfirmPage, CustomerCtx, Layout, PortalError, before, blocking, customer_layout,
+    customer_name, html, see_other,
 };
+use crate::domain::IdKind;
 use crate::domain::input::{TargetUrl, validate_text};
-use crate::domain::secret::hash_token;
 use crate::domain::time::{now_ms, parse_rfc3339};
-use crate::domain::{ApiKey, IdKind};
 use crate::domain::{DeliveryFilter, EndpointPatch, NewEndpoint};
 use crate::http::AppState;
 use crate::store::{PageQuery, StoreError};
-use subtle::ConstantTimeEq;
 
 type State = web::Data<AppState>;
-
-/// The `before` of a paged page, if it looks like an id.
-fn before(req: &HttpRequest) -> Option<String> {
-    query_param(req, "before").filter(|b| !b.is_empty() && b.len() <= 64)
-}
-
-#[derive(Template)]
-#[template(path = "login.html")]
-struct LoginPage {
-    layout: Layout,
-    heading: &'static str,
-    intro: &'static str,
-    action: &'static str,
-    label: &'static str,
-    field: &'static str,
-    footer: &'static str,
-    csrf: String,
-    error: Option<String>,
-}
-
-/// A sign-in form (customer or operator) with a fresh double-submit token.
-pub(super) fn login_page(
-    st: &AppState,
-    admin: bool,
-    status: StatusCode,
-    error: Option<String>,
-) -> HttpResponse {
-    let csrf = ApiKey::generate("l_").as_str().to_owned();
-    let page = if admin {
-        LoginPage {
-            layout: Layout::public("Operator sign-in"),
-            heading: "Operator console",
-            intro: "Sign in with the admin token that the first start of webhooks serve printed.",
-            action: "/admin/login",
-            label: "Admin token",
-            field: "token",
-            footer: "Customers sign in at /.",
-            csrf: csrf.clone(),
-            error,
-        }
-    } else {
-        LoginPage {
-            layout: Layout::public("Sign in"),
-            heading: "Sign in to Webhooks",
-            intro: "Use your API key to manage where your events are delivered.",
-            action: "/login",
-            label: "API key",
-            field: "api_key",
-            footer: "Operators sign in at /admin.",
-            csrf: csrf.clone(),
-            error,
-        }
-    };
-    let mut resp = html(status, &page);
-    let _ = resp.add_cookie(&st.portal.cookie(LOGIN_COOKIE, csrf));
-    resp
-}
-
-pub(super) fn peer_ip(req: &HttpRequest, st: &AppState) -> std::net::IpAddr {
-    crate::http::client_addr::client_ip(req, &st.limits.trusted)
-}
-
-/// Checks a sign-in form's token against its cookie; a stale form gets a fresh one.
-pub(super) fn login_token_ok(req: &HttpRequest, form: &Form) -> bool {
-    let cookie = req
-        .cookie(LOGIN_COOKIE)
-        .map(|c| c.value().to_owned())
-        .unwrap_or_default();
-    form.check_csrf(&cookie).is_ok()
-}
-
-pub async fn home(req: HttpRequest, st: State) -> HttpResponse {
-    if CustomerCtx::extract(&req).await.is_ok() {
-        return see_other("/webhooks");
-    }
-    login_page(&st, false, StatusCode::OK, None)
-}
-
-pub async fn login(
-    req: HttpRequest,
-    st: State,
-    body: web::Bytes,
-) -> Result<HttpResponse, PortalError> {
-    sign_in(&req, &st, &body, false).await
-}
-
-/// Checks a sign-in form (the operator's when `admin`) and starts a session. Each form takes
-/// only its own kind of secret; failures count toward the address's throttle.
-pub(super) async fn sign_in(
-    req: &HttpRequest,
-    st: &AppState,
-    body: &[u8],
-    admin: bool,
-) -> Result<HttpResponse, PortalError> {
-    let ip = peer_ip(req, st);
-    let sessions = &st.portal.sessions;
-    if sessions.throttled(ip) {
-        return Err(PortalError::Throttled);
-    }
-    let form = Form::parse(body);
-    if !login_token_ok(req, &form) {
-        let msg = "The sign-in form expired. Please try again.".to_owned();
-        return Ok(login_page(st, admin, StatusCode::BAD_REQUEST, Some(msg)));
-    }
-    let who = if admin {
-        let given = hash_token(form.get("token").trim());
-        st.store
-            .admin_hash()
-            .is_some_and(|stored| bool::from(given.ct_eq(&stored)))
-            .then_some(Who::Admin)
-    } else {
-        let key = form.get("api_key").trim();
-        key.starts_with(ApiKey::CUSTOMER_PREFIX)
-            .then(|| st.store.key_owner(&hash_token(key)))
-            .flatten()
-            .map(|owner| Who::Customer {
-                customer_id: owner.customer_id,
-                key_id: owner.key_id,
-            })
-    };
-    let Some(who) = who else {
-        sessions.failed_login(ip);
-        let what = if admin { "admin token" } else { "API key" };
-        let msg = format!("That {what} is not valid.");
-        return Ok(login_page(st, admin, StatusCode::UNAUTHORIZED, Some(msg)));
-    };
-    // A success does not clear the failures: they expire with their window, so guesses
-    // cannot be interleaved with sign-ins to dodge the limit.
-    let (cookie, home) = if admin {
-        (ADMIN_COOKIE, "/admin")
-    } else {
-        (CUSTOMER_COOKIE, "/webhooks")
-    };
-    let (token, hash, session) = new_session(who, now_ms());
-    let store = st.store.clone();
-    blocking(move || Ok(store.put_session(hash, session)?)).await?;
-    let mut resp = see_other(home);
-    let _ = resp.add_cookie(&st.portal.cookie(cookie, token));
-    let _ = resp.add_removal_cookie(&st.portal.removal(LOGIN_COOKIE));
-    Ok(resp)
-}
-
-pub async fn logout(
-    ctx: CustomerCtx,
-    st: State,
-    body: web::Bytes,
-) -> Result<HttpResponse, PortalError> {
-    sign_out(&st, &ctx.token, &ctx.csrf, &body, CUSTOMER_COOKIE, "/").await
-}
-
-/// Ends the session on the server and drops its cookie.
-pub(super) async fn sign_out(
-    st: &AppState,
-    token: &str,
-    csrf: &str,
-    body: &[u8],
-    cookie: &'static str,
-    to: &str,
-) -> Result<HttpResponse, PortalError> {
-    Form::parse(body).check_csrf(csrf)?;
-    let (store, hash) = (st.store.clone(), hash_token(token));
-    blocking(move || Ok(store.end_session(&hash)?)).await?;
-    let mut resp = see_other(to);
-    let _ = resp.add_removal_cookie(&st.portal.removal(cookie));
-    Ok(resp)
-}
-
-fn layout(
-    st: &AppState,
-    ctx: &CustomerCtx,
-    name: String,
-    title: &str,
-    tab: &'static str,
-) -> Layout {
-    Layout::signed_in(st, &ctx.token, &ctx.csrf, "customer", tab, title, name)
-}
-
-fn customer_name(store: &dyn crate::store::Store, id: &str) -> Result<String, PortalError> {
-    store
-        .get_customer(id)?
-        .map(|c| c.name)
-        .ok_or(PortalError::SignIn("/"))
-}
-
-fn endpoint_id(raw: String) -> Result<String, PortalError> {
-    if IdKind::Endpoint.matches(&raw) {
-        Ok(raw)
-    } else {
-        Err(PortalError::NotFound)
-    }
-}
 
 #[derive(Template)]
 #[template(path = "webhooks.html")]
@@ -282,7 +87,7 @@ async fn render_webhooks(
     })
     .await?;
     let page = WebhooksPage {
-        layout: layout(st, ctx, name, "Webhooks", "webhooks"),
+        layout: customer_layout(st, ctx, name, "Webhooks", "webhooks"),
         endpoints,
         next,
         types: types.iter().map(|t| TypeOption::new(t, false)).collect(),
@@ -403,7 +208,7 @@ pub async fn endpoint(
     path: web::Path<String>,
     req: HttpRequest,
 ) -> Result<HttpResponse, PortalError> {
-    let id = endpoint_id(path.into_inner())?;
+    let id = IdKind::Endpoint.check(path.into_inner())?;
     render_endpoint(&st, &ctx, id, before(&req), None, None, StatusCode::OK).await
 }
 
@@ -440,7 +245,7 @@ async fn render_endpoint(
     .await?;
     let first = ep.events.first().filter(|e| *e != "*").cloned();
     let page = EndpointPage {
-        layout: layout(st, ctx, name, &ep.url, "webhooks"),
+        layout: customer_layout(st, ctx, name, &ep.url, "webhooks"),
         types: types.iter().map(|t| TypeOption::new(t, false)).collect(),
         test_types: types
             .iter()
@@ -467,7 +272,7 @@ pub async fn edit_endpoint(
     path: web::Path<String>,
     body: web::Bytes,
 ) -> Result<HttpResponse, PortalError> {
-    let id = endpoint_id(path.into_inner())?;
+    let id = IdKind::Endpoint.check(path.into_inner())?;
     let form = Form::parse(&body);
     form.check_csrf(&ctx.csrf)?;
     let (mut f, url, rate) = read_endpoint_form(&form, true);
@@ -520,7 +325,7 @@ pub async fn toggle_endpoint(
     path: web::Path<String>,
     body: web::Bytes,
 ) -> Result<HttpResponse, PortalError> {
-    let id = endpoint_id(path.into_inner())?;
+    let id = IdKind::Endpoint.check(path.into_inner())?;
     Form::parse(&body).check_csrf(&ctx.csrf)?;
     let store = st.store.clone();
     let (cid, eid) = (ctx.customer_id.clone(), id.clone());
@@ -544,23 +349,12 @@ pub async fn toggle_endpoint(
     Ok(see_other(&format!("/webhooks/{id}")))
 }
 
-#[derive(Template)]
-#[template(path = "confirm.html")]
-pub(super) struct ConfirmPage {
-    pub layout: Layout,
-    pub heading: String,
-    pub message: String,
-    pub action: String,
-    pub button: &'static str,
-    pub cancel: String,
-}
-
 pub async fn confirm_delete(
     ctx: CustomerCtx,
     st: State,
     path: web::Path<String>,
 ) -> Result<HttpResponse, PortalError> {
-    let id = endpoint_id(path.into_inner())?;
+    let id = IdKind::Endpoint.check(path.into_inner())?;
     let store = st.store.clone();
     let (cid, eid) = (ctx.customer_id.clone(), id.clone());
     let (name, ep) = blocking(move || {
@@ -574,7 +368,7 @@ pub async fn confirm_delete(
     })
     .await?;
     super::ok_page(&ConfirmPage {
-        layout: layout(&st, &ctx, name, "Delete endpoint", "webhooks"),
+        layout: customer_layout(&st, &ctx, name, "Delete endpoint", "webhooks"),
         heading: "Delete this endpoint?".into(),
         message: format!(
             "{} will receive nothing more. Its delivery log goes too, and deliveries not yet sent are dropped. This cannot be undone.",
@@ -592,7 +386,7 @@ pub async fn delete_endpoint(
     path: web::Path<String>,
     body: web::Bytes,
 ) -> Result<HttpResponse, PortalError> {
-    let id = endpoint_id(path.into_inner())?;
+    let id = IdKind::Endpoint.check(path.into_inner())?;
     Form::parse(&body).check_csrf(&ctx.csrf)?;
     let store = st.store.clone();
     let cid = ctx.customer_id.clone();
@@ -607,7 +401,7 @@ pub async fn rotate(
     path: web::Path<String>,
     body: web::Bytes,
 ) -> Result<HttpResponse, PortalError> {
-    let id = endpoint_id(path.into_inner())?;
+    let id = IdKind::Endpoint.check(path.into_inner())?;
     let form = Form::parse(&body);
     form.check_csrf(&ctx.csrf)?;
     let keep: u64 = form
@@ -634,7 +428,7 @@ pub async fn send_test(
     path: web::Path<String>,
     body: web::Bytes,
 ) -> Result<HttpResponse, PortalError> {
-    let id = endpoint_id(path.into_inner())?;
+    let id = IdKind::Endpoint.check(path.into_inner())?;
     let form = Form::parse(&body);
     form.check_csrf(&ctx.csrf)?;
     let event = Some(form.get("event").to_owned()).filter(|e| !e.is_empty());
@@ -657,7 +451,7 @@ pub async fn recover(
     path: web::Path<String>,
     body: web::Bytes,
 ) -> Result<HttpResponse, PortalError> {
-    let id = endpoint_id(path.into_inner())?;
+    let id = IdKind::Endpoint.check(path.into_inner())?;
     let form = Form::parse(&body);
     form.check_csrf(&ctx.csrf)?;
     let raw = form.get("since").trim();
@@ -702,10 +496,7 @@ pub async fn resend(
     path: web::Path<String>,
     body: web::Bytes,
 ) -> Result<HttpResponse, PortalError> {
-    let id = path.into_inner();
-    if !IdKind::Delivery.matches(&id) {
-        return Err(PortalError::NotFound);
-    }
+    let id = IdKind::Delivery.check(path.into_inner())?;
     let form = Form::parse(&body);
     form.check_csrf(&ctx.csrf)?;
     st.limits.charge_send(&ctx.customer_id)?;
@@ -723,101 +514,4 @@ pub async fn resend(
         format!("/webhooks/{}", d.endpoint_id)
     };
     Ok(see_other(&format!("{back}#log")))
-}
-
-#[derive(Template)]
-#[template(path = "events.html")]
-struct EventsPage {
-    layout: Layout,
-    events: Vec<EventRow>,
-    next: Option<String>,
-    base: &'static str,
-    refresh: bool,
-}
-
-pub async fn events(
-    ctx: CustomerCtx,
-    st: State,
-    req: HttpRequest,
-) -> Result<HttpResponse, PortalError> {
-    let store = st.store.clone();
-    let cid = ctx.customer_id.clone();
-    let before = before(&req);
-    let (name, rows, next, refresh) = blocking(move || {
-        let name = customer_name(store.as_ref(), &cid)?;
-        let page = store.list_events(
-            &cid,
-            PageQuery {
-                before: before.as_deref(),
-                limit: 25,
-            },
-        )?;
-        let mut rows = Vec::new();
-        let mut refresh = false;
-        for e in &page.data {
-            let ds = store
-                .get_event(&cid, &e.id)?
-                .map(|(_, d)| d)
-                .unwrap_or_default();
-            refresh |= still_running(&ds);
-            rows.push(EventRow::new(e, &ds));
-        }
-        Ok((name, rows, page.next, refresh))
-    })
-    .await?;
-    super::ok_page(&EventsPage {
-        layout: layout(&st, &ctx, name, "Events", "events"),
-        events: rows,
-        next,
-        base: "/events",
-        refresh,
-    })
-}
-
-#[derive(Template)]
-#[template(path = "event.html")]
-pub(super) struct EventPage {
-    pub layout: Layout,
-    pub event: EventRow,
-    pub customer: Option<String>,
-    pub deliveries: Vec<DeliveryRow>,
-    pub refresh: bool,
-    pub can_resend: bool,
-    pub show_url: bool,
-    pub back: String,
-    pub back_link: &'static str,
-    pub empty_hint: &'static str,
-}
-
-pub async fn event(
-    ctx: CustomerCtx,
-    st: State,
-    path: web::Path<String>,
-) -> Result<HttpResponse, PortalError> {
-    let id = path.into_inner();
-    if !IdKind::Event.matches(&id) {
-        return Err(PortalError::NotFound);
-    }
-    let store = st.store.clone();
-    let cid = ctx.customer_id.clone();
-    let (name, (event, ds)) = blocking(move || {
-        let name = customer_name(store.as_ref(), &cid)?;
-        Ok((
-            name,
-            store.get_event(&cid, &id)?.ok_or(PortalError::NotFound)?,
-        ))
-    })
-    .await?;
-    super::ok_page(&EventPage {
-        layout: layout(&st, &ctx, name, &event.event, "events"),
-        event: EventRow::new(&event, &ds),
-        customer: None,
-        refresh: still_running(&ds),
-        deliveries: ds.iter().map(DeliveryRow::from).collect(),
-        can_resend: true,
-        show_url: true,
-        back: format!("/events/{}", event.id),
-        back_link: "/events",
-        empty_hint: "No endpoint of yours subscribes to this event type.",
-    })
 }

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use serde_json::{Value, json};
-use webhooks::delivery::{Sender, SenderConfig};
+use webhooks::delivery::{SenderConfig, WebhookSender};
 
 /// Counts of one run.
 struct Sizes {
@@ -330,7 +330,7 @@ async fn receive(req: HttpRequest, _body: web::Bytes, st: web::Data<Seen>) -> Ht
 }
 
 fn baseline(receiver: &Receiver, for_: Duration) -> f64 {
-    let sender = Arc::new(Sender::new(&SenderConfig {
+    let sender = Arc::new(WebhookSender::new(&SenderConfig {
         connect_timeout: Duration::from_secs(5),
         request_timeout: Duration::from_secs(15),
         block_private_networks: false,

@@ -3,15 +3,29 @@
 //! The data's way through it:
 //!
 //! ```text
-//! POST /api/v1/events ─► http::api (parse, validate) ─► store writer thread
-//!        (one transaction per group of requests: event + pending deliveries, one fsync)
-//!        ─► 202 ─► dispatcher (per-endpoint ready queues, fair share, rate limits)
-//!        ─► bounded crossbeam channel ─► worker threads (claim, sign, one ureq POST)
-//!        ─► outcome recorded through the same writer
+//! POST /api/v1/events ─► http::api (parse, validate into domain types) ─► store (the contract)
+//!        redb engine: its writer thread commits the event and its pending deliveries with
+//!        the other changes queued meanwhile (one fsync), then answers
+//!        ─► 202 ─► delivery::dispatcher (per-endpoint ready queues, fair share, rate limits;
+//!        claims committed ahead) ─► bounded crossbeam channel ─► worker threads
+//!        (deliver_one: sign, one ureq POST through delivery::sender) ─► result recorded
 //! ```
 //!
-//! The store, not memory, is the queue of record: `pending` deliveries live in redb and a
-//! restart picks them up; anything handed to a worker when the process died is `interrupted`.
+//! The map:
+//! - `domain/`: customers, endpoints, events, deliveries, sessions, ids, validated input,
+//!   signing. No storage, no HTTP.
+//! - `store/`: the contract (`store/mod.rs`, a trait per job) and its engine `store/redb/`
+//!   (tables and schema, records, the writer, one file per job).
+//! - `delivery/`: the pool (`Pool`), the dispatcher's fair lanes, the worker step, the one
+//!   outbound HTTP client (`WebhookSender`) with its resolver and address filter.
+//! - `http/`: the server, the guard (connections, read deadline), limits and throttles,
+//!   bearer auth, `api/` (one file per resource, the OpenAPI document), `portal/` (one file
+//!   per page family), embedded assets.
+//! - `serve.rs` (start, bootstrap, retention, orderly stop), `cli.rs` and `client/` (the
+//!   client commands), `config.rs` (serve flags), `metrics.rs`, `tls.rs`.
+//!
+//! The store, not memory, is the queue of record: `pending` deliveries live in the store and
+//! a restart picks them up; anything claimed when the process died is `interrupted`.
 #![forbid(unsafe_code)]
 
 pub mod cli;

@@ -10,7 +10,7 @@ use std::time::Duration;
 use crossbeam_channel::{RecvTimeoutError, Sender as ChannelSender};
 
 use crate::config::{ConfigError, LogFormat, ServeArgs};
-use crate::delivery::{Delivery, Sender, SenderConfig};
+use crate::delivery::{Pool, SenderConfig, WebhookSender};
 use crate::domain::ApiKey;
 use crate::http::AppState;
 use crate::http::client_addr::TrustedProxies;
@@ -66,7 +66,7 @@ pub struct Server {
     pub first_start: Option<FirstStart>,
     pub store: SharedStore,
     http: HttpServerHandle,
-    delivery: Delivery,
+    delivery: Pool,
     retention: Option<(ChannelSender<()>, JoinHandle<()>)>,
     retention_days: u32,
 }
@@ -95,7 +95,7 @@ impl Server {
             );
         }
         let metrics = Arc::new(Metrics::new());
-        let sender = Sender::new(&SenderConfig {
+        let sender = WebhookSender::new(&SenderConfig {
             connect_timeout: args.connect_timeout(),
             request_timeout: args.request_timeout(),
             block_private_networks: args.block_private_networks,
@@ -105,7 +105,7 @@ impl Server {
                 .map(crate::tls::trust_roots)
                 .transpose()?,
         });
-        let delivery = Delivery::start(store.clone(), sender, args.workers, metrics.clone());
+        let delivery = Pool::start(store.clone(), sender, args.workers, metrics.clone());
         let http_workers = std::thread::available_parallelism().map_or(2, |n| n.get());
         let http = crate::http::server::start(
             listener,

@@ -18,7 +18,7 @@ use crate::metrics::Metrics;
 use crate::store::Ready;
 use crate::store::SharedStore;
 use dispatcher::Lanes;
-pub use sender::{SendResult, Sender, SenderConfig};
+pub use sender::{SendResult, SenderConfig, WebhookSender};
 pub use worker::deliver_one;
 
 /// A claimed delivery on its way to a worker.
@@ -39,7 +39,7 @@ enum Control {
 }
 
 /// The running dispatcher and workers.
-pub struct Delivery {
+pub struct Pool {
     control: ChannelSender<Control>,
     stopping: Arc<AtomicBool>,
     dispatcher: Option<JoinHandle<Vec<(String, String)>>>,
@@ -50,12 +50,12 @@ pub struct Delivery {
     store: SharedStore,
 }
 
-impl Delivery {
+impl Pool {
     /// Starts `workers` threads and the dispatcher, queues what the store has pending, and
     /// hooks itself to the store's commits.
     pub fn start(
         store: SharedStore,
-        sender: Sender,
+        sender: WebhookSender,
         workers: usize,
         metrics: Arc<Metrics>,
     ) -> Self {

@@ -37,11 +37,11 @@ pub struct SendResult {
     pub duration: Duration,
 }
 
-pub struct Sender {
+pub struct WebhookSender {
     agent: Agent,
 }
 
-impl Sender {
+impl WebhookSender {
     pub fn new(cfg: &SenderConfig) -> Self {
         let mut tls = ureq::tls::TlsConfig::builder();
         if let Some(roots) = &cfg.roots {

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use crossbeam_channel::{Receiver, Sender as ChannelSender};
 
-use super::{Control, Job, Sender};
+use super::{Control, Job, WebhookSender};
 use crate::domain::DeliveryError;
 use crate::domain::Outcome;
 use crate::domain::SendJob;
@@ -16,7 +16,7 @@ use crate::store::SharedStore;
 
 pub(super) struct WorkerCtx {
     pub store: SharedStore,
-    pub sender: Arc<Sender>,
+    pub sender: Arc<WebhookSender>,
     pub metrics: Arc<Metrics>,
     pub jobs: Receiver<Job>,
     pub done: ChannelSender<Control>,
@@ -58,7 +58,7 @@ pub(super) fn run(ctx: WorkerCtx) {
 
 /// Sends one delivery (or refuses to, for a disabled endpoint) and says how it went.
 /// Synchronous and free of the store, so tests can drive it directly.
-pub fn deliver_one(sender: &Sender, job: &SendJob) -> Outcome {
+pub fn deliver_one(sender: &WebhookSender, job: &SendJob) -> Outcome {
     let SendJob {
         delivery,
         endpoint,

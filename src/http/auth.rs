@@ -6,7 +6,7 @@ use std::future::{Ready, ready};
 use std::sync::atomic::Ordering;
 
 use actix_web::dev::Payload;
-use actix_web::{FromRequest, HttpRequest, web};
+use actix_web::{FromRequest, HttpRequest};
 use subtle::ConstantTimeEq;
 
 use super::AppState;
@@ -36,13 +36,8 @@ fn bearer(req: &HttpRequest) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
-fn state(req: &HttpRequest) -> &AppState {
-    req.app_data::<web::Data<AppState>>()
-        .expect("AppState is registered")
-}
-
 fn admin(req: &HttpRequest) -> bool {
-    let (Some(token), Some(stored)) = (bearer(req), state(req).store.admin_hash()) else {
+    let (Some(token), Some(stored)) = (bearer(req), AppState::of(req).store.admin_hash()) else {
         return false;
     };
     hash_token(token).ct_eq(&stored).into()
@@ -50,7 +45,7 @@ fn admin(req: &HttpRequest) -> bool {
 
 fn customer(req: &HttpRequest) -> Option<String> {
     let token = bearer(req)?;
-    let st = state(req);
+    let st = AppState::of(req);
     let owner = st.store.key_owner(&hash_token(token))?;
     let now = now_ms();
     let last = owner.touched.load(Ordering::Relaxed);
@@ -68,7 +63,7 @@ fn customer(req: &HttpRequest) -> Option<String> {
 /// Refuses an address that failed too often; otherwise runs `check` and counts a failure
 /// when a token was presented and refused.
 fn authenticate<T>(req: &HttpRequest, check: impl FnOnce() -> Option<T>) -> Result<T, ApiError> {
-    let st = state(req);
+    let st = AppState::of(req);
     let ip = client_ip(req, &st.limits.trusted);
     if let Some(wait) = st.limits.bearer_failures.blocked(ip) {
         return Err(rate_limited(wait, "failed authentication attempts"));

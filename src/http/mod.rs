@@ -2,6 +2,7 @@
 //! document) and the HTML portal.
 
 pub mod api;
+pub mod assets;
 pub mod auth;
 pub mod body;
 pub mod client_addr;
@@ -23,4 +24,22 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub portal: Arc<portal::Portal>,
     pub limits: Arc<limits::Limits>,
+}
+
+impl AppState {
+    /// The state of the request's app.
+    pub fn of(req: &actix_web::HttpRequest) -> &AppState {
+        req.app_data::<actix_web::web::Data<AppState>>()
+            .expect("AppState is registered")
+    }
+}
+
+/// Runs store work on the blocking pool, never on an actix worker thread; for the API's
+/// and the portal's errors alike.
+pub async fn blocking<T, E>(f: impl FnOnce() -> Result<T, E> + Send + 'static) -> Result<T, E>
+where
+    T: Send + 'static,
+    E: From<actix_web::error::BlockingError> + Send + 'static,
+{
+    actix_web::web::block(f).await?
 }

@@ -21,11 +21,11 @@ use views::Health;
 
 pub type State = web::Data<AppState>;
 
-/// Runs store work on the blocking pool, never on an actix worker thread.
+/// Store work for an API handler, off the actix threads (`crate::http::blocking`).
 pub async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
-    web::block(f).await?
+    crate::http::blocking(f).await
 }
 
 #[derive(Deserialize, IntoParams)]

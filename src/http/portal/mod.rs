@@ -245,11 +245,6 @@ pub fn see_other(to: &str) -> HttpResponse {
         .finish()
 }
 
-fn state(req: &HttpRequest) -> &AppState {
-    req.app_data::<web::Data<AppState>>()
-        .expect("AppState is registered")
-}
-
 /// A signed-in customer.
 pub struct CustomerCtx {
     pub token: String,
@@ -266,7 +261,7 @@ pub struct AdminCtx {
 /// The stored session behind a cookie, if it is still valid.
 async fn session_of(req: &HttpRequest, cookie: &str) -> Option<(String, Session)> {
     let token = req.cookie(cookie)?.value().to_owned();
-    let store = state(req).store.clone();
+    let store = AppState::of(req).store.clone();
     let hash = hash_token(&token);
     let session = web::block(move || store.get_session(&hash)).await.ok()?;
     match session {
@@ -288,7 +283,7 @@ impl FromRequest for CustomerCtx {
             let Some((token, s)) = session_of(&req, CUSTOMER_COOKIE).await else {
                 return Err(PortalError::SignIn("/"));
             };
-            let st = state(&req);
+            let st = AppState::of(&req);
             match s.who {
                 // A session dies with its key (deleted, or its customer deleted).
                 Who::Customer {
@@ -383,17 +378,18 @@ pub fn query_param(req: &HttpRequest, name: &str) -> Option<String> {
 }
 
 /// Runs store work off the actix threads.
+/// Store work for a portal handler, off the actix threads (`crate::http::blocking`).
 pub async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, PortalError> + Send + 'static,
 ) -> Result<T, PortalError> {
-    web::block(f).await?
+    crate::http::blocking(f).await
 }
 
 /// The portal's routes and its embedded assets.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     use web::{get, post, resource};
     cfg.app_data(web::PayloadConfig::new(1024 * 1024))
-        .service(resource("/static/{file:.*}").route(get().to(views::asset)))
+        .service(resource("/static/{file:.*}").route(get().to(crate::http::assets::asset)))
         .service(resource("/").route(get().to(sign_in::home)))
         .service(resource("/login").route(post().to(sign_in::login)))
         .service(resource("/logout").route(post().to(sign_in::logout)))

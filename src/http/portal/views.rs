@@ -1,26 +1,7 @@
-//! What the templates show: rows and forms built from store records, and the embedded assets.
-
-use actix_web::{HttpResponse, web};
-use rust_embed::RustEmbed;
+//! What the templates show: rows and forms built from the domain's objects.
 
 use crate::domain::time::rfc3339;
 use crate::domain::{Delivery, Endpoint, Event, EventType};
-
-#[derive(RustEmbed)]
-#[folder = "web/static/"]
-struct Static;
-
-/// `/static/{file}`: CSS, icons and the little JavaScript, baked into the binary.
-pub async fn asset(path: web::Path<String>) -> HttpResponse {
-    match Static::get(path.as_str()) {
-        Some(file) => HttpResponse::Ok()
-            .content_type(file.metadata.mimetype())
-            .insert_header(("cache-control", "public, max-age=3600"))
-            .insert_header(("x-content-type-options", "nosniff"))
-            .body(file.data.into_owned()),
-        None => HttpResponse::NotFound().finish(),
-    }
-}
 
 /// "2026-11-27 14:05:31" (UTC), for tables.
 pub fn short_time(ms: i64) -> String {

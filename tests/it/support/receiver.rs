@@ -1,12 +1,21 @@
-//! A real local HTTP receiver for tests: answers each request as told and reports what it got
-//! through a channel. Small on purpose: HTTP/1.1 with Content-Length and keep-alive.
+//! A real local webhook receiver on actix-web, shared by the tests and the benchmark
+//! (`examples/bench` includes this file). It answers as told, holds an answer without
+//! holding a thread, and reports what it got: every request through a channel (tests), or
+//! only counts per `webhook-id` (the benchmark, which sends millions).
+//!
+//! Besides the configured `Reply`, the path decides for the benchmark's endpoints:
+//! `/hang/…` never answers, `/delay/{ms}/…` answers 204 after `ms` milliseconds.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::net::TcpListener;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use actix_web::dev::ServerHandle;
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use crossbeam_channel::{Receiver as ChannelReceiver, Sender, unbounded};
 
 /// One request as the receiver saw it.
@@ -53,54 +62,80 @@ pub enum Reply {
     Hang,
 }
 
+/// What the receiver got, shared with its handlers.
+struct Inner {
+    reply: Mutex<Reply>,
+    /// `None` for a counting receiver.
+    got: Option<Sender<Received>>,
+    total: AtomicU64,
+    /// webhook-id → (times received, first arrival).
+    seen: Mutex<HashMap<String, (u32, Instant)>>,
+}
+
 pub struct Receiver {
     pub port: u16,
     got: ChannelReceiver<Received>,
-    reply: Arc<Mutex<Reply>>,
-    stop: Arc<AtomicBool>,
+    inner: Arc<Inner>,
+    handle: ServerHandle,
 }
 
 impl Receiver {
+    /// A receiver that reports every request.
     pub fn start(reply: Reply) -> Self {
-        Self::start_with(reply, None)
+        Self::start_with(reply, None, true)
     }
 
     /// An HTTPS receiver with this server configuration.
     pub fn start_tls(reply: Reply, tls: Arc<rustls::ServerConfig>) -> Self {
-        Self::start_with(reply, Some(tls))
+        Self::start_with(reply, Some(tls), true)
     }
 
-    fn start_with(reply: Reply, tls: Option<Arc<rustls::ServerConfig>>) -> Self {
+    /// A receiver that answers 204 (or as its path says) and only counts: for load.
+    pub fn counting() -> Self {
+        Self::start_with(Reply::Status(204, ""), None, false)
+    }
+
+    fn start_with(reply: Reply, tls: Option<Arc<rustls::ServerConfig>>, record: bool) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let (tx, got) = unbounded();
-        let reply = Arc::new(Mutex::new(reply));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (r, s) = (reply.clone(), stop.clone());
-        std::thread::spawn(move || {
-            for conn in listener.incoming() {
-                if s.load(Ordering::Acquire) {
-                    return;
-                }
-                let Ok(conn) = conn else { continue };
-                let _ = conn.set_read_timeout(Some(Duration::from_secs(30)));
-                let (tx, r, s, tls) = (tx.clone(), r.clone(), s.clone(), tls.clone());
-                std::thread::spawn(move || match tls {
-                    Some(cfg) => {
-                        let Ok(session) = rustls::ServerConnection::new(cfg) else {
-                            return;
-                        };
-                        serve(rustls::StreamOwned::new(session, conn), &tx, &r, &s);
-                    }
-                    None => serve(conn, &tx, &r, &s),
-                });
-            }
+        let inner = Arc::new(Inner {
+            reply: Mutex::new(reply),
+            got: record.then_some(tx),
+            total: AtomicU64::new(0),
+            seen: Mutex::new(HashMap::new()),
         });
+        let (handle_tx, handle_rx) = std::sync::mpsc::channel();
+        let shared = inner.clone();
+        std::thread::spawn(move || {
+            actix_web::rt::System::new().block_on(async move {
+                let server = HttpServer::new(move || {
+                    App::new()
+                        .app_data(web::Data::from(shared.clone()))
+                        .app_data(web::PayloadConfig::new(16 * 1024 * 1024))
+                        .default_service(web::to(receive))
+                })
+                .workers(2)
+                .backlog(4096)
+                .max_connections(100_000)
+                .disable_signals()
+                .shutdown_timeout(0);
+                let server = match tls {
+                    Some(cfg) => server.listen_rustls_0_23(listener, (*cfg).clone()),
+                    None => server.listen(listener),
+                }
+                .unwrap()
+                .run();
+                let _ = handle_tx.send(server.handle());
+                let _ = server.await;
+            })
+        });
+        let handle = handle_rx.recv().expect("the receiver starts");
         Self {
             port,
             got,
-            reply,
-            stop,
+            inner,
+            handle,
         }
     }
 
@@ -109,7 +144,7 @@ impl Receiver {
     }
 
     pub fn set_reply(&self, reply: Reply) {
-        *self.reply.lock().unwrap() = reply;
+        *self.inner.reply.lock().unwrap() = reply;
     }
 
     /// The next request, or a failed test after `secs`.
@@ -123,76 +158,94 @@ impl Receiver {
     pub fn drain(&self) -> Vec<Received> {
         self.got.try_iter().collect()
     }
+
+    /// Requests received, all paths together.
+    pub fn total(&self) -> u64 {
+        self.inner.total.load(Ordering::Relaxed)
+    }
+
+    /// How often this webhook-id arrived.
+    pub fn count(&self, id: &str) -> u32 {
+        self.inner
+            .seen
+            .lock()
+            .unwrap()
+            .get(id)
+            .map_or(0, |(n, _)| *n)
+    }
+
+    /// When this webhook-id first arrived.
+    pub fn first_seen(&self, id: &str) -> Option<Instant> {
+        self.inner.seen.lock().unwrap().get(id).map(|(_, t)| *t)
+    }
 }
 
 impl Drop for Receiver {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Release);
-        let _ = TcpStream::connect(("127.0.0.1", self.port));
+        let handle = self.handle.clone();
+        let _ = std::thread::spawn(move || {
+            actix_web::rt::System::new().block_on(handle.stop(false));
+        })
+        .join();
     }
 }
 
-fn serve(conn: impl Read + Write, tx: &Sender<Received>, reply: &Mutex<Reply>, stop: &AtomicBool) {
-    let mut reader = BufReader::new(conn);
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 {
-            return;
-        }
-        let path = line.split_whitespace().nth(1).unwrap_or("/").to_owned();
-        let mut headers = Vec::new();
-        let mut length = 0usize;
-        loop {
-            let mut h = String::new();
-            if reader.read_line(&mut h).unwrap_or(0) == 0 {
-                return;
-            }
-            let h = h.trim_end();
-            if h.is_empty() {
-                break;
-            }
-            if let Some((k, v)) = h.split_once(':') {
-                let (k, v) = (k.trim().to_owned(), v.trim().to_owned());
-                if k.eq_ignore_ascii_case("content-length") {
-                    length = v.parse().unwrap_or(0);
-                }
-                headers.push((k, v));
-            }
-        }
-        let mut body = vec![0u8; length];
-        if reader.read_exact(&mut body).is_err() {
-            return;
-        }
-        let _ = tx.send(Received {
-            path,
-            headers,
-            body,
+async fn receive(req: HttpRequest, body: web::Bytes, st: web::Data<Inner>) -> HttpResponse {
+    let now = Instant::now();
+    st.total.fetch_add(1, Ordering::Relaxed);
+    if let Some(id) = req
+        .headers()
+        .get("webhook-id")
+        .and_then(|v| v.to_str().ok())
+    {
+        let mut seen = st.seen.lock().unwrap();
+        seen.entry(id.to_owned()).or_insert((0, now)).0 += 1;
+    }
+    if let Some(got) = &st.got {
+        let _ = got.send(Received {
+            path: req.uri().to_string(),
+            headers: req
+                .headers()
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        k.as_str().to_owned(),
+                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                    )
+                })
+                .collect(),
+            body: body.to_vec(),
         });
-        let current = reply.lock().unwrap().clone();
-        let answer = |code: u16, extra: &str, body: &str| {
-            format!(
-                "HTTP/1.1 {code} X\r\ncontent-type: text/plain\r\n{extra}content-length: {}\r\n\r\n{body}",
-                body.len()
-            )
-        };
-        let resp = match current {
-            Reply::Status(code, text) => answer(code, "", text),
-            Reply::Big(code, n) => answer(code, "", &"x".repeat(n)),
-            Reply::Redirect(to) => answer(302, &format!("location: {to}\r\n"), ""),
-            Reply::Hang => {
-                while !stop.load(Ordering::Acquire) {
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-                return;
-            }
-        };
-        let writer = reader.get_mut();
-        if writer
-            .write_all(resp.as_bytes())
-            .and_then(|_| writer.flush())
-            .is_err()
-        {
-            return;
+    }
+    let path = req.path();
+    if path.starts_with("/hang") {
+        futures_util::future::pending::<()>().await;
+    }
+    if let Some(ms) = path
+        .strip_prefix("/delay/")
+        .and_then(|rest| rest.split('/').next())
+        .and_then(|ms| ms.parse::<u64>().ok())
+    {
+        actix_web::rt::time::sleep(Duration::from_millis(ms)).await;
+        return HttpResponse::NoContent().finish();
+    }
+    let reply = st.reply.lock().unwrap().clone();
+    let status = |code: u16| {
+        actix_web::http::StatusCode::from_u16(code).unwrap_or(actix_web::http::StatusCode::OK)
+    };
+    match reply {
+        Reply::Status(code, text) => HttpResponse::build(status(code))
+            .content_type("text/plain")
+            .body(text),
+        Reply::Big(code, n) => HttpResponse::build(status(code))
+            .content_type("text/plain")
+            .body("x".repeat(n)),
+        Reply::Redirect(to) => HttpResponse::Found()
+            .insert_header(("location", to))
+            .finish(),
+        Reply::Hang => {
+            futures_util::future::pending::<()>().await;
+            HttpResponse::NoContent().finish()
         }
     }
 }

@@ -1,0 +1,174 @@
+//! The server under test: the real binary, built once before anything is timed, started on a
+//! temporary data file; its memory as the kernel reports it.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::api::Api;
+
+/// The server under test, as a child process.
+pub struct Server {
+    child: Option<Child>,
+    pub base: String,
+    pub admin: String,
+}
+
+pub fn server_binary() -> PathBuf {
+    static BINARY: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BINARY.get_or_init(build_server).clone()
+}
+
+fn build_server() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let profile_dir = exe.parent().unwrap().parent().unwrap().to_path_buf();
+    let release = profile_dir.ends_with("release");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut build = Command::new(cargo);
+    // With the example in the same build, features resolve as for `cargo run --example bench`:
+    // nothing is rebuilt.
+    build.args([
+        "build",
+        "--quiet",
+        "--bin",
+        "webhooks",
+        "--example",
+        "bench",
+    ]);
+    if release {
+        build.arg("--release");
+    }
+    assert!(build.status().unwrap().success(), "cannot build the server");
+    profile_dir.join("webhooks")
+}
+
+impl Server {
+    pub fn start(data: &Path) -> Self {
+        Self::spawn(data, None).0
+    }
+
+    fn spawn(data: &Path, admin: Option<&str>) -> (Self, Instant) {
+        let started = Instant::now();
+        let mut child = Command::new(server_binary())
+            .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+            .arg(data)
+            .env("RUST_LOG", "error")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        out.read_line(&mut line).unwrap();
+        let addr = line
+            .trim()
+            .trim_start_matches("portal: http://")
+            .trim_end_matches('/')
+            .to_owned();
+        let admin = match admin {
+            Some(a) => a.to_owned(),
+            None => {
+                let mut l = String::new();
+                out.read_line(&mut l).unwrap();
+                l.trim().trim_start_matches("admin token: ").to_owned()
+            }
+        };
+        std::thread::spawn(move || for _ in out.lines() {});
+        let s = Self {
+            child: Some(child),
+            base: format!("http://{addr}"),
+            admin,
+        };
+        (s, started)
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
+    pub fn rss_kb(&self) -> u64 {
+        status_kb(self.pid(), "VmRSS:")
+    }
+
+    /// Samples the peak resident memory (VmHWM) every 100 ms until stopped.
+    pub fn rss_sampler(&self, peak: Arc<AtomicU64>) -> Sampler {
+        let pid = self.pid();
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let s = stop.clone();
+        let t = std::thread::spawn(move || {
+            while !s.load(Ordering::Relaxed) {
+                peak.fetch_max(status_kb(pid, "VmHWM:"), Ordering::Relaxed);
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        });
+        Sampler {
+            stop,
+            thread: Some(t),
+        }
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &c.id().to_string()])
+                .status();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Restarts on the same file; how long until /healthz answers.
+    pub fn time_to_healthy(data: &Path, old: &mut Server) -> Duration {
+        let (s, started) = Server::spawn(data, Some(&old.admin));
+        let api = Api::new(&s.base, &s.admin);
+        let deadline = Instant::now() + Duration::from_secs(600);
+        while api.get("/healthz").is_none() {
+            assert!(Instant::now() < deadline, "the server did not come back");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let took = started.elapsed();
+        *old = s;
+        took
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+pub struct Sampler {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Sampler {
+    pub fn stop(mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn status_kb(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}

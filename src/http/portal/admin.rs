@@ -8,7 +8,7 @@ use askama::Template;
 use super::ConfirmPage;
 use super::events::{EventView, event_page};
 use super::flash;
-use super::forms::Form;
+use super::forms::Posted;
 use super::sign_in::{login_page, sign_in, sign_out};
 use super::views::{TypeOption, pretty_json, short_time};
 use super::{ADMIN_COOKIE, AdminCtx, Layout, PortalError, blocking, html, see_other};
@@ -160,20 +160,16 @@ pub async fn login(
 }
 
 pub async fn logout(
-    ctx: AdminCtx,
+    Posted { ctx, .. }: Posted<AdminCtx>,
     st: State,
-    body: web::Bytes,
 ) -> Result<HttpResponse, PortalError> {
-    sign_out(&st, &ctx.token, &ctx.csrf, &body, ADMIN_COOKIE, "/admin").await
+    sign_out(&st, &ctx.token, ADMIN_COOKIE, "/admin").await
 }
 
 pub async fn trigger(
-    ctx: AdminCtx,
+    Posted { ctx, form }: Posted<AdminCtx>,
     st: State,
-    body: web::Bytes,
 ) -> Result<HttpResponse, PortalError> {
-    let form = Form::parse(&body);
-    form.check_csrf(&ctx.csrf)?;
     let mut t = TriggerForm {
         customer_id: form.get("customer_id").to_owned(),
         event: form.get("event").to_owned(),
@@ -260,12 +256,9 @@ pub async fn event(
 }
 
 pub async fn create_customer(
-    ctx: AdminCtx,
+    Posted { ctx, form }: Posted<AdminCtx>,
     st: State,
-    body: web::Bytes,
 ) -> Result<HttpResponse, PortalError> {
-    let form = Form::parse(&body);
-    form.check_csrf(&ctx.csrf)?;
     let name = form.get("name").trim().to_owned();
     let invalid = |msg: String, name: String| ConsoleForms {
         customer_name: name,
@@ -298,13 +291,11 @@ pub async fn create_customer(
 }
 
 pub async fn new_key(
-    ctx: AdminCtx,
+    Posted { ctx, .. }: Posted<AdminCtx>,
     st: State,
     path: web::Path<String>,
-    body: web::Bytes,
 ) -> Result<HttpResponse, PortalError> {
     let id = IdKind::Customer.check(path.into_inner())?;
-    Form::parse(&body).check_csrf(&ctx.csrf)?;
     let store = st.store.clone();
     let (name, key) = blocking(move || {
         let c = store.get_customer(&id)?.ok_or(PortalError::NotFound)?;
@@ -341,13 +332,11 @@ pub async fn confirm_delete(
 }
 
 pub async fn delete_customer(
-    ctx: AdminCtx,
+    Posted { ctx, .. }: Posted<AdminCtx>,
     st: State,
     path: web::Path<String>,
-    body: web::Bytes,
 ) -> Result<HttpResponse, PortalError> {
     let id = IdKind::Customer.check(path.into_inner())?;
-    Form::parse(&body).check_csrf(&ctx.csrf)?;
     let store = st.store.clone();
     blocking(move || Ok(store.delete_customer(&id)?)).await?;
     flash(&st, &ctx.token, "Customer deleted.", None);
@@ -355,12 +344,9 @@ pub async fn delete_customer(
 }
 
 pub async fn create_event_type(
-    ctx: AdminCtx,
+    Posted { ctx, form }: Posted<AdminCtx>,
     st: State,
-    body: web::Bytes,
 ) -> Result<HttpResponse, PortalError> {
-    let form = Form::parse(&body);
-    form.check_csrf(&ctx.csrf)?;
     let mut tf = TypeForm {
         name: form.get("name").trim().to_owned(),
         description: form.get("description").trim().to_owned(),

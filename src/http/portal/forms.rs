@@ -1,8 +1,12 @@
-//! Form bodies (`application/x-www-form-urlencoded`, repeated keys kept) and the CSRF check.
+//! Form bodies (`application/x-www-form-urlencoded`, repeated keys kept) and the CSRF check,
+//! and `Posted`: a signed-in console's form post with its token already checked.
 
+use actix_web::dev::Payload;
+use actix_web::{FromRequest, HttpRequest, web};
+use futures_util::future::LocalBoxFuture;
 use subtle::ConstantTimeEq;
 
-use super::PortalError;
+use super::{AdminCtx, CustomerCtx, PortalError};
 
 pub struct Form(Vec<(String, String)>);
 
@@ -38,6 +42,51 @@ impl Form {
                 "This form has expired (its security token does not match). Reload the page and try again.".into(),
             ))
         }
+    }
+}
+
+/// A signed-in session that forms are checked against.
+pub trait SignedIn {
+    fn csrf(&self) -> &str;
+}
+
+impl SignedIn for CustomerCtx {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
+impl SignedIn for AdminCtx {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
+/// A form posted from a signed-in page: the session, and the form once its CSRF token matched.
+pub struct Posted<C> {
+    pub ctx: C,
+    pub form: Form,
+}
+
+impl<C> FromRequest for Posted<C>
+where
+    C: FromRequest<Error = PortalError> + SignedIn + 'static,
+{
+    type Error = PortalError;
+    type Future = LocalBoxFuture<'static, Result<Self, PortalError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let ctx = C::from_request(req, &mut Payload::None);
+        let body = web::Bytes::from_request(req, payload);
+        Box::pin(async move {
+            let ctx = ctx.await?;
+            let body = body
+                .await
+                .map_err(|e| PortalError::BadForm(format!("The form could not be read: {e}")))?;
+            let form = Form::parse(&body);
+            form.check_csrf(ctx.csrf())?;
+            Ok(Posted { ctx, form })
+        })
     }
 }
 

@@ -5,7 +5,7 @@ use actix_web::http::StatusCode;
 use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
 use askama::Template;
 
-use super::forms::Form;
+use super::forms::{Form, Posted};
 use super::sessions::new_session;
 use super::{
     ADMIN_COOKIE, CUSTOMER_COOKIE, CustomerCtx, LOGIN_COOKIE, Layout, PortalError, Who, blocking,
@@ -156,23 +156,19 @@ pub(super) async fn sign_in(
 }
 
 pub async fn logout(
-    ctx: CustomerCtx,
+    Posted { ctx, .. }: Posted<CustomerCtx>,
     st: State,
-    body: web::Bytes,
 ) -> Result<HttpResponse, PortalError> {
-    sign_out(&st, &ctx.token, &ctx.csrf, &body, CUSTOMER_COOKIE, "/").await
+    sign_out(&st, &ctx.token, CUSTOMER_COOKIE, "/").await
 }
 
 /// Ends the session on the server and drops its cookie.
 pub(super) async fn sign_out(
     st: &AppState,
     token: &str,
-    csrf: &str,
-    body: &[u8],
     cookie: &'static str,
     to: &str,
 ) -> Result<HttpResponse, PortalError> {
-    Form::parse(body).check_csrf(csrf)?;
     let (store, hash) = (st.store.clone(), hash_token(token));
     blocking(move || Ok(store.end_session(&hash)?)).await?;
     let mut resp = see_other(to);

@@ -6,7 +6,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 
 use super::flash;
-use super::forms::Form;
+use super::forms::{Form, Posted};
 use super::views::{
     DeliveryRow, EndpointDetail, EndpointForm, EndpointRow, TypeOption, short_time, still_running,
 };
@@ -144,12 +144,9 @@ fn read_endpoint_form(
 }
 
 pub async fn create_endpoint(
-    ctx: CustomerCtx,
+    Posted { ctx, form }: Posted<CustomerCtx>,
     st: State,
-    body: web::Bytes,
 ) -> Result<HttpResponse, PortalError> {
-    let form = Form::parse(&body);
-    form.check_csrf(&ctx.csrf)?;
     let (mut f, url, _) = read_endpoint_form(&form, false);
     let (Some(url), false) = (url, f.has_errors()) else {
         return render_webhooks(&st, &ctx, None, f, StatusCode::UNPROCESSABLE_ENTITY).await;
@@ -267,14 +264,11 @@ async fn render_endpoint(
 }
 
 pub async fn edit_endpoint(
-    ctx: CustomerCtx,
+    Posted { ctx, form }: Posted<CustomerCtx>,
     st: State,
     path: web::Path<String>,
-    body: web::Bytes,
 ) -> Result<HttpResponse, PortalError> {
     let id = IdKind::Endpoint.check(path.into_inner())?;
-    let form = Form::parse(&body);
-    form.check_csrf(&ctx.csrf)?;
     let (mut f, url, rate) = read_endpoint_form(&form, true);
     if f.has_errors() {
         return render_endpoint(
@@ -320,13 +314,11 @@ pub async fn edit_endpoint(
 }
 
 pub async fn toggle_endpoint(
-    ctx: CustomerCtx,
+    Posted { ctx, .. }: Posted<CustomerCtx>,
     st: State,
     path: web::Path<String>,
-    body: web::Bytes,
 ) -> Result<HttpResponse, PortalError> {
     let id = IdKind::Endpoint.check(path.into_inner())?;
-    Form::parse(&body).check_csrf(&ctx.csrf)?;
     let store = st.store.clone();
     let (cid, eid) = (ctx.customer_id.clone(), id.clone());
     let e = blocking(move || {
@@ -381,13 +373,11 @@ pub async fn confirm_delete(
 }
 
 pub async fn delete_endpoint(
-    ctx: CustomerCtx,
+    Posted { ctx, .. }: Posted<CustomerCtx>,
     st: State,
     path: web::Path<String>,
-    body: web::Bytes,
 ) -> Result<HttpResponse, PortalError> {
     let id = IdKind::Endpoint.check(path.into_inner())?;
-    Form::parse(&body).check_csrf(&ctx.csrf)?;
     let store = st.store.clone();
     let cid = ctx.customer_id.clone();
     blocking(move || Ok(store.delete_endpoint(&cid, &id)?)).await?;
@@ -396,14 +386,11 @@ pub async fn delete_endpoint(
 }
 
 pub async fn rotate(
-    ctx: CustomerCtx,
+    Posted { ctx, form }: Posted<CustomerCtx>,
     st: State,
     path: web::Path<String>,
-    body: web::Bytes,
 ) -> Result<HttpResponse, PortalError> {
     let id = IdKind::Endpoint.check(path.into_inner())?;
-    let form = Form::parse(&body);
-    form.check_csrf(&ctx.csrf)?;
     let keep: u64 = form
         .get("keep_old_for_secs")
         .parse()
@@ -423,14 +410,11 @@ pub async fn rotate(
 }
 
 pub async fn send_test(
-    ctx: CustomerCtx,
+    Posted { ctx, form }: Posted<CustomerCtx>,
     st: State,
     path: web::Path<String>,
-    body: web::Bytes,
 ) -> Result<HttpResponse, PortalError> {
     let id = IdKind::Endpoint.check(path.into_inner())?;
-    let form = Form::parse(&body);
-    form.check_csrf(&ctx.csrf)?;
     let event = Some(form.get("event").to_owned()).filter(|e| !e.is_empty());
     st.limits.charge_send(&ctx.customer_id)?;
     let store = st.store.clone();
@@ -446,14 +430,11 @@ pub async fn send_test(
 }
 
 pub async fn recover(
-    ctx: CustomerCtx,
+    Posted { ctx, form }: Posted<CustomerCtx>,
     st: State,
     path: web::Path<String>,
-    body: web::Bytes,
 ) -> Result<HttpResponse, PortalError> {
     let id = IdKind::Endpoint.check(path.into_inner())?;
-    let form = Form::parse(&body);
-    form.check_csrf(&ctx.csrf)?;
     let raw = form.get("since").trim();
     let since = match raw.len() {
         16 => parse_rfc3339(&format!("{raw}:00Z")),
@@ -491,14 +472,11 @@ pub async fn recover(
 }
 
 pub async fn resend(
-    ctx: CustomerCtx,
+    Posted { ctx, form }: Posted<CustomerCtx>,
     st: State,
     path: web::Path<String>,
-    body: web::Bytes,
 ) -> Result<HttpResponse, PortalError> {
     let id = IdKind::Delivery.check(path.into_inner())?;
-    let form = Form::parse(&body);
-    form.check_csrf(&ctx.csrf)?;
     st.limits.charge_send(&ctx.customer_id)?;
     let store = st.store.clone();
     let cid = ctx.customer_id.clone();

@@ -27,6 +27,21 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// Runs store work off the actix threads: `st.run(move |s| s.get_endpoint(&c, &id))`.
+    pub async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&dyn crate::store::Store) -> crate::store::Result<T> + Send + 'static,
+    ) -> crate::store::Result<T> {
+        let store = self.store.clone();
+        actix_web::web::block(move || f(store.as_ref()))
+            .await
+            .unwrap_or_else(|_| {
+                Err(crate::store::StoreError::Unavailable(
+                    "the server is shutting down".into(),
+                ))
+            })
+    }
+
     /// The state of the request's app.
     pub fn of(req: &actix_web::HttpRequest) -> &AppState {
         req.app_data::<actix_web::web::Data<AppState>>()

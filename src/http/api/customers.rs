@@ -30,8 +30,7 @@ pub async fn create_customer(
 ) -> Result<HttpResponse, ApiError> {
     let name = body.value.name.trim().to_owned();
     validate_text("name", &name, false)?;
-    let store = st.store.clone();
-    let (c, _, key) = blocking(move || Ok(store.create_customer(name)?)).await?;
+    let (c, _, key) = st.run(move |s| s.create_customer(name)).await?;
     Ok(HttpResponse::Created().json(CustomerCreated {
         id: c.id,
         name: c.name,
@@ -67,8 +66,8 @@ pub async fn get_customer(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = IdKind::Customer.check(id.into_inner())?;
-    let store = st.store.clone();
-    let c = blocking(move || Ok(store.get_customer(&id)?))
+    let c = st
+        .run(move |s| s.get_customer(&id))
         .await?
         .ok_or_else(ApiError::not_found)?;
     Ok(HttpResponse::Ok().json(CustomerView::from(c)))
@@ -83,8 +82,7 @@ pub async fn delete_customer(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = IdKind::Customer.check(id.into_inner())?;
-    let store = st.store.clone();
-    blocking(move || Ok(store.delete_customer(&id)?)).await?;
+    st.run(move |s| s.delete_customer(&id)).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -97,8 +95,7 @@ pub async fn create_api_key(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = IdKind::Customer.check(id.into_inner())?;
-    let store = st.store.clone();
-    let (rec, key) = blocking(move || Ok(store.create_api_key(&id)?)).await?;
+    let (rec, key) = st.run(move |s| s.create_api_key(&id)).await?;
     Ok(HttpResponse::Created().json(ApiKeyCreated {
         id: rec.id,
         api_key: key,
@@ -146,7 +143,6 @@ pub async fn delete_api_key(
     let (id, key_id) = path.into_inner();
     let id = IdKind::Customer.check(id)?;
     let key_id = IdKind::ApiKey.check(key_id)?;
-    let store = st.store.clone();
-    blocking(move || Ok(store.delete_api_key(&id, &key_id)?)).await?;
+    st.run(move |s| s.delete_api_key(&id, &key_id)).await?;
     Ok(HttpResponse::NoContent().finish())
 }

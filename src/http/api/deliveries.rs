@@ -68,8 +68,8 @@ pub async fn get_delivery(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = IdKind::Delivery.check(id.into_inner())?;
-    let store = st.store.clone();
-    let d = blocking(move || Ok(store.get_delivery(&who.id, &id)?))
+    let d = st
+        .run(move |s| s.get_delivery(&who.id, &id))
         .await?
         .ok_or_else(ApiError::not_found)?;
     Ok(HttpResponse::Ok().json(DeliveryView::from(d)))
@@ -85,7 +85,6 @@ pub async fn resend_delivery(
 ) -> Result<HttpResponse, ApiError> {
     let id = IdKind::Delivery.check(id.into_inner())?;
     st.limits.charge_send(&who.id)?;
-    let store = st.store.clone();
-    let d = blocking(move || Ok(store.resend_delivery(&who.id, &id)?)).await?;
+    let d = st.run(move |s| s.resend_delivery(&who.id, &id)).await?;
     Ok(HttpResponse::Accepted().json(DeliveryView::from(d)))
 }

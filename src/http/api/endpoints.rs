@@ -129,9 +129,10 @@ pub async fn create_endpoint(
         rate_limit_per_sec: b.rate_limit_per_sec,
         headers,
     };
-    let store = st.store.clone();
     let max = st.limits.max_endpoints_per_customer;
-    let e = blocking(move || Ok(store.create_endpoint(&who.id, new, max)?)).await?;
+    let e = st
+        .run(move |s| s.create_endpoint(&who.id, new, max))
+        .await?;
     Ok(HttpResponse::Created().json(EndpointView::from(e)))
 }
 
@@ -144,8 +145,8 @@ pub async fn get_endpoint(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = IdKind::Endpoint.check(id.into_inner())?;
-    let store = st.store.clone();
-    let e = blocking(move || Ok(store.get_endpoint(&who.id, &id)?))
+    let e = st
+        .run(move |s| s.get_endpoint(&who.id, &id))
         .await?
         .ok_or_else(ApiError::not_found)?;
     Ok(HttpResponse::Ok().json(EndpointView::from(e)))
@@ -178,8 +179,9 @@ pub async fn update_endpoint(
         rate_limit_per_sec: b.rate_limit_per_sec,
         headers,
     };
-    let store = st.store.clone();
-    let e = blocking(move || Ok(store.update_endpoint(&who.id, &id, patch)?)).await?;
+    let e = st
+        .run(move |s| s.update_endpoint(&who.id, &id, patch))
+        .await?;
     Ok(HttpResponse::Ok().json(EndpointView::from(e)))
 }
 
@@ -192,8 +194,7 @@ pub async fn delete_endpoint(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = IdKind::Endpoint.check(id.into_inner())?;
-    let store = st.store.clone();
-    blocking(move || Ok(store.delete_endpoint(&who.id, &id)?)).await?;
+    st.run(move |s| s.delete_endpoint(&who.id, &id)).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -214,8 +215,7 @@ pub async fn rotate_secret(
             "keep_old_for_secs must be from 0 to 604800",
         ));
     }
-    let store = st.store.clone();
-    let e = blocking(move || Ok(store.rotate_secret(&who.id, &id, keep)?)).await?;
+    let e = st.run(move |s| s.rotate_secret(&who.id, &id, keep)).await?;
     Ok(HttpResponse::Ok().json(SecretView { secret: e.secret }))
 }
 
@@ -230,10 +230,8 @@ pub async fn send_test(
 ) -> Result<HttpResponse, ApiError> {
     let id = IdKind::Endpoint.check(id.into_inner())?;
     st.limits.charge_send(&who.id)?;
-    let store = st.store.clone();
     let event = body.0.event;
-    let (event_id, delivery_id) =
-        blocking(move || Ok(store.send_test(&who.id, &id, event)?)).await?;
+    let (event_id, delivery_id) = st.run(move |s| s.send_test(&who.id, &id, event)).await?;
     Ok(HttpResponse::Accepted().json(TestSent {
         event_id,
         delivery_id,
@@ -263,9 +261,10 @@ pub async fn recover(
         .map(|u| time("until", u))
         .transpose()?;
     st.limits.charge_send(&who.id)?;
-    let store = st.store.clone();
     let customer = who.id.clone();
-    let n = blocking(move || Ok(store.recover(&customer, &id, since, until)?)).await?;
+    let n = st
+        .run(move |s| s.recover(&customer, &id, since, until))
+        .await?;
     // The first was charged above; every further delivery it made counts too.
     st.limits.sends.charge_more(
         &who.id,

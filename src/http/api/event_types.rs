@@ -71,7 +71,6 @@ pub async fn create_event_type(
         description: b.description,
         example: b.example.get().to_owned(),
     };
-    let store = st.store.clone();
-    let et = blocking(move || Ok(store.create_event_type(et)?)).await?;
+    let et = st.run(move |s| s.create_event_type(et)).await?;
     Ok(HttpResponse::Created().json(EventTypeView::from(et)))
 }

@@ -155,8 +155,8 @@ pub async fn get_event(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = IdKind::Event.check(id.into_inner())?;
-    let store = st.store.clone();
-    let (event, deliveries) = blocking(move || Ok(store.get_event(&who.id, &id)?))
+    let (event, deliveries) = st
+        .run(move |s| s.get_event(&who.id, &id))
         .await?
         .ok_or_else(ApiError::not_found)?;
     Ok(HttpResponse::Ok().json(EventDetail {

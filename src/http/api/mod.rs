@@ -58,8 +58,7 @@ pub async fn healthz(st: State) -> Result<HttpResponse, ApiError> {
 #[utoipa::path(get, path = "/metrics", tag = "system",
     responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
 pub async fn metrics(st: State) -> Result<HttpResponse, ApiError> {
-    let store = st.store.clone();
-    let (pending, claimed) = blocking(move || Ok(store.queue_counts()?)).await?;
+    let (pending, claimed) = st.run(move |s| s.queue_counts()).await?;
     Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(st.metrics.render(pending, claimed)))

@@ -337,8 +337,7 @@ pub async fn delete_customer(
     path: web::Path<String>,
 ) -> Result<HttpResponse, PortalError> {
     let id = IdKind::Customer.check(path.into_inner())?;
-    let store = st.store.clone();
-    blocking(move || Ok(store.delete_customer(&id)?)).await?;
+    st.run(move |s| s.delete_customer(&id)).await?;
     flash(&st, &ctx.token, "Customer deleted.", None);
     Ok(see_other("/admin#customers"))
 }

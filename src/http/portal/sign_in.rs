@@ -147,8 +147,7 @@ pub(super) async fn sign_in(
         (CUSTOMER_COOKIE, "/webhooks")
     };
     let (token, hash, session) = new_session(who, now_ms());
-    let store = st.store.clone();
-    blocking(move || Ok(store.put_session(hash, session)?)).await?;
+    st.run(move |s| s.put_session(hash, session)).await?;
     let mut resp = see_other(home);
     let _ = resp.add_cookie(&st.portal.cookie(cookie, token));
     let _ = resp.add_removal_cookie(&st.portal.removal(LOGIN_COOKIE));

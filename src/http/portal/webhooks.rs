@@ -378,9 +378,8 @@ pub async fn delete_endpoint(
     path: web::Path<String>,
 ) -> Result<HttpResponse, PortalError> {
     let id = IdKind::Endpoint.check(path.into_inner())?;
-    let store = st.store.clone();
     let cid = ctx.customer_id.clone();
-    blocking(move || Ok(store.delete_endpoint(&cid, &id)?)).await?;
+    st.run(move |s| s.delete_endpoint(&cid, &id)).await?;
     flash(&st, &ctx.token, "Endpoint deleted.", None);
     Ok(see_other("/webhooks"))
 }
@@ -397,9 +396,8 @@ pub async fn rotate(
         .ok()
         .filter(|k| *k <= 604_800)
         .ok_or_else(|| PortalError::BadForm("Pick how long to keep the old secret.".into()))?;
-    let store = st.store.clone();
     let (cid, eid) = (ctx.customer_id.clone(), id.clone());
-    let e = blocking(move || Ok(store.rotate_secret(&cid, &eid, keep)?)).await?;
+    let e = st.run(move |s| s.rotate_secret(&cid, &eid, keep)).await?;
     let msg = if keep > 0 {
         "Secret rotated. Requests are signed with both secrets until the old one expires. The new secret:"
     } else {
@@ -417,9 +415,8 @@ pub async fn send_test(
     let id = IdKind::Endpoint.check(path.into_inner())?;
     let event = Some(form.get("event").to_owned()).filter(|e| !e.is_empty());
     st.limits.charge_send(&ctx.customer_id)?;
-    let store = st.store.clone();
     let (cid, eid) = (ctx.customer_id.clone(), id.clone());
-    blocking(move || Ok(store.send_test(&cid, &eid, event)?)).await?;
+    st.run(move |s| s.send_test(&cid, &eid, event)).await?;
     flash(
         &st,
         &ctx.token,
@@ -455,9 +452,8 @@ pub async fn recover(
         .await;
     };
     st.limits.charge_send(&ctx.customer_id)?;
-    let store = st.store.clone();
     let (cid, eid) = (ctx.customer_id.clone(), id.clone());
-    let n = blocking(move || Ok(store.recover(&cid, &eid, since, None)?)).await?;
+    let n = st.run(move |s| s.recover(&cid, &eid, since, None)).await?;
     st.limits.sends.charge_more(
         &ctx.customer_id,
         u32::try_from(n.saturating_sub(1)).unwrap_or(u32::MAX),
@@ -478,9 +474,8 @@ pub async fn resend(
 ) -> Result<HttpResponse, PortalError> {
     let id = IdKind::Delivery.check(path.into_inner())?;
     st.limits.charge_send(&ctx.customer_id)?;
-    let store = st.store.clone();
     let cid = ctx.customer_id.clone();
-    let d = blocking(move || Ok(store.resend_delivery(&cid, &id)?)).await?;
+    let d = st.run(move |s| s.resend_delivery(&cid, &id)).await?;
     flash(&st, &ctx.token, "Delivery sent again.", None);
     // Only back to one of the customer's own pages: never anywhere a crafted value points.
     let back = form.get("back");

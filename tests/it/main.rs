@@ -7,6 +7,7 @@ mod cli;
 mod delivery;
 mod exposure;
 mod lifecycle;
+mod openapi;
 mod portal;
 mod safety;
 mod support;

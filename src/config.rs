@@ -22,8 +22,9 @@ pub struct ServeArgs {
     /// The data file, created on first start
     #[arg(long, env = "WEBHOOKS_DATA", default_value = "./webhooks.redb")]
     pub data: PathBuf,
-    /// Delivery worker threads; one endpoint uses at most a quarter of them
-    #[arg(long, env = "WEBHOOKS_WORKERS", default_value_t = 16)]
+    /// Most POSTs in flight at once (worker threads, started as needed); every endpoint is
+    /// guaranteed a quarter, a quick one may use what is idle
+    #[arg(long, env = "WEBHOOKS_WORKERS", default_value_t = 512)]
     pub workers: usize,
     /// Admin token; generated on first start if not given, replaces the stored one if given
     #[arg(long, env = "WEBHOOKS_ADMIN_TOKEN", hide_env_values = true)]
@@ -96,8 +97,8 @@ pub struct ConfigError(pub String);
 impl ServeArgs {
     pub fn validate(&self) -> Result<(), ConfigError> {
         let bad = |m: &str| Err(ConfigError(m.to_owned()));
-        if !(1..=1024).contains(&self.workers) {
-            return bad("--workers must be from 1 to 1024");
+        if !(1..=4096).contains(&self.workers) {
+            return bad("--workers must be from 1 to 4096");
         }
         if self.retention_days == 0 {
             return bad("--retention-days must be at least 1");

@@ -1,5 +1,6 @@
-//! Delivery: the dispatcher thread that feeds a bounded channel fairly, and the pool of
-//! plain worker threads that each claim, sign and POST one delivery at a time.
+//! Delivery: the dispatcher thread that hands claimed deliveries to idle workers fairly, and
+//! the pool of plain worker threads (started as demand grows, up to `--workers`, with small
+//! stacks) that each sign and POST one delivery at a time.
 
 pub mod dispatcher;
 pub mod resolver;
@@ -8,7 +9,7 @@ pub mod special_ranges;
 mod worker;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -21,16 +22,30 @@ use dispatcher::Lanes;
 pub use sender::{SendResult, SenderConfig, WebhookSender};
 pub use worker::deliver_one;
 
+/// Most deliveries claimed and not yet started, whatever the pool's size: with the POSTs in
+/// flight, what a crash can leave `interrupted`.
+pub const CLAIM_AHEAD: usize = 64;
+/// A worker's stack: a blocking POST needs little, and hundreds of workers stay cheap.
+const WORKER_STACK: usize = 256 * 1024;
+/// Workers started with the pool; more start as deliveries wait for them.
+const INITIAL_WORKERS: usize = 8;
+
 /// A claimed delivery on its way to a worker.
 #[derive(Debug, Clone)]
 pub struct Job {
     pub endpoint_id: String,
     pub delivery_id: String,
+    /// When the dispatcher handed it out (it identifies the send in its lane).
+    pub handed_at: Instant,
 }
 
 enum Control {
     Ready(Vec<Ready>),
-    Done(String),
+    Done {
+        endpoint: String,
+        handed_at: Instant,
+        took: Duration,
+    },
     Claimed {
         asked: Vec<(String, String)>,
         result: Result<Vec<(String, String)>, String>,
@@ -44,15 +59,16 @@ pub struct Pool {
     stopping: Arc<AtomicBool>,
     dispatcher: Option<JoinHandle<Vec<(String, String)>>>,
     exited: Receiver<()>,
-    workers: usize,
+    /// Worker threads started so far.
+    started: Arc<AtomicUsize>,
     /// To take back, at shutdown, what no worker started.
     jobs: Receiver<Job>,
     store: SharedStore,
 }
 
 impl Pool {
-    /// Starts `workers` threads and the dispatcher, queues what the store has pending, and
-    /// hooks itself to the store's commits.
+    /// Starts the dispatcher and the first workers, queues what the store has pending, and
+    /// hooks itself to the store's commits. Up to `workers` POSTs are in flight at once.
     pub fn start(
         store: SharedStore,
         sender: WebhookSender,
@@ -64,41 +80,57 @@ impl Pool {
         let (jobs, jobs_rx) = bounded::<Job>(workers);
         let (exited_tx, exited) = unbounded();
         let stopping = Arc::new(AtomicBool::new(false));
-        let sender = Arc::new(sender);
+        let started = Arc::new(AtomicUsize::new(0));
 
         let hook = control.clone();
         store.on_commit(Box::new(move |ready| {
             let _ = hook.send(Control::Ready(ready));
         }));
 
-        for i in 0..workers {
+        let spawn_worker = {
             let ctx = worker::WorkerCtx {
                 store: store.clone(),
-                sender: sender.clone(),
-                metrics: metrics.clone(),
+                sender: Arc::new(sender),
+                metrics,
                 jobs: jobs_rx.clone(),
                 done: control.clone(),
                 stopping: stopping.clone(),
             };
-            let exited_tx = exited_tx.clone();
-            std::thread::Builder::new()
-                .name(format!("delivery-{i}"))
-                .spawn(move || {
-                    worker::run(ctx);
-                    let _ = exited_tx.send(());
-                })
-                .expect("spawn a delivery worker");
+            let started = started.clone();
+            move || {
+                let ctx = ctx.clone();
+                let exited_tx = exited_tx.clone();
+                let i = started.fetch_add(1, Ordering::AcqRel);
+                let spawned = std::thread::Builder::new()
+                    .name(format!("delivery-{i}"))
+                    .stack_size(WORKER_STACK)
+                    .spawn(move || {
+                        worker::run(ctx);
+                        let _ = exited_tx.send(());
+                    });
+                if let Err(e) = spawned {
+                    started.fetch_sub(1, Ordering::AcqRel);
+                    tracing::error!(error = %e, "cannot start a delivery worker");
+                }
+            }
+        };
+        for _ in 0..INITIAL_WORKERS.min(workers) {
+            spawn_worker();
         }
 
-        let share = (workers / 4).max(1);
-        // Claims may run two pool-fulls ahead: larger groups per commit, and a crash can still
-        // leave at most 5 × workers deliveries interrupted (BENCHMARKS.md).
-        let lanes = Lanes::new(share, 2 * workers);
+        let lanes = Lanes::new(workers, CLAIM_AHEAD);
         let dispatcher = {
-            let (store, answers) = (store.clone(), control.clone());
+            let (store, answers, started) = (store.clone(), control.clone(), started.clone());
             std::thread::Builder::new()
                 .name("dispatcher".into())
-                .spawn(move || dispatch(store, control_rx, answers, jobs, lanes))
+                .spawn(move || {
+                    let pool = Workers {
+                        jobs,
+                        started,
+                        spawn: Box::new(spawn_worker),
+                    };
+                    dispatch(store, control_rx, answers, pool, lanes)
+                })
                 .expect("spawn the dispatcher")
         };
         Self {
@@ -106,7 +138,7 @@ impl Pool {
             stopping,
             dispatcher: Some(dispatcher),
             exited,
-            workers,
+            started,
             jobs: jobs_rx,
             store,
         }
@@ -123,7 +155,7 @@ impl Pool {
             .and_then(|d| d.join().ok())
             .unwrap_or_default();
         let deadline = Instant::now() + grace;
-        for _ in 0..self.workers {
+        for _ in 0..self.started.load(Ordering::Acquire) {
             let left = deadline.saturating_duration_since(Instant::now());
             if self.exited.recv_timeout(left).is_err() {
                 tracing::warn!(
@@ -143,14 +175,34 @@ impl Pool {
     }
 }
 
-/// The dispatcher thread: claims ahead in groups (without waiting for the commit), hands
-/// claimed deliveries to the workers as they free up, and at the end returns what it had
-/// claimed but not handed out.
+/// The worker threads as the dispatcher sees them: their queue, and how to start more.
+struct Workers {
+    jobs: ChannelSender<Job>,
+    started: Arc<AtomicUsize>,
+    spawn: Box<dyn Fn() + Send>,
+}
+
+impl Workers {
+    /// Starts workers until there are `needed` (the deliveries handed out and not done).
+    fn ensure(&self, needed: usize) {
+        while self.started.load(Ordering::Acquire) < needed {
+            let before = self.started.load(Ordering::Acquire);
+            (self.spawn)();
+            if self.started.load(Ordering::Acquire) == before {
+                return; // the system refused a thread: work with what there is
+            }
+        }
+    }
+}
+
+/// The dispatcher thread: claims just ahead in groups (without waiting for the commit),
+/// hands claimed deliveries to idle workers, starting workers as needed, and at the end
+/// returns what it had claimed but not handed out.
 fn dispatch(
     store: SharedStore,
     control: Receiver<Control>,
     answers: ChannelSender<Control>,
-    jobs: ChannelSender<Job>,
+    workers: Workers,
     mut lanes: Lanes,
 ) -> Vec<(String, String)> {
     match store.endpoints_with_pending() {
@@ -161,14 +213,17 @@ fn dispatch(
         }
         Err(e) => tracing::error!(error = %e, "cannot read pending deliveries"),
     }
+    let jobs = &workers.jobs;
+    let capacity = jobs.capacity().unwrap_or(1);
     let idle_tick = Duration::from_secs(1);
     let mut last_prune = Instant::now();
     let mut claims_out = 0usize;
     let mut stopping = false;
     loop {
-        if last_prune.elapsed() >= idle_tick {
-            lanes.prune(Instant::now());
-            last_prune = Instant::now();
+        let now = Instant::now();
+        if now.duration_since(last_prune) >= idle_tick {
+            lanes.prune(now);
+            last_prune = now;
         }
         let mut pool_full = false;
         if !stopping {
@@ -182,7 +237,7 @@ fn dispatch(
             let asked = if store.is_failed() {
                 Vec::new()
             } else {
-                lanes.to_claim()
+                lanes.to_claim(jobs.len(), now)
             };
             if !asked.is_empty() {
                 claims_out += 1;
@@ -198,19 +253,20 @@ fn dispatch(
                     }),
                 );
             }
-            let capacity = jobs.capacity().unwrap_or(1);
-            let free = capacity.saturating_sub(jobs.len());
-            for (endpoint_id, delivery_id) in lanes.hand_out(free, jobs.is_empty(), Instant::now())
-            {
+            let idle = capacity.saturating_sub(lanes.in_flight());
+            let handed = lanes.hand_out(idle, jobs.is_empty(), now);
+            workers.ensure(lanes.in_flight());
+            for (endpoint_id, delivery_id) in handed {
                 let job = Job {
                     endpoint_id,
                     delivery_id,
+                    handed_at: now,
                 };
                 if jobs.send(job).is_err() {
                     return lanes.take_claimed();
                 }
             }
-            pool_full = jobs.len() >= capacity;
+            pool_full = lanes.in_flight() >= capacity;
         } else if claims_out == 0 {
             return lanes.take_claimed();
         }
@@ -221,7 +277,8 @@ fn dispatch(
                 t.saturating_duration_since(Instant::now()).min(idle_tick)
             }
             _ if stopping => Duration::from_secs(5),
-            _ => idle_tick,
+            // A quick endpoint turns slow by the clock alone: look again within `QUICK`.
+            _ => idle_tick.min(dispatcher::QUICK / 2),
         };
         let first = match control.recv_timeout(wait) {
             Ok(msg) => Some(msg),
@@ -236,7 +293,11 @@ fn dispatch(
                         lanes.on_ready(&r.endpoint_id, r.delivery_id, r.rate_limit_per_sec);
                     }
                 }
-                Control::Done(ep) => lanes.on_done(&ep),
+                Control::Done {
+                    endpoint,
+                    handed_at,
+                    took,
+                } => lanes.on_done(&endpoint, handed_at, took),
                 Control::Claimed { asked, result } => {
                     claims_out = claims_out.saturating_sub(1);
                     match result {

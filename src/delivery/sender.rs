@@ -15,6 +15,9 @@ use super::resolver::{Dns, DnsError};
 use super::special_ranges::is_private;
 use crate::domain::DeliveryError;
 
+/// Idle connections kept for reuse: as many as the pool can have in flight.
+const MAX_IDLE_CONNECTIONS: usize = 4096;
+
 /// How much of a receiver's answer is read and kept.
 pub const MAX_RESPONSE_BYTES: u64 = 4096;
 
@@ -57,7 +60,9 @@ impl WebhookSender {
             .accept("*/*")
             .timeout_connect(Some(cfg.connect_timeout))
             .timeout_global(Some(cfg.request_timeout))
-            .max_idle_connections_per_host(8)
+            // Every worker may keep its connection to a receiver for the next send.
+            .max_idle_connections(MAX_IDLE_CONNECTIONS)
+            .max_idle_connections_per_host(MAX_IDLE_CONNECTIONS)
             .tls_config(tls.build())
             .build();
         let resolver = CheckedResolver {

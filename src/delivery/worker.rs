@@ -14,6 +14,7 @@ use crate::domain::time::now_ms;
 use crate::metrics::Metrics;
 use crate::store::SharedStore;
 
+#[derive(Clone)]
 pub(super) struct WorkerCtx {
     pub store: SharedStore,
     pub sender: Arc<WebhookSender>,
@@ -52,7 +53,11 @@ pub(super) fn run(ctx: WorkerCtx) {
                 );
             }
         }
-        let _ = ctx.done.send(Control::Done(job.endpoint_id));
+        let _ = ctx.done.send(Control::Done {
+            endpoint: job.endpoint_id,
+            handed_at: job.handed_at,
+            took: job.handed_at.elapsed(),
+        });
     }
 }
 

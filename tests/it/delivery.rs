@@ -310,8 +310,8 @@ fn a_test_event_reaches_even_a_disabled_unsubscribed_endpoint() {
 
 #[test]
 fn deleting_an_endpoint_drops_its_pending_deliveries() {
-    // 8 workers: one endpoint has at most 2 in flight and 2 claimed ahead; the rest wait in
-    // the store.
+    // 8 workers: an endpoint not yet known to answer has at most its share (2) in flight,
+    // and claims nothing ahead while it cannot send; the rest waits in the store.
     let s = TestServer::start();
     let cus = s.default_customer();
     let r = Receiver::start(Reply::Hang);
@@ -327,7 +327,7 @@ fn deleting_an_endpoint_drops_its_pending_deliveries() {
             .find_map(|l| l.strip_prefix("webhooks_queue_depth "))
             .map(|v| v.trim().to_owned())
     };
-    assert_eq!(depth(&s).as_deref(), Some("2"));
+    assert_eq!(depth(&s).as_deref(), Some("4"));
     let (st, _) = s.api.delete(
         &format!("/api/v1/endpoints/{}", ep["id"].as_str().unwrap()),
         &s.key,
@@ -349,7 +349,7 @@ fn disabling_an_endpoint_fails_what_waits_for_it() {
     let r = Receiver::start(Reply::Hang);
     let ep = s.endpoint(&s.key, &r.url("/"), &["*"]);
     let id = ep["id"].as_str().unwrap();
-    // 8 workers: 2 in flight (hanging), 2 claimed ahead, 2 still pending.
+    // 8 workers: 2 in flight (hanging, its share), 4 still pending.
     let events: Vec<String> = (0..6)
         .map(|_| {
             s.event(&cus, "transactions.fetched", "{}")["id"]
@@ -367,7 +367,7 @@ fn disabling_an_endpoint_fails_what_waits_for_it() {
     );
     let (_, failed) = s.api.get("/api/v1/deliveries?status=failed", &s.key);
     let failed = failed["data"].as_array().unwrap();
-    assert_eq!(failed.len(), 2);
+    assert_eq!(failed.len(), 4);
     assert!(failed.iter().all(|d| d["error"] == "endpoint_disabled"));
     let failed_events: Vec<&str> = failed
         .iter()

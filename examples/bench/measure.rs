@@ -209,3 +209,62 @@ pub fn store_ceiling(dir: &Path, rows: usize) -> f64 {
     }
     rows as f64 / start.elapsed().as_secs_f64()
 }
+
+/// Single events posted over HTTP by `clients` at once, spread over `customers`, while they
+/// are delivered: deliveries received per second, from the first post to the last receipt.
+pub fn end_to_end_single(
+    api: &Api,
+    receiver: &Receiver,
+    customers: &[String],
+    n: usize,
+    clients: usize,
+) -> f64 {
+    let before = receiver.total();
+    let next = AtomicU64::new(0);
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        for _ in 0..clients {
+            let (api, next) = (api.clone(), &next);
+            s.spawn(move || {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed) as usize;
+                    if i >= n {
+                        break;
+                    }
+                    api.event(&customers[i % customers.len()]);
+                }
+            });
+        }
+        let deadline = start + Duration::from_secs(900);
+        while receiver.total() - before < n as u64 {
+            assert!(Instant::now() < deadline, "deliveries stalled");
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    });
+    (receiver.total() - before) as f64 / start.elapsed().as_secs_f64()
+}
+
+/// Samples the server's POSTs in flight every 20 ms while `work` runs: (its result, the
+/// highest count seen).
+pub fn with_in_flight<T>(api: &Api, work: impl FnOnce() -> T + Send) -> (T, u64)
+where
+    T: Send,
+{
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let peak = AtomicU64::new(0);
+    let result = std::thread::scope(|s| {
+        s.spawn(|| {
+            while !stop.load(Ordering::Relaxed) {
+                peak.fetch_max(
+                    api.metric("webhooks_deliveries_in_flight"),
+                    Ordering::Relaxed,
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        });
+        let r = work();
+        stop.store(true, Ordering::Relaxed);
+        r
+    });
+    (result, peak.load(Ordering::Relaxed))
+}

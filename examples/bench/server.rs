@@ -15,11 +15,20 @@ pub struct Server {
     child: Option<Child>,
     pub base: String,
     pub admin: String,
+    /// Flags after `serve` (kept for restarts).
+    extra: Vec<String>,
 }
 
+/// The binary under test: this tree's, built once; or `BENCH_SERVER`, to measure another
+/// build (an earlier commit, say) with the same benchmark.
 pub fn server_binary() -> PathBuf {
     static BINARY: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    BINARY.get_or_init(build_server).clone()
+    BINARY
+        .get_or_init(|| match std::env::var_os("BENCH_SERVER") {
+            Some(path) => PathBuf::from(path),
+            None => build_server(),
+        })
+        .clone()
 }
 
 fn build_server() -> PathBuf {
@@ -46,14 +55,16 @@ fn build_server() -> PathBuf {
 }
 
 impl Server {
-    pub fn start(data: &Path) -> Self {
-        Self::spawn(data, None).0
+    pub fn start(data: &Path, extra: &[String]) -> Self {
+        Self::spawn(data, None, extra).0
     }
 
-    fn spawn(data: &Path, admin: Option<&str>) -> (Self, Instant) {
+    fn spawn(data: &Path, admin: Option<&str>, extra: &[String]) -> (Self, Instant) {
         let started = Instant::now();
         let mut child = Command::new(server_binary())
-            .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(extra)
+            .arg("--data")
             .arg(data)
             .env("RUST_LOG", "error")
             .stdout(Stdio::piped())
@@ -81,6 +92,7 @@ impl Server {
             child: Some(child),
             base: format!("http://{addr}"),
             admin,
+            extra: extra.to_vec(),
         };
         (s, started)
     }
@@ -128,7 +140,7 @@ impl Server {
 
     /// Restarts on the same file; how long until /healthz answers.
     pub fn time_to_healthy(data: &Path, old: &mut Server) -> Duration {
-        let (s, started) = Server::spawn(data, Some(&old.admin));
+        let (s, started) = Server::spawn(data, Some(&old.admin), &old.extra.clone());
         let api = Api::new(&s.base, &s.admin);
         let deadline = Instant::now() + Duration::from_secs(600);
         while api.get("/healthz").is_none() {

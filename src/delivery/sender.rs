@@ -15,6 +15,8 @@ use super::resolver::{Dns, DnsError};
 use super::special_ranges::is_private;
 use crate::domain::DeliveryError;
 
+/// Each connection's input and output buffer, and so the largest answer head accepted.
+const BUFFER_BYTES: usize = 16 * 1024;
 /// Idle connections kept for reuse: as many as the pool can have in flight.
 const MAX_IDLE_CONNECTIONS: usize = 4096;
 
@@ -62,6 +64,11 @@ impl WebhookSender {
             .timeout_global(Some(cfg.request_timeout))
             // Every worker may keep its connection to a receiver for the next send.
             .max_idle_connections(MAX_IDLE_CONNECTIONS)
+            // Hundreds of connections: small buffers (ureq's default is 128 KiB each way).
+            // The answer's head must fit; bodies stream through in pieces.
+            .input_buffer_size(BUFFER_BYTES)
+            .output_buffer_size(BUFFER_BYTES)
+            .max_response_header_size(BUFFER_BYTES)
             .max_idle_connections_per_host(MAX_IDLE_CONNECTIONS)
             .tls_config(tls.build())
             .build();

@@ -50,6 +50,23 @@ fn a_delivery_is_the_enablenow_payload_signed_the_standard_webhooks_way() {
 }
 
 #[test]
+fn the_largest_event_arrives_whole_and_signed() {
+    // Data of nearly 256 KiB: far more than the sender's 16 KiB buffers.
+    let s = TestServer::start();
+    let r = Receiver::start(Reply::Status(200, "ok"));
+    let ep = s.endpoint(&s.key, &r.url("/big"), &["*"]);
+    let data = format!(r#"{{"blob":"{}"}}"#, "x".repeat(255 * 1024));
+    s.event(&s.default_customer(), "transactions.fetched", &data);
+    let got = r.next(10);
+    assert_eq!(
+        got.body_str(),
+        format!(r#"{{"event":"transactions.fetched","data":{data}}}"#)
+    );
+    let wh = standardwebhooks::Webhook::new(ep["secret"].as_str().unwrap()).unwrap();
+    wh.verify(&got.body, &got.header_map()).unwrap();
+}
+
+#[test]
 fn only_enabled_subscribed_endpoints_receive_an_event() {
     let s = TestServer::start();
     let r = Receiver::start(Reply::Status(204, ""));

@@ -95,6 +95,11 @@ impl Receiver {
         Self::start_with(Reply::Status(204, ""), None, false)
     }
 
+    /// As `counting`, over HTTPS.
+    pub fn counting_tls(tls: Arc<rustls::ServerConfig>) -> Self {
+        Self::start_with(Reply::Status(204, ""), Some(tls), false)
+    }
+
     fn start_with(reply: Reply, tls: Option<Arc<rustls::ServerConfig>>, record: bool) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
@@ -141,6 +146,11 @@ impl Receiver {
 
     pub fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{}", self.port, path)
+    }
+
+    /// The HTTPS address, by the name its certificate carries.
+    pub fn tls_url(&self, path: &str) -> String {
+        format!("https://localhost:{}{}", self.port, path)
     }
 
     pub fn set_reply(&self, reply: Reply) {

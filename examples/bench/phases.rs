@@ -1,0 +1,221 @@
+//! The benchmark's phases, in the order they run; each adds its rows to the report.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::measure::*;
+use crate::report::ms;
+use crate::server::Server;
+use crate::{Bench, POOL};
+
+/// Batch ingest rate of phase 2, for the store-ceiling comparison of phase 6.
+static BATCH_RATE: AtomicU64 = AtomicU64::new(0);
+
+/// 2. Ingest: single events from 32 clients, then batches; one (hanging) endpoint each.
+pub fn ingest(b: &mut Bench) {
+    let (hang, _) = b
+        .api
+        .customer_with_endpoint("ingest", &b.receiver.url("/hang/ingest"));
+    let (single_rate, p50, p99) = ingest_single(&b.api, &hang, b.sizes.ingest, 32);
+    b.report.row(
+        "2 ingest, single events, 32 clients (durable before 202)",
+        format!("{single_rate:.0} events/s"),
+        format!("p50 {:.2} ms, p99 {:.2} ms", ms(p50), ms(p99)),
+    );
+    let batch_rate = ingest_batches(&b.api, std::slice::from_ref(&hang), b.sizes.batch, 4);
+    BATCH_RATE.store(batch_rate as u64, Ordering::Relaxed);
+    b.report.row(
+        "2 ingest, batches of 1000, 4 clients",
+        format!("{batch_rate:.0} events/s"),
+        String::new(),
+    );
+}
+
+/// `n` customers with one endpoint each at `path_of(i)` on the plain receiver.
+fn customers(b: &Bench, name: &str, n: usize, path_of: impl Fn(usize) -> String) -> Vec<String> {
+    (0..n)
+        .map(|i| {
+            b.api
+                .customer_with_endpoint(&format!("{name}-{i}"), &b.receiver.url(&path_of(i)))
+                .0
+        })
+        .collect()
+}
+
+/// 3. Instant receivers: batches at 8 endpoints and at one; single events over HTTP while
+/// delivering, at 8 and at one; latency at half the 8-endpoint rate.
+pub fn instant_receivers(b: &mut Bench) {
+    let eight = customers(b, "e2e", 8, |i| format!("/fast/e2e/{i}"));
+    let one = customers(b, "e2e-one", 1, |_| "/fast/e2e-one".into());
+    let rate8 = end_to_end(&b.api, &b.receiver, &eight, b.sizes.e2e);
+    b.report.row(
+        "3 end to end, batches, 8 endpoints",
+        format!("{rate8:.0} deliveries/s"),
+        format!("{:.0}% of baseline (1)", 100.0 * rate8 / b.base_rate),
+    );
+    let rate1 = end_to_end(&b.api, &b.receiver, &one, b.sizes.e2e / 2);
+    b.report.row(
+        "3 end to end, batches, 1 endpoint",
+        format!("{rate1:.0} deliveries/s"),
+        format!("{:.0}% of baseline (1)", 100.0 * rate1 / b.base_rate),
+    );
+    for (label, cs) in [("8 endpoints", &eight), ("1 endpoint", &one)] {
+        let rate = end_to_end_single(&b.api, &b.receiver, cs, b.sizes.single, 32);
+        b.report.row(
+            &format!("3 end to end, single events over HTTP, 32 clients, {label}"),
+            format!("{rate:.0} deliveries/s"),
+            format!("{:.0}% of baseline (1)", 100.0 * rate / b.base_rate),
+        );
+    }
+    let (lp50, lp99, paced) = latency_at(
+        &b.api,
+        &b.receiver,
+        &eight,
+        rate8 / 2.0,
+        b.sizes.latency_for,
+    );
+    b.report.row(
+        "3 accepted → received, at half the 8-endpoint rate",
+        format!("p50 {:.2} ms, p99 {:.2} ms", ms(lp50), ms(lp99)),
+        format!("{paced:.0} events/s offered"),
+    );
+}
+
+/// 8. Receivers that hold each answer 50 or 200 ms (without holding a thread), at 100
+/// endpoints and at one: deliveries/s, and POSTs in flight (rate × latency, by Little's
+/// law, and the highest count sampled) next to the bound min(pool, offered).
+pub fn receivers_with_latency(b: &mut Bench) {
+    for latency_ms in [50u64, 200] {
+        for endpoints in [100usize, 1] {
+            let cs = customers(b, &format!("lat{latency_ms}-{endpoints}"), endpoints, |i| {
+                format!("/delay/{latency_ms}/{i}")
+            });
+            let n = b.sizes.slow;
+            let (rate, peak) = with_in_flight(&b.api, || end_to_end(&b.api, &b.receiver, &cs, n));
+            let achieved = rate * latency_ms as f64 / 1000.0;
+            let bound = POOL.min(n) as f64;
+            b.report.row(
+                &format!("8 {latency_ms} ms receivers, {endpoints} endpoint(s), {n} events"),
+                format!("{rate:.0} deliveries/s"),
+                format!(
+                    "in flight {achieved:.0} (peak {peak}) of the bound {bound:.0}: {:.0}%",
+                    100.0 * achieved / bound
+                ),
+            );
+        }
+    }
+}
+
+/// 9. HTTPS receivers at 8 endpoints: connections are reused, so TLS costs little.
+pub fn over_tls(b: &mut Bench) {
+    let cs: Vec<String> = (0..8)
+        .map(|i| {
+            b.api
+                .customer_with_endpoint(
+                    &format!("tls-{i}"),
+                    &b.tls_receiver.tls_url(&format!("/fast/tls/{i}")),
+                )
+                .0
+        })
+        .collect();
+    let rate = end_to_end(&b.api, &b.tls_receiver, &cs, b.sizes.e2e / 2);
+    b.report.row(
+        "9 end to end over TLS, batches, 8 endpoints",
+        format!("{rate:.0} deliveries/s"),
+        format!("{:.0}% of baseline (1)", 100.0 * rate / b.base_rate),
+    );
+}
+
+/// 4. Fan-out: one event to many endpoints of one customer.
+pub fn fan_out(b: &mut Bench) {
+    let (customer, key) = b.api.customer("fanout");
+    for i in 0..b.sizes.fanout {
+        b.api
+            .endpoint(&key, &b.receiver.url(&format!("/fast/fan/{i}")));
+    }
+    let took = crate::measure::fan_out(&b.api, &b.receiver, &customer, b.sizes.fanout);
+    b.report.row(
+        &format!(
+            "4 fan-out to {} endpoints, last received after",
+            b.sizes.fanout
+        ),
+        format!("{:.0} ms", ms(took)),
+        String::new(),
+    );
+}
+
+/// 5. Backlog: a hanging receiver with many pending deliveries; a healthy endpoint
+/// meanwhile, compared with the same endpoint before the backlog; memory.
+pub fn backlog(b: &mut Bench, server: &Server, idle_rss: u64) {
+    let (healthy, _) = b
+        .api
+        .customer_with_endpoint("healthy", &b.receiver.url("/fast/healthy"));
+    let one = std::slice::from_ref(&healthy);
+    let alone = end_to_end(&b.api, &b.receiver, one, b.sizes.during_backlog);
+    let (stuck, _) = b
+        .api
+        .customer_with_endpoint("backlog", &b.receiver.url("/hang/backlog"));
+    let peak = Arc::new(AtomicU64::new(0));
+    let sampler = server.rss_sampler(peak.clone());
+    let rate = ingest_batches(&b.api, std::slice::from_ref(&stuck), b.sizes.backlog, 4);
+    let pending = b.api.metric("webhooks_queue_depth");
+    let during = end_to_end(&b.api, &b.receiver, one, b.sizes.during_backlog);
+    sampler.stop();
+    b.report.row(
+        "5 idle server RSS",
+        format!("{:.1} MB", idle_rss as f64 / 1024.0),
+        String::new(),
+    );
+    b.report.row(
+        &format!("5 peak RSS with {pending} deliveries pending"),
+        format!("{:.1} MB", peak.load(Ordering::Relaxed) as f64 / 1024.0),
+        format!("backlog ingested at {rate:.0} events/s"),
+    );
+    b.report.row(
+        "5 one healthy endpoint beside the blackholed backlog",
+        format!("{during:.0} deliveries/s"),
+        format!(
+            "{:.0}% of the same endpoint without it",
+            100.0 * during / alone
+        ),
+    );
+}
+
+/// 7. Reopening the now large file, after a clean stop and after kill -9; 6. the store's
+/// ceiling, redb alone.
+pub fn reopen_and_ceiling(b: &mut Bench, server: &mut Server, data: &Path, dir: &Path) {
+    let size_mb = std::fs::metadata(data).map_or(0, |m| m.len()) / (1024 * 1024);
+    server.stop();
+    let clean = Server::time_to_healthy(data, server);
+    server.kill9();
+    let killed = Server::time_to_healthy(data, server);
+    server.stop();
+    let ceiling = store_ceiling(dir, b.sizes.ceiling_rows);
+    let rows_per_event = 7.0; // event, its customer index, delivery and its 4 indexes
+    let batch_rate = BATCH_RATE.load(Ordering::Relaxed) as f64;
+    b.report.row(
+        "6 store ceiling, 1000 rows per commit",
+        format!("{ceiling:.0} rows/s"),
+        String::new(),
+    );
+    b.report.row(
+        "6 batch ingest vs ceiling / rows per event",
+        format!("{:.0}%", 100.0 * batch_rate * rows_per_event / ceiling),
+        format!("{rows_per_event} rows per event at one endpoint"),
+    );
+    b.report.row(
+        &format!("7 reopen a {size_mb} MB data file, after a clean stop"),
+        format!("{:.0} ms", ms(clean)),
+        String::new(),
+    );
+    b.report.row(
+        "7 reopen it after kill -9 (repair)",
+        format!("{:.0} ms", ms(killed)),
+        format!(
+            "{:.1}× the clean reopen",
+            killed.as_secs_f64() / clean.as_secs_f64().max(1e-9)
+        ),
+    );
+    let _ = b.quick;
+}

@@ -50,6 +50,28 @@ impl Api {
         serde_json::from_str(&text).unwrap_or(Value::Null)
     }
 
+    /// Deletes every endpoint of the key's customer (its pending deliveries go too).
+    pub fn delete_endpoints(&self, key: &str) {
+        let mut r = self
+            .agent
+            .get(format!("{}/api/v1/endpoints", self.base))
+            .header("authorization", format!("Bearer {key}"))
+            .call()
+            .expect("the server answers");
+        let list: Value = serde_json::from_str(&r.body_mut().read_to_string().unwrap()).unwrap();
+        for ep in list["data"].as_array().unwrap() {
+            self.agent
+                .delete(format!(
+                    "{}/api/v1/endpoints/{}",
+                    self.base,
+                    ep["id"].as_str().unwrap()
+                ))
+                .header("authorization", format!("Bearer {key}"))
+                .call()
+                .expect("the server answers");
+        }
+    }
+
     /// (customer id, api key)
     pub fn customer(&self, name: &str) -> (String, String) {
         let c = self.post(

@@ -244,21 +244,23 @@ pub fn end_to_end_single(
     (receiver.total() - before) as f64 / start.elapsed().as_secs_f64()
 }
 
-/// Samples the server's POSTs in flight every 20 ms while `work` runs: (its result, the
-/// highest count seen).
-pub fn with_in_flight<T>(api: &Api, work: impl FnOnce() -> T + Send) -> (T, u64)
-where
-    T: Send,
-{
+/// POSTs in flight as the server's gauge showed them while work ran.
+pub struct InFlight {
+    /// The mean over the samples after the first POSTs started (the ramp-up excluded, the
+    /// tail when the last ones drain included).
+    pub mean: f64,
+    pub peak: u64,
+}
+
+/// Samples the server's POSTs in flight every 20 ms while `work` runs.
+pub fn with_in_flight<T: Send>(api: &Api, work: impl FnOnce() -> T + Send) -> (T, InFlight) {
     let stop = std::sync::atomic::AtomicBool::new(false);
-    let peak = AtomicU64::new(0);
+    let samples: Mutex<Vec<u64>> = Mutex::default();
     let result = std::thread::scope(|s| {
         s.spawn(|| {
             while !stop.load(Ordering::Relaxed) {
-                peak.fetch_max(
-                    api.metric("webhooks_deliveries_in_flight"),
-                    Ordering::Relaxed,
-                );
+                let n = api.metric("webhooks_deliveries_in_flight");
+                samples.lock().unwrap().push(n);
                 std::thread::sleep(Duration::from_millis(20));
             }
         });
@@ -266,5 +268,13 @@ where
         stop.store(true, Ordering::Relaxed);
         r
     });
-    (result, peak.load(Ordering::Relaxed))
+    let samples = samples.into_inner().unwrap();
+    let peak = samples.iter().copied().max().unwrap_or(0);
+    let busy: Vec<u64> = samples
+        .iter()
+        .copied()
+        .skip_while(|n| *n < peak / 2)
+        .collect();
+    let mean = busy.iter().sum::<u64>() as f64 / busy.len().max(1) as f64;
+    (result, InFlight { mean, peak })
 }

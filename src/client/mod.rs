@@ -209,13 +209,21 @@ impl Client {
         tmp.as_file().sync_all().map_err(cannot)?;
         // Checked again just before the rename: the name may have changed hands meanwhile.
         refuse_live()?;
-        if !force && std::fs::symlink_metadata(out).is_ok() {
-            return Err(ClientError::Usage(format!(
-                "{} appeared while downloading; pass --force to replace it",
-                out.display()
-            )));
+        if force {
+            tmp.persist(out).map_err(|e| cannot(e.error))?;
+        } else {
+            // Never replaces a file that appeared meanwhile.
+            tmp.persist_noclobber(out).map_err(|e| {
+                if e.error.kind() == std::io::ErrorKind::AlreadyExists {
+                    ClientError::Usage(format!(
+                        "{} appeared while downloading; pass --force to replace it",
+                        out.display()
+                    ))
+                } else {
+                    cannot(e.error)
+                }
+            })?;
         }
-        tmp.persist(out).map_err(|e| cannot(e.error))?;
         if let Ok(d) = std::fs::File::open(dir) {
             let _ = d.sync_all();
         }

@@ -67,10 +67,22 @@ impl Lane {
                 .all(|t| now.saturating_duration_since(*t) < QUICK)
     }
 
-    /// Has work that it cannot hand out for want of claims or workers, within its share.
-    fn waiting(&self, share: usize) -> bool {
+    /// Has work that it cannot hand out for want of claims or workers, within its share (a
+    /// lane held back by its rate limit does not wait for workers).
+    fn waiting(&self, share: usize, now: Instant) -> bool {
         self.in_flight.len() < share
+            && self.ready_at(now)
             && (!self.claimed.is_empty() || !self.queue.is_empty() || self.claiming > 0)
+    }
+
+    /// Known to be slow: a finished send took long on average, or one in flight has.
+    fn slow(&self, now: Instant) -> bool {
+        let quick_ms = QUICK.as_secs_f64() * 1000.0;
+        self.recent_ms.is_some_and(|ms| ms >= quick_ms)
+            || self
+                .in_flight
+                .iter()
+                .any(|t| now.saturating_duration_since(*t) >= QUICK)
     }
 
     /// Nothing to do and nothing to remember: its rate-limit gap (if any) is over.
@@ -260,15 +272,35 @@ impl Lanes {
         let order = self.rotation(1);
         let mut out = Vec::new();
         let share = self.share;
+        // Endpoints known to be slow share half the pool between them: several dead ones
+        // together cannot take it all.
+        let slow_cap = (self.workers / 2).max(1);
+        let mut slow_in_flight: usize = self
+            .lanes
+            .values()
+            .filter(|l| l.slow(now))
+            .map(|l| l.in_flight.len())
+            .sum();
         self.hand_out_pass(
             &order,
             idle_workers,
             idle_worker_likely,
             now,
             &mut out,
-            |_, l| l.in_flight.len() < share,
+            |now, l| {
+                if l.in_flight.len() >= share {
+                    return false;
+                }
+                if l.slow(now) {
+                    if slow_in_flight >= slow_cap {
+                        return false;
+                    }
+                    slow_in_flight += 1;
+                }
+                true
+            },
         );
-        let nobody_waits = !self.lanes.values().any(|l| l.waiting(share));
+        let nobody_waits = !self.lanes.values().any(|l| l.waiting(share, now));
         if nobody_waits && idle_workers.saturating_sub(out.len()) > self.reserve {
             let limit = idle_workers - self.reserve;
             let cap = self.workers - self.reserve;
@@ -291,7 +323,7 @@ impl Lanes {
         idle_worker_likely: bool,
         now: Instant,
         out: &mut Vec<(String, String)>,
-        may: impl Fn(Instant, &Lane) -> bool,
+        mut may: impl FnMut(Instant, &Lane) -> bool,
     ) {
         let mut progress = true;
         while out.len() < limit && progress {
@@ -527,6 +559,49 @@ mod tests {
             "the newcomer gets the next free slots at once"
         );
         assert!(got.iter().all(|(e, _)| e == "ep_new"));
+    }
+
+    #[test]
+    fn several_dead_endpoints_together_hold_at_most_half_the_pool() {
+        let mut l = Lanes::new(16, 1000);
+        let t0 = Instant::now();
+        for ep in ["ep_a", "ep_b", "ep_c", "ep_d"] {
+            fill(&mut l, ep, 50);
+        }
+        claim_all(&mut l, t0);
+        let first = l.hand_out(16, true, t0);
+        assert_eq!(first.len(), 16, "unknown at first: each its share");
+        // They time out, one by one: known slow now, together they get half the pool back.
+        let t1 = t0 + Duration::from_secs(15);
+        for (ep, _) in &first {
+            l.on_done(ep, t0, Duration::from_secs(15));
+        }
+        claim_all(&mut l, t1);
+        assert_eq!(l.hand_out(16, true, t1).len(), 8);
+        fill(&mut l, "ep_ok", 5);
+        claim_all(&mut l, t1);
+        let got = l.hand_out(8, true, t1);
+        assert!(got.len() == 4 && got.iter().all(|(e, _)| e == "ep_ok"));
+    }
+
+    #[test]
+    fn a_rate_limited_backlog_does_not_keep_a_quick_endpoint_from_idle_workers() {
+        let mut l = Lanes::new(64, 1000);
+        l.on_ready("ep_slowrate", "r1".into(), Some(1));
+        l.on_ready("ep_slowrate", "r2".into(), Some(1));
+        fill(&mut l, "ep_a", 200);
+        let t0 = Instant::now();
+        claim_all(&mut l, t0);
+        let first = l.hand_out(64, true, t0);
+        finish(&mut l, "ep_a", &first, t0, Duration::from_millis(5));
+        let t1 = t0 + Duration::from_millis(5);
+        claim_all(&mut l, t1);
+        let got = l.hand_out(64, true, t1);
+        let a = got.iter().filter(|(e, _)| e == "ep_a").count();
+        assert!(
+            a > 16,
+            "a grows while the rate-limited lane only waits for its clock: {a}"
+        );
     }
 
     #[test]

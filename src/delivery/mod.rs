@@ -276,7 +276,9 @@ fn dispatch(
             Some(t) if !pool_full && !stopping => {
                 t.saturating_duration_since(Instant::now()).min(idle_tick)
             }
-            _ if stopping => Duration::from_secs(5),
+            // The writer answers every claim; wait for those still being committed, so that
+            // none is left claimed and unsent (it would show `interrupted` after a restart).
+            _ if stopping => Duration::from_secs(30),
             // A quick endpoint turns slow by the clock alone: look again within `QUICK`.
             _ => idle_tick.min(dispatcher::QUICK / 2),
         };

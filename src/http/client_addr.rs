@@ -57,16 +57,22 @@ fn parse_entry(entry: &str) -> Option<IpAddr> {
         .and_then(|(ip, _)| ip.parse().ok())
 }
 
-/// The client address of a request, as the throttles see it.
+/// The client address of a request, as the throttles see it. Every `X-Forwarded-For` line
+/// counts, in order (a proxy may add a line rather than extend one); bytes that are not
+/// text make an entry that does not parse, which ends the walk there.
 pub fn client_ip(req: &HttpRequest, trusted: &TrustedProxies) -> IpAddr {
     let peer = req
         .peer_addr()
         .map_or(IpAddr::from([0, 0, 0, 0]), |a| a.ip());
-    let xff = req
+    let lines: Vec<String> = req
         .headers()
-        .get("x-forwarded-for")
-        .and_then(|v| v.to_str().ok());
-    trusted.client(peer, xff)
+        .get_all("x-forwarded-for")
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        .collect();
+    if lines.is_empty() {
+        return trusted.client(peer, None);
+    }
+    trusted.client(peer, Some(&lines.join(",")))
 }
 
 #[cfg(test)]

@@ -1,11 +1,9 @@
 //! The middleware every request passes first: it caps open connections per client address
-//! (trusted proxies exempt) and puts a deadline on reading the request body, so that neither
-//! many connections nor a trickling body can hold the server.
+//! (trusted proxies exempt) and reads the request body (at most 1 MiB) under a deadline, so
+//! that neither many connections nor a trickling body can hold the server.
 
 use std::cell::OnceCell;
-use std::future::Future;
 use std::pin::Pin;
-use std::task::{Context, Poll};
 
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
@@ -14,11 +12,12 @@ use actix_web::http::StatusCode;
 use actix_web::middleware::Next;
 use actix_web::web::{self, Bytes};
 use actix_web::{HttpMessage, ResponseError};
-use futures_util::Stream;
+use futures_util::{Stream, StreamExt};
 
 use super::AppState;
 use super::limits::ConnectionTicket;
 use crate::error::ApiError;
+use crate::http::body::MAX_BODY_BYTES;
 
 /// Put into every new connection's data by `on_connect`; filled on its first request.
 #[derive(Default)]
@@ -54,57 +53,50 @@ pub async fn guard(
             return Ok(req.into_response(resp));
         }
     }
-    let has_body = req.headers().contains_key("content-length")
-        || req.headers().contains_key("transfer-encoding");
-    if has_body {
-        let payload = req.take_payload();
-        let deadline = Deadline {
-            inner: payload,
-            timer: Box::pin(actix_web::rt::time::sleep(limits.read_timeout)),
-            expired: false,
-        };
-        req.set_payload(Payload::from(
-            Box::pin(deadline) as Pin<Box<dyn Stream<Item = Result<Bytes, PayloadError>>>>
-        ));
-    }
-    let mut resp = next.call(req).await?.map_into_boxed_body();
-    if resp.status() == StatusCode::REQUEST_TIMEOUT {
-        // The rest of a late body is not worth waiting for.
-        resp.response_mut()
-            .head_mut()
-            .set_connection_type(actix_web::http::ConnectionType::Close);
-    }
-    Ok(resp)
+    // The whole body is read here, under one deadline and the size limit, whatever the
+    // framing (length, chunked, HTTP/2) and whether or not the handler reads it: a trickling
+    // body cannot hold the connection past the deadline.
+    let payload = req.take_payload();
+    let read = actix_web::rt::time::timeout(limits.read_timeout, read_body(payload)).await;
+    let body = match read {
+        Ok(Ok(body)) => body,
+        Ok(Err(e)) => return Ok(req.into_response(closing(e))),
+        Err(_) => return Ok(req.into_response(closing(too_slow()))),
+    };
+    let once = futures_util::stream::once(async move { Ok::<_, PayloadError>(body) });
+    req.set_payload(Payload::from(
+        Box::pin(once) as Pin<Box<dyn Stream<Item = Result<Bytes, PayloadError>>>>
+    ));
+    next.call(req)
+        .await
+        .map(ServiceResponse::map_into_boxed_body)
 }
 
-/// A request body that fails with `TimedOut` once its time is up.
-struct Deadline {
-    inner: Payload,
-    timer: Pin<Box<actix_web::rt::time::Sleep>>,
-    expired: bool,
+/// Reads a request body of at most `MAX_BODY_BYTES`.
+async fn read_body(mut payload: Payload) -> Result<Bytes, ApiError> {
+    let mut buf = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_body",
+                format!("cannot read the request body: {e}"),
+            )
+        })?;
+        if buf.len() + chunk.len() > MAX_BODY_BYTES {
+            return Err(crate::http::body::too_large());
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(buf.freeze())
 }
 
-impl Stream for Deadline {
-    type Item = Result<Bytes, PayloadError>;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        if self.expired {
-            return Poll::Ready(None);
-        }
-        match Pin::new(&mut self.inner).poll_next(cx) {
-            Poll::Pending => {
-                if self.timer.as_mut().poll(cx).is_ready() {
-                    self.expired = true;
-                    return Poll::Ready(Some(Err(PayloadError::Io(std::io::Error::new(
-                        std::io::ErrorKind::TimedOut,
-                        "the request body did not arrive in time",
-                    )))));
-                }
-                Poll::Pending
-            }
-            ready => ready,
-        }
-    }
+/// An error answer after which the connection is closed (the rest of its body is unread).
+fn closing(e: ApiError) -> actix_web::HttpResponse {
+    let mut resp = e.error_response();
+    resp.head_mut()
+        .set_connection_type(actix_web::http::ConnectionType::Close);
+    resp
 }
 
 /// Answers for a body that came too slowly.

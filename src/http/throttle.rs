@@ -7,12 +7,28 @@ use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+/// The unit a throttle counts: an IPv4 address, or an IPv6 /64 (what one client gets).
+fn throttle_key(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => {
+            let bits = u128::from(v6) & !((1u128 << 64) - 1);
+            IpAddr::V6(bits.into())
+        }
+        v4 => v4,
+    }
+}
+
 /// At most `max` failures per address in a window; past that, refused until it ends.
 pub struct FailureThrottle {
     max: u32,
     window: Duration,
     failures: Mutex<HashMap<IpAddr, (u32, Instant)>>,
+    /// The map's size at which expired entries are swept next.
+    prune_at: std::sync::atomic::AtomicUsize,
 }
+
+/// Entries kept before the first sweep of expired ones.
+const PRUNE_FROM: usize = 10_000;
 
 impl FailureThrottle {
     pub fn new(max: u32, window: Duration) -> Self {
@@ -20,23 +36,33 @@ impl FailureThrottle {
             max,
             window,
             failures: Mutex::new(HashMap::new()),
+            prune_at: std::sync::atomic::AtomicUsize::new(PRUNE_FROM),
         }
+    }
+
+    fn prune_at_next(&self, live: usize) {
+        self.prune_at.store(
+            (live * 2).max(PRUNE_FROM),
+            std::sync::atomic::Ordering::Relaxed,
+        );
     }
 
     /// `Some(wait)` while this address has failed too often lately.
     pub fn blocked(&self, ip: IpAddr) -> Option<Duration> {
         let map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        let (n, since) = map.get(&ip)?;
+        let (n, since) = map.get(&throttle_key(ip))?;
         let left = self.window.checked_sub(since.elapsed())?;
         (*n >= self.max).then_some(left)
     }
 
     pub fn fail(&self, ip: IpAddr) {
         let mut map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        if map.len() > 10_000 {
+        if map.len() >= self.prune_at.load(std::sync::atomic::Ordering::Relaxed) {
             map.retain(|_, (_, since)| since.elapsed() < self.window);
+            // Many live addresses: scan again only once the map has doubled.
+            self.prune_at_next(map.len());
         }
-        let entry = map.entry(ip).or_insert((0, Instant::now()));
+        let entry = map.entry(throttle_key(ip)).or_insert((0, Instant::now()));
         if entry.1.elapsed() >= self.window {
             *entry = (0, Instant::now());
         }
@@ -111,6 +137,12 @@ mod tests {
         let wait = t.blocked(ip).unwrap();
         assert!(wait <= Duration::from_secs(60) && wait > Duration::from_secs(50));
         assert!(t.blocked("127.0.0.2".parse().unwrap()).is_none());
+        // An IPv6 client is its /64: rotating within it does not help.
+        let t = FailureThrottle::new(2, Duration::from_secs(60));
+        t.fail("2001:db8:1:2::1".parse().unwrap());
+        t.fail("2001:db8:1:2::ffff".parse().unwrap());
+        assert!(t.blocked("2001:db8:1:2:aaaa::7".parse().unwrap()).is_some());
+        assert!(t.blocked("2001:db8:1:3::1".parse().unwrap()).is_none());
     }
 
     #[test]

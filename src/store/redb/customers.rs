@@ -21,6 +21,7 @@ impl Customers for RedbStore {
         let key = ApiKey::generate(ApiKey::CUSTOMER_PREFIX);
         let record = self.key_record(&customer.id, &key);
         let (c, r) = (customer.clone(), record.clone());
+        let (cache, hash) = (self.keys.clone(), key.hash());
         self.write(move |ctx| {
             let mut names = ctx.tx.open_table(CUSTOMER_NAMES)?;
             if names.get(c.name.as_str())?.is_some() {
@@ -36,9 +37,10 @@ impl Customers for RedbStore {
             ctx.tx
                 .open_table(API_KEYS)?
                 .insert(r.id.as_str(), encode(&r).as_slice())?;
+            // On the writer, in commit order with deletions.
+            cache.remember(hash, &r);
             Ok(())
         })?;
-        self.keys.remember(key.hash(), &record);
         Ok((customer, record, key.as_str().to_owned()))
     }
 
@@ -91,7 +93,7 @@ impl Customers for RedbStore {
     /// Removes the customer with its endpoints, events, deliveries, keys and idempotency records.
     fn delete_customer(&self, id: &str) -> Result<()> {
         let id = id.to_owned();
-        let cid = id.clone();
+        let cache = self.keys.clone();
         self.write(move |ctx| {
             let tx = ctx.tx;
             let mut customers = tx.open_table(CUSTOMERS)?;
@@ -131,9 +133,8 @@ impl Customers for RedbStore {
             idem.retain_in((id.as_str(), "")..(id.as_str(), ID_MAX), |_, _| false)?;
 
             super::sessions::end_customer_sessions(tx, &id)?;
+            cache.forget(|owner| owner.customer_id == id);
             Ok(())
-        })?;
-        self.keys.forget(|owner| owner.customer_id == cid);
-        Ok(())
+        })
     }
 }

@@ -146,6 +146,7 @@ impl Keys for RedbStore {
         let key = ApiKey::generate(ApiKey::CUSTOMER_PREFIX);
         let record = self.key_record(customer_id, &key);
         let r = record.clone();
+        let (cache, hash) = (self.keys.clone(), key.hash());
         self.write(move |ctx| {
             if ctx
                 .tx
@@ -158,9 +159,10 @@ impl Keys for RedbStore {
             ctx.tx
                 .open_table(API_KEYS)?
                 .insert(r.id.as_str(), encode(&r).as_slice())?;
+            // On the writer, in commit order with the customer's deletion.
+            cache.remember(hash, &r);
             Ok(())
         })?;
-        self.keys.remember(key.hash(), &record);
         Ok((record, key.as_str().to_owned()))
     }
 
@@ -181,6 +183,7 @@ impl Keys for RedbStore {
 
     fn delete_api_key(&self, customer_id: &str, key_id: &str) -> Result<()> {
         let (cid, kid) = (customer_id.to_owned(), key_id.to_owned());
+        let cache = self.keys.clone();
         self.write(move |ctx| {
             let mut keys = ctx.tx.open_table(API_KEYS)?;
             let owned = match keys.get(kid.as_str())? {
@@ -191,9 +194,8 @@ impl Keys for RedbStore {
                 return Err(StoreError::NotFound);
             }
             keys.remove(kid.as_str())?;
+            cache.forget(|owner| owner.key_id == kid);
             Ok(())
-        })?;
-        self.keys.forget(|owner| owner.key_id == key_id);
-        Ok(())
+        })
     }
 }

@@ -52,7 +52,8 @@ pub struct RedbStore {
     db: Arc<Database>,
     writer: writer::Writer,
     ids: Arc<IdGen>,
-    keys: keys::KeyCache,
+    /// Shared with the writer's changes, which update it in commit order.
+    keys: Arc<keys::KeyCache>,
     commit_hook: Arc<OnceLock<CommitHook>>,
     path: String,
     clock: Clock,
@@ -96,7 +97,7 @@ impl RedbStore {
             db,
             writer,
             ids: Arc::new(IdGen::new()),
-            keys: keys::KeyCache::default(),
+            keys: Arc::new(keys::KeyCache::default()),
             commit_hook,
             path: shown.clone(),
             clock: Clock::default(),

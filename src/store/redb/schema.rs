@@ -91,10 +91,13 @@ fn idempotency_keeps_events(tx: &WriteTransaction) -> Result<()> {
     }
     let mut table = tx.open_table(IDEMPOTENCY)?;
     let mut rewritten = Vec::new();
+    let mut unreadable = Vec::new();
     for row in table.iter()? {
         let (k, v) = row?;
         let (customer, key) = k.value();
         let Ok(old) = serde_json::from_slice::<Old>(v.value()) else {
+            // A record no version can read only blocks pruning: it goes.
+            unreadable.push((customer.to_owned(), key.to_owned()));
             continue;
         };
         let accepted = serde_json::from_str::<OldAnswer>(&old.response)
@@ -115,6 +118,9 @@ fn idempotency_keeps_events(tx: &WriteTransaction) -> Result<()> {
     }
     for (customer, key, bytes) in rewritten {
         table.insert((customer.as_str(), key.as_str()), bytes.as_slice())?;
+    }
+    for (customer, key) in unreadable {
+        table.remove((customer.as_str(), key.as_str()))?;
     }
     Ok(())
 }

@@ -41,6 +41,10 @@ pub enum ClientCommand {
     },
     /// List the event types of the catalog
     EventTypes(AdminArgs),
+    /// Is the server up: version, engine, node, deliveries waiting and in flight
+    Status(AdminArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
+    Completions { shell: clap_complete::Shell },
     /// Save a consistent copy of the running server's data file
     Backup {
         /// Where to write it (never the live data file; readable by you only)
@@ -153,5 +157,16 @@ pub fn run_client(command: ClientCommand) -> ExitCode {
         } => client::customers_list(&admin.client()),
         ClientCommand::EventTypes(admin) => client::event_types(&admin.client()),
         ClientCommand::Backup { out, force, admin } => client::backup(&admin.client(), &out, force),
+        ClientCommand::Status(admin) => client::status(&admin.client()),
+        ClientCommand::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "webhooks",
+                &mut std::io::stdout(),
+            );
+            Ok(())
+        }
     })
 }

@@ -66,6 +66,9 @@ pub struct ServeArgs {
     /// Failed bearer checks allowed from one client address a minute; then 429 for the rest of it
     #[arg(long, env = "WEBHOOKS_MAX_AUTH_FAILURES_PER_MIN", default_value_t = 20)]
     pub max_auth_failures_per_min: u32,
+    /// This node's name, shown by `webhooks status` [default: the host name]
+    #[arg(long, env = "WEBHOOKS_NODE_ID")]
+    pub node_id: Option<String>,
     /// Endpoints one customer may have
     #[arg(
         long,
@@ -124,10 +127,28 @@ impl ServeArgs {
         if self.max_sends_per_customer_per_min == 0 {
             return bad("--max-sends-per-customer-per-min must be at least 1");
         }
+        if self
+            .node_id
+            .as_ref()
+            .is_some_and(|n| n.is_empty() || n.len() > 128 || n.chars().any(char::is_control))
+        {
+            return bad("--node-id must be 1 to 128 printable characters");
+        }
         if self.admin_token.as_ref().is_some_and(|t| t.len() < 16) {
             return bad("--admin-token must be at least 16 characters");
         }
         Ok(())
+    }
+
+    /// `--node-id`, or the host name.
+    pub fn node_id(&self) -> String {
+        self.node_id.clone().unwrap_or_else(|| {
+            std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .ok()
+                .map(|h| h.trim().to_owned())
+                .filter(|h| !h.is_empty())
+                .unwrap_or_else(|| "localhost".into())
+        })
     }
 
     pub fn connect_timeout(&self) -> Duration {

@@ -116,6 +116,7 @@ impl Server {
                     secure_cookies: tls.is_some(),
                     ..Portal::default()
                 }),
+                node_id: args.node_id().into(),
                 limits: Arc::new(Limits::new(
                     TrustedProxies::new(args.trusted_proxies.clone()),
                     args.max_connections_per_ip,

@@ -105,14 +105,15 @@ impl Server {
         status_kb(self.pid(), "VmRSS:")
     }
 
-    /// Samples the peak resident memory (VmHWM) every 100 ms until stopped.
+    /// Samples the resident memory (VmRSS) every 100 ms until stopped, keeping the highest:
+    /// the peak of this phase (VmHWM would be the whole life's, earlier phases included).
     pub fn rss_sampler(&self, peak: Arc<AtomicU64>) -> Sampler {
         let pid = self.pid();
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let s = stop.clone();
         let t = std::thread::spawn(move || {
             while !s.load(Ordering::Relaxed) {
-                peak.fetch_max(status_kb(pid, "VmHWM:"), Ordering::Relaxed);
+                peak.fetch_max(status_kb(pid, "VmRSS:"), Ordering::Relaxed);
                 std::thread::sleep(Duration::from_millis(100));
             }
         });

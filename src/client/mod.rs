@@ -355,6 +355,24 @@ pub fn customers_list(client: &Client) -> Result<(), ClientError> {
     Ok(())
 }
 
+/// `webhooks status`: the server answers, and how it is doing.
+pub fn status(client: &Client) -> Result<(), ClientError> {
+    let s = client.get("/api/v1/status")?;
+    println!("server:  {} (reachable)", client.server());
+    println!("version: {}", s["version"].as_str().unwrap_or("?"));
+    println!("engine:  {}", s["engine"].as_str().unwrap_or("?"));
+    println!(
+        "node:    {} ({} serving)",
+        s["node_id"].as_str().unwrap_or("?"),
+        s["nodes"]
+    );
+    println!(
+        "queue:   {} pending, {} sending",
+        s["pending"], s["sending"]
+    );
+    Ok(())
+}
+
 /// `webhooks backup --out FILE`: a consistent copy of the running server's data file.
 pub fn backup(client: &Client, out: &Path, force: bool) -> Result<(), ClientError> {
     let n = client.download_backup(out, force)?;

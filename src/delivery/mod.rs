@@ -3,6 +3,7 @@
 //! stacks) that each sign and POST one delivery at a time.
 
 pub mod dispatcher;
+mod log;
 pub mod resolver;
 pub mod sender;
 pub mod special_ranges;
@@ -95,6 +96,7 @@ impl Pool {
                 jobs: jobs_rx.clone(),
                 done: control.clone(),
                 stopping: stopping.clone(),
+                log: Arc::default(),
             };
             let started = started.clone();
             move || {

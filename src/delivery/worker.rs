@@ -22,6 +22,7 @@ pub(super) struct WorkerCtx {
     pub jobs: Receiver<Job>,
     pub done: ChannelSender<Control>,
     pub stopping: Arc<AtomicBool>,
+    pub log: Arc<super::log::DeliveryLog>,
 }
 
 pub(super) fn run(ctx: WorkerCtx) {
@@ -42,6 +43,7 @@ pub(super) fn run(ctx: WorkerCtx) {
                 let outcome = deliver_one(&ctx.sender, &send);
                 ctx.metrics.in_flight.dec();
                 ctx.metrics.record(&outcome);
+                ctx.log.finished(&send, &outcome);
                 ctx.store.finish(outcome);
             }
             Ok(None) => {}

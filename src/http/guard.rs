@@ -56,12 +56,12 @@ pub async fn guard(
     // The whole body is read here, under one deadline and the size limit, whatever the
     // framing (length, chunked, HTTP/2) and whether or not the handler reads it: a trickling
     // body cannot hold the connection past the deadline.
-    let payload = req.take_payload();
-    let read = actix_web::rt::time::timeout(limits.read_timeout, read_body(payload)).await;
+    let mut payload = req.take_payload();
+    let read = actix_web::rt::time::timeout(limits.read_timeout, read_body(&mut payload)).await;
     let body = match read {
         Ok(Ok(body)) => body,
-        Ok(Err(e)) => return Ok(req.into_response(closing(e))),
-        Err(_) => return Ok(req.into_response(closing(too_slow()))),
+        Ok(Err(e)) => return Ok(req.into_response(closing(e, payload))),
+        Err(_) => return Ok(req.into_response(closing(too_slow(), payload))),
     };
     let once = futures_util::stream::once(async move { Ok::<_, PayloadError>(body) });
     req.set_payload(Payload::from(
@@ -73,7 +73,7 @@ pub async fn guard(
 }
 
 /// Reads a request body of at most `MAX_BODY_BYTES`.
-async fn read_body(mut payload: Payload) -> Result<Bytes, ApiError> {
+async fn read_body(payload: &mut Payload) -> Result<Bytes, ApiError> {
     let mut buf = web::BytesMut::new();
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(|e| {
@@ -91,12 +91,48 @@ async fn read_body(mut payload: Payload) -> Result<Bytes, ApiError> {
     Ok(buf.freeze())
 }
 
-/// An error answer after which the connection is closed (the rest of its body is unread).
-fn closing(e: ApiError) -> actix_web::HttpResponse {
-    let mut resp = e.error_response();
+/// An error answer after which the connection is closed, the rest of the body unread. The
+/// unread body goes along with the answer: while it is held, the HTTP layer closes the
+/// connection after answering instead of draining the body, however slowly it comes.
+fn closing(e: ApiError, unread: Payload) -> actix_web::HttpResponse {
+    let json = serde_json::to_vec(&crate::error::ErrorBody {
+        error: crate::error::ErrorDetail {
+            code: e.code.to_owned(),
+            message: e.message.clone(),
+        },
+    })
+    .unwrap_or_default();
+    let mut resp = actix_web::HttpResponse::build(e.status)
+        .content_type("application/json")
+        .force_close()
+        .body(HoldingBody {
+            bytes: Some(Bytes::from(json)),
+            _unread: unread,
+        });
     resp.head_mut()
         .set_connection_type(actix_web::http::ConnectionType::Close);
     resp
+}
+
+/// An answer's body that holds the request's unread body until it is sent (see `closing`).
+struct HoldingBody {
+    bytes: Option<Bytes>,
+    _unread: Payload,
+}
+
+impl MessageBody for HoldingBody {
+    type Error = std::convert::Infallible;
+
+    fn size(&self) -> actix_web::body::BodySize {
+        actix_web::body::BodySize::Sized(self.bytes.as_ref().map_or(0, |b| b.len() as u64))
+    }
+
+    fn poll_next(
+        self: Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<Bytes, Self::Error>>> {
+        std::task::Poll::Ready(self.get_mut().bytes.take().map(Ok))
+    }
 }
 
 /// Answers for a body that came too slowly.

@@ -24,6 +24,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub portal: Arc<portal::Portal>,
     pub limits: Arc<limits::Limits>,
+    /// This node's name (`--node-id`).
+    pub node_id: Arc<str>,
 }
 
 impl AppState {

@@ -394,3 +394,28 @@ fn a_backup_never_replaces_the_live_data_file_and_asks_before_overwriting() {
     assert_eq!(names.len(), 2, "{names:?}");
     again.shutdown();
 }
+
+#[test]
+fn status_and_completions() {
+    let s = TestServer::start();
+    let (code, out, err) = run(webhooks(&s, &["status"]));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("(reachable)"), "{out}");
+    assert!(out.contains("engine:  redb"), "{out}");
+    assert!(out.contains("queue:   0 pending, 0 sending"), "{out}");
+    let (st, body) = s.api.get("/api/v1/status", &s.admin);
+    assert_eq!(st, 200);
+    assert_eq!(body["engine"], "redb");
+    assert_eq!(body["nodes"], 1);
+    assert!(body["node_id"].as_str().is_some_and(|n| !n.is_empty()));
+    // The operator's route: a customer key is refused.
+    assert_eq!(s.api.get("/api/v1/status", &s.key).0, 401);
+    let (code, out, _) = run(webhooks(&s, &["completions", "bash"]));
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("webhooks") && out.contains("complete"),
+        "{out}"
+    );
+    let (code, _, err) = run(webhooks(&s, &["completions", "tcsh"]));
+    assert_eq!(code, 2, "{err}");
+}

@@ -71,6 +71,35 @@ fn a_trickling_body_is_cut_off_and_does_not_hold_the_server() {
 }
 
 #[test]
+fn a_trickling_chunked_body_is_cut_off_even_where_no_handler_reads_it() {
+    let s = TestServer::start_with(|a| a.read_timeout_secs = 1);
+    let started = Instant::now();
+    // No token: the route refuses before it would read the body; and an unknown route.
+    let mut conns: Vec<TcpStream> = ["/api/v1/events", "/api/v1/nowhere"]
+        .iter()
+        .map(|path| {
+            let mut c = connect(&s);
+            c.write_all(
+                format!(
+                    "POST {path} HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n1\r\n{{\r\n"
+                )
+                .as_bytes(),
+            )
+            .unwrap();
+            c
+        })
+        .collect();
+    for c in &mut conns {
+        let head = status_of(c);
+        assert!(head.starts_with("HTTP/1.1 408"), "{head}");
+        // And the connection is closed, not held for the rest of the body.
+        let mut rest = Vec::new();
+        let _ = c.read_to_end(&mut rest);
+    }
+    assert!(started.elapsed() < Duration::from_secs(15));
+}
+
+#[test]
 fn connections_per_address_are_capped_except_for_trusted_proxies() {
     let s = TestServer::start_with(|a| a.max_connections_per_ip = 3);
     let request = b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n";

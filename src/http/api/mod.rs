@@ -55,6 +55,20 @@ pub async fn healthz(st: State) -> Result<HttpResponse, ApiError> {
     }))
 }
 
+#[utoipa::path(get, path = "/api/v1/status", tag = "operator", security(("bearer" = [])),
+    responses((status = 200, body = views::StatusView)))]
+pub async fn status(_: crate::http::auth::Admin, st: State) -> Result<HttpResponse, ApiError> {
+    let (pending, sending) = st.run(|s| s.queue_counts()).await?;
+    Ok(HttpResponse::Ok().json(views::StatusView {
+        version: env!("CARGO_PKG_VERSION").into(),
+        engine: st.store.engine_name().into(),
+        node_id: st.node_id.to_string(),
+        pending,
+        sending,
+        nodes: 1,
+    }))
+}
+
 #[utoipa::path(get, path = "/metrics", tag = "system",
     responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
 pub async fn metrics(st: State) -> Result<HttpResponse, ApiError> {
@@ -144,6 +158,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .service(r("/endpoints/{id}/test").route(post().to(endpoints::send_test)))
                 .service(r("/endpoints/{id}/recover").route(post().to(endpoints::recover)))
                 .service(r("/backup").route(post().to(backup::backup)))
+                .service(r("/status").route(get().to(status)))
                 .service(r("/deliveries").route(get().to(deliveries::list_deliveries)))
                 .service(r("/deliveries/{id}").route(get().to(deliveries::get_delivery)))
                 .service(r("/deliveries/{id}/resend").route(post().to(deliveries::resend_delivery)))

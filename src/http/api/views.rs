@@ -259,3 +259,18 @@ pub struct Health {
     pub status: String,
     pub version: String,
 }
+
+/// `GET /api/v1/status`: what runs, and how much waits.
+#[derive(Serialize, ToSchema)]
+pub struct StatusView {
+    pub version: String,
+    /// `redb` or `postgres`.
+    pub engine: String,
+    pub node_id: String,
+    /// Deliveries waiting in the store.
+    pub pending: u64,
+    /// Deliveries claimed and not finished (in flight, or about to be).
+    pub sending: u64,
+    /// Serving nodes (1 on the data file).
+    pub nodes: u64,
+}

@@ -73,6 +73,7 @@ pub fn serve_args(data: PathBuf) -> ServeArgs {
         max_connections_per_ip: 256,
         read_timeout_secs: 30,
         max_auth_failures_per_min: 20,
+        node_id: None,
         max_endpoints_per_customer: 100,
         max_sends_per_customer_per_min: 120,
     }

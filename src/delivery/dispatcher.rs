@@ -4,7 +4,8 @@
 //!
 //! The share rule: every endpoint is guaranteed a quarter of the pool (`share`). Beyond it an
 //! endpoint may use idle workers while no other endpoint waits within its share and its
-//! recent sends are quick (finished sends averaged under `QUICK`, none in flight longer);
+//! recent sends are quick (finished sends averaged under `QUICK`, none in flight longer) but
+//! not instant (at least `WORTH_GROWING`: then its share already outruns the server);
 //! a few workers (`reserve`) stay free for an endpoint that turns up with work. A slow or
 //! blackholed endpoint is held to its share. Claims ahead are bounded in total (`ahead`),
 //! whatever the pool's size, and only an endpoint that can hand out now claims: so a crash
@@ -17,6 +18,10 @@ use std::time::{Duration, Instant};
 pub const LANE_WINDOW: usize = 512;
 /// An endpoint whose sends take longer than this (on average, or any one in flight) is slow.
 pub const QUICK: Duration = Duration::from_secs(1);
+/// Beyond its share an endpoint grows only while its sends take at least this long: below
+/// it, a quarter of the pool already outruns the server, and more threads only compete with
+/// the store for the cores.
+pub const WORTH_GROWING: Duration = Duration::from_millis(5);
 
 #[derive(Debug)]
 struct Lane {
@@ -57,10 +62,13 @@ impl Lane {
         self.next_at.is_none_or(|t| t <= now)
     }
 
-    /// Finished sends were quick, and none in flight has taken long: it may use idle workers.
+    /// Finished sends were quick, yet not so quick that its share is enough, and none in
+    /// flight has taken long: it may use idle workers.
     fn quick(&self, now: Instant) -> bool {
         let quick_ms = QUICK.as_secs_f64() * 1000.0;
-        self.recent_ms.is_some_and(|ms| ms < quick_ms)
+        let worth_ms = WORTH_GROWING.as_secs_f64() * 1000.0;
+        self.recent_ms
+            .is_some_and(|ms| ms >= worth_ms && ms < quick_ms)
             && self
                 .in_flight
                 .iter()
@@ -488,6 +496,19 @@ mod tests {
             62,
             "quick and alone: the idle pool less the reserve"
         );
+    }
+
+    #[test]
+    fn an_instant_endpoint_keeps_to_its_share_which_already_outruns_the_server() {
+        let mut l = Lanes::new(64, 1000);
+        fill(&mut l, "ep_a", 200);
+        let t0 = Instant::now();
+        claim_all(&mut l, t0);
+        let first = l.hand_out(64, true, t0);
+        finish(&mut l, "ep_a", &first, t0, Duration::from_micros(300));
+        let t1 = t0 + Duration::from_millis(1);
+        claim_all(&mut l, t1);
+        assert_eq!(l.hand_out(64, true, t1).len(), 16);
     }
 
     #[test]

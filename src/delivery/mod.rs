@@ -1,7 +1,6 @@
 //! Delivery: the dispatcher thread that hands claimed deliveries to idle workers fairly, and
 //! the pool of plain worker threads (started as demand grows, up to `--workers`, with small
-//! stacks, and ended again after 30 s without work) that each sign and POST one delivery at
-//! a time.
+//! stacks) that each sign and POST one delivery at a time.
 
 pub mod dispatcher;
 mod log;
@@ -104,16 +103,12 @@ impl Pool {
                 let ctx = ctx.clone();
                 let exited_tx = exited_tx.clone();
                 let i = started.fetch_add(1, Ordering::AcqRel);
-                let count = started.clone();
                 let spawned = std::thread::Builder::new()
                     .name(format!("delivery-{i}"))
                     .stack_size(WORKER_STACK)
                     .spawn(move || {
-                        // One that ended idle took itself off the count already; only the
-                        // ones the pool's closing ended are waited for at shutdown.
-                        if let worker::Ended::Closed = worker::run(ctx, &count, INITIAL_WORKERS) {
-                            let _ = exited_tx.send(());
-                        }
+                        worker::run(ctx);
+                        let _ = exited_tx.send(());
                     });
                 if let Err(e) = spawned {
                     started.fetch_sub(1, Ordering::AcqRel);

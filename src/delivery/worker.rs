@@ -25,35 +25,8 @@ pub(super) struct WorkerCtx {
     pub log: Arc<super::log::DeliveryLog>,
 }
 
-/// How a worker ended: the pool closed, or it was idle long and one of the extra ones.
-pub(super) enum Ended {
-    Closed,
-    Idle,
-}
-
-/// How long an extra worker waits for work before it ends (its stack and buffers go back).
-const IDLE_END: std::time::Duration = std::time::Duration::from_secs(30);
-
-pub(super) fn run(ctx: WorkerCtx, started: &std::sync::atomic::AtomicUsize, keep: usize) -> Ended {
-    loop {
-        let job = match ctx.jobs.recv_timeout(IDLE_END) {
-            Ok(job) => job,
-            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => return Ended::Closed,
-            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
-                // Only beyond the first few, and counted down before leaving, so that the
-                // dispatcher starts another when work comes.
-                let n = started.load(Ordering::Acquire);
-                if n > keep
-                    && !ctx.stopping.load(Ordering::Acquire)
-                    && started
-                        .compare_exchange(n, n - 1, Ordering::AcqRel, Ordering::Acquire)
-                        .is_ok()
-                {
-                    return Ended::Idle;
-                }
-                continue;
-            }
-        };
+pub(super) fn run(ctx: WorkerCtx) {
+    while let Ok(job) = ctx.jobs.recv() {
         if ctx.stopping.load(Ordering::Acquire) {
             // Claimed but not started: it certainly was not sent, so it stays pending.
             if let Err(e) = ctx

@@ -4,7 +4,6 @@
 use actix_web::dev::Payload;
 use actix_web::http::StatusCode;
 use actix_web::{FromRequest, HttpRequest};
-use futures_util::StreamExt;
 use futures_util::future::LocalBoxFuture;
 use serde::de::DeserializeOwned;
 
@@ -55,27 +54,8 @@ async fn read_limited(
     if declared.is_some_and(|n| n > MAX_BODY_BYTES) {
         return Err(too_large());
     }
-    let mut buf =
-        actix_web::web::BytesMut::with_capacity(declared.unwrap_or(1024).min(MAX_BODY_BYTES));
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| {
-            if let actix_web::error::PayloadError::Io(io) = &e
-                && io.kind() == std::io::ErrorKind::TimedOut
-            {
-                return super::guard::too_slow();
-            }
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_body",
-                format!("cannot read the request body: {e}"),
-            )
-        })?;
-        if buf.len() + chunk.len() > MAX_BODY_BYTES {
-            return Err(too_large());
-        }
-        buf.extend_from_slice(&chunk);
-    }
-    Ok(buf.freeze())
+    // The guard has read the body already, under its deadline; this takes it over.
+    super::guard::read_body(&mut payload).await
 }
 
 fn declared_length(req: &HttpRequest) -> Option<usize> {

@@ -73,7 +73,7 @@ pub async fn guard(
 }
 
 /// Reads a request body of at most `MAX_BODY_BYTES`.
-async fn read_body(payload: &mut Payload) -> Result<Bytes, ApiError> {
+pub async fn read_body(payload: &mut Payload) -> Result<Bytes, ApiError> {
     let mut buf = web::BytesMut::new();
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(|e| {

@@ -4,9 +4,10 @@
 mod api;
 mod browser;
 mod cli;
+mod crash;
 mod delivery;
 mod exposure;
-mod lifecycle;
+pub mod lifecycle;
 mod openapi;
 mod portal;
 mod safety;

@@ -57,6 +57,7 @@ pub struct Client {
 }
 
 impl Client {
+    /// `server` may leave out the scheme (`localhost:8080` means `http://localhost:8080`).
     pub fn new(server: &str, token: Option<String>, token_flag: &'static str) -> Self {
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
@@ -64,8 +65,14 @@ impl Client {
             .timeout_global(Some(Duration::from_secs(30)))
             .build()
             .new_agent();
+        let server = server.trim().trim_end_matches('/');
+        let server = if server.contains("://") {
+            server.to_owned()
+        } else {
+            format!("http://{server}")
+        };
         Self {
-            server: server.trim_end_matches('/').to_owned(),
+            server,
             token,
             token_flag,
             agent,
@@ -77,12 +84,31 @@ impl Client {
     }
 
     fn token(&self) -> Result<&str, ClientError> {
-        self.token.as_deref().ok_or_else(|| {
+        let token = self.token.as_deref().ok_or_else(|| {
             ClientError::Usage(format!(
                 "no credentials: pass {} (the first start of `webhooks serve` printed them)",
                 self.token_flag
             ))
-        })
+        })?;
+        // The wrong kind of secret is named as such rather than answered "refused".
+        let wants_admin = self.token_flag.contains("ADMIN_TOKEN");
+        if wants_admin && token.starts_with(crate::domain::ApiKey::CUSTOMER_PREFIX) {
+            return Err(ClientError::Usage(format!(
+                "{} is given a customer API key ({}…); this command needs the admin token ({}…)",
+                self.token_flag,
+                crate::domain::ApiKey::CUSTOMER_PREFIX,
+                crate::domain::ApiKey::ADMIN_PREFIX
+            )));
+        }
+        if !wants_admin && token.starts_with(crate::domain::ApiKey::ADMIN_PREFIX) {
+            return Err(ClientError::Usage(format!(
+                "{} is given the admin token ({}…); it needs a customer API key ({}…)",
+                self.token_flag,
+                crate::domain::ApiKey::ADMIN_PREFIX,
+                crate::domain::ApiKey::CUSTOMER_PREFIX
+            )));
+        }
+        Ok(token)
     }
 
     pub fn get(&self, path: &str) -> Result<Value, ClientError> {
@@ -286,6 +312,12 @@ pub fn trigger(
         n,
         if n == 1 { "delivery" } else { "deliveries" }
     );
+    if n == 0 {
+        println!(
+            "no enabled endpoint of customer {customer} subscribes to {event}: nothing is sent \
+             (register one in the portal, or run `webhooks listen --api-key …`)"
+        );
+    }
     Ok(())
 }
 

@@ -151,6 +151,22 @@ fn client_errors_are_one_line_with_the_right_exit_code() {
         ),
         (vec!["customers", "add", "default"], 2, "already exists"),
         (vec!["trigger"], 2, "EVENT"),
+        (
+            vec!["customers", "list", "--token", "whk_a_customer_key"],
+            2,
+            "given a customer API key",
+        ),
+        (
+            vec![
+                "listen",
+                "--api-key",
+                "wha_the_admin_token",
+                "--listen",
+                "127.0.0.1:0",
+            ],
+            2,
+            "given the admin token",
+        ),
     ];
     for (args, want, needle) in cases {
         let (code, _, err) = run(webhooks(&s, &args));
@@ -393,6 +409,21 @@ fn a_backup_never_replaces_the_live_data_file_and_asks_before_overwriting() {
         .collect();
     assert_eq!(names.len(), 2, "{names:?}");
     again.shutdown();
+}
+
+#[test]
+fn trigger_says_when_nothing_subscribes_and_the_server_may_leave_out_its_scheme() {
+    let s = TestServer::start();
+    let bare = s.api.base.strip_prefix("http://").unwrap().to_owned();
+    let mut cmd = webhooks(&s, &["trigger", "transactions.fetched"]);
+    cmd.env("WEBHOOKS_SERVER", &bare);
+    let (code, out, err) = run(cmd);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("→ 0 deliveries"), "{out}");
+    assert!(
+        out.contains("no enabled endpoint of customer default subscribes"),
+        "{out}"
+    );
 }
 
 #[test]

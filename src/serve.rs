@@ -2,6 +2,7 @@
 //! retention, and on SIGINT/SIGTERM stops them in order (HTTP, dispatch, workers, writer).
 
 use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -148,15 +149,27 @@ impl Server {
         })
     }
 
-    /// The lines printed to stdout at start: the portal address always, the secrets only on
-    /// the first start of a data file.
-    pub fn banner(&self) -> String {
+    /// The lines printed to stdout at start: the portal address always; on the first start
+    /// of a data file, the secrets when stdout is a terminal, else only where they were
+    /// written (`secrets_file`), so that they do not end up in a journal or a pipe.
+    pub fn banner(&self, terminal: bool, secrets_file: &Path) -> std::io::Result<String> {
         let mut s = format!("portal: {}://{}/\n", self.scheme, self.addr);
         if let Some(f) = &self.first_start {
-            s.push_str(&format!("admin token: {}\n", f.admin_token));
-            s.push_str(&format!("api key (customer default): {}\n", f.api_key));
+            let secrets = format!(
+                "admin token: {}\napi key (customer default): {}\n",
+                f.admin_token, f.api_key
+            );
+            if terminal {
+                s.push_str(&secrets);
+            } else {
+                write_private(secrets_file, &secrets)?;
+                s.push_str(&format!(
+                    "first start: the admin token and the API key of customer default are in {} (readable by you only)\n",
+                    secrets_file.display()
+                ));
+            }
         }
-        s
+        Ok(s)
     }
 
     /// Runs a retention pass now, as the hourly one does.
@@ -258,6 +271,27 @@ fn raise_open_file_limit() {
     }
 }
 
+/// Where a first start that is not on a terminal leaves its secrets: beside the data file.
+pub fn first_start_file(data: &Path) -> PathBuf {
+    let mut name = data.as_os_str().to_owned();
+    name.push(".first-start.txt");
+    PathBuf::from(name)
+}
+
+/// Writes `text` to a new file only its owner can read (replacing an earlier one).
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let _ = std::fs::remove_file(path);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(text.as_bytes())?;
+    f.sync_all()
+}
+
 pub fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
@@ -295,7 +329,19 @@ pub fn run(args: ServeArgs) -> ExitCode {
             return ExitCode::from(e.exit_code());
         }
     };
-    print!("{}", server.banner());
+    let terminal = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    let secrets_file = first_start_file(&args.data);
+    match server.banner(terminal, &secrets_file) {
+        Ok(banner) => print!("{banner}"),
+        Err(e) => {
+            eprintln!(
+                "error: cannot write the first start's secrets to {}: {e}",
+                secrets_file.display()
+            );
+            server.shutdown();
+            return ExitCode::from(1);
+        }
+    }
     use std::io::Write;
     let _ = std::io::stdout().flush();
     if let Err(e) = wait_for_signal() {

@@ -84,7 +84,20 @@ impl Server {
             None => {
                 let mut l = String::new();
                 out.read_line(&mut l).unwrap();
-                l.trim().trim_start_matches("admin token: ").to_owned()
+                // Not a terminal: the secrets are in a file named on this line (builds before
+                // 2026-11-28 printed them here).
+                let text = match l.split(" are in ").nth(1) {
+                    Some(rest) => {
+                        let path = rest.split(" (readable").next().unwrap_or(rest).trim();
+                        std::fs::read_to_string(path).expect("the first start's secrets file")
+                    }
+                    None => l,
+                };
+                text.lines()
+                    .find_map(|l| l.strip_prefix("admin token: "))
+                    .expect("the admin token")
+                    .trim()
+                    .to_owned()
             }
         };
         std::thread::spawn(move || for _ in out.lines() {});

@@ -378,7 +378,7 @@ fn a_backup_never_replaces_the_live_data_file_and_asks_before_overwriting() {
     let evt_id = evt["id"].as_str().unwrap().to_owned();
     let (key, admin) = (s.key.clone(), s.admin.clone());
     s.stop();
-    let again = webhooks::serve::Server::start(&crate::support::serve_args(live.clone())).unwrap();
+    let again = crate::support::restart_on(live.clone());
     let api = crate::support::Api::new(&format!("http://{}", again.addr));
     let (st, e) = api.get(&format!("/api/v1/events/{evt_id}"), &key);
     assert_eq!(st, 200, "{e}");

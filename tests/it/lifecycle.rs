@@ -15,6 +15,8 @@ pub struct Proc {
     pub child: Child,
     pub api: Api,
     pub banner: Vec<String>,
+    /// The lines of the first start's secrets file, if this was one.
+    pub secrets: Vec<String>,
 }
 
 impl Proc {
@@ -44,19 +46,30 @@ impl Proc {
             .unwrap()
             .to_owned();
         let mut banner = vec![first];
-        // The secrets follow at once, if there are any.
+        // Where the secrets are follows at once, on a first start (stdout is a pipe here).
         while let Ok(l) = lines.recv_timeout(Duration::from_millis(300)) {
             banner.push(l);
         }
+        let secrets = banner
+            .iter()
+            .find_map(|l| {
+                let rest = l.strip_prefix("first start: ")?;
+                let path = rest.split(" are in ").nth(1)?.split(" (readable").next()?;
+                Some(std::fs::read_to_string(path).unwrap())
+            })
+            .map(|text| text.lines().map(str::to_owned).collect())
+            .unwrap_or_default();
         Self {
             child,
             api: Api::new(&format!("http://{addr}")),
             banner,
+            secrets,
         }
     }
 
+    /// A secret from the first start's file.
     pub fn secret(&self, label: &str) -> String {
-        self.banner
+        self.secrets
             .iter()
             .find_map(|l| l.strip_prefix(label))
             .unwrap_or_else(|| panic!("no {label:?} in {:?}", self.banner))
@@ -295,4 +308,33 @@ fn an_unusable_data_path_is_one_clear_line() {
         "{err}"
     );
     assert_eq!(err.trim().lines().count(), 1, "{err}");
+}
+
+#[test]
+fn a_first_start_without_a_terminal_leaves_its_secrets_in_an_owner_only_file() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("w.redb");
+    let p = Proc::start(&data);
+    // stdout is a pipe (a service's journal, say): no secret on it, only where they are.
+    assert_eq!(p.banner.len(), 2, "{:?}", p.banner);
+    assert!(
+        !p.banner
+            .iter()
+            .any(|l| l.contains("wha_") || l.contains("whk_"))
+    );
+    let file = dir.path().join("w.redb.first-start.txt");
+    assert!(
+        p.banner[1].contains(file.to_str().unwrap()),
+        "{:?}",
+        p.banner
+    );
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    // The secrets in it work.
+    let admin = p.secret("admin token:");
+    let key = p.secret("api key (customer default):");
+    assert!(admin.starts_with("wha_") && key.starts_with("whk_"));
+    assert_eq!(p.api.get("/api/v1/customers", &admin).0, 200);
+    assert_eq!(p.api.get("/api/v1/endpoints", &key).0, 200);
 }

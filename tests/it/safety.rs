@@ -195,7 +195,7 @@ fn a_schema_1_file_is_migrated_and_its_idempotency_keys_still_replay() {
     // Turn the file back into what schema 1 wrote: the answer as rendered JSON text, no
     // sessions table.
     {
-        let db = redb::Database::create(&data).unwrap();
+        let db = crate::support::open_raw(&data);
         let rows: Vec<((String, String), serde_json::Value)> = {
             let tx = db.begin_read().unwrap();
             let t = tx.open_table(IDEMPOTENCY).unwrap();
@@ -238,7 +238,7 @@ fn a_schema_1_file_is_migrated_and_its_idempotency_keys_still_replay() {
         tx.commit().unwrap();
     }
 
-    let again = webhooks::serve::Server::start(&crate::support::serve_args(data)).unwrap();
+    let again = crate::support::restart_on(data);
     let api = crate::support::Api::new(&format!("http://{}", again.addr));
     let (status, replay) = send(&api, &admin, &body);
     assert_eq!(status, 202, "{replay}");
@@ -291,7 +291,7 @@ fn a_portal_session_survives_a_restart() {
         .unwrap();
     let data = std::path::PathBuf::from(s.server().store.location());
     s.stop();
-    let again = webhooks::serve::Server::start(&crate::support::serve_args(data.clone())).unwrap();
+    let again = crate::support::restart_on(data.clone());
     let resp = agent
         .get(format!("http://{}/webhooks", again.addr))
         .header("cookie", &session)

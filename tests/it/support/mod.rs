@@ -79,6 +79,32 @@ pub fn serve_args(data: PathBuf) -> ServeArgs {
     }
 }
 
+/// Starts a server again on a data file a stopped in-process server used. The stopped one's
+/// HTTP worker threads may let go of the file a moment after `stop` returns (a new process
+/// has no such wait), so an "in use" answer is retried for a while.
+pub fn restart_on(data: PathBuf) -> Server {
+    wait_for(10, "the data file to be free", || {
+        match Server::start(&serve_args(data.clone())) {
+            Ok(s) => Some(s),
+            Err(webhooks::serve::StartError::Open(webhooks::store::OpenError::InUse(_))) => None,
+            Err(e) => panic!("the server does not start again: {e}"),
+        }
+    })
+}
+
+/// Opens a data file with redb itself, once a stopped in-process server has let go of it.
+pub fn open_raw(data: &std::path::Path) -> redb::Database {
+    wait_for(
+        10,
+        "the data file to be free",
+        || match redb::Database::create(data) {
+            Ok(db) => Some(db),
+            Err(redb::DatabaseError::DatabaseAlreadyOpen) => None,
+            Err(e) => panic!("cannot open {}: {e}", data.display()),
+        },
+    )
+}
+
 /// An in-process server; shut down in order when dropped.
 pub struct TestServer {
     pub api: Api,

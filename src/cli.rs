@@ -60,9 +60,12 @@ pub enum ClientCommand {
 
 #[derive(Debug, Args)]
 pub struct ServerArg {
-    /// The running server
+    /// The running server (`host:port` means http://host:port)
     #[arg(long, env = "WEBHOOKS_SERVER", default_value = "http://127.0.0.1:8080")]
     pub server: String,
+    /// Trust this CA (PEM) for the server's HTTPS certificate, besides the public ones
+    #[arg(long, env = "WEBHOOKS_SERVER_CA_FILE")]
+    pub server_ca_file: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -78,6 +81,7 @@ impl AdminArgs {
     fn client(&self) -> Client {
         Client::new(
             &self.server.server,
+            self.server.server_ca_file.as_deref(),
             self.token.clone(),
             "--token / WEBHOOKS_ADMIN_TOKEN",
         )
@@ -143,6 +147,7 @@ pub fn run_client(command: ClientCommand) -> ExitCode {
         ClientCommand::Listen(l) => client::listen::run(ListenOptions {
             listen: l.listen,
             server: l.server.server,
+            server_ca_file: l.server.server_ca_file,
             api_key: l.api_key,
             events: l.events,
             secret: l.secret,

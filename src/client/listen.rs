@@ -16,6 +16,7 @@ use crate::domain::time::{now_ms, rfc3339};
 pub struct ListenOptions {
     pub listen: SocketAddr,
     pub server: String,
+    pub server_ca_file: Option<std::path::PathBuf>,
     pub api_key: Option<String>,
     pub events: String,
     pub secret: Option<String>,
@@ -50,6 +51,7 @@ pub fn run(opts: ListenOptions) -> Result<(), ClientError> {
         Some(key) => {
             let client = Client::new(
                 &opts.server,
+                opts.server_ca_file.as_deref(),
                 Some(key.clone()),
                 "--api-key / WEBHOOKS_API_KEY",
             );

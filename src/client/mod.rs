@@ -19,6 +19,10 @@ pub enum ClientError {
     Usage(String),
     #[error("cannot reach {0}: is `webhooks serve` running?")]
     Unreachable(String),
+    #[error(
+        "TLS: {0} (if the server's certificate comes from a private CA, pass --server-ca-file)"
+    )]
+    Tls(String),
     #[error("the server refused the credentials (401): check {0}")]
     Unauthorized(&'static str),
     #[error("{0}")]
@@ -54,17 +58,40 @@ pub struct Client {
     /// Which flag gave the token, for the 401 message.
     token_flag: &'static str,
     agent: ureq::Agent,
+    /// The trust roots for an HTTPS server, when `--server-ca-file` is given.
+    tls: Option<ureq::tls::TlsConfig>,
+    /// Why `--server-ca-file` could not be used, told at the first request.
+    ca_error: Option<String>,
 }
 
 impl Client {
     /// `server` may leave out the scheme (`localhost:8080` means `http://localhost:8080`).
-    pub fn new(server: &str, token: Option<String>, token_flag: &'static str) -> Self {
-        let agent = ureq::Agent::config_builder()
+    pub fn new(
+        server: &str,
+        ca_file: Option<&Path>,
+        token: Option<String>,
+        token_flag: &'static str,
+    ) -> Self {
+        let (tls, ca_error) = match ca_file.map(crate::tls::trust_roots) {
+            None => (None, None),
+            Some(Ok(roots)) => (
+                Some(
+                    ureq::tls::TlsConfig::builder()
+                        .root_certs(ureq::tls::RootCerts::Specific(std::sync::Arc::new(roots)))
+                        .build(),
+                ),
+                None,
+            ),
+            Some(Err(e)) => (None, Some(e.to_string())),
+        };
+        let mut config = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .proxy(None)
-            .timeout_global(Some(Duration::from_secs(30)))
-            .build()
-            .new_agent();
+            .timeout_global(Some(Duration::from_secs(30)));
+        if let Some(tls) = &tls {
+            config = config.tls_config(tls.clone());
+        }
+        let agent = config.build().new_agent();
         let server = server.trim().trim_end_matches('/');
         let server = if server.contains("://") {
             server.to_owned()
@@ -76,6 +103,8 @@ impl Client {
             token,
             token_flag,
             agent,
+            tls,
+            ca_error,
         }
     }
 
@@ -124,6 +153,9 @@ impl Client {
     }
 
     fn call(&self, method: &str, path: &str, body: Option<&str>) -> Result<Value, ClientError> {
+        if let Some(e) = &self.ca_error {
+            return Err(ClientError::Usage(e.clone()));
+        }
         let url = format!("{}{}", self.server, path);
         let req = ureq::http::Request::builder()
             .method(method)
@@ -135,13 +167,10 @@ impl Client {
             .map_err(|_| {
                 ClientError::Usage(format!("{} is not a valid server URL", self.server))
             })?;
-        let mut resp = self.agent.run(req).map_err(|e| match e {
-            ureq::Error::Io(_)
-            | ureq::Error::HostNotFound
-            | ureq::Error::ConnectionFailed
-            | ureq::Error::Timeout(_) => ClientError::Unreachable(self.server.clone()),
-            e => ClientError::Failed(format!("request to {url} failed: {e}")),
-        })?;
+        let mut resp = self
+            .agent
+            .run(req)
+            .map_err(|e| self.transport_error(e, &url))?;
         let status = resp.status().as_u16();
         let text = resp.body_mut().read_to_string().unwrap_or_default();
         let value: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
@@ -162,6 +191,23 @@ impl Client {
         }
     }
 
+    /// What a failed request says: a TLS failure as such, an unreachable server as such.
+    fn transport_error(&self, e: ureq::Error, url: &str) -> ClientError {
+        match e {
+            ureq::Error::Tls(_) | ureq::Error::Rustls(_) | ureq::Error::Pem(_) => {
+                ClientError::Tls(e.to_string())
+            }
+            ureq::Error::Io(io) if io.get_ref().is_some_and(|e| e.is::<rustls::Error>()) => {
+                ClientError::Tls(io.to_string())
+            }
+            ureq::Error::Io(_)
+            | ureq::Error::HostNotFound
+            | ureq::Error::ConnectionFailed
+            | ureq::Error::Timeout(_) => ClientError::Unreachable(self.server.clone()),
+            e => ClientError::Failed(format!("request to {url} failed: {e}")),
+        }
+    }
+
     /// Downloads a backup to `out`. Never writes over the server's live data file (the answer
     /// names its device and inode; any path or link to it is refused), never replaces an
     /// existing file unless `force`, and writes a temporary file beside `out` (owner-only),
@@ -177,13 +223,18 @@ impl Client {
         let url = format!("{}/api/v1/backup", self.server);
         // A large copy may take long: bound connecting and the wait for the answer, not the
         // whole transfer.
-        let agent = ureq::Agent::config_builder()
+        if let Some(e) = &self.ca_error {
+            return Err(ClientError::Usage(e.clone()));
+        }
+        let mut config = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .proxy(None)
             .timeout_connect(Some(Duration::from_secs(10)))
-            .timeout_recv_response(Some(Duration::from_secs(600)))
-            .build()
-            .new_agent();
+            .timeout_recv_response(Some(Duration::from_secs(600)));
+        if let Some(tls) = &self.tls {
+            config = config.tls_config(tls.clone());
+        }
+        let agent = config.build().new_agent();
         let req = ureq::http::Request::builder()
             .method("POST")
             .uri(&url)
@@ -192,12 +243,7 @@ impl Client {
             .map_err(|_| {
                 ClientError::Usage(format!("{} is not a valid server URL", self.server))
             })?;
-        let resp = agent.run(req).map_err(|e| match e {
-            ureq::Error::Io(_) | ureq::Error::HostNotFound | ureq::Error::ConnectionFailed => {
-                ClientError::Unreachable(self.server.clone())
-            }
-            e => ClientError::Failed(format!("request to {url} failed: {e}")),
-        })?;
+        let resp = agent.run(req).map_err(|e| self.transport_error(e, &url))?;
         match resp.status().as_u16() {
             200 => {}
             401 => return Err(ClientError::Unauthorized(self.token_flag)),

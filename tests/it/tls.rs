@@ -87,6 +87,29 @@ fn the_api_and_portal_are_served_over_https() {
         cookie.contains("Secure") && cookie.contains("HttpOnly"),
         "{cookie}"
     );
+    // The client commands: a private CA is named as the TLS failure it is, and trusted when
+    // given.
+    let webhooks = |extra: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_webhooks"))
+            .args(["status", "--server", &base])
+            .args(extra)
+            .env("WEBHOOKS_ADMIN_TOKEN", &s.admin)
+            .env_remove("WEBHOOKS_SERVER_CA_FILE")
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, _, err) = webhooks(&[]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.starts_with("error: TLS:"), "{err}");
+    assert!(err.contains("--server-ca-file"), "{err}");
+    let (code, out, err) = webhooks(&["--server-ca-file", pki.ca.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("(reachable)"), "{out}");
     // Plain HTTP to the HTTPS port gets nowhere.
     let plain = ureq::Agent::config_builder()
         .timeout_global(Some(Duration::from_secs(10)))

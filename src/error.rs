@@ -39,6 +39,16 @@ impl ApiError {
         }
     }
 
+    /// The JSON every error answer carries.
+    pub fn body(&self) -> ErrorBody {
+        ErrorBody {
+            error: ErrorDetail {
+                code: self.code.to_owned(),
+                message: self.message.clone(),
+            },
+        }
+    }
+
     pub fn retry_after(mut self, secs: u64) -> Self {
         self.retry_after = Some(secs);
         self
@@ -130,11 +140,6 @@ impl ResponseError for ApiError {
         if let Some(secs) = self.retry_after {
             resp.insert_header(("retry-after", secs.to_string()));
         }
-        resp.json(ErrorBody {
-            error: ErrorDetail {
-                code: self.code.to_owned(),
-                message: self.message.clone(),
-            },
-        })
+        resp.json(self.body())
     }
 }

@@ -47,22 +47,9 @@ pub fn too_large() -> ApiError {
     )
 }
 
-async fn read_limited(
-    mut payload: Payload,
-    declared: Option<usize>,
-) -> Result<actix_web::web::Bytes, ApiError> {
-    if declared.is_some_and(|n| n > MAX_BODY_BYTES) {
-        return Err(too_large());
-    }
-    // The guard has read the body already, under its deadline; this takes it over.
+/// The body the guard read (within its size limit and deadline), taken over without a copy.
+async fn read_limited(mut payload: Payload) -> Result<actix_web::web::Bytes, ApiError> {
     super::guard::read_body(&mut payload).await
-}
-
-fn declared_length(req: &HttpRequest) -> Option<usize> {
-    req.headers()
-        .get("content-length")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse().ok())
 }
 
 /// Parses JSON text into `T`: malformed JSON is 400, valid JSON that breaks a rule (unknown
@@ -103,13 +90,12 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
         let json = is_json(req);
-        let declared = declared_length(req);
         let payload = payload.take();
         Box::pin(async move {
             if !json {
                 return Err(unsupported());
             }
-            let raw = read_limited(payload, declared).await?;
+            let raw = read_limited(payload).await?;
             let value = parse(&raw)?;
             Ok(Json { value, raw })
         })
@@ -122,10 +108,9 @@ impl<T: DeserializeOwned + Default + 'static> FromRequest for OptionalJson<T> {
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
         let json = is_json(req);
-        let declared = declared_length(req);
         let payload = payload.take();
         Box::pin(async move {
-            let raw = read_limited(payload, declared).await?;
+            let raw = read_limited(payload).await?;
             if raw.iter().all(u8::is_ascii_whitespace) {
                 return Ok(OptionalJson(T::default()));
             }

@@ -57,6 +57,15 @@ pub async fn guard(
     // framing (length, chunked, HTTP/2) and whether or not the handler reads it: a trickling
     // body cannot hold the connection past the deadline.
     let mut payload = req.take_payload();
+    let declared = req
+        .headers()
+        .get("content-length")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY_BYTES) {
+        let too_large = crate::http::body::too_large();
+        return Ok(req.into_response(closing(too_large, payload)));
+    }
     let read = actix_web::rt::time::timeout(limits.read_timeout, read_body(&mut payload)).await;
     let body = match read {
         Ok(Ok(body)) => body,
@@ -72,8 +81,9 @@ pub async fn guard(
         .map(ServiceResponse::map_into_boxed_body)
 }
 
-/// Reads a request body of at most `MAX_BODY_BYTES`.
+/// Reads a request body of at most `MAX_BODY_BYTES` (a body in one piece is not copied).
 pub async fn read_body(payload: &mut Payload) -> Result<Bytes, ApiError> {
+    let mut first: Option<Bytes> = None;
     let mut buf = web::BytesMut::new();
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(|e| {
@@ -83,25 +93,28 @@ pub async fn read_body(payload: &mut Payload) -> Result<Bytes, ApiError> {
                 format!("cannot read the request body: {e}"),
             )
         })?;
-        if buf.len() + chunk.len() > MAX_BODY_BYTES {
+        let have = first.as_ref().map_or(0, Bytes::len) + buf.len();
+        if have + chunk.len() > MAX_BODY_BYTES {
             return Err(crate::http::body::too_large());
         }
-        buf.extend_from_slice(&chunk);
+        match first.take() {
+            None if buf.is_empty() => first = Some(chunk),
+            earlier => {
+                if let Some(earlier) = earlier {
+                    buf.extend_from_slice(&earlier);
+                }
+                buf.extend_from_slice(&chunk);
+            }
+        }
     }
-    Ok(buf.freeze())
+    Ok(first.unwrap_or_else(|| buf.freeze()))
 }
 
 /// An error answer after which the connection is closed, the rest of the body unread. The
 /// unread body goes along with the answer: while it is held, the HTTP layer closes the
 /// connection after answering instead of draining the body, however slowly it comes.
 fn closing(e: ApiError, unread: Payload) -> actix_web::HttpResponse {
-    let json = serde_json::to_vec(&crate::error::ErrorBody {
-        error: crate::error::ErrorDetail {
-            code: e.code.to_owned(),
-            message: e.message.clone(),
-        },
-    })
-    .unwrap_or_default();
+    let json = serde_json::to_vec(&e.body()).unwrap_or_default();
     let mut resp = actix_web::HttpResponse::build(e.status)
         .content_type("application/json")
         .force_close()

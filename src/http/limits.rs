@@ -44,6 +44,12 @@ impl Limits {
         }
     }
 
+    /// Charges the deliveries a recover made beyond the one `charge_send` took before it.
+    pub fn charge_recovered(&self, customer_id: &str, deliveries: usize) {
+        let more = u32::try_from(deliveries.saturating_sub(1)).unwrap_or(u32::MAX);
+        self.sends.charge_more(&customer_id.to_owned(), more);
+    }
+
     /// Takes one send from the customer's budget, or 429 with how long to wait.
     pub fn charge_send(&self, customer_id: &str) -> Result<(), ApiError> {
         self.sends

@@ -100,6 +100,18 @@ fn a_trickling_chunked_body_is_cut_off_even_where_no_handler_reads_it() {
 }
 
 #[test]
+fn a_body_declared_too_large_is_refused_before_it_is_sent() {
+    let s = TestServer::start();
+    let mut c = connect(&s);
+    c.write_all(
+        b"POST /api/v1/events HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 5000000\r\n\r\n",
+    )
+    .unwrap();
+    let head = status_of(&mut c);
+    assert!(head.starts_with("HTTP/1.1 413"), "{head}");
+}
+
+#[test]
 fn connections_per_address_are_capped_except_for_trusted_proxies() {
     let s = TestServer::start_with(|a| a.max_connections_per_ip = 3);
     let request = b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n";

@@ -265,10 +265,6 @@ pub async fn recover(
     let n = st
         .run(move |s| s.recover(&customer, &id, since, until))
         .await?;
-    // The first was charged above; every further delivery it made counts too.
-    st.limits.sends.charge_more(
-        &who.id,
-        u32::try_from(n.saturating_sub(1)).unwrap_or(u32::MAX),
-    );
+    st.limits.charge_recovered(&who.id, n);
     Ok(HttpResponse::Accepted().json(Recovered { deliveries: n }))
 }

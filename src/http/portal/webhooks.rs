@@ -454,10 +454,7 @@ pub async fn recover(
     st.limits.charge_send(&ctx.customer_id)?;
     let (cid, eid) = (ctx.customer_id.clone(), id.clone());
     let n = st.run(move |s| s.recover(&cid, &eid, since, None)).await?;
-    st.limits.sends.charge_more(
-        &ctx.customer_id,
-        u32::try_from(n.saturating_sub(1)).unwrap_or(u32::MAX),
-    );
+    st.limits.charge_recovered(&ctx.customer_id, n);
     let msg = match n {
         0 => "No failed deliveries since then: nothing to resend.".to_owned(),
         1 => "1 failed delivery sent again.".to_owned(),

@@ -23,6 +23,8 @@ pub struct Cli {
 pub enum Command {
     /// Run the server: API, portal and delivery workers
     Serve(ServeArgs),
+    /// Copy a stopped data file into a new PostgreSQL database (to grow to several nodes)
+    Import(ImportArgs),
     #[command(flatten)]
     Client(ClientCommand),
 }
@@ -56,6 +58,50 @@ pub enum ClientCommand {
         #[command(flatten)]
         admin: AdminArgs,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The data file to copy (stop its server first)
+    #[arg(long)]
+    pub from: std::path::PathBuf,
+    /// The PostgreSQL database to copy it into; it must have no customers yet
+    #[arg(long, env = "WEBHOOKS_DATABASE", hide_env_values = true)]
+    pub database: String,
+}
+
+/// `webhooks import`: one line saying what was copied, or one saying why not.
+pub fn run_import(args: ImportArgs) -> ExitCode {
+    if !args.from.is_file() {
+        eprintln!("error: no data file at {}", args.from.display());
+        return ExitCode::from(2);
+    }
+    let source = match crate::store::redb::RedbStore::open(&args.from, 64 * 1024 * 1024) {
+        Ok(s) => s,
+        Err(crate::store::OpenError::InUse(path)) => {
+            eprintln!("error: the data file {path} is in use: stop its server first");
+            return ExitCode::from(1);
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let result = crate::store::postgres::import(source.as_ref(), &args.database);
+    crate::store::Engine::close(source.as_ref());
+    match result {
+        Ok(n) => {
+            println!(
+                "imported {} customers, {} endpoints, {} events and {} deliveries",
+                n.customers, n.endpoints, n.events, n.deliveries
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(1)
+        }
+    }
 }
 
 #[derive(Debug, Args)]

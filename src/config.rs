@@ -22,6 +22,14 @@ pub struct ServeArgs {
     /// The data file, created on first start
     #[arg(long, env = "WEBHOOKS_DATA", default_value = "./webhooks.redb")]
     pub data: PathBuf,
+    /// Store everything in PostgreSQL instead of the data file (postgres://user:pass@host/db,
+    /// TLS by its sslmode); any number of nodes may share one database
+    #[arg(long, env = "WEBHOOKS_DATABASE", hide_env_values = true)]
+    pub database: Option<String>,
+    /// With --database: how long a node's claims stay its own without a heartbeat; a node
+    /// sends only while its lease outlasts --request-timeout-secs
+    #[arg(long, env = "WEBHOOKS_LEASE_SECS", default_value_t = 30)]
+    pub lease_secs: u64,
     /// Most POSTs in flight at once (worker threads, started as needed); every endpoint is
     /// guaranteed a quarter, a quick one may use what is idle
     #[arg(long, env = "WEBHOOKS_WORKERS", default_value_t = 512)]
@@ -114,6 +122,16 @@ impl ServeArgs {
         }
         if self.max_connections_per_ip == 0 {
             return bad("--max-connections-per-ip must be at least 1");
+        }
+        if self.lease_secs < self.request_timeout_secs + 2 || self.lease_secs > 3600 {
+            return bad(
+                "--lease-secs must be at least --request-timeout-secs + 2 (and at most 3600): a node sends only while its lease outlasts a request",
+            );
+        }
+        if let Some(url) = &self.database
+            && !(url.starts_with("postgres://") || url.starts_with("postgresql://"))
+        {
+            return bad("--database must be a postgres:// (or postgresql://) URL");
         }
         if !(1..=3600).contains(&self.read_timeout_secs) {
             return bad("--read-timeout-secs must be from 1 to 3600");

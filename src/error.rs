@@ -116,6 +116,7 @@ impl From<StoreError> for ApiError {
                 Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", m)
             }
             StoreError::Storage(m) => Self::internal(m),
+            StoreError::NotSupported(m) => Self::new(StatusCode::CONFLICT, "not_supported", m),
         }
     }
 }

@@ -8,6 +8,7 @@ use webhooks::cli::{Cli, Command, run_client};
 fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Serve(args) => webhooks::serve::run(args),
+        Command::Import(args) => webhooks::cli::run_import(args),
         Command::Client(client) => run_client(client),
     }
 }

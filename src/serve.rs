@@ -19,6 +19,7 @@ use crate::http::limits::Limits;
 use crate::http::portal::Portal;
 use crate::http::server::HttpServerHandle;
 use crate::metrics::Metrics;
+use crate::store::postgres::{PgOptions, PgStore};
 use crate::store::prelude::*;
 use crate::store::redb::RedbStore;
 use crate::store::{OpenError, SharedStore, StoreError};
@@ -80,8 +81,18 @@ impl Server {
             (Some(cert), Some(key)) => Some(crate::tls::server_config(cert, key)?),
             _ => None,
         };
-        // The data file first: a second process on it stops here, with that reason.
-        let store: SharedStore = RedbStore::open(&args.data, CACHE_BYTES)?;
+        // The store first: a second process on the data file (or a live node's id) stops here.
+        let store: SharedStore = match &args.database {
+            None => RedbStore::open(&args.data, CACHE_BYTES)?,
+            Some(url) => PgStore::open(
+                url,
+                PgOptions {
+                    node_id: args.node_id(),
+                    lease: Duration::from_secs(args.lease_secs),
+                    request_timeout: args.request_timeout(),
+                },
+            )?,
+        };
         let listener =
             TcpListener::bind(args.listen).map_err(|e| StartError::Bind(args.listen, e))?;
         let addr = listener
@@ -203,19 +214,37 @@ fn bootstrap(
         }
         return Ok(None);
     }
-    let api_key = match store.find_customer("default")? {
-        Some(c) => store.create_api_key(&c.id)?.1,
-        None => store.create_customer("default".into())?.2,
+    // Nodes starting together on a new database may both get here: one wins each step.
+    let (customer_id, api_key) = match store.find_customer("default")? {
+        Some(c) => {
+            let (rec, key) = store.create_api_key(&c.id)?;
+            (c.id, (rec.id, key))
+        }
+        None => match store.create_customer("default".into()) {
+            Ok((c, rec, key)) => (c.id, (rec.id, key)),
+            Err(StoreError::Invalid(_)) => {
+                let c = store
+                    .find_customer("default")?
+                    .ok_or(StoreError::NotFound)?;
+                let (rec, key) = store.create_api_key(&c.id)?;
+                (c.id, (rec.id, key))
+            }
+            Err(e) => return Err(e),
+        },
     };
     let admin_token = given_token.map_or_else(
         || ApiKey::generate(ApiKey::ADMIN_PREFIX).as_str().to_owned(),
         str::to_owned,
     );
     // Last: until the token is stored, the next start bootstraps again.
-    store.set_admin_token(&admin_token)?;
+    if !store.init_admin_token(&admin_token)? {
+        // Another node bootstrapped first and printed its secrets: this key is not needed.
+        let _ = store.delete_api_key(&customer_id, &api_key.0);
+        return Ok(None);
+    }
     Ok(Some(FirstStart {
         admin_token,
-        api_key,
+        api_key: api_key.1,
     }))
 }
 
@@ -293,8 +322,12 @@ fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
 }
 
 pub fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        // The database crates say at info what we report ourselves.
+        tracing_subscriber::EnvFilter::new(
+            "info,refinery_core=warn,postgres=warn,tokio_postgres=warn",
+        )
+    });
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
@@ -305,16 +338,22 @@ pub fn init_logging(format: LogFormat) {
     };
 }
 
-/// Waits for SIGINT or SIGTERM.
-fn wait_for_signal() -> std::io::Result<()> {
+/// Waits for SIGINT or SIGTERM, or for the node to lose its place in the cluster (then true).
+fn wait_for_signal(store: &dyn Store) -> std::io::Result<bool> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     rt.block_on(async {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        let lost = async {
+            while !store.lost() {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        };
         tokio::select! {
-            r = tokio::signal::ctrl_c() => r,
-            _ = term.recv() => Ok(()),
+            r = tokio::signal::ctrl_c() => r.map(|_| false),
+            _ = term.recv() => Ok(false),
+            _ = lost => Ok(true),
         }
     })
 }
@@ -330,7 +369,12 @@ pub fn run(args: ServeArgs) -> ExitCode {
         }
     };
     let terminal = std::io::IsTerminal::is_terminal(&std::io::stdout());
-    let secrets_file = first_start_file(&args.data);
+    let secrets_file = match args.database {
+        None => first_start_file(&args.data),
+        Some(_) => std::env::current_dir()
+            .unwrap_or_default()
+            .join("webhooks.first-start.txt"),
+    };
     match server.banner(terminal, &secrets_file) {
         Ok(banner) => print!("{banner}"),
         Err(e) => {
@@ -344,10 +388,18 @@ pub fn run(args: ServeArgs) -> ExitCode {
     }
     use std::io::Write;
     let _ = std::io::stdout().flush();
-    if let Err(e) = wait_for_signal() {
-        tracing::error!(error = %e, "cannot wait for signals");
-    }
+    let lost = match wait_for_signal(server.store.as_ref()) {
+        Ok(lost) => lost,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot wait for signals");
+            false
+        }
+    };
     tracing::info!("shutting down");
     server.shutdown();
-    ExitCode::SUCCESS
+    if lost {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
 }

@@ -243,11 +243,24 @@ impl Client {
             .map_err(|_| {
                 ClientError::Usage(format!("{} is not a valid server URL", self.server))
             })?;
-        let resp = agent.run(req).map_err(|e| self.transport_error(e, &url))?;
+        let mut resp = agent.run(req).map_err(|e| self.transport_error(e, &url))?;
         match resp.status().as_u16() {
             200 => {}
             401 => return Err(ClientError::Unauthorized(self.token_flag)),
-            s => return Err(ClientError::Failed(format!("the server answered {s}"))),
+            s => {
+                // A JSON error says why (a PostgreSQL deployment: use pg_dump).
+                let text = resp
+                    .body_mut()
+                    .with_config()
+                    .limit(64 * 1024)
+                    .read_to_string()
+                    .unwrap_or_default();
+                let why = serde_json::from_str::<Value>(&text)
+                    .ok()
+                    .and_then(|v| v["error"]["message"].as_str().map(str::to_owned))
+                    .unwrap_or_else(|| format!("the server answered {s}"));
+                return Err(ClientError::Failed(why));
+            }
         }
         let header =
             |name: &str| -> Option<u64> { resp.headers().get(name)?.to_str().ok()?.parse().ok() };

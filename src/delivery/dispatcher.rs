@@ -118,6 +118,8 @@ pub struct Lanes {
     ahead: usize,
     /// Round-robin positions: one for claiming, one for handing out.
     turns: [usize; 2],
+    /// Nodes sharing the queue: this one enforces its part of every share and rate limit.
+    nodes: usize,
 }
 
 impl Lanes {
@@ -130,6 +132,17 @@ impl Lanes {
             reserve: (workers / 32).clamp(1, 16).min(workers - 1),
             ahead: ahead.max(1),
             turns: [0, 0],
+            nodes: 1,
+        }
+    }
+
+    /// With `nodes` nodes on one queue, this one keeps to 1/`nodes` of an endpoint's share
+    /// and of its rate limit.
+    pub fn set_nodes(&mut self, nodes: usize) {
+        let nodes = nodes.max(1);
+        if nodes != self.nodes {
+            self.nodes = nodes;
+            self.share = (self.workers / 4 / nodes).max(1);
         }
     }
 
@@ -160,7 +173,9 @@ impl Lanes {
 
     /// An endpoint known to have pending deliveries in the store (at start-up).
     pub fn on_backlog(&mut self, endpoint: &str, rate: Option<u32>) {
-        self.lane(endpoint, rate).overflow = true;
+        let lane = self.lane(endpoint, rate);
+        lane.rate_limit_per_sec = rate;
+        lane.overflow = true;
     }
 
     /// Lanes in a fair order: a different one first each time (`which` keeps claiming and
@@ -352,7 +367,7 @@ impl Lanes {
                 let id = lane.claimed.pop_front().expect("checked above");
                 lane.in_flight.push(now);
                 if let Some(rate) = lane.rate_limit_per_sec.filter(|r| *r > 0) {
-                    let gap = Duration::from_secs_f64(1.0 / f64::from(rate));
+                    let gap = Duration::from_secs_f64(self.nodes as f64 / f64::from(rate));
                     lane.next_at = Some(lane.next_at.map_or(now, |t| t.max(now)) + gap);
                 }
                 out.push((ep.clone(), id));

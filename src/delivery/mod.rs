@@ -42,6 +42,8 @@ pub struct Job {
 
 enum Control {
     Ready(Vec<Ready>),
+    /// Another node made work for these endpoints.
+    Backlog(Vec<(String, Option<u32>)>),
     Done {
         endpoint: String,
         handed_at: Instant,
@@ -86,6 +88,10 @@ impl Pool {
         let hook = control.clone();
         store.on_commit(Box::new(move |ready| {
             let _ = hook.send(Control::Ready(ready));
+        }));
+        let hook = control.clone();
+        store.on_backlog(Box::new(move |endpoints| {
+            let _ = hook.send(Control::Backlog(endpoints));
         }));
 
         let spawn_worker = {
@@ -228,6 +234,7 @@ fn dispatch(
             last_prune = now;
         }
         let mut pool_full = false;
+        lanes.set_nodes(store.live_nodes());
         if !stopping {
             for (ep, after, want) in lanes.wanting_refill() {
                 match store.pending_of(&ep, &after, want) {
@@ -295,6 +302,11 @@ fn dispatch(
                 Control::Ready(items) => {
                     for r in items {
                         lanes.on_ready(&r.endpoint_id, r.delivery_id, r.rate_limit_per_sec);
+                    }
+                }
+                Control::Backlog(endpoints) => {
+                    for (ep, rate) in endpoints {
+                        lanes.on_backlog(&ep, rate);
                     }
                 }
                 Control::Done {

@@ -38,6 +38,16 @@ pub(super) fn run(ctx: WorkerCtx) {
             continue;
         }
         match ctx.store.load_send_job(&job.delivery_id) {
+            // A node whose lease might lapse during the POST sends nothing: the claim goes back.
+            Ok(Some(_)) if !ctx.store.may_send() => {
+                tracing::warn!(delivery = %job.delivery_id, "not sending: this node's lease is not current");
+                if let Err(e) = ctx
+                    .store
+                    .unclaim(vec![(job.endpoint_id.clone(), job.delivery_id.clone())])
+                {
+                    tracing::error!(error = %e, delivery = %job.delivery_id, "cannot return a delivery to pending");
+                }
+            }
             Ok(Some(send)) => {
                 ctx.metrics.in_flight.inc();
                 let outcome = deliver_one(&ctx.sender, &send);

@@ -6,6 +6,8 @@
 //! second (PostgreSQL, several nodes claiming under leases) implements the same traits; the
 //! rules every engine keeps are written on the traits.
 
+pub mod key_cache;
+pub mod postgres;
 pub mod redb;
 
 use std::path::Path;
@@ -35,6 +37,9 @@ pub enum StoreError {
     Unavailable(String),
     #[error("storage error: {0}")]
     Storage(String),
+    /// The engine does not do this (a file backup of a PostgreSQL deployment).
+    #[error("{0}")]
+    NotSupported(String),
 }
 
 /// Why a store could not be opened; each says what to do in one line.
@@ -52,6 +57,24 @@ pub enum OpenError {
     },
     #[error("cannot open the data file {path}: {reason}")]
     Other { path: String, reason: String },
+    #[error("cannot use the database {location}: {reason}")]
+    Database { location: String, reason: String },
+    #[error(
+        "the database {location} was migrated by a newer webhooks (schema {found}); this binary knows schema {supported} or older: upgrade webhooks"
+    )]
+    DatabaseTooNew {
+        location: String,
+        found: u64,
+        supported: u64,
+    },
+    #[error(
+        "node id {0:?} is held by a live webhooks process; stop it, or give this one another --node-id"
+    )]
+    NodeIdTaken(String),
+    #[error(
+        "this machine's clock is {0} ms off the database's (at most 1000 allowed): synchronise it (NTP) and start again"
+    )]
+    ClockSkew(i64),
 }
 
 /// One page of a list: the rows and the id (or name) to pass as `before` for the next one.
@@ -77,6 +100,10 @@ pub struct Ready {
 
 /// Called after every commit that made deliveries ready (the dispatcher's wake-up).
 pub type CommitHook = Box<dyn Fn(Vec<Ready>) + Send + Sync>;
+
+/// Called when other nodes made work: endpoints with pending deliveries, with their rate
+/// limits, to be read from the store.
+pub type BacklogHook = Box<dyn Fn(Vec<(String, Option<u32>)>) + Send + Sync>;
 
 /// Which customer a bearer API key belongs to. Kept in memory so authentication never blocks.
 #[derive(Debug, Clone)]
@@ -155,6 +182,21 @@ pub trait Engine {
     fn location(&self) -> String;
     /// Called after every commit with the deliveries it made ready; set once.
     fn on_commit(&self, hook: CommitHook);
+    /// Called when another node made work (an engine with one process never calls it).
+    fn on_backlog(&self, _hook: BacklogHook) {}
+    /// Nodes sharing the queue, this one included: each enforces its part of an endpoint's
+    /// share and rate limit.
+    fn live_nodes(&self) -> usize {
+        1
+    }
+    /// False while this node may not start a POST (its lease is not certain to outlast it).
+    fn may_send(&self) -> bool {
+        true
+    }
+    /// True once this node lost its place in the cluster: the server must stop.
+    fn lost(&self) -> bool {
+        false
+    }
     /// True once writing failed for good: every later write answers `Unavailable`.
     fn is_failed(&self) -> bool;
     /// Finishes queued writes and stops.
@@ -173,6 +215,9 @@ pub trait Keys {
     fn admin_hash(&self) -> Option<[u8; 32]>;
     /// Stores the admin token's hash, replacing any earlier one.
     fn set_admin_token(&self, token: &str) -> Result<()>;
+    /// Stores the admin token's hash unless one is stored already (nodes starting together
+    /// on a new database: one wins); true if this one was stored.
+    fn init_admin_token(&self, token: &str) -> Result<bool>;
     /// The customer that owns this bearer key's hash; never blocks.
     fn key_owner(&self, hash: &[u8; 32]) -> Option<KeyOwner>;
     /// True while this key still exists and belongs to this customer.

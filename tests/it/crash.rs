@@ -9,7 +9,7 @@ use crate::lifecycle::Proc;
 use crate::support::{Receiver, Reply, wait_for};
 
 /// Events accepted (202) while `stop` is not set, from `threads` concurrent producers.
-fn ingest_until(
+pub fn ingest_until(
     base: &str,
     admin: &str,
     customer: &str,

@@ -26,8 +26,17 @@ impl Proc {
     }
 
     pub fn start_with(data: &Path, extra: &[&str]) -> Self {
-        let mut child = Command::new(BIN)
-            .args(["serve", "--listen", "127.0.0.1:0"])
+        let mut cmd = Command::new(BIN);
+        if let Some(url) = crate::support::database_for(data) {
+            // The first start's secrets go to the working directory: the test's own.
+            cmd.arg("serve")
+                .args(["--database", &url])
+                .current_dir(data.parent().unwrap());
+        } else {
+            cmd.arg("serve");
+        }
+        let mut child = cmd
+            .args(["--listen", "127.0.0.1:0"])
             .args(extra)
             .arg("--data")
             .arg(data)
@@ -77,7 +86,7 @@ impl Proc {
             .to_owned()
     }
 
-    fn signal(&self, sig: &str) {
+    pub fn signal(&self, sig: &str) {
         let ok = Command::new("kill")
             .args([sig, &self.child.id().to_string()])
             .status()
@@ -86,7 +95,7 @@ impl Proc {
         assert!(ok);
     }
 
-    fn wait_exit(&mut self) -> i32 {
+    pub fn wait_exit(&mut self) -> i32 {
         wait_for(20, "the process to exit", || {
             self.child
                 .try_wait()
@@ -193,17 +202,23 @@ fn a_second_process_on_the_same_data_file_fails_at_once() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("w.redb");
     let _first = Proc::start(&data);
-    let out = Command::new(BIN)
+    let mut second = Command::new(BIN);
+    second
         .args(["serve", "--listen", "127.0.0.1:0", "--data"])
-        .arg(&data)
-        .output()
-        .unwrap();
+        .arg(&data);
+    let expected = match crate::support::database_for(&data) {
+        // On PostgreSQL the same node id (the host name) is what is in use.
+        Some(url) => {
+            second.args(["--database", &url]);
+            "is held by a live webhooks process"
+        }
+        None => "already in use by another webhooks process",
+    };
+    let out = second.output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("already in use by another webhooks process"),
-        "{err}"
-    );
+    assert!(err.contains(expected), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
 }
 
 #[test]
@@ -323,7 +338,11 @@ fn a_first_start_without_a_terminal_leaves_its_secrets_in_an_owner_only_file() {
             .iter()
             .any(|l| l.contains("wha_") || l.contains("whk_"))
     );
-    let file = dir.path().join("w.redb.first-start.txt");
+    let file = if crate::support::on_postgres() {
+        dir.path().join("webhooks.first-start.txt") // the working directory's
+    } else {
+        dir.path().join("w.redb.first-start.txt")
+    };
     assert!(
         p.banner[1].contains(file.to_str().unwrap()),
         "{:?}",

@@ -4,7 +4,8 @@
 mod api;
 mod browser;
 mod cli;
-mod crash;
+mod cluster;
+pub mod crash;
 mod delivery;
 mod exposure;
 pub mod lifecycle;

@@ -15,7 +15,8 @@ pub const INODE_HEADER: &str = "x-webhooks-data-inode";
 
 #[utoipa::path(post, path = "/api/v1/backup", tag = "operator", security(("bearer" = [])),
     responses((status = 200, description = "A redb data file: put it in place of the data file, with the server stopped, to restore. The headers x-webhooks-data-device and x-webhooks-data-inode name the live data file, which a client must never overwrite with it.", content_type = "application/octet-stream"),
-        (status = 401, body = ErrorBody)))]
+        (status = 401, body = ErrorBody),
+        (status = 409, description = "not_supported: a PostgreSQL deployment is backed up with pg_dump", body = ErrorBody)))]
 pub async fn backup(_: Admin, st: State) -> Result<HttpResponse, ApiError> {
     let store = st.store.clone();
     let identity = store.data_identity();

@@ -65,7 +65,7 @@ pub async fn status(_: crate::http::auth::Admin, st: State) -> Result<HttpRespon
         node_id: st.node_id.to_string(),
         pending,
         sending,
-        nodes: 1,
+        nodes: st.store.live_nodes() as u64,
     }))
 }
 

@@ -136,6 +136,7 @@ impl From<StoreError> for PortalError {
             StoreError::IdempotencyConflict(m) => PortalError::BadForm(m),
             StoreError::Unavailable(m) => PortalError::Unavailable(m),
             StoreError::Storage(m) => PortalError::Internal(m),
+            StoreError::NotSupported(m) => PortalError::BadForm(m),
         }
     }
 }

@@ -2,8 +2,6 @@
 //! key cache) so that authenticating a request never blocks.
 
 use std::collections::HashMap;
-use std::sync::atomic::AtomicI64;
-use std::sync::{Arc, RwLock};
 
 use redb::ReadableTable;
 
@@ -14,59 +12,28 @@ use super::tables::*;
 use crate::domain::secret::{hash_token, hex};
 use crate::domain::time::now_ms;
 use crate::domain::{ApiKey, IdKind};
+use crate::store::key_cache::{KeyCache, owner};
 use crate::store::{KeyOwner, Keys, Result, StoreError};
 
-/// Every key's owner by hash, and the admin token's hash.
-#[derive(Default)]
-pub(super) struct KeyCache {
-    keys: RwLock<HashMap<[u8; 32], KeyOwner>>,
-    admin_hash: RwLock<Option<[u8; 32]>>,
-}
-
-impl KeyCache {
-    /// Fills the cache from the file.
-    pub fn load(&self, store: &RedbStore) -> Result<()> {
-        let (keys, admin) = store.read(|tx| {
-            let mut keys = HashMap::new();
-            for row in tx.open_table(API_KEYS)?.iter()? {
-                let (_, v) = row?;
-                let rec: ApiKeyRecord = decode(v.value())?;
-                if let Some(hash) = unhex32(&rec.hash) {
-                    keys.insert(hash, owner(&rec));
-                }
+/// Fills the cache from the file.
+pub(super) fn load(cache: &KeyCache, store: &RedbStore) -> Result<()> {
+    let (keys, admin) = store.read(|tx| {
+        let mut keys = HashMap::new();
+        for row in tx.open_table(API_KEYS)?.iter()? {
+            let (_, v) = row?;
+            let rec: ApiKeyRecord = decode(v.value())?;
+            if let Some(hash) = unhex32(&rec.hash) {
+                keys.insert(hash, owner(&rec));
             }
-            let admin = tx
-                .open_table(META)?
-                .get("admin_token_sha256")?
-                .and_then(|v| v.value().try_into().ok());
-            Ok((keys, admin))
-        })?;
-        *self.keys.write().unwrap_or_else(|e| e.into_inner()) = keys;
-        *self.admin_hash.write().unwrap_or_else(|e| e.into_inner()) = admin;
-        Ok(())
-    }
-
-    pub fn remember(&self, hash: [u8; 32], record: &ApiKeyRecord) {
-        self.keys
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(hash, owner(record));
-    }
-
-    pub fn forget(&self, pred: impl Fn(&KeyOwner) -> bool) {
-        self.keys
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .retain(|_, owner| !pred(owner));
-    }
-}
-
-fn owner(rec: &ApiKeyRecord) -> KeyOwner {
-    KeyOwner {
-        key_id: rec.id.clone(),
-        customer_id: rec.customer_id.clone(),
-        touched: Arc::new(AtomicI64::new(rec.last_used_at.unwrap_or(0))),
-    }
+        }
+        let admin = tx
+            .open_table(META)?
+            .get("admin_token_sha256")?
+            .and_then(|v| v.value().try_into().ok());
+        Ok((keys, admin))
+    })?;
+    cache.replace(keys, admin);
+    Ok(())
 }
 
 impl RedbStore {
@@ -85,11 +52,7 @@ impl RedbStore {
 
 impl Keys for RedbStore {
     fn admin_hash(&self) -> Option<[u8; 32]> {
-        *self
-            .keys
-            .admin_hash
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
+        self.keys.admin_hash()
     }
 
     fn set_admin_token(&self, token: &str) -> Result<()> {
@@ -100,30 +63,32 @@ impl Keys for RedbStore {
                 .insert("admin_token_sha256", hash.as_slice())?;
             Ok(())
         })?;
-        *self
-            .keys
-            .admin_hash
-            .write()
-            .unwrap_or_else(|e| e.into_inner()) = Some(hash);
+        self.keys.set_admin_hash(hash);
         Ok(())
     }
 
+    fn init_admin_token(&self, token: &str) -> Result<bool> {
+        let hash = hash_token(token);
+        let set = self.write(move |ctx| {
+            let mut meta = ctx.tx.open_table(META)?;
+            if meta.get("admin_token_sha256")?.is_some() {
+                return Ok(false);
+            }
+            meta.insert("admin_token_sha256", hash.as_slice())?;
+            Ok(true)
+        })?;
+        if set {
+            self.keys.set_admin_hash(hash);
+        }
+        Ok(set)
+    }
+
     fn key_owner(&self, hash: &[u8; 32]) -> Option<KeyOwner> {
-        self.keys
-            .keys
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(hash)
-            .cloned()
+        self.keys.owner(hash)
     }
 
     fn key_still_owned(&self, key_id: &str, customer_id: &str) -> bool {
-        self.keys
-            .keys
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .values()
-            .any(|o| o.key_id == key_id && o.customer_id == customer_id)
+        self.keys.still_owned(key_id, customer_id)
     }
 
     fn touch_api_key(&self, key_id: &str, at: i64) {

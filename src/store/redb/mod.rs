@@ -23,6 +23,7 @@ use std::sync::{Arc, OnceLock};
 
 use redb::{Database, ReadTransaction, ReadableDatabase};
 
+use super::key_cache::KeyCache;
 use super::{
     CommitHook, Engine, Faults, FileIdentity, OpenError, Result, StoreError, file_identity,
 };
@@ -53,7 +54,7 @@ pub struct RedbStore {
     writer: writer::Writer,
     ids: Arc<IdGen>,
     /// Shared with the writer's changes, which update it in commit order.
-    keys: Arc<keys::KeyCache>,
+    keys: Arc<KeyCache>,
     commit_hook: Arc<OnceLock<CommitHook>>,
     path: String,
     clock: Clock,
@@ -97,14 +98,14 @@ impl RedbStore {
             db,
             writer,
             ids: Arc::new(IdGen::new()),
-            keys: Arc::new(keys::KeyCache::default()),
+            keys: Arc::new(KeyCache::default()),
             commit_hook,
             path: shown.clone(),
             clock: Clock::default(),
             faults,
             identity,
         };
-        store.keys.load(&store).map_err(|e| other(e.to_string()))?;
+        keys::load(&store.keys, &store).map_err(|e| other(e.to_string()))?;
         Ok(Arc::new(store))
     }
 

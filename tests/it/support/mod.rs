@@ -55,9 +55,41 @@ pub fn wait_for<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T
     }
 }
 
+/// The PostgreSQL cluster the suite runs against instead of data files, if any
+/// (`WEBHOOKS_TEST_DATABASE`, set by scripts/test for its second pass).
+pub fn pg_base() -> Option<String> {
+    std::env::var("WEBHOOKS_TEST_DATABASE")
+        .ok()
+        .filter(|s| !s.is_empty())
+}
+
+pub fn on_postgres() -> bool {
+    pg_base().is_some()
+}
+
+/// On PostgreSQL, the database that stands for the data file `data`: one per path (so a
+/// restart on the same path finds the same data), created on first use.
+pub fn database_for(data: &std::path::Path) -> Option<String> {
+    use std::hash::{Hash, Hasher};
+    let base = pg_base()?;
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    data.hash(&mut h);
+    let name = format!("wh_{:016x}", h.finish());
+    let mut admin = postgres::Client::connect(&base, postgres::NoTls)
+        .expect("the test cluster (WEBHOOKS_TEST_DATABASE) answers");
+    if let Err(e) = admin.batch_execute(&format!("CREATE DATABASE {name}")) {
+        let exists = e.code() == Some(&postgres::error::SqlState::DUPLICATE_DATABASE);
+        assert!(exists, "cannot create the test database: {e}");
+    }
+    let (root, _) = base.rsplit_once('/').expect("a URL with a database");
+    Some(format!("{root}/{name}"))
+}
+
 pub fn serve_args(data: PathBuf) -> ServeArgs {
     ServeArgs {
         listen: "127.0.0.1:0".parse().unwrap(),
+        database: database_for(&data),
+        lease_secs: 30,
         data,
         workers: 8,
         admin_token: None,
@@ -111,6 +143,8 @@ pub struct TestServer {
     pub admin: String,
     /// The API key of the customer `default`.
     pub key: String,
+    /// The data file (on PostgreSQL, the path its database is named after).
+    pub data: PathBuf,
     _dir: tempfile::TempDir,
     server: Option<Server>,
 }
@@ -122,7 +156,8 @@ impl TestServer {
 
     pub fn start_with(tweak: impl FnOnce(&mut ServeArgs)) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let mut args = serve_args(dir.path().join("webhooks.redb"));
+        let data = dir.path().join("webhooks.redb");
+        let mut args = serve_args(data.clone());
         tweak(&mut args);
         let server = Server::start(&args).expect("the server starts");
         let first = server.first_start.as_ref().expect("a fresh data file");
@@ -130,6 +165,7 @@ impl TestServer {
             api: Api::new(&format!("http://{}", server.addr)),
             admin: first.admin_token.clone(),
             key: first.api_key.clone(),
+            data,
             _dir: dir,
             server: Some(server),
         }

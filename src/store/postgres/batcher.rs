@@ -1,0 +1,254 @@
+//! The hot path's group commit: one thread per node takes every claim, result and key touch
+//! queued since its last commit and writes them in one transaction of a few statements.
+//! Results that cannot be written are retried (a lost result would leave its delivery
+//! `sending`, and `interrupted` later).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender};
+use postgres::Client;
+
+use super::Connector;
+use super::node::Node;
+use crate::domain::{DeliveryError, Outcome};
+use crate::store::{ClaimReply, CommitHook, Faults, Result, StoreError};
+
+/// The most messages written together.
+const MAX_GROUP: usize = 4096;
+/// How long results are retried while the database is unreachable.
+const RETRY_FOR: Duration = Duration::from_secs(120);
+
+enum Msg {
+    Claim(Vec<(String, String)>, ClaimReply),
+    Finish(Outcome),
+    Touch(String, i64),
+    Stop,
+}
+
+pub struct Batcher {
+    tx: Sender<Msg>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Batcher {
+    pub fn start(
+        connect: Connector,
+        node: Arc<Node>,
+        faults: Arc<Faults>,
+        failed: Arc<AtomicBool>,
+        _hook: Arc<OnceLock<CommitHook>>,
+    ) -> Self {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let thread = std::thread::Builder::new()
+            .name("pg-batcher".into())
+            .spawn(move || run(&connect, &node, &faults, &failed, &rx))
+            .expect("spawn the batcher");
+        Self {
+            tx,
+            thread: Mutex::new(Some(thread)),
+        }
+    }
+
+    pub fn claim(&self, ids: Vec<(String, String)>, then: ClaimReply) {
+        if let Err(crossbeam_channel::SendError(Msg::Claim(_, then))) =
+            self.tx.send(Msg::Claim(ids, then))
+        {
+            then(Err(StoreError::Unavailable(
+                "the store is shutting down".into(),
+            )));
+        }
+    }
+
+    pub fn finish(&self, outcome: Outcome) {
+        let _ = self.tx.send(Msg::Finish(outcome));
+    }
+
+    /// A claimed delivery that could not be prepared: `failed`, error `internal`, not sent.
+    pub fn fail_unsent(&self, delivery_id: String, detail: String, now: i64) {
+        self.finish(Outcome {
+            delivery_id,
+            url: String::new(),
+            response_status: None,
+            response_body: None,
+            error: Some(DeliveryError::Internal),
+            error_detail: Some(detail),
+            duration_ms: 0,
+            started_at: now,
+            finished_at: now,
+        });
+    }
+
+    pub fn touch(&self, key_id: String, at: i64) {
+        let _ = self.tx.send(Msg::Touch(key_id, at));
+    }
+
+    /// Writes what is queued, then stops.
+    pub fn stop(&self) {
+        let _ = self.tx.send(Msg::Stop);
+        if let Some(t) = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn run(connect: &Connector, node: &Node, faults: &Faults, failed: &AtomicBool, rx: &Receiver<Msg>) {
+    let mut client: Option<Client> = None;
+    let mut stopping = false;
+    while !stopping {
+        let Ok(first) = rx.recv() else { return };
+        let mut claims = Vec::new();
+        let mut finishes = Vec::new();
+        let mut touches = Vec::new();
+        let mut take = |m: Msg, stopping: &mut bool| match m {
+            Msg::Claim(ids, then) => claims.push((ids, then)),
+            Msg::Finish(o) => finishes.push(o),
+            Msg::Touch(k, at) => touches.push((k, at)),
+            Msg::Stop => *stopping = true,
+        };
+        take(first, &mut stopping);
+        for _ in 1..MAX_GROUP {
+            match rx.try_recv() {
+                Ok(m) => take(m, &mut stopping),
+                Err(_) => break,
+            }
+        }
+        // Claims first, and only while this node may send: a lost node claims nothing.
+        if !claims.is_empty() {
+            let result = if node.lost() {
+                Err(StoreError::Unavailable("this node lost its lease".into()))
+            } else if failed.load(Ordering::Acquire) || Faults::on(&faults.commit) {
+                Err(StoreError::Unavailable(
+                    "the database could not be written".into(),
+                ))
+            } else {
+                with_client(&mut client, connect, |c| write_claims(c, &node.id, &claims))
+            };
+            answer(claims, result);
+        }
+        if !finishes.is_empty() || !touches.is_empty() {
+            let deadline = Instant::now() + RETRY_FOR;
+            loop {
+                match with_client(&mut client, connect, |c| {
+                    write_results(c, &finishes, &touches)
+                }) {
+                    Ok(()) => break,
+                    Err(e) if Instant::now() < deadline => {
+                        tracing::warn!(error = %e, "cannot write delivery results; retrying");
+                        std::thread::sleep(Duration::from_millis(500));
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, count = finishes.len(), "delivery results could not be written; those deliveries will show as interrupted");
+                        break;
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn with_client<T>(
+    client: &mut Option<Client>,
+    connect: &Connector,
+    f: impl FnOnce(&mut Client) -> Result<T>,
+) -> Result<T> {
+    if client.as_ref().is_none_or(|c| c.is_closed()) {
+        *client = Some(connect.connect()?);
+    }
+    let c = client.as_mut().expect("connected above");
+    let r = f(c);
+    if matches!(r, Err(StoreError::Unavailable(_))) {
+        *client = None;
+    }
+    r
+}
+
+/// Claims every asked delivery still pending, skipping rows another node is claiming.
+fn write_claims(
+    c: &mut Client,
+    node_id: &str,
+    claims: &[(Vec<(String, String)>, ClaimReply)],
+) -> Result<std::collections::HashSet<String>> {
+    let ids: Vec<&str> = claims
+        .iter()
+        .flat_map(|(ids, _)| ids.iter().map(|(_, d)| d.as_str()))
+        .collect();
+    let rows = c.query(
+        "UPDATE deliveries d SET status = 'sending', claimed_by = $2
+         FROM (SELECT id FROM deliveries WHERE id = ANY($1) AND status = 'pending'
+               ORDER BY id FOR UPDATE SKIP LOCKED) c
+         WHERE d.id = c.id RETURNING d.id",
+        &[&ids, &node_id],
+    )?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}
+
+fn answer(
+    claims: Vec<(Vec<(String, String)>, ClaimReply)>,
+    result: Result<std::collections::HashSet<String>>,
+) {
+    for (ids, then) in claims {
+        match &result {
+            Ok(got) => then(Ok(ids
+                .into_iter()
+                .filter(|(_, d)| got.contains(d))
+                .collect())),
+            Err(e) => then(Err(e.clone())),
+        }
+    }
+}
+
+fn write_results(c: &mut Client, finishes: &[Outcome], touches: &[(String, i64)]) -> Result<()> {
+    let mut tx = c.transaction()?;
+    if !finishes.is_empty() {
+        let ids: Vec<&str> = finishes.iter().map(|o| o.delivery_id.as_str()).collect();
+        let status: Vec<&str> = finishes.iter().map(|o| o.status().as_str()).collect();
+        let urls: Vec<Option<&str>> = finishes
+            .iter()
+            .map(|o| (!o.url.is_empty()).then_some(o.url.as_str()))
+            .collect();
+        let codes: Vec<Option<i32>> = finishes
+            .iter()
+            .map(|o| o.response_status.map(i32::from))
+            .collect();
+        let bodies: Vec<Option<&str>> = finishes
+            .iter()
+            .map(|o| o.response_body.as_deref())
+            .collect();
+        let errors: Vec<Option<&str>> = finishes
+            .iter()
+            .map(|o| o.error.map(|e| e.as_str()))
+            .collect();
+        let details: Vec<Option<&str>> =
+            finishes.iter().map(|o| o.error_detail.as_deref()).collect();
+        let took: Vec<i64> = finishes.iter().map(|o| o.duration_ms as i64).collect();
+        let started: Vec<i64> = finishes.iter().map(|o| o.started_at).collect();
+        let ended: Vec<i64> = finishes.iter().map(|o| o.finished_at).collect();
+        tx.execute(
+            "UPDATE deliveries d SET status = o.status, url = coalesce(o.url, d.url),
+                 response_status = o.code, response_body = o.body, error = o.error,
+                 error_detail = o.detail, duration_ms = o.took, started_at = o.started,
+                 finished_at = o.ended, claimed_by = NULL
+             FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::text[], $6::text[],
+                         $7::text[], $8::bigint[], $9::bigint[], $10::bigint[])
+                  AS o(id, status, url, code, body, error, detail, took, started, ended)
+             WHERE d.id = o.id AND d.status = 'sending'",
+            &[
+                &ids, &status, &urls, &codes, &bodies, &errors, &details, &took, &started, &ended,
+            ],
+        )?;
+    }
+    if !touches.is_empty() {
+        let keys: Vec<&str> = touches.iter().map(|(k, _)| k.as_str()).collect();
+        let at: Vec<i64> = touches.iter().map(|(_, t)| *t).collect();
+        tx.execute(
+            "UPDATE api_keys k SET last_used_at = t.at
+             FROM unnest($1::text[], $2::bigint[]) AS t(id, at) WHERE k.id = t.id",
+            &[&keys, &at],
+        )?;
+    }
+    tx.commit()?;
+    Ok(())
+}

@@ -1,0 +1,105 @@
+//! Customers; deleting one removes everything it owns (the schema cascades).
+
+use super::PgStore;
+use crate::domain::time::now_ms;
+use crate::domain::{ApiKey, ApiKeyRecord, Customer, IdKind, ValidationError};
+use crate::store::{Customers, Page, PageQuery, Result, StoreError};
+
+fn customer(row: &postgres::Row) -> Customer {
+    Customer {
+        id: row.get(0),
+        name: row.get(1),
+        created_at: row.get(2),
+    }
+}
+
+impl Customers for PgStore {
+    fn create_customer(&self, name: String) -> Result<(Customer, ApiKeyRecord, String)> {
+        let c = Customer {
+            id: self.ids.next(IdKind::Customer),
+            name,
+            created_at: now_ms(),
+        };
+        let key = ApiKey::generate(ApiKey::CUSTOMER_PREFIX);
+        let record = self.key_record(&c.id, &key);
+        self.write(|tx, _| {
+            let n = tx.execute(
+                "INSERT INTO customers (id, name, created_at) VALUES ($1, $2, $3)
+                 ON CONFLICT (name) DO NOTHING",
+                &[&c.id, &c.name, &c.created_at],
+            )?;
+            if n == 0 {
+                return Err(StoreError::Invalid(ValidationError::new(
+                    "name_taken",
+                    format!("a customer named {:?} already exists", c.name),
+                )));
+            }
+            super::keys::insert(tx, &record)
+        })?;
+        self.keys.remember(key.hash(), &record);
+        Ok((c, record, key.as_str().to_owned()))
+    }
+
+    fn get_customer(&self, id: &str) -> Result<Option<Customer>> {
+        self.read(|tx| {
+            Ok(tx
+                .query_opt(
+                    "SELECT id, name, created_at FROM customers WHERE id = $1",
+                    &[&id],
+                )?
+                .as_ref()
+                .map(customer))
+        })
+    }
+
+    fn find_customer(&self, name_or_id: &str) -> Result<Option<Customer>> {
+        self.read(|tx| {
+            Ok(tx
+                .query_opt(
+                    "SELECT id, name, created_at FROM customers WHERE id = $1
+                     UNION ALL
+                     SELECT id, name, created_at FROM customers WHERE name = $1 AND id <> $1
+                     LIMIT 1",
+                    &[&name_or_id],
+                )?
+                .as_ref()
+                .map(customer))
+        })
+    }
+
+    /// Customers, newest first.
+    fn list_customers(&self, page: PageQuery) -> Result<Page<Customer>> {
+        self.read(|tx| {
+            let rows = tx.query(
+                "SELECT id, name, created_at FROM customers
+                 WHERE $1::text IS NULL OR id < $1 ORDER BY id DESC LIMIT $2",
+                &[&page.before, &(page.limit as i64 + 1)],
+            )?;
+            let mut data: Vec<Customer> = rows.iter().map(customer).collect();
+            Ok(page_of(&mut data, page.limit, |c| c.id.clone()))
+        })
+    }
+
+    fn delete_customer(&self, id: &str) -> Result<()> {
+        self.write(|tx, _| {
+            let n = tx.execute("DELETE FROM customers WHERE id = $1", &[&id])?;
+            if n == 0 {
+                return Err(StoreError::NotFound);
+            }
+            super::keys::announce(tx)
+        })?;
+        self.keys.forget(|owner| owner.customer_id == id);
+        Ok(())
+    }
+}
+
+/// Cuts `limit + 1` rows to a page: the extra row only says there is a next one.
+pub(super) fn page_of<T>(data: &mut Vec<T>, limit: usize, key: impl Fn(&T) -> String) -> Page<T> {
+    let more = data.len() > limit;
+    data.truncate(limit);
+    let next = more.then(|| data.last().map(&key)).flatten();
+    Page {
+        data: std::mem::take(data),
+        next,
+    }
+}

@@ -1,0 +1,87 @@
+//! The delivery log: the customer's deliveries, one delivery, and resending one.
+
+use super::PgStore;
+use super::endpoints::{get_in, lock_resends, new_delivery, ready};
+use super::rows::{DELIVERY_COLS, EVENT_COLS, delivery, event, insert_deliveries};
+use crate::domain::time::now_ms;
+use crate::domain::{Delivery, DeliveryFilter};
+use crate::store::{DeliveryLog, Page, PageQuery, Result, StoreError};
+
+impl DeliveryLog for PgStore {
+    fn list_deliveries(
+        &self,
+        customer_id: &str,
+        filter: &DeliveryFilter,
+        page: PageQuery,
+    ) -> Result<Page<Delivery>> {
+        let status = filter.status.map(|s| s.as_str());
+        self.read(|tx| {
+            let rows = tx.query(
+                &format!(
+                    "SELECT {DELIVERY_COLS} FROM deliveries WHERE customer_id = $1
+                     AND ($2::text IS NULL OR endpoint_id = $2)
+                     AND ($3::text IS NULL OR event_id = $3)
+                     AND ($4::text IS NULL OR status = $4)
+                     AND ($5::text IS NULL OR id < $5)
+                     ORDER BY id DESC LIMIT $6"
+                ),
+                &[
+                    &customer_id,
+                    &filter.endpoint_id,
+                    &filter.event_id,
+                    &status,
+                    &page.before,
+                    &(page.limit as i64 + 1),
+                ],
+            )?;
+            let mut data = rows.iter().map(delivery).collect::<Result<Vec<_>>>()?;
+            Ok(super::customers::page_of(&mut data, page.limit, |d| {
+                d.id.clone()
+            }))
+        })
+    }
+
+    fn get_delivery(&self, customer_id: &str, id: &str) -> Result<Option<Delivery>> {
+        self.read(|tx| {
+            tx.query_opt(
+                &format!(
+                    "SELECT {DELIVERY_COLS} FROM deliveries WHERE id = $1 AND customer_id = $2"
+                ),
+                &[&id, &customer_id],
+            )?
+            .as_ref()
+            .map(delivery)
+            .transpose()
+        })
+    }
+
+    fn resend_delivery(&self, customer_id: &str, id: &str) -> Result<Delivery> {
+        self.write(|tx, made| {
+            let original = tx
+                .query_opt(
+                    &format!(
+                        "SELECT {DELIVERY_COLS} FROM deliveries WHERE id = $1 AND customer_id = $2"
+                    ),
+                    &[&id, &customer_id],
+                )?
+                .as_ref()
+                .map(delivery)
+                .transpose()?
+                .ok_or(StoreError::NotFound)?;
+            lock_resends(tx, &original.endpoint_id)?;
+            let endpoint = get_in(tx, &original.endpoint_id)?.ok_or(StoreError::NotFound)?;
+            let ev = tx
+                .query_opt(
+                    &format!("SELECT {EVENT_COLS} FROM events WHERE id = $1"),
+                    &[&original.event_id],
+                )?
+                .as_ref()
+                .map(event)
+                .ok_or(StoreError::NotFound)?;
+            let d = new_delivery(&self.ids, &ev, &endpoint, Some(original.id), now_ms());
+            insert_deliveries(tx, std::slice::from_ref(&d))?;
+            made.push(ready(&d, &endpoint));
+            Ok(d)
+        })
+    }
+}

@@ -1,0 +1,156 @@
+//! The queue of record on PostgreSQL: pending deliveries by endpoint (a partial index),
+//! claims marked with the claiming node (through the batcher), results, and this node's
+//! outstanding claims at start and stop.
+
+use super::PgStore;
+use super::node::INTERRUPTED_DETAIL;
+use super::rows::{DELIVERY_COLS, EVENT_COLS, decode, delivery, event};
+use crate::domain::time::now_ms;
+use crate::domain::{Endpoint, Outcome, SendJob};
+use crate::store::{ClaimReply, Faults, Queue, Ready, Result, StoreError};
+
+/// Marks this node's claims `interrupted`: they may have been sent.
+pub(super) fn interrupt_own(store: &PgStore) -> Result<usize> {
+    let mut c = store.conn()?;
+    let n = c.execute(
+        "UPDATE deliveries SET status = 'interrupted', error = 'interrupted', error_detail = $2,
+             finished_at = $3, claimed_by = NULL
+         WHERE status = 'sending' AND claimed_by = $1",
+        &[&store.node.id, &INTERRUPTED_DETAIL, &now_ms()],
+    )?;
+    Ok(n as usize)
+}
+
+impl Queue for PgStore {
+    fn claim_then(&self, ids: Vec<(String, String)>, then: ClaimReply) {
+        self.batcher.claim(ids, then);
+    }
+
+    /// Hands back claims no worker started (still this node's and still `sending`); the other
+    /// nodes hear of them.
+    fn unclaim(&self, ids: Vec<(String, String)>) -> Result<()> {
+        let only: Vec<&str> = ids.iter().map(|(_, d)| d.as_str()).collect();
+        self.write(|tx, ready| {
+            let back = tx.query(
+                "UPDATE deliveries d SET status = 'pending', claimed_by = NULL
+                 FROM endpoints e
+                 WHERE d.id = ANY($1) AND d.status = 'sending' AND d.claimed_by = $2
+                   AND e.id = d.endpoint_id
+                 RETURNING d.endpoint_id, d.id, e.record",
+                &[&only, &self.node.id],
+            )?;
+            for row in &back {
+                let e: Endpoint = decode(row.get::<_, &str>(2))?;
+                ready.push(Ready {
+                    endpoint_id: row.get(0),
+                    delivery_id: row.get(1),
+                    rate_limit_per_sec: e.rate_limit_per_sec,
+                });
+            }
+            Ok(())
+        })
+    }
+
+    fn pending_of(&self, endpoint_id: &str, after: &str, limit: usize) -> Result<Vec<String>> {
+        let mut c = self.conn()?;
+        Ok(c.query(
+            "SELECT id FROM deliveries WHERE endpoint_id = $1 AND status = 'pending' AND id > $2
+             ORDER BY id LIMIT $3",
+            &[&endpoint_id, &after, &(limit as i64)],
+        )?
+        .iter()
+        .map(|r| r.get(0))
+        .collect())
+    }
+
+    fn endpoints_with_pending(&self) -> Result<Vec<(String, Option<u32>)>> {
+        let mut c = self.conn()?;
+        // A loose index scan: one probe per endpoint, not one row per pending delivery.
+        let rows = c.query(
+            "WITH RECURSIVE eps(id) AS (
+                 (SELECT endpoint_id FROM deliveries WHERE status = 'pending'
+                  ORDER BY endpoint_id LIMIT 1)
+                 UNION ALL
+                 SELECT (SELECT endpoint_id FROM deliveries
+                         WHERE status = 'pending' AND endpoint_id > eps.id
+                         ORDER BY endpoint_id LIMIT 1)
+                 FROM eps WHERE eps.id IS NOT NULL)
+             SELECT e.id, e.record FROM eps JOIN endpoints e ON e.id = eps.id",
+            &[],
+        )?;
+        rows.iter()
+            .map(|r| {
+                let e: Endpoint = decode(r.get::<_, &str>(1))?;
+                Ok((r.get(0), e.rate_limit_per_sec))
+            })
+            .collect()
+    }
+
+    /// What a worker needs, only while the delivery is still this node's claim (a node whose
+    /// lease lapsed finds its claims interrupted and sends none of them).
+    fn load_send_job(&self, delivery_id: &str) -> Result<Option<SendJob>> {
+        if Faults::on(&self.faults.load) {
+            return Err(StoreError::Storage(
+                "cannot read the delivery (injected fault)".into(),
+            ));
+        }
+        let mut c = self.conn()?;
+        let Some(row) = c.query_opt(
+            &format!(
+                "SELECT {DELIVERY_COLS} FROM deliveries
+                 WHERE id = $1 AND status = 'sending' AND claimed_by = $2"
+            ),
+            &[&delivery_id, &self.node.id],
+        )?
+        else {
+            return Ok(None);
+        };
+        let d = delivery(&row)?;
+        let Some(e) = c.query_opt(
+            "SELECT record FROM endpoints WHERE id = $1",
+            &[&d.endpoint_id],
+        )?
+        else {
+            return Ok(None);
+        };
+        let endpoint: Endpoint = decode(e.get::<_, &str>(0))?;
+        let Some(ev) = c.query_opt(
+            &format!("SELECT {EVENT_COLS} FROM events WHERE id = $1"),
+            &[&d.event_id],
+        )?
+        else {
+            return Ok(None);
+        };
+        Ok(Some(SendJob {
+            delivery: d,
+            endpoint,
+            event: event(&ev),
+        }))
+    }
+
+    fn finish(&self, outcome: Outcome) {
+        self.batcher.finish(outcome);
+    }
+
+    fn fail_unsent(&self, delivery_id: String, detail: String) {
+        self.batcher
+            .fail_unsent(delivery_id, detail, self.clock.now_ms());
+    }
+
+    /// At start: this node's claims from before are `interrupted` (other nodes' claims are
+    /// theirs until their lease lapses).
+    fn interrupt_in_flight(&self) -> Result<usize> {
+        interrupt_own(self)
+    }
+
+    fn queue_counts(&self) -> Result<(u64, u64)> {
+        let mut c = self.conn()?;
+        let row = c.query_one(
+            "SELECT count(*) FILTER (WHERE status = 'pending'),
+                    count(*) FILTER (WHERE status = 'sending')
+             FROM deliveries WHERE status IN ('pending', 'sending')",
+            &[],
+        )?;
+        Ok((row.get::<_, i64>(0) as u64, row.get::<_, i64>(1) as u64))
+    }
+}

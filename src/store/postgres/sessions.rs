@@ -1,0 +1,53 @@
+//! Portal sessions under the hex SHA-256 of their cookie token, shared by every node: sign in
+//! through one, carry on through another.
+
+use super::PgStore;
+use super::rows::{decode, encode};
+use crate::domain::secret::hex;
+use crate::domain::session::{Session, Who};
+use crate::store::{Result, Sessions};
+
+impl Sessions for PgStore {
+    fn put_session(&self, token_hash: [u8; 32], session: Session) -> Result<()> {
+        let customer = match &session.who {
+            Who::Customer { customer_id, .. } => Some(customer_id.clone()),
+            Who::Admin => None,
+        };
+        self.write(|tx, _| {
+            tx.execute(
+                "INSERT INTO sessions (token_hash, customer_id, expires_at, record)
+                 VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (token_hash) DO UPDATE
+                 SET expires_at = EXCLUDED.expires_at, record = EXCLUDED.record",
+                &[
+                    &hex(&token_hash),
+                    &customer,
+                    &session.expires_at,
+                    &encode(&session),
+                ],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn get_session(&self, token_hash: &[u8; 32]) -> Result<Option<Session>> {
+        let now = self.clock.now_ms();
+        self.read(|tx| {
+            let row = tx.query_opt(
+                "SELECT record FROM sessions WHERE token_hash = $1 AND expires_at > $2",
+                &[&hex(token_hash), &now],
+            )?;
+            row.map(|r| decode(r.get::<_, &str>(0))).transpose()
+        })
+    }
+
+    fn end_session(&self, token_hash: &[u8; 32]) -> Result<()> {
+        self.write(|tx, _| {
+            tx.execute(
+                "DELETE FROM sessions WHERE token_hash = $1",
+                &[&hex(token_hash)],
+            )?;
+            Ok(())
+        })
+    }
+}

@@ -1,0 +1,421 @@
+//! Several nodes on one PostgreSQL database (only when the suite runs against a test cluster,
+//! `WEBHOOKS_TEST_DATABASE`): each event delivered once whichever node took it, sessions
+//! shared, kill -9, SIGSTOP past the lease and SIGTERM of a node under load, `import` of a
+//! data file, a newer schema refused.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use serde_json::{Value, json};
+
+use crate::crash::ingest_until;
+use crate::lifecycle::Proc;
+use crate::support::{Api, Receiver, database_for, on_postgres, serve_args, wait_for};
+
+const BIN: &str = env!("CARGO_BIN_EXE_webhooks");
+
+/// A node on the database that stands for `data`, with a short lease so tests see it lapse.
+fn node(data: &Path, id: &str, workers: &str) -> Proc {
+    Proc::start_with(
+        data,
+        &[
+            "--node-id",
+            id,
+            "--workers",
+            workers,
+            "--lease-secs",
+            "4",
+            "--request-timeout-secs",
+            "2",
+        ],
+    )
+}
+
+/// Two nodes on a new database: (a, b, admin token, customer key, customer id).
+fn two_nodes(data: &Path, workers: &str) -> (Proc, Proc, String, String, String) {
+    let a = node(data, "node-a", workers);
+    let b = node(data, "node-b", workers);
+    assert!(b.secrets.is_empty(), "only the first node bootstraps");
+    let admin = a.secret("admin token:");
+    let key = a.secret("api key (customer default):");
+    let (_, customers) = b.api.get("/api/v1/customers", &admin);
+    let customer = customers["data"][0]["id"].as_str().unwrap().to_owned();
+    (a, b, admin, key, customer)
+}
+
+fn metric(api: &Api, name: &str) -> Option<u64> {
+    let (_, m) = api.send_raw("GET", "/metrics", "", None, &[]);
+    m.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// Deliveries this node finished, all outcomes together.
+fn sent(api: &Api) -> u64 {
+    let (_, m) = api.send_raw("GET", "/metrics", "", None, &[]);
+    m.lines()
+        .filter(|l| l.starts_with("webhooks_deliveries_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+/// Waits until no delivery is pending or claimed anywhere in the cluster.
+fn settled(api: &Api, secs: u64) {
+    wait_for(secs, "every delivery to settle", || {
+        let quiet = metric(api, "webhooks_queue_depth") == Some(0)
+            && metric(api, "webhooks_deliveries_claimed") == Some(0);
+        quiet.then_some(())
+    });
+}
+
+/// Each accepted event's one delivery: (succeeded, interrupted); fails on a lost event, a
+/// delivery sent twice, or any other ending.
+fn ledger(api: &Api, key: &str, accepted: &[String], receiver: &Receiver) -> (usize, Vec<String>) {
+    let mut succeeded = 0;
+    let mut interrupted = Vec::new();
+    for id in accepted {
+        let (st, e) = api.get(&format!("/api/v1/events/{id}"), key);
+        assert_eq!(st, 200, "accepted event {id} was lost");
+        let ds = e["deliveries"].as_array().unwrap();
+        assert_eq!(ds.len(), 1, "{e}");
+        let got = receiver.count(id);
+        assert!(got <= 1, "{id} arrived {got} times");
+        match ds[0]["status"].as_str().unwrap() {
+            "succeeded" => {
+                assert_eq!(got, 1, "{id} succeeded but arrived {got} times");
+                succeeded += 1;
+            }
+            "interrupted" => interrupted.push(id.clone()),
+            other => panic!("{id} ended {other}: {e}"),
+        }
+    }
+    (succeeded, interrupted)
+}
+
+#[test]
+fn two_nodes_deliver_each_event_once_and_share_portal_sessions() {
+    if !on_postgres() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("w.redb");
+    let receiver = Receiver::counting();
+    let (a, b, admin, key, customer) = two_nodes(&data, "8");
+    let (st, _) = a.api.post(
+        "/api/v1/endpoints",
+        &key,
+        &json!({"url": receiver.url("/delay/20/"), "events": ["*"]}),
+    );
+    assert_eq!(st, 201);
+    let mut accepted = Vec::new();
+    for i in 0..200 {
+        let via = if i % 2 == 0 { &a.api } else { &b.api };
+        let (st, body) = via.post(
+            "/api/v1/events",
+            &admin,
+            &json!({"customer_id": customer, "event": "transactions.fetched", "data": {"n": i}}),
+        );
+        assert_eq!(st, 202, "{body}");
+        accepted.push(body["id"].as_str().unwrap().to_owned());
+    }
+    settled(&a.api, 60);
+    let (succeeded, interrupted) = ledger(&b.api, &key, &accepted, &receiver);
+    assert_eq!((succeeded, interrupted.len()), (200, 0));
+    let (_, status) = a.api.get("/api/v1/status", &admin);
+    assert_eq!(status["nodes"], 2, "{status}");
+
+    // A portal session made through one node works through the other.
+    let agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .build()
+        .new_agent();
+    let mut page = agent.get(format!("{}/", a.api.base)).call().unwrap();
+    let login_cookie = page.headers().get("set-cookie").unwrap().to_str().unwrap();
+    let login_cookie = login_cookie.split(';').next().unwrap().to_owned();
+    let html = page.body_mut().read_to_string().unwrap();
+    let csrf = html.split("name=\"csrf\" value=\"").nth(1).unwrap();
+    let csrf = csrf.split('"').next().unwrap();
+    let resp = agent
+        .post(format!("{}/login", a.api.base))
+        .header("cookie", &login_cookie)
+        .content_type("application/x-www-form-urlencoded")
+        .send(format!("api_key={key}&csrf={csrf}"))
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 303);
+    let session = resp
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_owned())
+        .find(|c| c.starts_with("wh_session=") && !c.ends_with('='))
+        .unwrap();
+    let resp = agent
+        .get(format!("{}/webhooks", b.api.base))
+        .header("cookie", &session)
+        .call()
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200, "signed in on the other node");
+}
+
+#[test]
+fn a_node_killed_under_ingest_loses_nothing_and_its_claims_turn_interrupted() {
+    if !on_postgres() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("w.redb");
+    let receiver = Receiver::counting();
+    let (mut a, b, admin, key, customer) = two_nodes(&data, "16");
+    a.api.post(
+        "/api/v1/endpoints",
+        &key,
+        &json!({"url": receiver.url("/delay/30/"), "events": ["*"]}),
+    );
+    let stop_a = AtomicBool::new(false);
+    let stop_b = AtomicBool::new(false);
+    let accepted = std::thread::scope(|scope| {
+        let on_a = scope.spawn(|| ingest_until(&a.api.base, &admin, &customer, 2, &stop_a));
+        let on_b = scope.spawn(|| ingest_until(&b.api.base, &admin, &customer, 2, &stop_b));
+        wait_for(60, "deliveries to flow through node a", || {
+            (sent(&a.api) >= 100).then_some(())
+        });
+        a.child.kill().unwrap();
+        a.child.wait().unwrap();
+        stop_a.store(true, Ordering::Release);
+        // The survivor keeps taking and delivering events.
+        let before = receiver.total();
+        wait_for(30, "the survivor to deliver more", || {
+            (receiver.total() >= before + 50).then_some(())
+        });
+        stop_b.store(true, Ordering::Release);
+        let mut all = on_a.join().unwrap();
+        all.extend(on_b.join().unwrap());
+        all
+    });
+    // Node a's claims are its own until its lease (4 s) lapses, then interrupted.
+    settled(&b.api, 60);
+    let (succeeded, interrupted) = ledger(&b.api, &key, &accepted, &receiver);
+    eprintln!(
+        "two-node kill -9 ledger: {} accepted, {succeeded} delivered once, {} interrupted, 0 lost, 0 twice",
+        accepted.len(),
+        interrupted.len()
+    );
+    // What was interrupted was node a's in flight or claimed ahead: a bounded few.
+    assert!(interrupted.len() <= 16 + 64, "{}", interrupted.len());
+}
+
+#[test]
+fn a_node_paused_past_its_lease_sends_nothing_the_cluster_interrupted() {
+    if !on_postgres() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("w.redb");
+    let receiver = Receiver::counting();
+    let (mut a, b, admin, key, customer) = two_nodes(&data, "4");
+    a.api.post(
+        "/api/v1/endpoints",
+        &key,
+        &json!({"url": receiver.url("/delay/300/"), "events": ["*"]}),
+    );
+    // Enough work that node a holds claims when it is paused.
+    let mut accepted = Vec::new();
+    for i in 0..40 {
+        let (st, body) = a.api.post(
+            "/api/v1/events",
+            &admin,
+            &json!({"customer_id": customer, "event": "transactions.fetched", "data": {"n": i}}),
+        );
+        assert_eq!(st, 202);
+        accepted.push(body["id"].as_str().unwrap().to_owned());
+    }
+    wait_for(30, "node a to be sending", || {
+        (metric(&a.api, "webhooks_deliveries_in_flight")? > 0).then_some(())
+    });
+    a.signal("-STOP");
+    // Past the lease: node b interrupts a's claims and delivers the rest.
+    settled(&b.api, 60);
+    let resumed = Instant::now();
+    a.signal("-CONT");
+    // Node a finds its lease lapsed and stops rather than send what is no longer its own.
+    assert_eq!(a.wait_exit(), 1, "a node that lost its lease exits 1");
+    let (_, interrupted) = ledger(&b.api, &key, &accepted, &receiver);
+    assert!(
+        !interrupted.is_empty(),
+        "node a held claims when it was paused"
+    );
+    for id in &interrupted {
+        if let Some(t) = receiver.first_seen(id) {
+            assert!(
+                t < resumed,
+                "{id} was sent after the cluster interrupted it"
+            );
+        }
+    }
+}
+
+#[test]
+fn sigterm_of_a_node_under_load_hands_back_what_it_had_not_started() {
+    if !on_postgres() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("w.redb");
+    let receiver = Receiver::counting();
+    let (mut a, b, admin, key, customer) = two_nodes(&data, "8");
+    a.api.post(
+        "/api/v1/endpoints",
+        &key,
+        &json!({"url": receiver.url("/delay/50/"), "events": ["*"]}),
+    );
+    let batch: Vec<Value> = (0..300)
+        .map(
+            |i| json!({"customer_id": customer, "event": "transactions.fetched", "data": {"n": i}}),
+        )
+        .collect();
+    let (st, body) = a
+        .api
+        .post("/api/v1/events/batch", &admin, &json!({ "events": batch }));
+    assert_eq!(st, 202, "{body}");
+    let accepted: Vec<String> = body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_str().unwrap().to_owned())
+        .collect();
+    wait_for(30, "node a to be sending", || {
+        (metric(&a.api, "webhooks_deliveries_in_flight")? > 0).then_some(())
+    });
+    a.signal("-TERM");
+    assert_eq!(a.wait_exit(), 0);
+    settled(&b.api, 60);
+    let (succeeded, interrupted) = ledger(&b.api, &key, &accepted, &receiver);
+    assert_eq!((succeeded, interrupted.len()), (300, 0), "{interrupted:?}");
+}
+
+#[test]
+fn import_copies_a_data_file_with_every_object_and_key() {
+    if !on_postgres() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("one-box.redb");
+    let receiver = Receiver::counting();
+    // A deployment on one box…
+    let mut args = serve_args(file.clone());
+    args.database = None;
+    let one = webhooks::serve::Server::start(&args).unwrap();
+    let first = one.first_start.as_ref().unwrap();
+    let (admin, key) = (first.admin_token.clone(), first.api_key.clone());
+    let api = Api::new(&format!("http://{}", one.addr));
+    let (_, acme) = api.post("/api/v1/customers", &admin, &json!({"name": "acme"}));
+    let acme_key = acme["api_key"].as_str().unwrap().to_owned();
+    let (_, ep) = api.post(
+        "/api/v1/endpoints",
+        &acme_key,
+        &json!({"url": receiver.url("/"), "events": ["*"]}),
+    );
+    let (st, _) = api.post(
+        "/api/v1/event-types",
+        &admin,
+        &json!({"name": "acme.custom", "description": "ours", "example": {"a": 1}}),
+    );
+    assert_eq!(st, 201);
+    let (_, evt) = api.post(
+        "/api/v1/events",
+        &admin,
+        &json!({"customer_id": acme["id"], "event": "acme.custom", "data": {"a": 2}}),
+    );
+    let evt_id = evt["id"].as_str().unwrap().to_owned();
+    wait_for(20, "the delivery", || {
+        (receiver.count(&evt_id) == 1).then_some(())
+    });
+    settled(&api, 20);
+    one.shutdown();
+
+    // …grows: its file goes into a new database.
+    let target = dir.path().join("cluster");
+    let url = database_for(&target).unwrap();
+    let out = std::process::Command::new(BIN)
+        .args(["import", "--from"])
+        .arg(&file)
+        .args(["--database", &url])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        said.contains("imported 2 customers, 1 endpoints, 1 events and 1 deliveries"),
+        "{said}"
+    );
+
+    let pg = webhooks::serve::Server::start(&serve_args(target)).unwrap();
+    assert!(pg.first_start.is_none(), "the imported admin token stands");
+    let api = Api::new(&format!("http://{}", pg.addr));
+    assert_eq!(api.get("/api/v1/customers", &admin).0, 200);
+    assert_eq!(api.get("/api/v1/endpoints", &key).0, 200);
+    let (st, eps) = api.get("/api/v1/endpoints", &acme_key);
+    assert_eq!(st, 200);
+    assert_eq!(eps["data"][0]["id"], ep["id"]);
+    assert_eq!(eps["data"][0]["secret"], ep["secret"]);
+    let (st, e) = api.get(&format!("/api/v1/events/{evt_id}"), &acme_key);
+    assert_eq!(st, 200);
+    assert_eq!(e["data"]["a"], 2);
+    assert_eq!(e["deliveries"][0]["status"], "succeeded");
+    let (_, types) = api.get("/api/v1/event-types?limit=100", &admin);
+    assert!(
+        types["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["name"] == "acme.custom"),
+        "{types}"
+    );
+    pg.shutdown();
+
+    // A database that has data is never merged into.
+    let again = std::process::Command::new(BIN)
+        .args(["import", "--from"])
+        .arg(&file)
+        .args(["--database", &url])
+        .output()
+        .unwrap();
+    assert_eq!(again.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("is not empty"));
+}
+
+#[test]
+fn a_database_migrated_by_a_newer_release_is_refused_in_one_line() {
+    if !on_postgres() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("w.redb");
+    let url = database_for(&data).unwrap();
+    let mut p = Proc::start(&data);
+    p.signal("-TERM");
+    assert_eq!(p.wait_exit(), 0);
+    let mut db = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    db.execute(
+        "INSERT INTO refinery_schema_history (version, name, applied_on, checksum)
+         VALUES (999, 'future', '2030-01-01T00:00:00Z', '0')",
+        &[],
+    )
+    .unwrap();
+    let out = std::process::Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--database", &url])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("newer webhooks (schema 999)"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(!err.contains("password"), "{err}");
+}

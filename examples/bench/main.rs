@@ -8,12 +8,15 @@
 //! ```sh
 //! cargo run --release --example bench            # the full run (several minutes)
 //! cargo run --release --example bench -- --quick # small counts: checks that it all runs
+//! cargo run --release --example bench -- --postgres            # on a throwaway PostgreSQL
+//! cargo run --release --example bench -- --database postgres://… # on a cluster you give
 //! ```
 //! Loopback only; every loop is bounded in count and time.
 
 mod api;
 mod measure;
 mod phases;
+mod postgres;
 #[path = "../../tests/it/support/pki.rs"]
 mod pki;
 #[path = "../../tests/it/support/receiver.rs"]
@@ -113,6 +116,26 @@ fn main() {
         String::new(),
     );
     let dir = tempfile::tempdir().expect("a temp dir");
+    let args: Vec<String> = std::env::args().collect();
+    let given = args
+        .iter()
+        .position(|a| a == "--database")
+        .and_then(|i| args.get(i + 1).cloned());
+    let throwaway = args.iter().any(|a| a == "--postgres").then(postgres::Cluster::start);
+    if let Some(cluster) = given.or_else(|| throwaway.as_ref().map(|c| c.url.clone())) {
+        let mut b = Bench {
+            sizes,
+            quick,
+            report,
+            tls_receiver: Receiver::counting_tls(pki.server_config()),
+            receiver,
+            api: Api::new("http://127.0.0.1:1", ""),
+            base_rate,
+        };
+        postgres::run(&mut b, &cluster, dir.path());
+        b.report.print();
+        return;
+    }
     let data = dir.path().join("bench.redb");
     let ca = pki.ca.display().to_string();
     let mut flags = vec!["--ca-file".to_owned(), ca];

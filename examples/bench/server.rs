@@ -59,6 +59,13 @@ impl Server {
         Self::spawn(data, None, extra).0
     }
 
+    /// A server whose working directory is `dir` (a node on PostgreSQL writes its first
+    /// start's secrets there); `admin` when another node bootstrapped the database.
+    pub fn start_node(dir: &Path, admin: Option<&str>, extra: &[String]) -> Self {
+        std::fs::create_dir_all(dir).expect("a node's directory");
+        Self::spawn(&dir.join("unused.redb"), admin, extra).0
+    }
+
     fn spawn(data: &Path, admin: Option<&str>, extra: &[String]) -> (Self, Instant) {
         let started = Instant::now();
         let mut child = Command::new(server_binary())
@@ -66,6 +73,7 @@ impl Server {
             .args(extra)
             .arg("--data")
             .arg(data)
+            .current_dir(data.parent().unwrap_or(Path::new(".")))
             .env("RUST_LOG", "error")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

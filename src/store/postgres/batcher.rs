@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 use postgres::Client;
+use postgres::types::Type;
 
 use super::Connector;
 use super::node::Node;
@@ -115,37 +116,59 @@ fn run(connect: &Connector, node: &Node, faults: &Faults, failed: &AtomicBool, r
                 Err(_) => break,
             }
         }
-        // Claims first, and only while this node may send: a lost node claims nothing.
-        if !claims.is_empty() {
-            let result = if node.lost() {
-                Err(StoreError::Unavailable("this node lost its lease".into()))
-            } else if failed.load(Ordering::Acquire) || Faults::on(&faults.commit) {
-                Err(StoreError::Unavailable(
-                    "the database could not be written".into(),
-                ))
-            } else {
-                with_client(&mut client, connect, |c| write_claims(c, &node.id, &claims))
-            };
-            answer(claims, result);
-        }
-        if !finishes.is_empty() || !touches.is_empty() {
-            let deadline = Instant::now() + RETRY_FOR;
-            loop {
-                match with_client(&mut client, connect, |c| {
-                    write_results(c, &finishes, &touches)
-                }) {
-                    Ok(()) => break,
-                    Err(e) if Instant::now() < deadline => {
-                        tracing::warn!(error = %e, "cannot write delivery results; retrying");
-                        std::thread::sleep(Duration::from_millis(500));
+        let began = Instant::now();
+        let (asked, finished) = (claims.len(), finishes.len());
+        // A lost node claims nothing; a failed store writes nothing new.
+        let refuse = if node.lost() {
+            Some("this node lost its lease")
+        } else if failed.load(Ordering::Acquire) || Faults::on(&faults.commit) {
+            Some("the database could not be written")
+        } else {
+            None
+        };
+        let claim_ids: Vec<(String, String)> = if refuse.is_some() {
+            Vec::new()
+        } else {
+            claims.iter().flat_map(|(ids, _)| ids.iter().cloned()).collect()
+        };
+        // Claims and results in one statement: one round trip, one commit.
+        let deadline = Instant::now() + RETRY_FOR;
+        let mut claimed = None;
+        loop {
+            match with_client(&mut client, connect, |c| {
+                write_group(c, &node.id, &claim_ids, &finishes, &touches)
+            }) {
+                Ok(got) => {
+                    claimed = Some(Ok(got));
+                    break;
+                }
+                Err(e) if finishes.is_empty() && touches.is_empty() => {
+                    claimed = Some(Err(e));
+                    break;
+                }
+                Err(e) if Instant::now() < deadline => {
+                    // Claims wait for no retry: they stay pending and are asked again.
+                    if claimed.is_none() {
+                        answer(std::mem::take(&mut claims), Err(e.clone()));
+                        claimed = Some(Err(e.clone()));
                     }
-                    Err(e) => {
-                        tracing::error!(error = %e, count = finishes.len(), "delivery results could not be written; those deliveries will show as interrupted");
-                        break;
-                    }
+                    tracing::warn!(error = %e, "cannot write delivery results; retrying");
+                    std::thread::sleep(Duration::from_millis(500));
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, count = finishes.len(), "delivery results could not be written; those deliveries will show as interrupted");
+                    claimed = Some(Err(e));
+                    break;
                 }
             }
         }
+        let result = match (refuse, claimed) {
+            (Some(why), _) => Err(StoreError::Unavailable(why.into())),
+            (None, Some(r)) => r,
+            (None, None) => Ok(Default::default()),
+        };
+        answer(claims, result);
+        tracing::trace!(claims = asked, results = finished, took_us = began.elapsed().as_micros() as u64, "batcher group");
     }
 }
 
@@ -165,26 +188,6 @@ fn with_client<T>(
     r
 }
 
-/// Claims every asked delivery still pending, skipping rows another node is claiming.
-fn write_claims(
-    c: &mut Client,
-    node_id: &str,
-    claims: &[(Vec<(String, String)>, ClaimReply)],
-) -> Result<std::collections::HashSet<String>> {
-    let ids: Vec<&str> = claims
-        .iter()
-        .flat_map(|(ids, _)| ids.iter().map(|(_, d)| d.as_str()))
-        .collect();
-    let rows = c.query(
-        "UPDATE deliveries d SET status = 'sending', claimed_by = $2
-         FROM (SELECT id FROM deliveries WHERE id = ANY($1) AND status = 'pending'
-               ORDER BY id FOR UPDATE SKIP LOCKED) c
-         WHERE d.id = c.id RETURNING d.id",
-        &[&ids, &node_id],
-    )?;
-    Ok(rows.iter().map(|r| r.get(0)).collect())
-}
-
 fn answer(
     claims: Vec<(Vec<(String, String)>, ClaimReply)>,
     result: Result<std::collections::HashSet<String>>,
@@ -200,55 +203,75 @@ fn answer(
     }
 }
 
-fn write_results(c: &mut Client, finishes: &[Outcome], touches: &[(String, i64)]) -> Result<()> {
-    let mut tx = c.transaction()?;
-    if !finishes.is_empty() {
-        let ids: Vec<&str> = finishes.iter().map(|o| o.delivery_id.as_str()).collect();
-        let status: Vec<&str> = finishes.iter().map(|o| o.status().as_str()).collect();
-        let urls: Vec<Option<&str>> = finishes
-            .iter()
-            .map(|o| (!o.url.is_empty()).then_some(o.url.as_str()))
-            .collect();
-        let codes: Vec<Option<i32>> = finishes
-            .iter()
-            .map(|o| o.response_status.map(i32::from))
-            .collect();
-        let bodies: Vec<Option<&str>> = finishes
-            .iter()
-            .map(|o| o.response_body.as_deref())
-            .collect();
-        let errors: Vec<Option<&str>> = finishes
-            .iter()
-            .map(|o| o.error.map(|e| e.as_str()))
-            .collect();
-        let details: Vec<Option<&str>> =
-            finishes.iter().map(|o| o.error_detail.as_deref()).collect();
-        let took: Vec<i64> = finishes.iter().map(|o| o.duration_ms as i64).collect();
-        let started: Vec<i64> = finishes.iter().map(|o| o.started_at).collect();
-        let ended: Vec<i64> = finishes.iter().map(|o| o.finished_at).collect();
-        tx.execute(
-            "UPDATE deliveries d SET status = o.status, url = coalesce(o.url, d.url),
+/// Claims every asked delivery still pending (skipping rows another node is claiming),
+/// records results and key touches: one statement, so one round trip and one commit.
+fn write_group(
+    c: &mut Client,
+    node_id: &str,
+    claim_ids: &[(String, String)],
+    finishes: &[Outcome],
+    touches: &[(String, i64)],
+) -> Result<std::collections::HashSet<String>> {
+    let ids: Vec<&str> = finishes.iter().map(|o| o.delivery_id.as_str()).collect();
+    let status: Vec<&str> = finishes.iter().map(|o| o.status().as_str()).collect();
+    let urls: Vec<Option<&str>> = finishes
+        .iter()
+        .map(|o| (!o.url.is_empty()).then_some(o.url.as_str()))
+        .collect();
+    let codes: Vec<Option<i32>> = finishes
+        .iter()
+        .map(|o| o.response_status.map(i32::from))
+        .collect();
+    let bodies: Vec<Option<&str>> = finishes.iter().map(|o| o.response_body.as_deref()).collect();
+    let errors: Vec<Option<&str>> = finishes.iter().map(|o| o.error.map(|e| e.as_str())).collect();
+    let details: Vec<Option<&str>> = finishes.iter().map(|o| o.error_detail.as_deref()).collect();
+    let took: Vec<i64> = finishes.iter().map(|o| o.duration_ms as i64).collect();
+    let started: Vec<i64> = finishes.iter().map(|o| o.started_at).collect();
+    let ended: Vec<i64> = finishes.iter().map(|o| o.finished_at).collect();
+    let claim_eps: Vec<&str> = claim_ids.iter().map(|(e, _)| e.as_str()).collect();
+    let claim_ids: Vec<&str> = claim_ids.iter().map(|(_, d)| d.as_str()).collect();
+    let keys: Vec<&str> = touches.iter().map(|(k, _)| k.as_str()).collect();
+    let at: Vec<i64> = touches.iter().map(|(_, t)| *t).collect();
+    let rows = c.query_typed(
+        "WITH results AS (
+             UPDATE deliveries d SET status = o.status, url = coalesce(o.url, d.url),
                  response_status = o.code, response_body = o.body, error = o.error,
                  error_detail = o.detail, duration_ms = o.took, started_at = o.started,
                  finished_at = o.ended, claimed_by = NULL
-             FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::text[], $6::text[],
-                         $7::text[], $8::bigint[], $9::bigint[], $10::bigint[])
+             FROM unnest($3::text[], $4::text[], $5::text[], $6::int[], $7::text[], $8::text[],
+                         $9::text[], $10::bigint[], $11::bigint[], $12::bigint[])
                   AS o(id, status, url, code, body, error, detail, took, started, ended)
-             WHERE d.id = o.id AND d.status = 'sending'",
-            &[
-                &ids, &status, &urls, &codes, &bodies, &errors, &details, &took, &started, &ended,
-            ],
-        )?;
-    }
-    if !touches.is_empty() {
-        let keys: Vec<&str> = touches.iter().map(|(k, _)| k.as_str()).collect();
-        let at: Vec<i64> = touches.iter().map(|(_, t)| *t).collect();
-        tx.execute(
-            "UPDATE api_keys k SET last_used_at = t.at
-             FROM unnest($1::text[], $2::bigint[]) AS t(id, at) WHERE k.id = t.id",
-            &[&keys, &at],
-        )?;
-    }
-    tx.commit()?;
-    Ok(())
+             WHERE d.id = o.id AND d.status = 'sending'
+             RETURNING 1),
+         touched AS (
+             UPDATE api_keys k SET last_used_at = t.at
+             FROM unnest($13::text[], $14::bigint[]) AS t(id, at) WHERE k.id = t.id
+             RETURNING 1),
+         claimed AS (
+             UPDATE deliveries d SET status = 'sending', claimed_by = $2
+             FROM (SELECT p.id FROM unnest($15::text[], $1::text[]) AS u(ep, id)
+                   JOIN deliveries p ON p.endpoint_id = u.ep AND p.id = u.id
+                   WHERE p.status = 'pending'
+                   ORDER BY p.id FOR UPDATE OF p SKIP LOCKED) c
+             WHERE d.id = c.id RETURNING d.id)
+         SELECT id FROM claimed",
+        &[
+            (&claim_ids, Type::TEXT_ARRAY),
+            (&node_id, Type::TEXT),
+            (&ids, Type::TEXT_ARRAY),
+            (&status, Type::TEXT_ARRAY),
+            (&urls, Type::TEXT_ARRAY),
+            (&codes, Type::INT4_ARRAY),
+            (&bodies, Type::TEXT_ARRAY),
+            (&errors, Type::TEXT_ARRAY),
+            (&details, Type::TEXT_ARRAY),
+            (&took, Type::INT8_ARRAY),
+            (&started, Type::INT8_ARRAY),
+            (&ended, Type::INT8_ARRAY),
+            (&keys, Type::TEXT_ARRAY),
+            (&at, Type::INT8_ARRAY),
+            (&claim_eps, Type::TEXT_ARRAY),
+        ],
+    )?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
 }

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 
 use futures_util::future::BoxFuture;
 use postgres::Transaction;
+use postgres::types::Type;
 
 use super::PgStore;
 use super::endpoints::new_delivery;
@@ -37,14 +38,17 @@ fn ingest_in(
     let customers: Vec<&str> = batch.iter().map(|e| e.customer_id.as_str()).collect();
     let names: Vec<&str> = batch.iter().map(|e| e.event.as_str()).collect();
     let known_customers: Vec<String> = tx
-        .query("SELECT id FROM customers WHERE id = ANY($1)", &[&customers])?
+        .query_typed(
+            "SELECT id FROM customers WHERE id = ANY($1)",
+            &[(&customers, Type::TEXT_ARRAY)],
+        )?
         .iter()
         .map(|r| r.get(0))
         .collect();
     let known_types: Vec<String> = tx
-        .query(
+        .query_typed(
             "SELECT name FROM event_types WHERE name = ANY($1)",
-            &[&names],
+            &[(&names, Type::TEXT_ARRAY)],
         )?
         .iter()
         .map(|r| r.get(0))
@@ -71,9 +75,9 @@ fn ingest_in(
         }
     }
     let mut subscribers: HashMap<String, Vec<Endpoint>> = HashMap::new();
-    for row in tx.query(
+    for row in tx.query_typed(
         "SELECT record FROM endpoints WHERE customer_id = ANY($1) AND enabled",
-        &[&customers],
+        &[(&customers, Type::TEXT_ARRAY)],
     )? {
         let e: Endpoint = decode(row.get::<_, &str>(0))?;
         subscribers

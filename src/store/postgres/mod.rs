@@ -34,6 +34,7 @@ use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use postgres::types::Type;
 use postgres::{Client, Transaction};
 use r2d2::{Pool, PooledConnection};
 use r2d2_postgres::PostgresConnectionManager;
@@ -135,6 +136,9 @@ impl PgStore {
         let pool = Pool::builder()
             .max_size(POOL_SIZE)
             .min_idle(Some(2))
+            // A broken connection shows as an error once and is replaced: no round trip
+            // per checkout to test it.
+            .test_on_check_out(false)
             .connection_timeout(Duration::from_secs(10))
             .build(manager)
             .map_err(|e| db(e.to_string()))?;
@@ -276,7 +280,10 @@ fn notify_work(tx: &mut Transaction, node_id: &str, ready: &[Ready]) -> Result<(
             payload.push_str(&format!(":{rate}"));
         }
     }
-    tx.execute("SELECT pg_notify($1, $2)", &[&WORK_CHANNEL, &payload])?;
+    tx.query_typed(
+        "SELECT pg_notify($1, $2)",
+        &[(&WORK_CHANNEL, Type::TEXT), (&payload, Type::TEXT)],
+    )?;
     Ok(())
 }
 

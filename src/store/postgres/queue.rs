@@ -2,9 +2,11 @@
 //! claims marked with the claiming node (through the batcher), results, and this node's
 //! outstanding claims at start and stop.
 
+use postgres::types::Type;
+
 use super::PgStore;
 use super::node::INTERRUPTED_DETAIL;
-use super::rows::{DELIVERY_COLS, EVENT_COLS, decode, delivery, event};
+use super::rows::{DELIVERY_COLS, EVENT_COLS, decode, delivery, event_at, prefixed};
 use crate::domain::time::now_ms;
 use crate::domain::{Endpoint, Outcome, SendJob};
 use crate::store::{ClaimReply, Faults, Queue, Ready, Result, StoreError};
@@ -53,10 +55,14 @@ impl Queue for PgStore {
 
     fn pending_of(&self, endpoint_id: &str, after: &str, limit: usize) -> Result<Vec<String>> {
         let mut c = self.conn()?;
-        Ok(c.query(
+        Ok(c.query_typed(
             "SELECT id FROM deliveries WHERE endpoint_id = $1 AND status = 'pending' AND id > $2
              ORDER BY id LIMIT $3",
-            &[&endpoint_id, &after, &(limit as i64)],
+            &[
+                (&endpoint_id, Type::TEXT),
+                (&after, Type::TEXT),
+                (&(limit as i64), Type::INT8),
+            ],
         )?
         .iter()
         .map(|r| r.get(0))
@@ -94,37 +100,29 @@ impl Queue for PgStore {
                 "cannot read the delivery (injected fault)".into(),
             ));
         }
+        // One round trip: the delivery (still this node's claim), its endpoint and event.
         let mut c = self.conn()?;
-        let Some(row) = c.query_opt(
+        let Some(row) = c.query_typed_opt(
             &format!(
-                "SELECT {DELIVERY_COLS} FROM deliveries
-                 WHERE id = $1 AND status = 'sending' AND claimed_by = $2"
+                "SELECT {cols}, e.record, {ev}
+                 FROM deliveries d
+                 JOIN endpoints e ON e.id = d.endpoint_id
+                 JOIN events ev ON ev.id = d.event_id
+                 WHERE d.id = $1 AND d.status = 'sending' AND d.claimed_by = $2",
+                cols = prefixed("d", DELIVERY_COLS),
+                ev = prefixed("ev", EVENT_COLS),
             ),
-            &[&delivery_id, &self.node.id],
+            &[(&delivery_id, Type::TEXT), (&self.node.id, Type::TEXT)],
         )?
         else {
             return Ok(None);
         };
         let d = delivery(&row)?;
-        let Some(e) = c.query_opt(
-            "SELECT record FROM endpoints WHERE id = $1",
-            &[&d.endpoint_id],
-        )?
-        else {
-            return Ok(None);
-        };
-        let endpoint: Endpoint = decode(e.get::<_, &str>(0))?;
-        let Some(ev) = c.query_opt(
-            &format!("SELECT {EVENT_COLS} FROM events WHERE id = $1"),
-            &[&d.event_id],
-        )?
-        else {
-            return Ok(None);
-        };
+        let endpoint: Endpoint = decode(row.get::<_, &str>(17))?;
         Ok(Some(SendJob {
             delivery: d,
             endpoint,
-            event: event(&ev),
+            event: event_at(&row, 18),
         }))
     }
 

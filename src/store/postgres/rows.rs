@@ -2,6 +2,7 @@
 //! records kept for endpoints, sessions and idempotency answers.
 
 use postgres::Row;
+use postgres::types::Type;
 use serde::{Serialize, de::DeserializeOwned};
 
 use crate::domain::{Delivery, DeliveryError, DeliveryStatus, Event};
@@ -39,15 +40,28 @@ pub fn delivery(row: &Row) -> Result<Delivery> {
 }
 
 pub fn event(row: &Row) -> Event {
+    event_at(row, 0)
+}
+
+/// An event from `EVENT_COLS` starting at column `at`.
+pub fn event_at(row: &Row, at: usize) -> Event {
     Event {
-        id: row.get(0),
-        customer_id: row.get(1),
-        event: row.get(2),
-        test: row.get(3),
-        created_at: row.get(4),
-        body: row.get(5),
-        data_start: row.get::<_, i32>(6) as usize,
+        id: row.get(at),
+        customer_id: row.get(at + 1),
+        event: row.get(at + 2),
+        test: row.get(at + 3),
+        created_at: row.get(at + 4),
+        body: row.get(at + 5),
+        data_start: row.get::<_, i32>(at + 6) as usize,
     }
+}
+
+/// A column list with each column qualified by `table`.
+pub fn prefixed(table: &str, cols: &str) -> String {
+    cols.split(',')
+        .map(|c| format!("{table}.{}", c.trim()))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 pub fn parse_error(s: &str) -> Result<DeliveryError> {
@@ -82,7 +96,7 @@ pub fn insert_deliveries(tx: &mut postgres::Transaction, ds: &[Delivery]) -> Res
     let created: Vec<i64> = ds.iter().map(|d| d.created_at).collect();
     let resend_of: Vec<Option<String>> = ds.iter().map(|d| d.resend_of.clone()).collect();
     let test: Vec<bool> = ds.iter().map(|d| d.test).collect();
-    tx.execute(
+    tx.query_typed(
         "INSERT INTO deliveries (id, event_id, endpoint_id, customer_id, event, url, status,
                                  created_at, resend_of, test)
          SELECT id, ev, ep, cu, name, url, 'pending', created, resend_of, test
@@ -90,7 +104,15 @@ pub fn insert_deliveries(tx: &mut postgres::Transaction, ds: &[Delivery]) -> Res
                      $7::bigint[], $8::text[], $9::bool[])
               AS t(id, ev, ep, cu, name, url, created, resend_of, test)",
         &[
-            &ids, &events, &endpoints, &customers, &names, &urls, &created, &resend_of, &test,
+            (&ids, Type::TEXT_ARRAY),
+            (&events, Type::TEXT_ARRAY),
+            (&endpoints, Type::TEXT_ARRAY),
+            (&customers, Type::TEXT_ARRAY),
+            (&names, Type::TEXT_ARRAY),
+            (&urls, Type::TEXT_ARRAY),
+            (&created, Type::INT8_ARRAY),
+            (&resend_of, Type::TEXT_ARRAY),
+            (&test, Type::BOOL_ARRAY),
         ],
     )?;
     Ok(())
@@ -108,11 +130,19 @@ pub fn insert_events(tx: &mut postgres::Transaction, es: &[Event]) -> Result<()>
     let created: Vec<i64> = es.iter().map(|e| e.created_at).collect();
     let bodies: Vec<&str> = es.iter().map(|e| e.body.as_str()).collect();
     let starts: Vec<i32> = es.iter().map(|e| e.data_start as i32).collect();
-    tx.execute(
+    tx.query_typed(
         "INSERT INTO events (id, customer_id, event, test, created_at, body, data_start)
          SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bool[], $5::bigint[],
                               $6::text[], $7::int[])",
-        &[&ids, &customers, &names, &test, &created, &bodies, &starts],
+        &[
+            (&ids, Type::TEXT_ARRAY),
+            (&customers, Type::TEXT_ARRAY),
+            (&names, Type::TEXT_ARRAY),
+            (&test, Type::BOOL_ARRAY),
+            (&created, Type::INT8_ARRAY),
+            (&bodies, Type::TEXT_ARRAY),
+            (&starts, Type::INT4_ARRAY),
+        ],
     )?;
     Ok(())
 }

@@ -16,9 +16,9 @@
 mod api;
 mod measure;
 mod phases;
-mod postgres;
 #[path = "../../tests/it/support/pki.rs"]
 mod pki;
+mod postgres;
 #[path = "../../tests/it/support/receiver.rs"]
 mod receiver;
 mod report;
@@ -121,7 +121,10 @@ fn main() {
         .iter()
         .position(|a| a == "--database")
         .and_then(|i| args.get(i + 1).cloned());
-    let throwaway = args.iter().any(|a| a == "--postgres").then(postgres::Cluster::start);
+    let throwaway = args
+        .iter()
+        .any(|a| a == "--postgres")
+        .then(postgres::Cluster::start);
     if let Some(cluster) = given.or_else(|| throwaway.as_ref().map(|c| c.url.clone())) {
         let mut b = Bench {
             sizes,

@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// The unit a throttle counts: an IPv4 address, or an IPv6 /64 (what one client gets).
-fn throttle_key(ip: IpAddr) -> IpAddr {
+pub fn throttle_key(ip: IpAddr) -> IpAddr {
     match ip.to_canonical() {
         IpAddr::V6(v6) => {
             let bits = u128::from(v6) & !((1u128 << 64) - 1);

@@ -388,6 +388,15 @@ pub trait Sessions {
     /// The session, if it exists and has not expired.
     fn get_session(&self, token_hash: &[u8; 32]) -> Result<Option<Session>>;
     fn end_session(&self, token_hash: &[u8; 32]) -> Result<()>;
+    /// Counts a failed portal sign-in from `client` in the minute `minute` where every node
+    /// sees it (an engine with one process keeps the count in memory instead: no-op).
+    fn sign_in_failed(&self, _client: &str, _minute: i64) -> Result<()> {
+        Ok(())
+    }
+    /// Failed sign-ins from `client` counted by every node since the minute `since`.
+    fn sign_in_failures(&self, _client: &str, _since: i64) -> Result<u32> {
+        Ok(0)
+    }
 }
 
 /// Everything a store does.

@@ -157,6 +157,34 @@ fn two_nodes_deliver_each_event_once_and_share_portal_sessions() {
         .call()
         .unwrap();
     assert_eq!(resp.status().as_u16(), 200, "signed in on the other node");
+
+    // The sign-in throttle is shared: guesses spread over both nodes add up.
+    let guess = |base: &str| {
+        let mut page = agent.get(format!("{base}/")).call().unwrap();
+        let cookie = page.headers().get("set-cookie").unwrap().to_str().unwrap();
+        let cookie = cookie.split(';').next().unwrap().to_owned();
+        let html = page.body_mut().read_to_string().unwrap();
+        let csrf = html.split("name=\"csrf\" value=\"").nth(1).unwrap();
+        let csrf = csrf.split('"').next().unwrap().to_owned();
+        agent
+            .post(format!("{base}/login"))
+            .header("cookie", &cookie)
+            .content_type("application/x-www-form-urlencoded")
+            .send(format!("api_key=whk_wrong&csrf={csrf}"))
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    for base in [
+        &a.api.base,
+        &b.api.base,
+        &a.api.base,
+        &b.api.base,
+        &a.api.base,
+    ] {
+        assert_eq!(guess(base), 401);
+    }
+    assert_eq!(guess(&b.api.base), 429, "five failures across the cluster");
 }
 
 #[test]

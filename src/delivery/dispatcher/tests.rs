@@ -276,3 +276,24 @@ fn a_full_window_overflows_to_the_store_and_refills_in_order() {
     l.on_ready("ep_a", all[LANE_WINDOW].clone(), None);
     assert_eq!(l.queued(), 10);
 }
+
+#[test]
+fn with_two_nodes_each_keeps_to_half_the_share_and_half_the_rate() {
+    // 8 workers: a share of 2 alone, 1 with another node on the queue.
+    let mut l = Lanes::new(8, 100);
+    l.set_nodes(2);
+    fill(&mut l, "ep_a", 20);
+    let now = Instant::now();
+    claim_all(&mut l, now);
+    assert_eq!(l.hand_out(8, true, now).len(), 1, "half its share");
+
+    // 10/s for the cluster: this node sends every 200 ms, not every 100.
+    let mut l = Lanes::new(32, 100);
+    l.set_nodes(2);
+    l.on_ready("ep_r", "r1".into(), Some(10));
+    l.on_ready("ep_r", "r2".into(), Some(10));
+    claim_all(&mut l, now);
+    assert_eq!(l.hand_out(8, true, now).len(), 1);
+    let wake = l.next_wakeup().expect("a wake-up is planned");
+    assert!(wake >= now + Duration::from_millis(190), "{:?}", wake - now);
+}

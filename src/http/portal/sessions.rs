@@ -15,7 +15,7 @@ use crate::http::throttle::FailureThrottle;
 /// How long a session lasts.
 pub const SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
 /// Failed logins allowed from one address per window before it gets 429.
-const MAX_FAILURES: u32 = 5;
+pub const MAX_FAILURES: u32 = 5;
 const FAILURE_WINDOW: Duration = Duration::from_secs(60);
 /// One-time messages held at most; the oldest go first.
 const MAX_FLASHES: usize = 10_000;

@@ -109,7 +109,20 @@ pub(super) async fn sign_in(
 ) -> Result<HttpResponse, PortalError> {
     let ip = peer_ip(req, st);
     let sessions = &st.portal.sessions;
-    if sessions.throttled(ip) {
+    // Counted here and, with several nodes, in the store: a balancer cannot spread guesses.
+    let client = crate::http::throttle::throttle_key(ip).to_string();
+    let minute = st.store.clock().now_ms() / 60_000;
+    let shared = {
+        let (store, client) = (st.store.clone(), client.clone());
+        crate::http::blocking(move || {
+            store
+                .sign_in_failures(&client, minute)
+                .map_err(PortalError::from)
+        })
+        .await
+        .unwrap_or(0)
+    };
+    if sessions.throttled(ip) || shared >= super::sessions::MAX_FAILURES {
         return Err(PortalError::Throttled);
     }
     let form = Form::parse(body);
@@ -135,6 +148,16 @@ pub(super) async fn sign_in(
     };
     let Some(who) = who else {
         sessions.failed_login(ip);
+        let store = st.store.clone();
+        if let Err(e) = crate::http::blocking(move || {
+            store
+                .sign_in_failed(&client, minute)
+                .map_err(PortalError::from)
+        })
+        .await
+        {
+            tracing::warn!(error = %e, "cannot count a failed sign-in in the store");
+        }
         let what = if admin { "admin token" } else { "API key" };
         let msg = format!("That {what} is not valid.");
         return Ok(login_page(st, admin, StatusCode::UNAUTHORIZED, Some(msg)));

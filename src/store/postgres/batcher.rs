@@ -3,8 +3,9 @@
 //! Results that cannot be written are retried (a lost result would leave its delivery
 //! `sending`, and `interrupted` later).
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -14,8 +15,9 @@ use postgres::types::Type;
 
 use super::Connector;
 use super::node::Node;
-use crate::domain::{DeliveryError, Outcome};
-use crate::store::{ClaimReply, CommitHook, Faults, Result, StoreError};
+use super::rows::{DELIVERY_COLS, EVENT_COLS, decode, delivery, event_at, prefixed};
+use crate::domain::{DeliveryError, Outcome, SendJob};
+use crate::store::{ClaimReply, Faults, Result, StoreError};
 
 /// The most messages written together.
 const MAX_GROUP: usize = 4096;
@@ -29,9 +31,14 @@ enum Msg {
     Stop,
 }
 
+/// What the claims returned, by delivery id, until a worker takes it: the claim reads the
+/// send job in the same statement, so a worker needs no round trip of its own.
+pub type Prepared = Arc<Mutex<HashMap<String, SendJob>>>;
+
 pub struct Batcher {
     tx: Sender<Msg>,
     thread: Mutex<Option<JoinHandle<()>>>,
+    pub prepared: Prepared,
 }
 
 impl Batcher {
@@ -40,16 +47,18 @@ impl Batcher {
         node: Arc<Node>,
         faults: Arc<Faults>,
         failed: Arc<AtomicBool>,
-        _hook: Arc<OnceLock<CommitHook>>,
     ) -> Self {
         let (tx, rx) = crossbeam_channel::unbounded();
+        let prepared: Prepared = Arc::default();
+        let jobs = prepared.clone();
         let thread = std::thread::Builder::new()
             .name("pg-batcher".into())
-            .spawn(move || run(&connect, &node, &faults, &failed, &rx))
+            .spawn(move || run(&connect, &node, &faults, &failed, &jobs, &rx))
             .expect("spawn the batcher");
         Self {
             tx,
             thread: Mutex::new(Some(thread)),
+            prepared,
         }
     }
 
@@ -95,7 +104,14 @@ impl Batcher {
     }
 }
 
-fn run(connect: &Connector, node: &Node, faults: &Faults, failed: &AtomicBool, rx: &Receiver<Msg>) {
+fn run(
+    connect: &Connector,
+    node: &Node,
+    faults: &Faults,
+    failed: &AtomicBool,
+    prepared: &Prepared,
+    rx: &Receiver<Msg>,
+) {
     let mut client: Option<Client> = None;
     let mut stopping = false;
     while !stopping {
@@ -129,7 +145,10 @@ fn run(connect: &Connector, node: &Node, faults: &Faults, failed: &AtomicBool, r
         let claim_ids: Vec<(String, String)> = if refuse.is_some() {
             Vec::new()
         } else {
-            claims.iter().flat_map(|(ids, _)| ids.iter().cloned()).collect()
+            claims
+                .iter()
+                .flat_map(|(ids, _)| ids.iter().cloned())
+                .collect()
         };
         // Claims and results in one statement: one round trip, one commit.
         let deadline = Instant::now() + RETRY_FOR;
@@ -138,7 +157,16 @@ fn run(connect: &Connector, node: &Node, faults: &Faults, failed: &AtomicBool, r
             match with_client(&mut client, connect, |c| {
                 write_group(c, &node.id, &claim_ids, &finishes, &touches)
             }) {
-                Ok(got) => {
+                Ok(jobs) => {
+                    let mut ready = prepared.lock().unwrap_or_else(|e| e.into_inner());
+                    let got = jobs
+                        .into_iter()
+                        .map(|job| {
+                            let id = job.delivery.id.clone();
+                            ready.insert(id.clone(), job);
+                            id
+                        })
+                        .collect();
                     claimed = Some(Ok(got));
                     break;
                 }
@@ -168,7 +196,12 @@ fn run(connect: &Connector, node: &Node, faults: &Faults, failed: &AtomicBool, r
             (None, None) => Ok(Default::default()),
         };
         answer(claims, result);
-        tracing::trace!(claims = asked, results = finished, took_us = began.elapsed().as_micros() as u64, "batcher group");
+        tracing::trace!(
+            claims = asked,
+            results = finished,
+            took_us = began.elapsed().as_micros() as u64,
+            "batcher group"
+        );
     }
 }
 
@@ -211,7 +244,7 @@ fn write_group(
     claim_ids: &[(String, String)],
     finishes: &[Outcome],
     touches: &[(String, i64)],
-) -> Result<std::collections::HashSet<String>> {
+) -> Result<Vec<SendJob>> {
     let ids: Vec<&str> = finishes.iter().map(|o| o.delivery_id.as_str()).collect();
     let status: Vec<&str> = finishes.iter().map(|o| o.status().as_str()).collect();
     let urls: Vec<Option<&str>> = finishes
@@ -222,8 +255,14 @@ fn write_group(
         .iter()
         .map(|o| o.response_status.map(i32::from))
         .collect();
-    let bodies: Vec<Option<&str>> = finishes.iter().map(|o| o.response_body.as_deref()).collect();
-    let errors: Vec<Option<&str>> = finishes.iter().map(|o| o.error.map(|e| e.as_str())).collect();
+    let bodies: Vec<Option<&str>> = finishes
+        .iter()
+        .map(|o| o.response_body.as_deref())
+        .collect();
+    let errors: Vec<Option<&str>> = finishes
+        .iter()
+        .map(|o| o.error.map(|e| e.as_str()))
+        .collect();
     let details: Vec<Option<&str>> = finishes.iter().map(|o| o.error_detail.as_deref()).collect();
     let took: Vec<i64> = finishes.iter().map(|o| o.duration_ms as i64).collect();
     let started: Vec<i64> = finishes.iter().map(|o| o.started_at).collect();
@@ -233,7 +272,8 @@ fn write_group(
     let keys: Vec<&str> = touches.iter().map(|(k, _)| k.as_str()).collect();
     let at: Vec<i64> = touches.iter().map(|(_, t)| *t).collect();
     let rows = c.query_typed(
-        "WITH results AS (
+        &format!(
+            "WITH results AS (
              UPDATE deliveries d SET status = o.status, url = coalesce(o.url, d.url),
                  response_status = o.code, response_body = o.body, error = o.error,
                  error_detail = o.detail, duration_ms = o.took, started_at = o.started,
@@ -253,8 +293,14 @@ fn write_group(
                    JOIN deliveries p ON p.endpoint_id = u.ep AND p.id = u.id
                    WHERE p.status = 'pending'
                    ORDER BY p.id FOR UPDATE OF p SKIP LOCKED) c
-             WHERE d.id = c.id RETURNING d.id)
-         SELECT id FROM claimed",
+             WHERE d.id = c.id RETURNING d.*)
+         SELECT {cols}, e.record, {ev}
+         FROM claimed c
+         JOIN endpoints e ON e.id = c.endpoint_id
+         JOIN events ev ON ev.id = c.event_id",
+            cols = prefixed("c", DELIVERY_COLS),
+            ev = prefixed("ev", EVENT_COLS),
+        ),
         &[
             (&claim_ids, Type::TEXT_ARRAY),
             (&node_id, Type::TEXT),
@@ -273,5 +319,13 @@ fn write_group(
             (&claim_eps, Type::TEXT_ARRAY),
         ],
     )?;
-    Ok(rows.iter().map(|r| r.get(0)).collect())
+    rows.iter()
+        .map(|row| {
+            Ok(SendJob {
+                delivery: delivery(row)?,
+                endpoint: decode(row.get::<_, &str>(17))?,
+                event: event_at(row, 18),
+            })
+        })
+        .collect()
 }

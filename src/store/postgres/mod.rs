@@ -151,7 +151,6 @@ impl PgStore {
             node.clone(),
             faults.clone(),
             failed.clone(),
-            commit_hook.clone(),
         );
         let store = PgStore {
             pool,

@@ -32,6 +32,16 @@ impl Queue for PgStore {
     /// nodes hear of them.
     fn unclaim(&self, ids: Vec<(String, String)>) -> Result<()> {
         let only: Vec<&str> = ids.iter().map(|(_, d)| d.as_str()).collect();
+        {
+            let mut prepared = self
+                .batcher
+                .prepared
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            for id in &only {
+                prepared.remove(*id);
+            }
+        }
         self.write(|tx, ready| {
             let back = tx.query(
                 "UPDATE deliveries d SET status = 'pending', claimed_by = NULL
@@ -99,6 +109,16 @@ impl Queue for PgStore {
             return Err(StoreError::Storage(
                 "cannot read the delivery (injected fault)".into(),
             ));
+        }
+        // Read by the claim that made it this node's (the lease guards the rest: see may_send).
+        if let Some(job) = self
+            .batcher
+            .prepared
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(delivery_id)
+        {
+            return Ok(Some(job));
         }
         // One round trip: the delivery (still this node's claim), its endpoint and event.
         let mut c = self.conn()?;

@@ -41,6 +41,37 @@ impl Sessions for PgStore {
         })
     }
 
+    fn sign_in_failed(&self, client: &str, minute: i64) -> Result<()> {
+        self.write(|tx, _| {
+            tx.execute(
+                "INSERT INTO sign_in_failures (client, minute, failures) VALUES ($1, $2, 1)
+                 ON CONFLICT (client, minute) DO UPDATE
+                 SET failures = sign_in_failures.failures + 1",
+                &[&client, &minute],
+            )?;
+            // Old minutes are of no use: a few at a time go with each new failure.
+            tx.execute(
+                "DELETE FROM sign_in_failures WHERE ctid IN
+                   (SELECT ctid FROM sign_in_failures WHERE minute < $1::bigint - 60 LIMIT 100)",
+                &[&minute],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn sign_in_failures(&self, client: &str, since: i64) -> Result<u32> {
+        self.read(|tx| {
+            let n: i64 = tx
+                .query_one(
+                    "SELECT coalesce(sum(failures), 0)::bigint FROM sign_in_failures
+                     WHERE client = $1 AND minute >= $2",
+                    &[&client, &since],
+                )?
+                .get(0);
+            Ok(n as u32)
+        })
+    }
+
     fn end_session(&self, token_hash: &[u8; 32]) -> Result<()> {
         self.write(|tx, _| {
             tx.execute(

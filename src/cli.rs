@@ -45,6 +45,16 @@ pub enum ClientCommand {
     EventTypes(AdminArgs),
     /// Is the server up: version, engine, node, deliveries waiting and in flight
     Status(AdminArgs),
+    /// A customer's endpoints: list, show, enable, disable, delete
+    Endpoints {
+        #[command(subcommand)]
+        action: EndpointsAction,
+    },
+    /// A customer's delivery log: list (and follow), resend one, recover failures
+    Deliveries {
+        #[command(subcommand)]
+        action: DeliveriesAction,
+    },
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
     Completions { shell: clap_complete::Shell },
     /// Save a consistent copy of the running server's data file
@@ -134,6 +144,100 @@ impl AdminArgs {
     }
 }
 
+/// What a customer's command needs: the server, the customer's API key, the output form.
+#[derive(Debug, Args)]
+pub struct CustomerArgs {
+    #[command(flatten)]
+    pub server: ServerArg,
+    /// The customer's API key (whk_…)
+    #[arg(long, env = "WEBHOOKS_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+    /// One JSON object per line, for scripts
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl CustomerArgs {
+    fn client(&self) -> Client {
+        Client::new(
+            &self.server.server,
+            self.server.server_ca_file.as_deref(),
+            self.api_key.clone(),
+            "--api-key / WEBHOOKS_API_KEY",
+        )
+    }
+
+    fn out(&self) -> client::manage::Output {
+        client::manage::Output { json: self.json }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EndpointsAction {
+    /// Every endpoint of the customer, newest first
+    List(CustomerArgs),
+    /// One endpoint, with its signing secret
+    Show {
+        id: String,
+        #[command(flatten)]
+        who: CustomerArgs,
+    },
+    /// Deliver to it again
+    Enable {
+        id: String,
+        #[command(flatten)]
+        who: CustomerArgs,
+    },
+    /// Stop delivering to it (what waits for it fails as endpoint_disabled)
+    Disable {
+        id: String,
+        #[command(flatten)]
+        who: CustomerArgs,
+    },
+    /// Delete it with its deliveries
+    Delete {
+        id: String,
+        #[command(flatten)]
+        who: CustomerArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DeliveriesAction {
+    /// The newest deliveries, oldest first; --follow prints each new one once it finished
+    List {
+        /// Only this endpoint's
+        #[arg(long)]
+        endpoint: Option<String>,
+        /// Only these: pending, sending, succeeded, failed, interrupted
+        #[arg(long)]
+        status: Option<String>,
+        /// Keep printing new deliveries until interrupted
+        #[arg(long)]
+        follow: bool,
+        #[command(flatten)]
+        who: CustomerArgs,
+    },
+    /// Send a delivery's event again to its endpoint
+    Resend {
+        id: String,
+        #[command(flatten)]
+        who: CustomerArgs,
+    },
+    /// Resend, once per event, what failed or was interrupted on an endpoint since a time
+    Recover {
+        endpoint: String,
+        /// RFC 3339, e.g. 2026-11-28T09:00:00Z
+        #[arg(long)]
+        since: String,
+        /// RFC 3339 [default: now]
+        #[arg(long)]
+        until: Option<String>,
+        #[command(flatten)]
+        who: CustomerArgs,
+    },
+}
+
 #[derive(Debug, Args)]
 pub struct TriggerArgs {
     /// The event type, e.g. transactions.fetched
@@ -209,6 +313,54 @@ pub fn run_client(command: ClientCommand) -> ExitCode {
         ClientCommand::EventTypes(admin) => client::event_types(&admin.client()),
         ClientCommand::Backup { out, force, admin } => client::backup(&admin.client(), &out, force),
         ClientCommand::Status(admin) => client::status(&admin.client()),
+        ClientCommand::Endpoints { action } => {
+            use client::manage::*;
+            match action {
+                EndpointsAction::List(who) => endpoints_list(&who.client(), who.out()),
+                EndpointsAction::Show { id, who } => endpoints_show(&who.client(), who.out(), &id),
+                EndpointsAction::Enable { id, who } => {
+                    endpoints_set_enabled(&who.client(), who.out(), &id, true)
+                }
+                EndpointsAction::Disable { id, who } => {
+                    endpoints_set_enabled(&who.client(), who.out(), &id, false)
+                }
+                EndpointsAction::Delete { id, who } => {
+                    endpoints_delete(&who.client(), who.out(), &id)
+                }
+            }
+        }
+        ClientCommand::Deliveries { action } => {
+            use client::manage::*;
+            match action {
+                DeliveriesAction::List {
+                    endpoint,
+                    status,
+                    follow,
+                    who,
+                } => deliveries_list(
+                    &who.client(),
+                    who.out(),
+                    endpoint.as_deref(),
+                    status.as_deref(),
+                    follow,
+                ),
+                DeliveriesAction::Resend { id, who } => {
+                    deliveries_resend(&who.client(), who.out(), &id)
+                }
+                DeliveriesAction::Recover {
+                    endpoint,
+                    since,
+                    until,
+                    who,
+                } => deliveries_recover(
+                    &who.client(),
+                    who.out(),
+                    &endpoint,
+                    &since,
+                    until.as_deref(),
+                ),
+            }
+        }
         ClientCommand::Completions { shell } => {
             use clap::CommandFactory;
             clap_complete::generate(

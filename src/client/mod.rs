@@ -2,6 +2,7 @@
 //! running server over its API and turn every failure into one line and an exit code.
 
 pub mod listen;
+pub mod manage;
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -150,6 +151,10 @@ impl Client {
 
     pub fn patch(&self, path: &str, body: &str) -> Result<Value, ClientError> {
         self.call("PATCH", path, Some(body))
+    }
+
+    pub fn delete(&self, path: &str) -> Result<Value, ClientError> {
+        self.call("DELETE", path, None)
     }
 
     fn call(&self, method: &str, path: &str, body: Option<&str>) -> Result<Value, ClientError> {

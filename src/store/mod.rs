@@ -388,6 +388,8 @@ pub trait Sessions {
     /// The session, if it exists and has not expired.
     fn get_session(&self, token_hash: &[u8; 32]) -> Result<Option<Session>>;
     fn end_session(&self, token_hash: &[u8; 32]) -> Result<()>;
+    /// Ends every portal session of this customer (the operator's "sign them out").
+    fn end_customer_sessions(&self, customer_id: &str) -> Result<()>;
     /// Counts a failed portal sign-in from `client` in the minute `minute` where every node
     /// sees it (an engine with one process keeps the count in memory instead: no-op).
     fn sign_in_failed(&self, _client: &str, _minute: i64) -> Result<()> {

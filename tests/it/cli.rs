@@ -482,3 +482,93 @@ fn status_and_completions() {
     let (code, _, err) = run(webhooks(&s, &["completions", "tcsh"]));
     assert_eq!(code, 2, "{err}");
 }
+
+/// Each line of a `--json` output, parsed (every line must be a JSON object).
+fn json_lines(out: &str) -> Vec<serde_json::Value> {
+    out.lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?}: {e}")))
+        .collect()
+}
+
+#[test]
+fn endpoints_and_deliveries_from_the_command_line() {
+    let s = TestServer::start();
+    let r = crate::support::Receiver::start(crate::support::Reply::Status(200, "ok"));
+    let ep = s.endpoint(&s.key, &r.url("/"), &["*"]);
+    let ep_id = ep["id"].as_str().unwrap().to_owned();
+    let evt = s.event(&s.default_customer(), "transactions.fetched", "{}");
+    let evt_id = evt["id"].as_str().unwrap();
+    let dlv = s.finished_deliveries_of(&s.key, evt_id, 1)[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let customer = |args: &[&str]| {
+        let mut cmd = webhooks(&s, args);
+        cmd.env("WEBHOOKS_API_KEY", &s.key);
+        run(cmd)
+    };
+
+    let (code, out, err) = customer(&["endpoints", "list", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let eps = json_lines(&out);
+    assert_eq!(eps.len(), 1);
+    assert_eq!(eps[0]["id"], ep_id.as_str());
+    let (code, out, _) = customer(&["endpoints", "show", &ep_id]);
+    assert_eq!(code, 0);
+    assert!(out.contains(ep["secret"].as_str().unwrap()), "{out}");
+    let (code, out, _) = customer(&["endpoints", "disable", &ep_id, "--json"]);
+    assert_eq!(code, 0);
+    assert_eq!(json_lines(&out)[0]["enabled"], false);
+    let (code, out, _) = customer(&["endpoints", "enable", &ep_id]);
+    assert_eq!(code, 0);
+    assert!(out.contains("enabled"), "{out}");
+
+    let (code, out, err) = customer(&["deliveries", "list", "--endpoint", &ep_id, "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let ds = json_lines(&out);
+    assert_eq!((ds.len(), ds[0]["id"].as_str()), (1, Some(dlv.as_str())));
+    assert_eq!(ds[0]["status"], "succeeded");
+    let (code, out, _) = customer(&["deliveries", "list", "--status", "failed"]);
+    assert_eq!((code, out.as_str()), (0, ""));
+    let (code, out, _) = customer(&["deliveries", "resend", &dlv, "--json"]);
+    assert_eq!(code, 0);
+    let resent = json_lines(&out)[0]["id"].as_str().unwrap().to_owned();
+    assert_ne!(resent, dlv);
+    s.finished_delivery(&s.key, &resent);
+    let (code, out, _) = customer(&[
+        "deliveries",
+        "recover",
+        &ep_id,
+        "--since",
+        "2000-01-01T00:00:00Z",
+        "--json",
+    ]);
+    assert_eq!(code, 0);
+    assert_eq!(json_lines(&out)[0]["deliveries"], 0, "nothing failed");
+
+    // --follow prints a new delivery once it has finished, one JSON object per line.
+    let mut follow = webhooks(&s, &["deliveries", "list", "--follow", "--json"]);
+    follow.env("WEBHOOKS_API_KEY", &s.key);
+    let following = Running::spawn(follow);
+    following.line_with(&resent);
+    let next = s.event(&s.default_customer(), "transactions.fetched", "{}");
+    let line = following.line_with(next["id"].as_str().unwrap());
+    let d: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(d["status"], "succeeded", "{d}");
+    drop(following);
+
+    // Bad input is a usage error; the wrong kind of secret is named.
+    let (code, _, err) = customer(&["endpoints", "show", "../customers"]);
+    assert_eq!(code, 2, "{err}");
+    let mut wrong = webhooks(&s, &["endpoints", "list"]);
+    wrong.env("WEBHOOKS_API_KEY", &s.admin);
+    let (code, _, err) = run(wrong);
+    assert_eq!(code, 2);
+    assert!(err.contains("admin token"), "{err}");
+
+    let (code, out, _) = customer(&["endpoints", "delete", &ep_id]);
+    assert_eq!(code, 0);
+    assert!(out.contains("deleted"), "{out}");
+    let (code, out, _) = customer(&["endpoints", "list", "--json"]);
+    assert_eq!((code, out.as_str()), (0, ""));
+}

@@ -282,6 +282,32 @@ fn deleting_a_customer_ends_its_sessions() {
 }
 
 #[test]
+fn the_operator_can_end_a_customers_sessions() {
+    let s = TestServer::start();
+    let (id, key) = s.customer("acme");
+    let (_, other_key) = s.customer("globex");
+    let mut v = Visitor::new(&s);
+    v.sign_in("/", "/login", "api_key", &key);
+    let mut w = Visitor::new(&s);
+    w.sign_in("/", "/login", "api_key", &other_key);
+    assert_eq!(v.get("/webhooks").status, 200);
+    let path = format!("/api/v1/customers/{id}/sessions");
+    assert_eq!(s.api.delete(&path, &key).0, 401, "the operator's route");
+    assert_eq!(s.api.delete(&path, &s.admin).0, 204);
+    assert_eq!(v.get("/webhooks").status, 303, "signed out");
+    assert_eq!(
+        w.get("/webhooks").status,
+        200,
+        "another customer stays signed in"
+    );
+    // The key still works: signing in again is possible.
+    v.sign_in("/", "/login", "api_key", &key);
+    assert_eq!(v.get("/webhooks").status, 200);
+    let missing = "/api/v1/customers/cus_01M8GNG7X8E5K1T5H91J3G4DM8/sessions";
+    assert_eq!(s.api.delete(missing, &s.admin).0, 404);
+}
+
+#[test]
 fn assets_are_embedded_and_pages_load_nothing_from_elsewhere() {
     let s = TestServer::start();
     let mut v = Visitor::new(&s);

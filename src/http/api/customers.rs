@@ -86,6 +86,25 @@ pub async fn delete_customer(
     Ok(HttpResponse::NoContent().finish())
 }
 
+#[utoipa::path(delete, path = "/api/v1/customers/{id}/sessions", tag = "operator", security(("bearer" = [])),
+    params(("id" = String, Path)),
+    responses((status = 204, description = "Every portal session of the customer is ended: they sign in again"),
+        (status = 404, body = ErrorBody)))]
+pub async fn end_sessions(
+    _: Admin,
+    st: State,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = IdKind::Customer.check(id.into_inner())?;
+    st.run(move |s| {
+        s.get_customer(&id)?
+            .ok_or(crate::store::StoreError::NotFound)?;
+        s.end_customer_sessions(&id)
+    })
+    .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
 #[utoipa::path(post, path = "/api/v1/customers/{id}/api-keys", tag = "operator", security(("bearer" = [])),
     params(("id" = String, Path)),
     responses((status = 201, body = ApiKeyCreated), (status = 404, body = ErrorBody)))]

@@ -120,6 +120,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                         .route(get().to(customers::get_customer))
                         .route(delete().to(customers::delete_customer)),
                 )
+                .service(r("/customers/{id}/sessions").route(delete().to(customers::end_sessions)))
                 .service(
                     r("/customers/{id}/api-keys")
                         .route(post().to(customers::create_api_key))

@@ -72,6 +72,16 @@ impl Sessions for PgStore {
         })
     }
 
+    fn end_customer_sessions(&self, customer_id: &str) -> Result<()> {
+        self.write(|tx, _| {
+            tx.execute(
+                "DELETE FROM sessions WHERE customer_id = $1",
+                &[&customer_id],
+            )?;
+            Ok(())
+        })
+    }
+
     fn end_session(&self, token_hash: &[u8; 32]) -> Result<()> {
         self.write(|tx, _| {
             tx.execute(

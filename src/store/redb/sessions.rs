@@ -32,6 +32,11 @@ impl Sessions for RedbStore {
         })
     }
 
+    fn end_customer_sessions(&self, customer_id: &str) -> Result<()> {
+        let id = customer_id.to_owned();
+        self.write(move |ctx| end_customer_sessions(ctx.tx, &id))
+    }
+
     fn end_session(&self, token_hash: &[u8; 32]) -> Result<()> {
         let key = hex(token_hash);
         self.write(move |ctx| {

@@ -1,0 +1,229 @@
+//! `webhooks endpoints …` and `webhooks deliveries …`: a customer's endpoints and delivery log
+//! from the terminal, with the customer's API key. Text for people; with `--json`, one JSON
+//! object per line for scripts.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use super::{Client, ClientError};
+
+/// How the output is written.
+#[derive(Debug, Clone, Copy)]
+pub struct Output {
+    pub json: bool,
+}
+
+impl Output {
+    fn line(&self, v: &Value, text: impl FnOnce(&Value) -> String) {
+        if self.json {
+            println!("{v}");
+        } else {
+            println!("{}", text(v));
+        }
+    }
+}
+
+fn s<'a>(v: &'a Value, key: &str) -> &'a str {
+    v[key].as_str().unwrap_or("-")
+}
+
+fn endpoint_line(e: &Value) -> String {
+    let events: Vec<&str> = e["events"]
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    format!(
+        "{}  {}  {}  {}",
+        s(e, "id"),
+        if e["enabled"] == true {
+            "enabled "
+        } else {
+            "disabled"
+        },
+        s(e, "url"),
+        events.join(",")
+    )
+}
+
+fn delivery_line(d: &Value) -> String {
+    let outcome = match (d["response_status"].as_u64(), d["error"].as_str()) {
+        (Some(code), _) => code.to_string(),
+        (None, Some(e)) => e.to_owned(),
+        (None, None) => "-".to_owned(),
+    };
+    format!(
+        "{}  {}  {:<11}  {:>4}  {}  {}",
+        s(d, "id"),
+        s(d, "created_at"),
+        s(d, "status"),
+        outcome,
+        s(d, "event"),
+        s(d, "endpoint_id"),
+    )
+}
+
+/// Refuses an id that cannot be one (so that a typo is not a path of its own).
+fn id(kind: &str, prefix: &str, v: &str) -> Result<String, ClientError> {
+    let ok = v.starts_with(prefix)
+        && v.len() <= 64
+        && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    if ok {
+        Ok(v.to_owned())
+    } else {
+        Err(ClientError::Usage(format!(
+            "{v:?} is not {kind} id ({prefix}…)"
+        )))
+    }
+}
+
+pub fn endpoints_list(client: &Client, out: Output) -> Result<(), ClientError> {
+    for e in client.get_all("/api/v1/endpoints")? {
+        out.line(&e, endpoint_line);
+    }
+    Ok(())
+}
+
+pub fn endpoints_show(client: &Client, out: Output, ep: &str) -> Result<(), ClientError> {
+    let e = client.get(&format!(
+        "/api/v1/endpoints/{}",
+        id("an endpoint", "ep_", ep)?
+    ))?;
+    out.line(&e, |e| {
+        format!(
+            "id:          {}\nurl:         {}\nenabled:     {}\nevents:      {}\ndescription: {}\nrate limit:  {}\nsecret:      {}\ncreated:     {}",
+            s(e, "id"),
+            s(e, "url"),
+            e["enabled"],
+            e["events"],
+            s(e, "description"),
+            e["rate_limit_per_sec"],
+            s(e, "secret"),
+            s(e, "created_at"),
+        )
+    });
+    Ok(())
+}
+
+pub fn endpoints_set_enabled(
+    client: &Client,
+    out: Output,
+    ep: &str,
+    enabled: bool,
+) -> Result<(), ClientError> {
+    let path = format!("/api/v1/endpoints/{}", id("an endpoint", "ep_", ep)?);
+    let e = client.patch(&path, &json!({ "enabled": enabled }).to_string())?;
+    out.line(&e, endpoint_line);
+    Ok(())
+}
+
+pub fn endpoints_delete(client: &Client, out: Output, ep: &str) -> Result<(), ClientError> {
+    let ep = id("an endpoint", "ep_", ep)?;
+    client.delete(&format!("/api/v1/endpoints/{ep}"))?;
+    out.line(&json!({ "deleted": ep }), |_| format!("deleted {ep}"));
+    Ok(())
+}
+
+/// The filter of `deliveries list` as a query string.
+fn query(endpoint: Option<&str>, status: Option<&str>) -> Result<String, ClientError> {
+    let mut q = form_urlencoded::Serializer::new(String::new());
+    if let Some(ep) = endpoint {
+        q.append_pair("endpoint_id", &id("an endpoint", "ep_", ep)?);
+    }
+    if let Some(st) = status {
+        q.append_pair("status", st);
+    }
+    Ok(q.finish())
+}
+
+/// The newest deliveries (up to 50), oldest first; with `follow`, then every new one once it
+/// has finished, until interrupted.
+pub fn deliveries_list(
+    client: &Client,
+    out: Output,
+    endpoint: Option<&str>,
+    status: Option<&str>,
+    follow: bool,
+) -> Result<(), ClientError> {
+    let q = query(endpoint, status)?;
+    let page = client.get(&format!("/api/v1/deliveries?limit=50&{q}"))?;
+    let mut shown: Vec<Value> = page["data"].as_array().cloned().unwrap_or_default();
+    shown.reverse(); // oldest first, as a log reads
+    for d in &shown {
+        out.line(d, delivery_line);
+    }
+    if !follow {
+        return Ok(());
+    }
+    // Follows by id (ids grow with time): a delivery is shown once, when it has finished,
+    // so its outcome is on the line.
+    let mut newest = shown
+        .iter()
+        .filter_map(|d| d["id"].as_str())
+        .max()
+        .map(str::to_owned)
+        .unwrap_or_default();
+    let mut waiting: Vec<String> = shown
+        .iter()
+        .filter(|d| matches!(d["status"].as_str(), Some("pending" | "sending")))
+        .filter_map(|d| d["id"].as_str().map(str::to_owned))
+        .collect();
+    loop {
+        std::thread::sleep(Duration::from_millis(500));
+        let page = client.get(&format!("/api/v1/deliveries?limit=250&{q}"))?;
+        let mut fresh: Vec<Value> = page["data"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|d| d["id"].as_str().is_some_and(|i| i > newest.as_str()))
+            .collect();
+        fresh.reverse();
+        for d in fresh {
+            let i = d["id"].as_str().unwrap_or_default().to_owned();
+            newest = newest.max(i.clone());
+            waiting.push(i);
+        }
+        let mut still = Vec::new();
+        for i in waiting {
+            let d = client.get(&format!("/api/v1/deliveries/{i}"))?;
+            if matches!(d["status"].as_str(), Some("pending" | "sending")) {
+                still.push(i);
+            } else {
+                out.line(&d, delivery_line);
+            }
+        }
+        waiting = still;
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+    }
+}
+
+pub fn deliveries_resend(client: &Client, out: Output, dlv: &str) -> Result<(), ClientError> {
+    let dlv = id("a delivery", "dlv_", dlv)?;
+    let d = client.post(&format!("/api/v1/deliveries/{dlv}/resend"), "{}")?;
+    out.line(&d, |d| {
+        format!("resent as {} ({})", s(d, "id"), s(d, "status"))
+    });
+    Ok(())
+}
+
+pub fn deliveries_recover(
+    client: &Client,
+    out: Output,
+    ep: &str,
+    since: &str,
+    until: Option<&str>,
+) -> Result<(), ClientError> {
+    let ep = id("an endpoint", "ep_", ep)?;
+    let mut body = json!({ "since": since });
+    if let Some(u) = until {
+        body["until"] = json!(u);
+    }
+    let r = client.post(
+        &format!("/api/v1/endpoints/{ep}/recover"),
+        &body.to_string(),
+    )?;
+    out.line(&r, |r| format!("{} deliveries resent", r["deliveries"]));
+    Ok(())
+}

@@ -248,6 +248,9 @@ pub struct TriggerArgs {
     /// The data: '{…}', @file.json, or - for stdin [default: the catalog example]
     #[arg(long)]
     pub data: Option<String>,
+    /// Wait for every delivery and print its outcome; exit 1 if one did not succeed
+    #[arg(long)]
+    pub wait: bool,
     #[command(flatten)]
     pub admin: AdminArgs,
 }
@@ -291,9 +294,13 @@ pub enum CustomersAction {
 /// Runs a client subcommand.
 pub fn run_client(command: ClientCommand) -> ExitCode {
     client::finish(match command {
-        ClientCommand::Trigger(t) => {
-            client::trigger(&t.admin.client(), &t.event, &t.customer, t.data.as_deref())
-        }
+        ClientCommand::Trigger(t) => client::trigger(
+            &t.admin.client(),
+            &t.event,
+            &t.customer,
+            t.data.as_deref(),
+            t.wait,
+        ),
         ClientCommand::Listen(l) => client::listen::run(ListenOptions {
             listen: l.listen,
             server: l.server.server,

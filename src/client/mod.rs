@@ -347,6 +347,7 @@ pub fn trigger(
     event: &str,
     customer: &str,
     data: Option<&str>,
+    wait: bool,
 ) -> Result<(), ClientError> {
     let types = client.get_all("/api/v1/event-types")?;
     let Some(found) = types.iter().find(|t| t["name"] == event) else {
@@ -381,6 +382,58 @@ pub fn trigger(
             "no enabled endpoint of customer {customer} subscribes to {event}: nothing is sent \
              (register one in the portal, or run `webhooks listen --api-key …`)"
         );
+    }
+    if wait && n > 0 {
+        return wait_for_outcomes(client, accepted["id"].as_str().unwrap_or_default(), n);
+    }
+    Ok(())
+}
+
+/// `trigger --wait`: prints each delivery's outcome once all `n` have one; fails (exit 1) if
+/// one did not succeed.
+fn wait_for_outcomes(client: &Client, event_id: &str, n: u64) -> Result<(), ClientError> {
+    // Long enough for a receiver that times out (15 s by default), bounded all the same.
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    let deliveries = loop {
+        let e = client.get(&format!("/api/v1/events/{event_id}"))?;
+        let ds = e["deliveries"].as_array().cloned().unwrap_or_default();
+        let done = ds
+            .iter()
+            .filter(|d| !matches!(d["status"].as_str(), Some("pending" | "sending")))
+            .count() as u64;
+        if done >= n {
+            break ds;
+        }
+        if std::time::Instant::now() >= deadline {
+            return Err(ClientError::Failed(format!(
+                "{done} of {n} deliveries finished within 2 minutes"
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let mut failed = 0;
+    for d in &deliveries {
+        let status = d["status"].as_str().unwrap_or("?");
+        let why = match (d["response_status"].as_u64(), d["error"].as_str()) {
+            (Some(code), _) => format!("HTTP {code}"),
+            (None, Some(e)) => e.to_owned(),
+            (None, None) => String::new(),
+        };
+        println!(
+            "{}  {}  {status}  {why}  {} ms  {}",
+            d["id"].as_str().unwrap_or("?"),
+            d["endpoint_id"].as_str().unwrap_or("?"),
+            d["duration_ms"],
+            d["url"].as_str().unwrap_or("")
+        );
+        if status != "succeeded" {
+            failed += 1;
+        }
+    }
+    if failed > 0 {
+        return Err(ClientError::Failed(format!(
+            "{failed} of {n} deliveries did not succeed"
+        )));
     }
     Ok(())
 }

@@ -3,6 +3,8 @@
 //! that keeps presenting wrong tokens gets 429 for a minute, whatever it presents.
 
 use std::future::{Ready, ready};
+
+use futures_util::future::LocalBoxFuture;
 use std::sync::atomic::Ordering;
 
 use actix_web::dev::Payload;
@@ -19,9 +21,57 @@ use crate::error::ApiError;
 /// The request carries the admin token.
 pub struct Admin;
 
-/// The request carries an API key of this customer.
+/// Whom a customer route acts for: the customer whose API key it carries; or, with the admin
+/// token, the customer that owns the object in the path (`{id}`), else the one the query names
+/// (`?customer_id=`). An object nobody owns is 404; naming nobody is 422.
 pub struct Customer {
     pub id: String,
+}
+
+/// Whose objects a list route shows: a customer its own; the admin token the customer the
+/// query names (`?customer_id=`), or every customer's when it names none.
+pub struct Lister {
+    pub customer: Option<String>,
+}
+
+enum Caller {
+    Key(String),
+    Operator,
+}
+
+/// The customer or the operator (a failed check counts toward the address's throttle).
+fn caller(req: &HttpRequest) -> Result<Caller, ApiError> {
+    authenticate(req, || {
+        customer(req)
+            .map(Caller::Key)
+            .or_else(|| admin(req).then_some(Caller::Operator))
+    })
+}
+
+/// `?customer_id=` as given: 1 to 64 characters (whoever calls; a customer's is ignored).
+fn customer_param(req: &HttpRequest) -> Result<Option<String>, ApiError> {
+    let named = form_urlencoded::parse(req.query_string().as_bytes())
+        .find(|(k, _)| k == "customer_id")
+        .map(|(_, v)| v.into_owned());
+    match named {
+        Some(c) if c.is_empty() || c.chars().count() > 64 => Err(ApiError::new(
+            actix_web::http::StatusCode::BAD_REQUEST,
+            "invalid_query",
+            "customer_id must be 1 to 64 characters",
+        )),
+        named => Ok(named),
+    }
+}
+
+/// `?customer_id=` of the query, if it is one (a malformed one names nobody: 404).
+fn named_customer(req: &HttpRequest) -> Result<Option<String>, ApiError> {
+    customer_param(req)?
+        .map(|c| {
+            crate::domain::IdKind::Customer
+                .check(c)
+                .map_err(|_| ApiError::not_found())
+        })
+        .transpose()
 }
 
 /// Either role (for the routes both may read).
@@ -87,11 +137,50 @@ impl FromRequest for Admin {
 
 impl FromRequest for Customer {
     type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            customer_param(&req)?;
+            match caller(&req)? {
+                Caller::Key(id) => Ok(Customer { id }),
+                Caller::Operator => {
+                    if let Some(object) = req.match_info().get("id") {
+                        let (store, object) = (AppState::of(&req).store.clone(), object.to_owned());
+                        let owner = super::blocking(move || {
+                            store.owner_of(&object).map_err(ApiError::from)
+                        })
+                        .await?;
+                        return owner
+                            .map(|id| Customer { id })
+                            .ok_or_else(ApiError::not_found);
+                    }
+                    named_customer(&req)?
+                        .map(|id| Customer { id })
+                        .ok_or_else(|| {
+                            ApiError::invalid(
+                                "customer_id_required",
+                                "with the admin token, name the customer: ?customer_id=cus_…",
+                            )
+                        })
+                }
+            }
+        })
+    }
+}
+
+impl FromRequest for Lister {
+    type Error = ApiError;
     type Future = Ready<Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(authenticate(req, || {
-            customer(req).map(|id| Customer { id })
+        ready(customer_param(req).and_then(|named| {
+            caller(req).map(|c| match c {
+                Caller::Key(id) => Lister { customer: Some(id) },
+                // A customer_id that is no customer's lists nothing.
+                Caller::Operator => Lister { customer: named },
+            })
         }))
     }
 }

@@ -239,6 +239,9 @@ pub trait Customers {
     /// A customer by id, or else by name.
     fn find_customer(&self, name_or_id: &str) -> Result<Option<Customer>>;
     fn list_customers(&self, page: PageQuery) -> Result<Page<Customer>>;
+    /// The customer that owns an endpoint, event or delivery (by its id), for the operator
+    /// acting on a customer's object.
+    fn owner_of(&self, id: &str) -> Result<Option<String>>;
     fn delete_customer(&self, id: &str) -> Result<()>;
 }
 
@@ -273,6 +276,8 @@ pub trait Endpoints {
     /// counted atomically with the creation.
     fn create_endpoint(&self, customer_id: &str, new: NewEndpoint, max: u32) -> Result<Endpoint>;
     fn list_endpoints(&self, customer_id: &str, page: PageQuery) -> Result<Page<Endpoint>>;
+    /// Every customer's endpoints, newest first (the operator's view).
+    fn list_all_endpoints(&self, page: PageQuery) -> Result<Page<Endpoint>>;
     fn get_endpoint(&self, customer_id: &str, id: &str) -> Result<Option<Endpoint>>;
     /// Disabling fails the endpoint's pending (non-test) deliveries with `endpoint_disabled`.
     fn update_endpoint(
@@ -315,6 +320,8 @@ pub trait Events {
         idempotency: Option<IdempotencyKey>,
     ) -> BoxFuture<'static, Result<Ingested>>;
     fn list_events(&self, customer_id: &str, page: PageQuery) -> Result<Page<Event>>;
+    /// Every customer's events, newest first (the operator's view).
+    fn list_all_events(&self, page: PageQuery) -> Result<Page<Event>>;
     /// One of the customer's events with all its deliveries, newest first.
     fn get_event(&self, customer_id: &str, id: &str) -> Result<Option<(Event, Vec<Delivery>)>>;
     /// The customer an event belongs to (for the operator's view).
@@ -328,6 +335,12 @@ pub trait DeliveryLog {
     fn list_deliveries(
         &self,
         customer_id: &str,
+        filter: &DeliveryFilter,
+        page: PageQuery,
+    ) -> Result<Page<Delivery>>;
+    /// Every customer's deliveries, newest first (the operator's view), filtered as above.
+    fn list_all_deliveries(
+        &self,
         filter: &DeliveryFilter,
         page: PageQuery,
     ) -> Result<Page<Delivery>>;

@@ -454,6 +454,23 @@ fn trigger_says_when_nothing_subscribes_and_the_server_may_leave_out_its_scheme(
 }
 
 #[test]
+fn trigger_wait_prints_each_outcome_and_fails_when_one_failed() {
+    let s = TestServer::start();
+    let ok = crate::support::Receiver::start(crate::support::Reply::Status(200, "ok"));
+    let bad = crate::support::Receiver::start(crate::support::Reply::Status(503, "down"));
+    let good = s.endpoint(&s.key, &ok.url("/"), &["transactions.fetched"]);
+    let (code, out, err) = run(webhooks(&s, &["trigger", "transactions.fetched", "--wait"]));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains(good["id"].as_str().unwrap()), "{out}");
+    assert!(out.contains("succeeded  HTTP 200"), "{out}");
+    s.endpoint(&s.key, &bad.url("/"), &["transactions.fetched"]);
+    let (code, out, err) = run(webhooks(&s, &["trigger", "transactions.fetched", "--wait"]));
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("failed  HTTP 503"), "{out}");
+    assert!(err.contains("1 of 2 deliveries did not succeed"), "{err}");
+}
+
+#[test]
 fn status_and_completions() {
     let s = TestServer::start();
     let (code, out, err) = run(webhooks(&s, &["status"]));

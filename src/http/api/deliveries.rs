@@ -9,7 +9,7 @@ use super::{State, blocking};
 use crate::domain::DeliveryFilter;
 use crate::domain::{DeliveryStatus, IdKind};
 use crate::error::{ApiError, ErrorBody};
-use crate::http::auth::Customer;
+use crate::http::auth::{Customer, Lister};
 use crate::http::body::page_query;
 
 #[derive(Deserialize, IntoParams)]
@@ -28,10 +28,10 @@ pub struct DeliveryParams {
 }
 
 #[utoipa::path(get, path = "/api/v1/deliveries", tag = "customer", security(("bearer" = [])),
-    params(DeliveryParams),
+    params(DeliveryParams, super::OwnerParam),
     responses((status = 200, body = List<DeliveryView>), (status = 422, body = ErrorBody), (status = 401, body = ErrorBody)))]
 pub async fn list_deliveries(
-    who: Customer,
+    who: Lister,
     st: State,
     q: web::Query<DeliveryParams>,
 ) -> Result<HttpResponse, ApiError> {
@@ -53,7 +53,10 @@ pub async fn list_deliveries(
     let store = st.store.clone();
     let page = blocking(move || {
         let page = page_query(q.limit.as_deref(), q.before.as_deref())?;
-        Ok(store.list_deliveries(&who.id, &filter, page)?)
+        Ok(match &who.customer {
+            Some(c) => store.list_deliveries(c, &filter, page)?,
+            None => store.list_all_deliveries(&filter, page)?,
+        })
     })
     .await?;
     Ok(HttpResponse::Ok().json(List::from_page(page, DeliveryView::from)))

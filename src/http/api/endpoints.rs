@@ -11,7 +11,7 @@ use crate::domain::time::parse_rfc3339;
 use crate::domain::{EndpointPatch, NewEndpoint};
 use crate::domain::{Headers, IdKind};
 use crate::error::{ApiError, ErrorBody};
-use crate::http::auth::Customer;
+use crate::http::auth::{Customer, Lister};
 use crate::http::body::{Json, OptionalJson, double_option, page_query};
 
 #[derive(Deserialize, ToSchema)]
@@ -91,10 +91,10 @@ fn check_description(d: &Option<String>) -> Result<(), ApiError> {
 }
 
 #[utoipa::path(get, path = "/api/v1/endpoints", tag = "customer", security(("bearer" = [])),
-    params(ListParams),
+    params(ListParams, super::OwnerParam),
     responses((status = 200, body = List<EndpointView>), (status = 401, body = ErrorBody)))]
 pub async fn list_endpoints(
-    who: Customer,
+    who: Lister,
     st: State,
     q: web::Query<ListParams>,
 ) -> Result<HttpResponse, ApiError> {
@@ -102,15 +102,19 @@ pub async fn list_endpoints(
     let q = q.into_inner();
     let page = blocking(move || {
         let page = page_query(q.limit.as_deref(), q.before.as_deref())?;
-        Ok(store.list_endpoints(&who.id, page)?)
+        Ok(match &who.customer {
+            Some(c) => store.list_endpoints(c, page)?,
+            None => store.list_all_endpoints(page)?,
+        })
     })
     .await?;
     Ok(HttpResponse::Ok().json(List::from_page(page, EndpointView::from)))
 }
 
 #[utoipa::path(post, path = "/api/v1/endpoints", tag = "customer", security(("bearer" = [])),
-    request_body = CreateEndpoint,
-    responses((status = 201, body = EndpointView), (status = 422, body = ErrorBody), (status = 401, body = ErrorBody)))]
+    request_body = CreateEndpoint, params(super::OwnerParam),
+    responses((status = 201, body = EndpointView), (status = 422, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 404, description = "With the admin token: no such customer", body = ErrorBody)))]
 pub async fn create_endpoint(
     who: Customer,
     st: State,

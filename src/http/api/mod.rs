@@ -39,6 +39,16 @@ pub struct ListParams {
     pub before: Option<String>,
 }
 
+/// Whose objects a customer route acts on when called with the admin token.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct OwnerParam {
+    /// With the admin token: the customer to act for (lists: only this customer's, every
+    /// customer's when absent; creating an endpoint: required). Ignored with a customer key.
+    #[param(min_length = 1, max_length = 64)]
+    pub customer_id: Option<String>,
+}
+
 #[utoipa::path(get, path = "/healthz", tag = "system",
     responses((status = 200, body = Health), (status = 503, body = crate::error::ErrorBody)))]
 pub async fn healthz(st: State) -> Result<HttpResponse, ApiError> {

@@ -80,6 +80,23 @@ impl Customers for PgStore {
         })
     }
 
+    fn owner_of(&self, id: &str) -> Result<Option<String>> {
+        let table = match id.split('_').next() {
+            Some("ep") => "endpoints",
+            Some("evt") => "events",
+            Some("dlv") => "deliveries",
+            _ => return Ok(None),
+        };
+        self.read(|tx| {
+            Ok(tx
+                .query_opt(
+                    &format!("SELECT customer_id FROM {table} WHERE id = $1"),
+                    &[&id],
+                )?
+                .map(|r| r.get(0)))
+        })
+    }
+
     fn delete_customer(&self, id: &str) -> Result<()> {
         self.write(|tx, _| {
             let n = tx.execute("DELETE FROM customers WHERE id = $1", &[&id])?;

@@ -164,6 +164,23 @@ impl Endpoints for PgStore {
         })
     }
 
+    fn list_all_endpoints(&self, page: PageQuery) -> Result<Page<Endpoint>> {
+        self.read(|tx| {
+            let rows = tx.query(
+                "SELECT record FROM endpoints WHERE $1::text IS NULL OR id < $1
+                 ORDER BY id DESC LIMIT $2",
+                &[&page.before, &(page.limit as i64 + 1)],
+            )?;
+            let mut data = rows
+                .iter()
+                .map(|r| decode(r.get::<_, &str>(0)))
+                .collect::<Result<Vec<Endpoint>>>()?;
+            Ok(super::customers::page_of(&mut data, page.limit, |e| {
+                e.id.clone()
+            }))
+        })
+    }
+
     fn get_endpoint(&self, customer_id: &str, id: &str) -> Result<Option<Endpoint>> {
         self.read(|tx| {
             tx.query_opt(

@@ -203,6 +203,22 @@ impl Events for PgStore {
         })
     }
 
+    fn list_all_events(&self, page: PageQuery) -> Result<Page<Event>> {
+        self.read(|tx| {
+            let rows = tx.query(
+                &format!(
+                    "SELECT {EVENT_COLS} FROM events WHERE $1::text IS NULL OR id < $1
+                     ORDER BY id DESC LIMIT $2"
+                ),
+                &[&page.before, &(page.limit as i64 + 1)],
+            )?;
+            let mut data: Vec<Event> = rows.iter().map(event).collect();
+            Ok(super::customers::page_of(&mut data, page.limit, |e| {
+                e.id.clone()
+            }))
+        })
+    }
+
     fn get_event(&self, customer_id: &str, id: &str) -> Result<Option<(Event, Vec<Delivery>)>> {
         self.read(|tx| {
             let Some(row) = tx.query_opt(

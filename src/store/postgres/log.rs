@@ -14,33 +14,16 @@ impl DeliveryLog for PgStore {
         filter: &DeliveryFilter,
         page: PageQuery,
     ) -> Result<Page<Delivery>> {
-        let status = filter.status.map(|s| s.as_str());
-        self.read(|tx| {
-            let rows = tx.query(
-                &format!(
-                    "SELECT {DELIVERY_COLS} FROM deliveries WHERE customer_id = $1
-                     AND ($2::text IS NULL OR endpoint_id = $2)
-                     AND ($3::text IS NULL OR event_id = $3)
-                     AND ($4::text IS NULL OR status = $4)
-                     AND ($5::text IS NULL OR id < $5)
-                     ORDER BY id DESC LIMIT $6"
-                ),
-                &[
-                    &customer_id,
-                    &filter.endpoint_id,
-                    &filter.event_id,
-                    &status,
-                    &page.before,
-                    &(page.limit as i64 + 1),
-                ],
-            )?;
-            let mut data = rows.iter().map(delivery).collect::<Result<Vec<_>>>()?;
-            Ok(super::customers::page_of(&mut data, page.limit, |d| {
-                d.id.clone()
-            }))
-        })
+        self.deliveries_of(Some(customer_id), filter, page)
     }
 
+    fn list_all_deliveries(
+        &self,
+        filter: &DeliveryFilter,
+        page: PageQuery,
+    ) -> Result<Page<Delivery>> {
+        self.deliveries_of(None, filter, page)
+    }
     fn get_delivery(&self, customer_id: &str, id: &str) -> Result<Option<Delivery>> {
         self.read(|tx| {
             tx.query_opt(
@@ -82,6 +65,42 @@ impl DeliveryLog for PgStore {
             insert_deliveries(tx, std::slice::from_ref(&d))?;
             made.push(ready(&d, &endpoint));
             Ok(d)
+        })
+    }
+}
+
+impl PgStore {
+    fn deliveries_of(
+        &self,
+        customer_id: Option<&str>,
+        filter: &DeliveryFilter,
+        page: PageQuery,
+    ) -> Result<Page<Delivery>> {
+        let status = filter.status.map(|s| s.as_str());
+        self.read(|tx| {
+            let rows = tx.query(
+                &format!(
+                    "SELECT {DELIVERY_COLS} FROM deliveries
+                     WHERE ($1::text IS NULL OR customer_id = $1)
+                     AND ($2::text IS NULL OR endpoint_id = $2)
+                     AND ($3::text IS NULL OR event_id = $3)
+                     AND ($4::text IS NULL OR status = $4)
+                     AND ($5::text IS NULL OR id < $5)
+                     ORDER BY id DESC LIMIT $6"
+                ),
+                &[
+                    &customer_id,
+                    &filter.endpoint_id,
+                    &filter.event_id,
+                    &status,
+                    &page.before,
+                    &(page.limit as i64 + 1),
+                ],
+            )?;
+            let mut data = rows.iter().map(delivery).collect::<Result<Vec<_>>>()?;
+            Ok(super::customers::page_of(&mut data, page.limit, |d| {
+                d.id.clone()
+            }))
         })
     }
 }

@@ -90,6 +90,26 @@ impl Customers for RedbStore {
         })
     }
 
+    fn owner_of(&self, id: &str) -> Result<Option<String>> {
+        /// Endpoints, events and deliveries all carry the customer they belong to.
+        #[derive(serde::Deserialize)]
+        struct Owned {
+            customer_id: String,
+        }
+        let table = match id.split('_').next() {
+            Some("ep") => ENDPOINTS,
+            Some("evt") => EVENTS,
+            Some("dlv") => DELIVERIES,
+            _ => return Ok(None),
+        };
+        self.read(|tx| {
+            let Some(v) = tx.open_table(table)?.get(id)? else {
+                return Ok(None);
+            };
+            Ok(Some(decode::<Owned>(v.value())?.customer_id))
+        })
+    }
+
     /// Removes the customer with its endpoints, events, deliveries, keys and idempotency records.
     fn delete_customer(&self, id: &str) -> Result<()> {
         let id = id.to_owned();

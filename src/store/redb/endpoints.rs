@@ -127,6 +127,15 @@ impl Endpoints for RedbStore {
         })
     }
 
+    /// Every customer's endpoints, newest first.
+    fn list_all_endpoints(&self, page: PageQuery) -> Result<Page<Endpoint>> {
+        self.read(|tx| {
+            super::index::page_records(&tx.open_table(ENDPOINTS)?, page, |e: &Endpoint| {
+                e.id.clone()
+            })
+        })
+    }
+
     fn get_endpoint(&self, customer_id: &str, id: &str) -> Result<Option<Endpoint>> {
         self.read(|tx| {
             let e: Option<Endpoint> = tx

@@ -184,6 +184,13 @@ impl Events for RedbStore {
         })
     }
 
+    /// Every customer's events, newest first.
+    fn list_all_events(&self, page: PageQuery) -> Result<Page<Event>> {
+        self.read(|tx| {
+            super::index::page_records(&tx.open_table(EVENTS)?, page, |e: &Event| e.id.clone())
+        })
+    }
+
     /// One of the customer's events with all its deliveries, newest first.
     fn get_event(&self, customer_id: &str, id: &str) -> Result<Option<(Event, Vec<Delivery>)>> {
         self.read(|tx| {

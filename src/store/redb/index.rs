@@ -144,6 +144,27 @@ pub(super) fn page_ids(
     Ok((ids, more))
 }
 
+/// A page of whole records, newest first, from a table keyed by id.
+pub(super) fn page_records<T: serde::de::DeserializeOwned>(
+    table: &impl ReadableTable<&'static str, &'static [u8]>,
+    page: crate::store::PageQuery,
+    id_of: impl Fn(&T) -> String,
+) -> Result<crate::store::Page<T>> {
+    let upper = page.before.unwrap_or(ID_MAX);
+    let mut data = Vec::with_capacity(page.limit);
+    let mut more = false;
+    for row in table.range(..upper)?.rev() {
+        let (_, v) = row?;
+        if data.len() == page.limit {
+            more = true;
+            break;
+        }
+        data.push(decode::<T>(v.value())?);
+    }
+    let next = more.then(|| data.last().map(&id_of)).flatten();
+    Ok(crate::store::Page { data, next })
+}
+
 pub(super) fn unhex32(s: &str) -> Option<[u8; 32]> {
     if s.len() != 64 {
         return None;

@@ -18,66 +18,16 @@ impl DeliveryLog for RedbStore {
         filter: &DeliveryFilter,
         page: PageQuery,
     ) -> Result<Page<Delivery>> {
-        const MAX_SCAN: usize = 10_000;
-        self.read(|tx| {
-            let owns = |table: redb::TableDefinition<&str, &[u8]>, id: &str| -> Result<bool> {
-                /// Endpoints and events both carry the customer they belong to.
-                #[derive(serde::Deserialize)]
-                struct Owned {
-                    customer_id: String,
-                }
-                let Some(v) = tx.open_table(table)?.get(id)? else {
-                    return Ok(false);
-                };
-                Ok(decode::<Owned>(v.value())?.customer_id == customer_id)
-            };
-            let empty = Page {
-                data: Vec::new(),
-                next: None,
-            };
-            let (table, owner) = if let Some(ep) = &filter.endpoint_id {
-                if !owns(ENDPOINTS, ep)? {
-                    return Ok(empty);
-                }
-                (tx.open_table(ENDPOINT_DELIVERIES)?, ep.as_str())
-            } else if let Some(evt) = &filter.event_id {
-                if !owns(EVENTS, evt)? {
-                    return Ok(empty);
-                }
-                (tx.open_table(EVENT_DELIVERIES)?, evt.as_str())
-            } else {
-                (tx.open_table(CUSTOMER_DELIVERIES)?, customer_id)
-            };
-            let records = tx.open_table(DELIVERIES)?;
-            let sending = tx.open_table(SENDING)?;
-            let upper = page.before.unwrap_or(ID_MAX);
-            let mut data = Vec::new();
-            let mut next = None;
-            let mut last_scanned = None;
-            for (scanned, row) in table.range((owner, "")..(owner, upper))?.rev().enumerate() {
-                let (k, _) = row?;
-                let id = k.value().1;
-                if scanned == MAX_SCAN {
-                    next = last_scanned;
-                    break;
-                }
-                last_scanned = Some(id.to_owned());
-                let Some(v) = records.get(id)? else { continue };
-                let d = with_claim(decode(v.value())?, &sending)?;
-                let keep = d.customer_id == customer_id
-                    && filter.event_id.as_ref().is_none_or(|e| *e == d.event_id)
-                    && filter.status.is_none_or(|s| s == d.status);
-                if !keep {
-                    continue;
-                }
-                if data.len() == page.limit {
-                    next = data.last().map(|d: &Delivery| d.id.clone());
-                    break;
-                }
-                data.push(d);
-            }
-            Ok(Page { data, next })
-        })
+        self.deliveries_of(Some(customer_id), filter, page)
+    }
+
+    /// Every customer's deliveries, newest first, filtered the same way.
+    fn list_all_deliveries(
+        &self,
+        filter: &DeliveryFilter,
+        page: PageQuery,
+    ) -> Result<Page<Delivery>> {
+        self.deliveries_of(None, filter, page)
     }
 
     /// One delivery of the customer's; another customer's is `None`.
@@ -121,4 +71,112 @@ impl DeliveryLog for RedbStore {
             Ok(d)
         })
     }
+}
+
+/// At most this many rows are read for one page: a sparse filter gives a short page whose
+/// `next` carries on.
+const MAX_SCAN: usize = 10_000;
+
+impl RedbStore {
+    fn deliveries_of(
+        &self,
+        customer_id: Option<&str>,
+        filter: &DeliveryFilter,
+        page: PageQuery,
+    ) -> Result<Page<Delivery>> {
+        self.read(|tx| {
+            let owns = |table: redb::TableDefinition<&str, &[u8]>, id: &str| -> Result<bool> {
+                /// Endpoints and events both carry the customer they belong to.
+                #[derive(serde::Deserialize)]
+                struct Owned {
+                    customer_id: String,
+                }
+                let Some(v) = tx.open_table(table)?.get(id)? else {
+                    return Ok(false);
+                };
+                Ok(customer_id
+                    .is_none_or(|c| decode::<Owned>(v.value()).is_ok_and(|o| o.customer_id == c)))
+            };
+            let empty = Page {
+                data: Vec::new(),
+                next: None,
+            };
+            let (table, owner) = if let Some(ep) = &filter.endpoint_id {
+                if !owns(ENDPOINTS, ep)? {
+                    return Ok(empty);
+                }
+                (tx.open_table(ENDPOINT_DELIVERIES)?, ep.as_str())
+            } else if let Some(evt) = &filter.event_id {
+                if !owns(EVENTS, evt)? {
+                    return Ok(empty);
+                }
+                (tx.open_table(EVENT_DELIVERIES)?, evt.as_str())
+            } else if let Some(c) = customer_id {
+                (tx.open_table(CUSTOMER_DELIVERIES)?, c)
+            } else {
+                return all_deliveries(tx, filter, page);
+            };
+            let records = tx.open_table(DELIVERIES)?;
+            let sending = tx.open_table(SENDING)?;
+            let upper = page.before.unwrap_or(ID_MAX);
+            let mut data = Vec::new();
+            let mut next = None;
+            let mut last_scanned = None;
+            for (scanned, row) in table.range((owner, "")..(owner, upper))?.rev().enumerate() {
+                let (k, _) = row?;
+                let id = k.value().1;
+                if scanned == MAX_SCAN {
+                    next = last_scanned;
+                    break;
+                }
+                last_scanned = Some(id.to_owned());
+                let Some(v) = records.get(id)? else { continue };
+                let d = with_claim(decode(v.value())?, &sending)?;
+                let keep = customer_id.is_none_or(|c| d.customer_id == c)
+                    && filter.event_id.as_ref().is_none_or(|e| *e == d.event_id)
+                    && filter.status.is_none_or(|s| s == d.status);
+                if !keep {
+                    continue;
+                }
+                if data.len() == page.limit {
+                    next = data.last().map(|d: &Delivery| d.id.clone());
+                    break;
+                }
+                data.push(d);
+            }
+            Ok(Page { data, next })
+        })
+    }
+}
+
+/// Every customer's deliveries (no endpoint or event named), newest first.
+fn all_deliveries(
+    tx: &redb::ReadTransaction,
+    filter: &DeliveryFilter,
+    page: PageQuery,
+) -> Result<Page<Delivery>> {
+    let records = tx.open_table(DELIVERIES)?;
+    let sending = tx.open_table(SENDING)?;
+    let upper = page.before.unwrap_or(ID_MAX);
+    let mut data = Vec::new();
+    let mut next = None;
+    let mut last_scanned = None;
+    for (scanned, row) in records.range(..upper)?.rev().enumerate() {
+        let (k, v) = row?;
+        if scanned == MAX_SCAN {
+            next = last_scanned;
+            break;
+        }
+        last_scanned = Some(k.value().to_owned());
+        let d = with_claim(decode(v.value())?, &sending)?;
+        if filter.status.is_some_and(|s| s != d.status) {
+            continue;
+        }
+        if data.len() == page.limit {
+            next = data.last().map(|d: &Delivery| d.id.clone());
+            break;
+        }
+        data.push(d);
+    }
+    Ok(Page { data, next })
 }

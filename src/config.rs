@@ -74,6 +74,10 @@ pub struct ServeArgs {
     /// Failed bearer checks allowed from one client address a minute; then 429 for the rest of it
     #[arg(long, env = "WEBHOOKS_MAX_AUTH_FAILURES_PER_MIN", default_value_t = 20)]
     pub max_auth_failures_per_min: u32,
+    /// Where people reach the portal (portal sign-in links start with it) [default: the
+    /// listen address]
+    #[arg(long, env = "WEBHOOKS_PUBLIC_URL")]
+    pub public_url: Option<String>,
     /// This node's name, shown by `webhooks status` [default: the host name]
     #[arg(long, env = "WEBHOOKS_NODE_ID")]
     pub node_id: Option<String>,
@@ -132,6 +136,11 @@ impl ServeArgs {
             && !(url.starts_with("postgres://") || url.starts_with("postgresql://"))
         {
             return bad("--database must be a postgres:// (or postgresql://) URL");
+        }
+        if let Some(u) = &self.public_url
+            && !((u.starts_with("http://") || u.starts_with("https://")) && u.len() > 8)
+        {
+            return bad("--public-url must be an http:// or https:// URL");
         }
         if !(1..=3600).contains(&self.read_timeout_secs) {
             return bad("--read-timeout-secs must be from 1 to 3600");

@@ -129,6 +129,15 @@ impl Server {
                     ..Portal::default()
                 }),
                 node_id: args.node_id().into(),
+                public_url: args
+                    .public_url
+                    .clone()
+                    .unwrap_or_else(|| {
+                        let scheme = if tls.is_some() { "https" } else { "http" };
+                        format!("{scheme}://{addr}")
+                    })
+                    .trim_end_matches('/')
+                    .into(),
                 limits: Arc::new(Limits::new(
                     TrustedProxies::new(args.trusted_proxies.clone()),
                     args.max_connections_per_ip,

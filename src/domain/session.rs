@@ -5,7 +5,14 @@ use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Who {
-    Customer { customer_id: String, key_id: String },
+    Customer {
+        customer_id: String,
+        key_id: String,
+    },
+    /// Signed in through a one-time portal link the operator made (no API key involved).
+    Linked {
+        customer_id: String,
+    },
     Admin,
 }
 

@@ -26,6 +26,8 @@ pub struct AppState {
     pub limits: Arc<limits::Limits>,
     /// This node's name (`--node-id`).
     pub node_id: Arc<str>,
+    /// Where people reach the portal (`--public-url`, else the listen address), no final `/`.
+    pub public_url: Arc<str>,
 }
 
 impl AppState {

@@ -403,6 +403,18 @@ pub trait Sessions {
     fn end_session(&self, token_hash: &[u8; 32]) -> Result<()>;
     /// Ends every portal session of this customer (the operator's "sign them out").
     fn end_customer_sessions(&self, customer_id: &str) -> Result<()>;
+    /// Stores a one-time portal sign-in link (the hash of its token) for a customer.
+    fn put_portal_link(
+        &self,
+        token_hash: [u8; 32],
+        customer_id: &str,
+        expires_at: i64,
+    ) -> Result<()>;
+    /// Spends a portal link: the customer it signs in, if it exists, has not expired and its
+    /// customer still exists; it cannot be used again either way.
+    fn take_portal_link(&self, token_hash: &[u8; 32], now: i64) -> Result<Option<String>>;
+    /// The customer a portal link would sign in, without spending it.
+    fn peek_portal_link(&self, token_hash: &[u8; 32], now: i64) -> Result<Option<String>>;
     /// Counts a failed portal sign-in from `client` in the minute `minute` where every node
     /// sees it (an engine with one process keeps the count in memory instead: no-op).
     fn sign_in_failed(&self, _client: &str, _minute: i64) -> Result<()> {

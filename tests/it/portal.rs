@@ -282,6 +282,61 @@ fn deleting_a_customer_ends_its_sessions() {
 }
 
 #[test]
+fn a_portal_link_signs_a_customer_in_once_and_only_by_its_post() {
+    let s = TestServer::start();
+    let (id, key) = s.customer("acme");
+    let make = format!("/api/v1/customers/{id}/portal-links");
+    let empty = serde_json::json!({});
+    assert_eq!(
+        s.api.post(&make, &key, &empty).0,
+        401,
+        "the operator's route"
+    );
+    let (st, link) = s.api.post(&make, &s.admin, &empty);
+    assert_eq!(st, 201, "{link}");
+    assert!(link["expires_at"].is_string());
+    let url = link["url"].as_str().unwrap();
+    let path = url
+        .strip_prefix(&s.api.base)
+        .expect("the link is on this server");
+    // Opening it (again and again, as a mail scanner would) spends nothing.
+    let mut v = Visitor::new(&s);
+    for _ in 0..2 {
+        let page = v.get(path);
+        assert_eq!(page.status, 200);
+        assert!(page.body.contains("Continue") && page.body.contains("acme"));
+    }
+    let raw = ureq::get(url).call().unwrap();
+    assert_eq!(
+        raw.headers().get("referrer-policy").unwrap(),
+        "no-referrer",
+        "the token never leaks as a referrer"
+    );
+    // The POST spends it and signs in.
+    let csrf = csrf_of(&v.get(path).body);
+    let a = v.post(path, &[("csrf", &csrf)]);
+    assert_eq!((a.status, a.location.as_deref()), (303, Some("/webhooks")));
+    assert_eq!(v.get("/webhooks").status, 200);
+    // A second use is refused, opened or posted.
+    let mut w = Visitor::new(&s);
+    let again = w.get(path);
+    assert_eq!(again.status, 404);
+    assert!(again.body.contains("used already or has expired"));
+    assert_eq!(w.post(path, &[("csrf", &csrf)]).status, 404);
+    assert_eq!(w.get("/webhooks").status, 303);
+    // No link for a customer that does not exist; nothing but a link token is one.
+    let missing = "/api/v1/customers/cus_01M8GNG7X8E5K1T5H91J3G4DM8/portal-links";
+    assert_eq!(s.api.post(missing, &s.admin, &empty).0, 404);
+    assert_eq!(w.get("/portal-link/whk_nope").status, 404);
+    // Deleting the customer ends the link's session too.
+    assert_eq!(
+        s.api.delete(&format!("/api/v1/customers/{id}"), &s.admin).0,
+        204
+    );
+    assert_eq!(v.get("/webhooks").status, 303);
+}
+
+#[test]
 fn the_operator_can_end_a_customers_sessions() {
     let s = TestServer::start();
     let (id, key) = s.customer("acme");

@@ -132,6 +132,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 )
                 .service(r("/customers/{id}/sessions").route(delete().to(customers::end_sessions)))
                 .service(
+                    r("/customers/{id}/portal-links")
+                        .route(post().to(customers::create_portal_link)),
+                )
+                .service(
                     r("/customers/{id}/api-keys")
                         .route(post().to(customers::create_api_key))
                         .route(get().to(customers::list_api_keys)),

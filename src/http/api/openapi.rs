@@ -109,7 +109,7 @@ fn error_response(status: u16) -> Response {
         super::healthz, super::metrics, super::status, openapi,
         super::customers::create_customer, super::customers::list_customers, super::customers::get_customer,
         super::customers::delete_customer, super::customers::create_api_key, super::customers::list_api_keys,
-        super::customers::delete_api_key, super::customers::end_sessions,
+        super::customers::delete_api_key, super::customers::end_sessions, super::customers::create_portal_link,
         super::events::create_event, super::events::create_events, super::events::list_events, super::events::get_event,
         super::event_types::list_event_types, super::event_types::create_event_type,
         super::endpoints::list_endpoints, super::endpoints::create_endpoint, super::endpoints::get_endpoint,

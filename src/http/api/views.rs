@@ -84,6 +84,14 @@ pub struct ApiKeyCreated {
     pub created_at: String,
 }
 
+/// A one-time portal sign-in link: open it, press Continue, and the customer is signed in.
+#[derive(Serialize, ToSchema)]
+pub struct PortalLink {
+    /// Shown only here; single use.
+    pub url: String,
+    pub expires_at: String,
+}
+
 #[derive(Serialize, ToSchema)]
 pub struct EventTypeView {
     pub name: String,

@@ -5,6 +5,7 @@
 mod admin;
 mod events;
 mod forms;
+mod links;
 pub mod sessions;
 mod sign_in;
 mod views;
@@ -295,6 +296,12 @@ impl FromRequest for CustomerCtx {
                     customer_id,
                     csrf: s.csrf,
                 }),
+                // Its customer's deletion ends it (with every session of the customer).
+                Who::Linked { customer_id } => Ok(CustomerCtx {
+                    token,
+                    customer_id,
+                    csrf: s.csrf,
+                }),
                 Who::Customer { .. } => {
                     let (store, hash) = (st.store.clone(), hash_token(&token));
                     let _ = web::block(move || store.end_session(&hash)).await;
@@ -394,6 +401,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(resource("/").route(get().to(sign_in::home)))
         .service(resource("/login").route(post().to(sign_in::login)))
         .service(resource("/logout").route(post().to(sign_in::logout)))
+        .service(
+            resource("/portal-link/{token}")
+                .route(get().to(links::open))
+                .route(post().to(links::spend)),
+        )
         .service(
             resource("/webhooks")
                 .route(get().to(webhooks::webhooks))

@@ -47,6 +47,11 @@ impl Retention for PgStore {
                    (SELECT ctid FROM sessions WHERE expires_at <= $1 LIMIT $2)",
                 &[&now, &(max as i64)],
             )?;
+            tx.execute(
+                "DELETE FROM portal_links WHERE ctid IN
+                   (SELECT ctid FROM portal_links WHERE expires_at <= $1 LIMIT $2)",
+                &[&now, &(max as i64)],
+            )?;
             Ok((keys as usize).max(sessions as usize))
         })
     }

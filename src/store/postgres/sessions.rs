@@ -10,7 +10,9 @@ use crate::store::{Result, Sessions};
 impl Sessions for PgStore {
     fn put_session(&self, token_hash: [u8; 32], session: Session) -> Result<()> {
         let customer = match &session.who {
-            Who::Customer { customer_id, .. } => Some(customer_id.clone()),
+            Who::Customer { customer_id, .. } | Who::Linked { customer_id } => {
+                Some(customer_id.clone())
+            }
             Who::Admin => None,
         };
         self.write(|tx, _| {
@@ -69,6 +71,47 @@ impl Sessions for PgStore {
                 )?
                 .get(0);
             Ok(n as u32)
+        })
+    }
+
+    fn put_portal_link(
+        &self,
+        token_hash: [u8; 32],
+        customer_id: &str,
+        expires_at: i64,
+    ) -> Result<()> {
+        self.write(|tx, _| {
+            let n = tx.execute(
+                "INSERT INTO portal_links (token_hash, customer_id, expires_at)
+                 SELECT $1, id, $3 FROM customers WHERE id = $2",
+                &[&hex(&token_hash), &customer_id, &expires_at],
+            )?;
+            if n == 0 {
+                return Err(crate::store::StoreError::NotFound);
+            }
+            Ok(())
+        })
+    }
+
+    fn take_portal_link(&self, token_hash: &[u8; 32], now: i64) -> Result<Option<String>> {
+        self.write(|tx, _| {
+            // Deleted whether or not it is still good: a link is spent by any use.
+            let row = tx.query_opt(
+                "DELETE FROM portal_links WHERE token_hash = $1 RETURNING customer_id, expires_at",
+                &[&hex(token_hash)],
+            )?;
+            Ok(row.filter(|r| r.get::<_, i64>(1) > now).map(|r| r.get(0)))
+        })
+    }
+
+    fn peek_portal_link(&self, token_hash: &[u8; 32], now: i64) -> Result<Option<String>> {
+        self.read(|tx| {
+            Ok(tx
+                .query_opt(
+                    "SELECT customer_id FROM portal_links WHERE token_hash = $1 AND expires_at > $2",
+                    &[&hex(token_hash), &now],
+                )?
+                .map(|r| r.get(0)))
         })
     }
 

@@ -32,6 +32,64 @@ impl Sessions for RedbStore {
         })
     }
 
+    fn put_portal_link(
+        &self,
+        token_hash: [u8; 32],
+        customer_id: &str,
+        expires_at: i64,
+    ) -> Result<()> {
+        let link = PortalLink {
+            customer_id: customer_id.to_owned(),
+            expires_at,
+        };
+        self.write(move |ctx| {
+            if ctx
+                .tx
+                .open_table(CUSTOMERS)?
+                .get(link.customer_id.as_str())?
+                .is_none()
+            {
+                return Err(crate::store::StoreError::NotFound);
+            }
+            ctx.tx
+                .open_table(PORTAL_LINKS)?
+                .insert(hex(&token_hash).as_str(), encode(&link).as_slice())?;
+            Ok(())
+        })
+    }
+
+    fn take_portal_link(&self, token_hash: &[u8; 32], now: i64) -> Result<Option<String>> {
+        let key = hex(token_hash);
+        self.write(move |ctx| {
+            let link: Option<PortalLink> = ctx
+                .tx
+                .open_table(PORTAL_LINKS)?
+                .remove(key.as_str())?
+                .map(|v| decode(v.value()))
+                .transpose()?;
+            let Some(link) = link.filter(|l| l.expires_at > now) else {
+                return Ok(None);
+            };
+            let exists = ctx
+                .tx
+                .open_table(CUSTOMERS)?
+                .get(link.customer_id.as_str())?
+                .is_some();
+            Ok(exists.then_some(link.customer_id))
+        })
+    }
+
+    fn peek_portal_link(&self, token_hash: &[u8; 32], now: i64) -> Result<Option<String>> {
+        self.read(|tx| {
+            let link: Option<PortalLink> = tx
+                .open_table(PORTAL_LINKS)?
+                .get(hex(token_hash).as_str())?
+                .map(|v| decode(v.value()))
+                .transpose()?;
+            Ok(link.filter(|l| l.expires_at > now).map(|l| l.customer_id))
+        })
+    }
+
     fn end_customer_sessions(&self, customer_id: &str) -> Result<()> {
         let id = customer_id.to_owned();
         self.write(move |ctx| end_customer_sessions(ctx.tx, &id))
@@ -46,20 +104,50 @@ impl Sessions for RedbStore {
     }
 }
 
+/// A one-time portal sign-in link, under the hash of its token.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct PortalLink {
+    customer_id: String,
+    expires_at: i64,
+}
+
 /// Ends every portal session of a customer (it is being deleted).
 pub(super) fn end_customer_sessions(tx: &WriteTransaction, customer_id: &str) -> Result<()> {
     let mut table = tx.open_table(SESSIONS)?;
     table.retain(|_, v| {
         decode::<Session>(v).map_or(
             true,
-            |s| !matches!(&s.who, Who::Customer { customer_id: c, .. } if c == customer_id),
+            |s| {
+                !matches!(&s.who, Who::Customer { customer_id: c, .. } | Who::Linked { customer_id: c } if c == customer_id)
+            },
         )
     })?;
     Ok(())
 }
 
-/// Removes up to `max` sessions that expired before `now`; returns how many.
+/// Removes up to `max` portal links that expired before `now`.
+fn prune_links(tx: &WriteTransaction, now: i64, max: usize) -> Result<usize> {
+    let mut table = tx.open_table(PORTAL_LINKS)?;
+    let mut old = Vec::new();
+    for row in table.iter()? {
+        let (k, v) = row?;
+        if decode::<PortalLink>(v.value()).map_or(true, |l| l.expires_at <= now) {
+            old.push(k.value().to_owned());
+            if old.len() == max {
+                break;
+            }
+        }
+    }
+    for k in &old {
+        table.remove(k.as_str())?;
+    }
+    Ok(old.len())
+}
+
+/// Removes up to `max` sessions (and portal links) that expired before `now`; returns how
+/// many sessions.
 pub(super) fn prune_expired(tx: &WriteTransaction, now: i64, max: usize) -> Result<usize> {
+    prune_links(tx, now, max)?;
     let mut table = tx.open_table(SESSIONS)?;
     let mut old = Vec::new();
     for row in table.iter()? {

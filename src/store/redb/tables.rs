@@ -46,6 +46,9 @@ pub const IDEMPOTENCY: TableDefinition<(&str, &str), &[u8]> = TableDefinition::n
 /// Hex SHA-256 of a portal session's cookie token -> session record.
 pub const SESSIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("sessions");
 
+/// Hex SHA-256 of a one-time portal link's token -> link record (customer, expiry).
+pub const PORTAL_LINKS: TableDefinition<&str, &[u8]> = TableDefinition::new("portal_links");
+
 /// An id sorts below this in every index; used as the open upper bound of a range.
 pub const ID_MAX: &str = "\u{7f}";
 
@@ -72,7 +75,8 @@ macro_rules! for_each_redb_table {
             PENDING,
             SENDING,
             IDEMPOTENCY,
-            SESSIONS
+            SESSIONS,
+            PORTAL_LINKS
         )
     };
 }

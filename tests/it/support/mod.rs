@@ -106,6 +106,7 @@ pub fn serve_args(data: PathBuf) -> ServeArgs {
         read_timeout_secs: 30,
         max_auth_failures_per_min: 20,
         node_id: None,
+        public_url: None,
         max_endpoints_per_customer: 100,
         max_sends_per_customer_per_min: 120,
     }

@@ -167,6 +167,24 @@ impl Page<'_> {
         }
     }
 
+    /// The page is no wider than the window: nothing scrolls sideways as a whole.
+    async fn fits(&self) {
+        let widths = self
+            .c
+            .execute(
+                "return [document.documentElement.scrollWidth, window.innerWidth]",
+                vec![],
+            )
+            .await
+            .unwrap();
+        let (page, window) = (widths[0].as_u64().unwrap(), widths[1].as_u64().unwrap());
+        assert!(
+            page <= window,
+            "{}: {page} px wide in a {window} px window",
+            self.path().await
+        );
+    }
+
     async fn shot(&self, name: &str) {
         if let Some(dir) = &self.shots {
             self.c
@@ -338,10 +356,25 @@ fn a_customer_and_the_operator_use_the_portal_in_a_browser() {
         assert!(t.contains("acme"), "{t}");
         p.shot("07-triggered").await;
 
-        // A phone's width: the same page, still usable.
+        // A phone's width: the same pages, still usable, none scrolling sideways.
         c.set_window_size(390, 844).await.unwrap();
+        p.go(&path).await;
+        p.fits().await;
+        p.shot("08-event-phone").await;
         p.go("/admin").await;
-        p.shot("08-console-phone").await;
+        p.fits().await;
+        p.shot("09-console-phone").await;
+        // And the customer's pages, signed in again at that width.
+        p.go("/").await;
+        p.fits().await;
+        p.fill("input[name=api_key]", &s.key).await;
+        p.submit("form button[type=submit]").await;
+        assert_eq!(p.path().await, "/webhooks");
+        for page in ["/webhooks", "/events"] {
+            p.go(page).await;
+            p.fits().await;
+        }
+        p.shot("10-events-phone").await;
         c.close().await.unwrap();
     });
     let got = receiver.drain();

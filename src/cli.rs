@@ -275,6 +275,9 @@ pub struct ListenArgs {
     /// Wait this long before answering
     #[arg(long, default_value_t = 0)]
     pub delay_ms: u64,
+    /// Relay each verified request to your app at this URL and answer what it answers
+    #[arg(long, conflicts_with = "status")]
+    pub forward_to: Option<String>,
     #[command(flatten)]
     pub server: ServerArg,
 }
@@ -310,6 +313,7 @@ pub fn run_client(command: ClientCommand) -> ExitCode {
             secret: l.secret,
             status: l.status,
             delay_ms: l.delay_ms,
+            forward_to: l.forward_to,
         }),
         ClientCommand::Customers {
             action: CustomersAction::Add { name, admin },

@@ -22,6 +22,8 @@ pub struct ListenOptions {
     pub secret: Option<String>,
     pub status: u16,
     pub delay_ms: u64,
+    /// Relay each verified request to this URL and answer what it answers.
+    pub forward_to: Option<String>,
 }
 
 struct Shared {
@@ -29,7 +31,11 @@ struct Shared {
     status: actix_web::http::StatusCode,
     delay: Duration,
     colour: bool,
+    forward: Option<(String, ureq::Agent)>,
 }
+
+/// Most of an app's answer that is passed back (and shown).
+const FORWARDED_BODY: u64 = 64 * 1024;
 
 pub fn run(opts: ListenOptions) -> Result<(), ClientError> {
     let status = actix_web::http::StatusCode::from_u16(opts.status)
@@ -47,6 +53,24 @@ pub fn run(opts: ListenOptions) -> Result<(), ClientError> {
         addr.set_ip([127, 0, 0, 1].into());
     }
     let url = format!("http://{addr}/");
+    let forward = match opts.forward_to.as_deref().map(str::trim) {
+        None => None,
+        Some(to) if to.starts_with("http://") || to.starts_with("https://") => {
+            let agent = ureq::Agent::config_builder()
+                .http_status_as_error(false)
+                .proxy(None)
+                .max_redirects(0)
+                .timeout_global(Some(Duration::from_secs(30)))
+                .build()
+                .new_agent();
+            Some((to.to_owned(), agent))
+        }
+        Some(to) => {
+            return Err(ClientError::Usage(format!(
+                "--forward-to must be an http:// or https:// URL, not {to:?}"
+            )));
+        }
+    };
     let secret = match &opts.api_key {
         Some(key) => {
             let client = Client::new(
@@ -70,15 +94,21 @@ pub fn run(opts: ListenOptions) -> Result<(), ClientError> {
     if secret.is_none() {
         println!("no --api-key or --secret: signatures will not be verified");
     }
-    println!(
-        "listening on {url} (answering {}) — Ctrl-C to stop",
-        status.as_u16()
-    );
+    match &forward {
+        Some((to, _)) => {
+            println!("listening on {url} (forwarding verified requests to {to}) — Ctrl-C to stop")
+        }
+        None => println!(
+            "listening on {url} (answering {}) — Ctrl-C to stop",
+            status.as_u16()
+        ),
+    }
     let shared = Arc::new(Shared {
         secret,
         status,
         delay: Duration::from_millis(opts.delay_ms),
         colour: std::io::stdout().is_terminal(),
+        forward,
     });
     let sys = actix_web::rt::System::new();
     sys.block_on(async move {
@@ -207,6 +237,72 @@ async fn receive(
     );
     if !shared.delay.is_zero() {
         actix_web::rt::time::sleep(shared.delay).await;
+    }
+    if let Some((to, agent)) = &shared.forward {
+        if verdict.is_err() {
+            println!(
+                "{}",
+                paint("31", "not forwarded: the signature was not verified")
+            );
+            return HttpResponse::Unauthorized().finish();
+        }
+        let headers: Vec<(String, String)> = [
+            "content-type",
+            "webhook-id",
+            "webhook-timestamp",
+            "webhook-signature",
+        ]
+        .iter()
+        .filter_map(|h| header(h).map(|v| ((*h).to_owned(), v.to_owned())))
+        .collect();
+        let (to, agent) = (to.clone(), agent.clone());
+        let started = std::time::Instant::now();
+        let answered = web::block(move || -> Result<(u16, Vec<u8>), String> {
+            let mut req = agent.post(&to);
+            for (k, v) in &headers {
+                req = req.header(k, v);
+            }
+            let mut resp = req.send(&body[..]).map_err(|e| e.to_string())?;
+            let status = resp.status().as_u16();
+            let body = resp
+                .body_mut()
+                .with_config()
+                .limit(FORWARDED_BODY)
+                .read_to_vec()
+                .unwrap_or_default();
+            Ok((status, body))
+        })
+        .await;
+        let took = started.elapsed().as_millis();
+        return match answered {
+            Ok(Ok((status, body))) => {
+                let text = printable(&String::from_utf8_lossy(&body));
+                let line = format!("→ your app answered {status} in {took} ms");
+                println!(
+                    "{}{}",
+                    paint(if status < 300 { "32" } else { "31" }, &line),
+                    if text.is_empty() {
+                        String::new()
+                    } else {
+                        format!("\n{text}")
+                    }
+                );
+                let code = actix_web::http::StatusCode::from_u16(status)
+                    .unwrap_or(actix_web::http::StatusCode::BAD_GATEWAY);
+                HttpResponse::build(code).body(body)
+            }
+            Ok(Err(e)) => {
+                println!(
+                    "{}",
+                    paint("31", &format!("→ your app did not answer: {e}"))
+                );
+                HttpResponse::BadGateway().finish()
+            }
+            Err(e) => {
+                println!("{}", paint("31", &format!("→ cannot forward: {e}")));
+                HttpResponse::BadGateway().finish()
+            }
+        };
     }
     HttpResponse::build(shared.status).finish()
 }

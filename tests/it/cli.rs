@@ -589,3 +589,32 @@ fn endpoints_and_deliveries_from_the_command_line() {
     let (code, out, _) = customer(&["endpoints", "list", "--json"]);
     assert_eq!((code, out.as_str()), (0, ""));
 }
+
+#[test]
+fn listen_forwards_verified_requests_to_the_app_and_answers_what_it_answered() {
+    let s = TestServer::start();
+    let app = crate::support::Receiver::start(crate::support::Reply::Status(201, "made it"));
+    let (l, _) = listen(
+        &s,
+        &["--api-key", &s.key, "--forward-to", &app.url("/hooks")],
+    );
+    let (code, out, err) = run(webhooks(&s, &["trigger", "transactions.fetched", "--wait"]));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("succeeded  HTTP 201"), "{out}");
+    l.line_with("signature verified");
+    l.line_with("your app answered 201");
+    // The app got the delivery as sent: body and signature headers.
+    let got = app.next(10);
+    assert_eq!(got.path, "/hooks");
+    assert!(got.header("webhook-signature").is_some());
+    assert!(
+        got.body_str()
+            .contains("\"event\":\"transactions.fetched\"")
+    );
+    // Not together with --status.
+    let (code, _, err) = run(webhooks(
+        &s,
+        &["listen", "--forward-to", &app.url("/"), "--status", "500"],
+    ));
+    assert_eq!(code, 2, "{err}");
+}

@@ -131,6 +131,9 @@ pub struct AdminArgs {
     /// The admin token printed by the first start of `webhooks serve`
     #[arg(long, env = "WEBHOOKS_ADMIN_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// JSON on stdout (one object per line), for scripts
+    #[arg(long)]
+    pub json: bool,
 }
 
 impl AdminArgs {
@@ -303,6 +306,7 @@ pub fn run_client(command: ClientCommand) -> ExitCode {
             &t.customer,
             t.data.as_deref(),
             t.wait,
+            t.admin.json,
         ),
         ClientCommand::Listen(l) => client::listen::run(ListenOptions {
             listen: l.listen,
@@ -317,13 +321,15 @@ pub fn run_client(command: ClientCommand) -> ExitCode {
         }),
         ClientCommand::Customers {
             action: CustomersAction::Add { name, admin },
-        } => client::customers_add(&admin.client(), &name),
+        } => client::customers_add(&admin.client(), &name, admin.json),
         ClientCommand::Customers {
             action: CustomersAction::List(admin),
-        } => client::customers_list(&admin.client()),
-        ClientCommand::EventTypes(admin) => client::event_types(&admin.client()),
-        ClientCommand::Backup { out, force, admin } => client::backup(&admin.client(), &out, force),
-        ClientCommand::Status(admin) => client::status(&admin.client()),
+        } => client::customers_list(&admin.client(), admin.json),
+        ClientCommand::EventTypes(admin) => client::event_types(&admin.client(), admin.json),
+        ClientCommand::Backup { out, force, admin } => {
+            client::backup(&admin.client(), &out, force, admin.json)
+        }
+        ClientCommand::Status(admin) => client::status(&admin.client(), admin.json),
         ClientCommand::Endpoints { action } => {
             use client::manage::*;
             match action {

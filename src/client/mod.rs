@@ -348,6 +348,7 @@ pub fn trigger(
     customer: &str,
     data: Option<&str>,
     wait: bool,
+    json: bool,
 ) -> Result<(), ClientError> {
     let types = client.get_all("/api/v1/event-types")?;
     let Some(found) = types.iter().find(|t| t["name"] == event) else {
@@ -370,6 +371,13 @@ pub fn trigger(
     );
     let accepted = client.post("/api/v1/events", &body)?;
     let n = accepted["deliveries"].as_u64().unwrap_or(0);
+    if json {
+        println!("{accepted}");
+        if wait && n > 0 {
+            return wait_for_outcomes(client, accepted["id"].as_str().unwrap_or_default(), n, true);
+        }
+        return Ok(());
+    }
     println!(
         "{} {} → {} {}",
         accepted["id"].as_str().unwrap_or("?"),
@@ -384,14 +392,24 @@ pub fn trigger(
         );
     }
     if wait && n > 0 {
-        return wait_for_outcomes(client, accepted["id"].as_str().unwrap_or_default(), n);
+        return wait_for_outcomes(
+            client,
+            accepted["id"].as_str().unwrap_or_default(),
+            n,
+            false,
+        );
     }
     Ok(())
 }
 
 /// `trigger --wait`: prints each delivery's outcome once all `n` have one; fails (exit 1) if
 /// one did not succeed.
-fn wait_for_outcomes(client: &Client, event_id: &str, n: u64) -> Result<(), ClientError> {
+fn wait_for_outcomes(
+    client: &Client,
+    event_id: &str,
+    n: u64,
+    json: bool,
+) -> Result<(), ClientError> {
     // Long enough for a receiver that times out (15 s by default), bounded all the same.
     let deadline = std::time::Instant::now() + Duration::from_secs(120);
     let deliveries = loop {
@@ -414,6 +432,13 @@ fn wait_for_outcomes(client: &Client, event_id: &str, n: u64) -> Result<(), Clie
     let mut failed = 0;
     for d in &deliveries {
         let status = d["status"].as_str().unwrap_or("?");
+        if status != "succeeded" {
+            failed += 1;
+        }
+        if json {
+            println!("{d}");
+            continue;
+        }
         let why = match (d["response_status"].as_u64(), d["error"].as_str()) {
             (Some(code), _) => format!("HTTP {code}"),
             (None, Some(e)) => e.to_owned(),
@@ -426,9 +451,6 @@ fn wait_for_outcomes(client: &Client, event_id: &str, n: u64) -> Result<(), Clie
             d["duration_ms"],
             d["url"].as_str().unwrap_or("")
         );
-        if status != "succeeded" {
-            failed += 1;
-        }
     }
     if failed > 0 {
         return Err(ClientError::Failed(format!(
@@ -481,19 +503,27 @@ fn resolve_customer(client: &Client, name_or_id: &str) -> Result<String, ClientE
         })
 }
 
-pub fn customers_add(client: &Client, name: &str) -> Result<(), ClientError> {
+pub fn customers_add(client: &Client, name: &str, json: bool) -> Result<(), ClientError> {
     let c = client.post(
         "/api/v1/customers",
         &serde_json::json!({ "name": name }).to_string(),
     )?;
+    if json {
+        println!("{c}");
+        return Ok(());
+    }
     println!("customer: {}", c["id"].as_str().unwrap_or("?"));
     println!("name: {}", c["name"].as_str().unwrap_or("?"));
     println!("api key: {}", c["api_key"].as_str().unwrap_or("?"));
     Ok(())
 }
 
-pub fn customers_list(client: &Client) -> Result<(), ClientError> {
+pub fn customers_list(client: &Client, json: bool) -> Result<(), ClientError> {
     for c in client.get_all("/api/v1/customers")? {
+        if json {
+            println!("{c}");
+            continue;
+        }
         println!(
             "{}  {}  {}",
             c["id"].as_str().unwrap_or("?"),
@@ -505,8 +535,12 @@ pub fn customers_list(client: &Client) -> Result<(), ClientError> {
 }
 
 /// `webhooks status`: the server answers, and how it is doing.
-pub fn status(client: &Client) -> Result<(), ClientError> {
+pub fn status(client: &Client, json: bool) -> Result<(), ClientError> {
     let s = client.get("/api/v1/status")?;
+    if json {
+        println!("{s}");
+        return Ok(());
+    }
     println!("server:  {} (reachable)", client.server());
     println!("version: {}", s["version"].as_str().unwrap_or("?"));
     println!("engine:  {}", s["engine"].as_str().unwrap_or("?"));
@@ -523,14 +557,27 @@ pub fn status(client: &Client) -> Result<(), ClientError> {
 }
 
 /// `webhooks backup --out FILE`: a consistent copy of the running server's data file.
-pub fn backup(client: &Client, out: &Path, force: bool) -> Result<(), ClientError> {
+pub fn backup(client: &Client, out: &Path, force: bool, json: bool) -> Result<(), ClientError> {
     let n = client.download_backup(out, force)?;
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({ "wrote": out.display().to_string(), "bytes": n })
+        );
+        return Ok(());
+    }
     println!("wrote {} ({n} bytes)", out.display());
     Ok(())
 }
 
-pub fn event_types(client: &Client) -> Result<(), ClientError> {
+pub fn event_types(client: &Client, json: bool) -> Result<(), ClientError> {
     let all = client.get_all("/api/v1/event-types")?;
+    if json {
+        for t in &all {
+            println!("{t}");
+        }
+        return Ok(());
+    }
     let width = all
         .iter()
         .filter_map(|t| t["name"].as_str())

@@ -618,3 +618,29 @@ fn listen_forwards_verified_requests_to_the_app_and_answers_what_it_answered() {
     ));
     assert_eq!(code, 2, "{err}");
 }
+
+#[test]
+fn the_operators_commands_speak_json_too() {
+    let s = TestServer::start();
+    let r = crate::support::Receiver::start(crate::support::Reply::Status(200, "ok"));
+    s.endpoint(&s.key, &r.url("/"), &["*"]);
+    let (code, out, err) = run(webhooks(&s, &["status", "--json"]));
+    assert_eq!(code, 0, "{err}");
+    assert!(json_lines(&out)[0]["version"].is_string());
+    let (code, out, _) = run(webhooks(&s, &["customers", "add", "acme", "--json"]));
+    assert_eq!(code, 0);
+    assert!(json_lines(&out)[0]["api_key"].is_string());
+    let (code, out, _) = run(webhooks(&s, &["customers", "list", "--json"]));
+    assert_eq!((code, json_lines(&out).len()), (0, 2));
+    let (code, out, _) = run(webhooks(&s, &["event-types", "--json"]));
+    assert_eq!(code, 0);
+    assert_eq!(json_lines(&out)[0]["name"], "transactions.fetched");
+    let (code, out, err) = run(webhooks(
+        &s,
+        &["trigger", "transactions.fetched", "--wait", "--json"],
+    ));
+    assert_eq!(code, 0, "{err}");
+    let lines = json_lines(&out);
+    assert_eq!(lines[0]["deliveries"], 1);
+    assert_eq!(lines[1]["status"], "succeeded");
+}

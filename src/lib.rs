@@ -5,7 +5,8 @@
 //! ```text
 //! POST /api/v1/events ─► http::api (parse, validate into domain types) ─► store (the contract)
 //!        redb engine: its writer thread commits the event and its pending deliveries with
-//!        the other changes queued meanwhile (one fsync), then answers
+//!        the other changes queued meanwhile (one fsync), then answers (postgres engine: one
+//!        transaction, with a NOTIFY that wakes the other nodes)
 //!        ─► 202 ─► delivery::dispatcher (per-endpoint ready queues, fair share, rate limits;
 //!        claims committed ahead) ─► bounded crossbeam channel ─► worker threads
 //!        (deliver_one: sign, one ureq POST through delivery::sender) ─► result recorded
@@ -14,8 +15,10 @@
 //! The map:
 //! - `domain/`: customers, endpoints, events, deliveries, sessions, ids, validated input,
 //!   signing. No storage, no HTTP.
-//! - `store/`: the contract (`store/mod.rs`, a trait per job) and its engine `store/redb/`
-//!   (tables and schema, records, the writer, one file per job).
+//! - `store/`: the contract (`store/mod.rs`, a trait per job), the key cache both engines
+//!   fill, and one folder per engine: `store/redb/` (tables and schema, records, the writer,
+//!   one file per job) and `store/postgres/` (migrations, the node's lease and listener, the
+//!   batcher of claims and results, one file per job, `import` from a data file).
 //! - `delivery/`: the pool (`Pool`), the dispatcher's fair lanes, the worker step, the one
 //!   outbound HTTP client (`WebhookSender`) with its resolver and address filter.
 //! - `http/`: the server, the guard (connections, read deadline), limits and throttles,

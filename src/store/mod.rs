@@ -2,9 +2,9 @@
 //! domain's terms, grouped by job (one trait each); `Store` is all of them. An engine
 //! implements the traits; callers hold an `Arc<dyn Store>` and never see the engine.
 //!
-//! The one engine today is `redb` (one file, one writer thread committing in groups). A
-//! second (PostgreSQL, several nodes claiming under leases) implements the same traits; the
-//! rules every engine keeps are written on the traits.
+//! Two engines implement them: `redb` (one file, one writer thread committing in groups; the
+//! default) and `postgres` (several nodes on one database, claiming under leases;
+//! `--database`). The rules every engine keeps are written on the traits.
 
 pub mod key_cache;
 pub mod postgres;

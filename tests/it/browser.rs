@@ -375,6 +375,29 @@ fn a_customer_and_the_operator_use_the_portal_in_a_browser() {
             p.fits().await;
         }
         p.shot("10-events-phone").await;
+
+        // A portal link the operator made: Continue signs in once; the link is then spent.
+        c.delete_all_cookies().await.unwrap();
+        let (st, link) = s.api.post(
+            &format!("/api/v1/customers/{}/portal-links", s.default_customer()),
+            &s.admin,
+            &serde_json::json!({}),
+        );
+        assert_eq!(st, 201, "{link}");
+        let link_path = link["url"]
+            .as_str()
+            .unwrap()
+            .strip_prefix(&s.api.base)
+            .unwrap()
+            .to_owned();
+        p.go(&link_path).await;
+        assert!(p.text().await.contains("Continue to Webhooks"));
+        p.fits().await;
+        p.shot("11-portal-link").await;
+        p.submit("form button[type=submit]").await;
+        assert_eq!(p.path().await, "/webhooks");
+        p.go(&link_path).await;
+        assert!(p.text().await.contains("This link cannot be used"));
         c.close().await.unwrap();
     });
     let got = receiver.drain();

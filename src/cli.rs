@@ -155,23 +155,41 @@ pub struct CustomerArgs {
     /// The customer's API key (whk_…)
     #[arg(long, env = "WEBHOOKS_API_KEY", hide_env_values = true)]
     pub api_key: Option<String>,
+    /// Or, as the operator: the admin token (used when no API key is given)
+    #[arg(long, env = "WEBHOOKS_ADMIN_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// With the admin token: the customer (name or id) whose objects to list [default: all]
+    #[arg(long)]
+    pub customer: Option<String>,
     /// One JSON object per line, for scripts
     #[arg(long)]
     pub json: bool,
 }
 
 impl CustomerArgs {
+    /// The customer's key if given; else the operator's token.
     fn client(&self) -> Client {
-        Client::new(
-            &self.server.server,
-            self.server.server_ca_file.as_deref(),
-            self.api_key.clone(),
-            "--api-key / WEBHOOKS_API_KEY",
-        )
+        match (&self.api_key, &self.token) {
+            (None, Some(token)) => Client::new(
+                &self.server.server,
+                self.server.server_ca_file.as_deref(),
+                Some(token.clone()),
+                "--token / WEBHOOKS_ADMIN_TOKEN",
+            ),
+            _ => Client::new(
+                &self.server.server,
+                self.server.server_ca_file.as_deref(),
+                self.api_key.clone(),
+                "--api-key / WEBHOOKS_API_KEY",
+            ),
+        }
     }
 
     fn out(&self) -> client::manage::Output {
-        client::manage::Output { json: self.json }
+        client::manage::Output {
+            json: self.json,
+            customer: self.customer.clone(),
+        }
     }
 }
 
@@ -333,16 +351,16 @@ pub fn run_client(command: ClientCommand) -> ExitCode {
         ClientCommand::Endpoints { action } => {
             use client::manage::*;
             match action {
-                EndpointsAction::List(who) => endpoints_list(&who.client(), who.out()),
-                EndpointsAction::Show { id, who } => endpoints_show(&who.client(), who.out(), &id),
+                EndpointsAction::List(who) => endpoints_list(&who.client(), &who.out()),
+                EndpointsAction::Show { id, who } => endpoints_show(&who.client(), &who.out(), &id),
                 EndpointsAction::Enable { id, who } => {
-                    endpoints_set_enabled(&who.client(), who.out(), &id, true)
+                    endpoints_set_enabled(&who.client(), &who.out(), &id, true)
                 }
                 EndpointsAction::Disable { id, who } => {
-                    endpoints_set_enabled(&who.client(), who.out(), &id, false)
+                    endpoints_set_enabled(&who.client(), &who.out(), &id, false)
                 }
                 EndpointsAction::Delete { id, who } => {
-                    endpoints_delete(&who.client(), who.out(), &id)
+                    endpoints_delete(&who.client(), &who.out(), &id)
                 }
             }
         }
@@ -356,13 +374,13 @@ pub fn run_client(command: ClientCommand) -> ExitCode {
                     who,
                 } => deliveries_list(
                     &who.client(),
-                    who.out(),
+                    &who.out(),
                     endpoint.as_deref(),
                     status.as_deref(),
                     follow,
                 ),
                 DeliveriesAction::Resend { id, who } => {
-                    deliveries_resend(&who.client(), who.out(), &id)
+                    deliveries_resend(&who.client(), &who.out(), &id)
                 }
                 DeliveriesAction::Recover {
                     endpoint,
@@ -371,7 +389,7 @@ pub fn run_client(command: ClientCommand) -> ExitCode {
                     who,
                 } => deliveries_recover(
                     &who.client(),
-                    who.out(),
+                    &who.out(),
                     &endpoint,
                     &since,
                     until.as_deref(),

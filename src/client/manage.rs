@@ -8,10 +8,23 @@ use serde_json::{Value, json};
 
 use super::{Client, ClientError};
 
-/// How the output is written.
-#[derive(Debug, Clone, Copy)]
+/// How the output is written, and (for the operator) whose objects a list shows.
+#[derive(Debug, Clone)]
 pub struct Output {
     pub json: bool,
+    /// `--customer`, by name or id.
+    pub customer: Option<String>,
+}
+
+/// `customer_id=…&` for a list, when the operator named a customer.
+fn scope(client: &Client, out: &Output) -> Result<String, ClientError> {
+    match &out.customer {
+        None => Ok(String::new()),
+        Some(c) => {
+            let id = super::resolve_customer(client, c)?;
+            Ok(format!("customer_id={id}&"))
+        }
+    }
 }
 
 impl Output {
@@ -77,14 +90,18 @@ fn id(kind: &str, prefix: &str, v: &str) -> Result<String, ClientError> {
     }
 }
 
-pub fn endpoints_list(client: &Client, out: Output) -> Result<(), ClientError> {
-    for e in client.get_all("/api/v1/endpoints")? {
+pub fn endpoints_list(client: &Client, out: &Output) -> Result<(), ClientError> {
+    let path = match scope(client, out)?.trim_end_matches('&') {
+        "" => "/api/v1/endpoints".to_owned(),
+        q => format!("/api/v1/endpoints?{q}"),
+    };
+    for e in client.get_all(&path)? {
         out.line(&e, endpoint_line);
     }
     Ok(())
 }
 
-pub fn endpoints_show(client: &Client, out: Output, ep: &str) -> Result<(), ClientError> {
+pub fn endpoints_show(client: &Client, out: &Output, ep: &str) -> Result<(), ClientError> {
     let e = client.get(&format!(
         "/api/v1/endpoints/{}",
         id("an endpoint", "ep_", ep)?
@@ -107,7 +124,7 @@ pub fn endpoints_show(client: &Client, out: Output, ep: &str) -> Result<(), Clie
 
 pub fn endpoints_set_enabled(
     client: &Client,
-    out: Output,
+    out: &Output,
     ep: &str,
     enabled: bool,
 ) -> Result<(), ClientError> {
@@ -117,7 +134,7 @@ pub fn endpoints_set_enabled(
     Ok(())
 }
 
-pub fn endpoints_delete(client: &Client, out: Output, ep: &str) -> Result<(), ClientError> {
+pub fn endpoints_delete(client: &Client, out: &Output, ep: &str) -> Result<(), ClientError> {
     let ep = id("an endpoint", "ep_", ep)?;
     client.delete(&format!("/api/v1/endpoints/{ep}"))?;
     out.line(&json!({ "deleted": ep }), |_| format!("deleted {ep}"));
@@ -140,12 +157,12 @@ fn query(endpoint: Option<&str>, status: Option<&str>) -> Result<String, ClientE
 /// has finished, until interrupted.
 pub fn deliveries_list(
     client: &Client,
-    out: Output,
+    out: &Output,
     endpoint: Option<&str>,
     status: Option<&str>,
     follow: bool,
 ) -> Result<(), ClientError> {
-    let q = query(endpoint, status)?;
+    let q = format!("{}{}", scope(client, out)?, query(endpoint, status)?);
     let page = client.get(&format!("/api/v1/deliveries?limit=50&{q}"))?;
     let mut shown: Vec<Value> = page["data"].as_array().cloned().unwrap_or_default();
     shown.reverse(); // oldest first, as a log reads
@@ -199,7 +216,7 @@ pub fn deliveries_list(
     }
 }
 
-pub fn deliveries_resend(client: &Client, out: Output, dlv: &str) -> Result<(), ClientError> {
+pub fn deliveries_resend(client: &Client, out: &Output, dlv: &str) -> Result<(), ClientError> {
     let dlv = id("a delivery", "dlv_", dlv)?;
     let d = client.post(&format!("/api/v1/deliveries/{dlv}/resend"), "{}")?;
     out.line(&d, |d| {
@@ -210,7 +227,7 @@ pub fn deliveries_resend(client: &Client, out: Output, dlv: &str) -> Result<(), 
 
 pub fn deliveries_recover(
     client: &Client,
-    out: Output,
+    out: &Output,
     ep: &str,
     since: &str,
     until: Option<&str>,

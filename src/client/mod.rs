@@ -481,7 +481,7 @@ fn read_data(spec: &str) -> Result<String, ClientError> {
 }
 
 /// A customer id from a name or an id.
-fn resolve_customer(client: &Client, name_or_id: &str) -> Result<String, ClientError> {
+pub(crate) fn resolve_customer(client: &Client, name_or_id: &str) -> Result<String, ClientError> {
     if name_or_id.starts_with("cus_") {
         return match client.get(&format!("/api/v1/customers/{name_or_id}")) {
             Ok(c) => Ok(c["id"].as_str().unwrap_or(name_or_id).to_owned()),

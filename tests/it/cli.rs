@@ -583,6 +583,19 @@ fn endpoints_and_deliveries_from_the_command_line() {
     assert_eq!(code, 2);
     assert!(err.contains("admin token"), "{err}");
 
+    // The operator, with the admin token (no API key): one customer's, or everyone's.
+    let (code, out, err) = run(webhooks(
+        &s,
+        &["endpoints", "list", "--customer", "default", "--json"],
+    ));
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(json_lines(&out)[0]["id"], ep_id.as_str());
+    let (code, out, _) = run(webhooks(&s, &["deliveries", "list", "--json"]));
+    assert_eq!(code, 0);
+    assert!(json_lines(&out).iter().any(|d| d["id"] == dlv.as_str()));
+    let (code, _, err) = run(webhooks(&s, &["endpoints", "list", "--customer", "nobody"]));
+    assert_eq!(code, 2, "{err}");
+
     let (code, out, _) = customer(&["endpoints", "delete", &ep_id]);
     assert_eq!(code, 0);
     assert!(out.contains("deleted"), "{out}");

@@ -19,3 +19,17 @@ pub struct ApiKeyRecord {
     pub created_at: i64,
     pub last_used_at: Option<i64>,
 }
+
+impl ApiKeyRecord {
+    /// The record of a new key (its plaintext is never stored).
+    pub fn new(id: String, customer_id: &str, key: &super::ApiKey, now: i64) -> Self {
+        ApiKeyRecord {
+            id,
+            customer_id: customer_id.to_owned(),
+            prefix: key.display_prefix(),
+            hash: super::secret::hex(&key.hash()),
+            created_at: now,
+            last_used_at: None,
+        }
+    }
+}

@@ -75,6 +75,37 @@ impl DeliveryError {
     }
 }
 
+impl Delivery {
+    /// A new pending delivery of `event` to `endpoint` (its current URL).
+    pub fn pending(
+        ids: &super::IdGen,
+        event: &Event,
+        endpoint: &Endpoint,
+        resend_of: Option<String>,
+        now: i64,
+    ) -> Self {
+        Delivery {
+            id: ids.next(super::IdKind::Delivery),
+            event_id: event.id.clone(),
+            endpoint_id: endpoint.id.clone(),
+            customer_id: event.customer_id.clone(),
+            event: event.event.clone(),
+            url: endpoint.url.clone(),
+            status: DeliveryStatus::Pending,
+            response_status: None,
+            response_body: None,
+            error: None,
+            error_detail: None,
+            duration_ms: None,
+            created_at: now,
+            started_at: None,
+            finished_at: None,
+            resend_of,
+            test: event.test,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Delivery {
     pub id: String,

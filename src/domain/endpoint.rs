@@ -37,6 +37,42 @@ impl Endpoint {
         }
         v
     }
+
+    /// Applies a change whose event types the store has checked; true if it disabled the
+    /// endpoint (its pending deliveries then fail).
+    pub fn apply(&mut self, patch: EndpointPatch, now: i64) -> bool {
+        let was_enabled = self.enabled;
+        if let Some(events) = patch.events {
+            self.events = events;
+        }
+        if let Some(url) = patch.url {
+            self.url = url.as_str().to_owned();
+        }
+        if let Some(d) = patch.description {
+            self.description = d;
+        }
+        if let Some(enabled) = patch.enabled {
+            self.enabled = enabled;
+        }
+        if let Some(r) = patch.rate_limit_per_sec {
+            self.rate_limit_per_sec = r;
+        }
+        if let Some(h) = patch.headers {
+            self.headers = h;
+        }
+        self.updated_at = now;
+        was_enabled && !self.enabled
+    }
+
+    /// A new signing secret; the old one keeps signing too for `keep_old_for_secs`.
+    pub fn rotate(&mut self, secret: String, keep_old_for_secs: u64, now: i64) {
+        self.old_secret = (keep_old_for_secs > 0).then(|| OldSecret {
+            secret: std::mem::take(&mut self.secret),
+            expires_at: now + keep_old_for_secs as i64 * 1000,
+        });
+        self.secret = secret;
+        self.updated_at = now;
+    }
 }
 
 #[derive(Debug, Clone)]

@@ -47,6 +47,18 @@ pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// 32 bytes back from the 64 hex digits `hex` made of them.
+pub fn unhex32(s: &str) -> Option<[u8; 32]> {
+    if s.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(s.get(i * 2..i * 2 + 2)?, 16).ok()?;
+    }
+    Some(out)
+}
+
 /// An endpoint's Standard Webhooks signing secret: `whsec_` + base64 of 32 random bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SigningSecret(String);

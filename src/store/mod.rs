@@ -98,6 +98,16 @@ pub struct Ready {
     pub rate_limit_per_sec: Option<u32>,
 }
 
+impl Ready {
+    pub fn of(d: &Delivery, endpoint: &Endpoint) -> Self {
+        Ready {
+            endpoint_id: d.endpoint_id.clone(),
+            delivery_id: d.id.clone(),
+            rate_limit_per_sec: endpoint.rate_limit_per_sec,
+        }
+    }
+}
+
 /// Called after every commit that made deliveries ready (the dispatcher's wake-up).
 pub type CommitHook = Box<dyn Fn(Vec<Ready>) + Send + Sync>;
 

@@ -131,26 +131,9 @@ fn two_nodes_deliver_each_event_once_and_share_portal_sessions() {
         .max_redirects(0)
         .build()
         .new_agent();
-    let mut page = agent.get(format!("{}/", a.api.base)).call().unwrap();
-    let login_cookie = page.headers().get("set-cookie").unwrap().to_str().unwrap();
-    let login_cookie = login_cookie.split(';').next().unwrap().to_owned();
-    let html = page.body_mut().read_to_string().unwrap();
-    let csrf = html.split("name=\"csrf\" value=\"").nth(1).unwrap();
-    let csrf = csrf.split('"').next().unwrap();
-    let resp = agent
-        .post(format!("{}/login", a.api.base))
-        .header("cookie", &login_cookie)
-        .content_type("application/x-www-form-urlencoded")
-        .send(format!("api_key={key}&csrf={csrf}"))
-        .unwrap();
-    assert_eq!(resp.status().as_u16(), 303);
-    let session = resp
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_owned())
-        .find(|c| c.starts_with("wh_session=") && !c.ends_with('='))
-        .unwrap();
+    let (status, session) = crate::support::portal_sign_in(&a.api.base, &key);
+    assert_eq!(status, 303);
+    let session = session.unwrap();
     let resp = agent
         .get(format!("{}/webhooks", b.api.base))
         .header("cookie", &session)
@@ -159,22 +142,7 @@ fn two_nodes_deliver_each_event_once_and_share_portal_sessions() {
     assert_eq!(resp.status().as_u16(), 200, "signed in on the other node");
 
     // The sign-in throttle is shared: guesses spread over both nodes add up.
-    let guess = |base: &str| {
-        let mut page = agent.get(format!("{base}/")).call().unwrap();
-        let cookie = page.headers().get("set-cookie").unwrap().to_str().unwrap();
-        let cookie = cookie.split(';').next().unwrap().to_owned();
-        let html = page.body_mut().read_to_string().unwrap();
-        let csrf = html.split("name=\"csrf\" value=\"").nth(1).unwrap();
-        let csrf = csrf.split('"').next().unwrap().to_owned();
-        agent
-            .post(format!("{base}/login"))
-            .header("cookie", &cookie)
-            .content_type("application/x-www-form-urlencoded")
-            .send(format!("api_key=whk_wrong&csrf={csrf}"))
-            .unwrap()
-            .status()
-            .as_u16()
-    };
+    let guess = |base: &str| crate::support::portal_sign_in(base, "whk_wrong").0;
     for base in [
         &a.api.base,
         &b.api.base,

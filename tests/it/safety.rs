@@ -245,38 +245,9 @@ fn a_portal_session_survives_a_restart() {
         .max_redirects(0)
         .build()
         .new_agent();
-    // The sign-in form's token comes with its cookie.
-    let mut page = agent.get(format!("{}/", s.api.base)).call().unwrap();
-    let login_cookie = page
-        .headers()
-        .get("set-cookie")
-        .unwrap()
-        .to_str()
-        .unwrap()
-        .to_owned();
-    let html = page.body_mut().read_to_string().unwrap();
-    let csrf = html
-        .split("name=\"csrf\" value=\"")
-        .nth(1)
-        .unwrap()
-        .split('"')
-        .next()
-        .unwrap()
-        .to_owned();
-    let resp = agent
-        .post(format!("{}/login", s.api.base))
-        .header("cookie", login_cookie.split(';').next().unwrap())
-        .content_type("application/x-www-form-urlencoded")
-        .send(format!("api_key={}&csrf={csrf}", s.key))
-        .unwrap();
-    assert_eq!(resp.status().as_u16(), 303);
-    let session = resp
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_owned())
-        .find(|c| !c.ends_with('=') && !c.starts_with("wh_login"))
-        .unwrap();
+    let (status, session) = crate::support::portal_sign_in(&s.api.base, &s.key);
+    assert_eq!(status, 303);
+    let session = session.unwrap();
     let data = s.data.clone();
     s.stop();
     let again = crate::support::restart_on(data.clone());

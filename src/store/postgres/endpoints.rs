@@ -7,10 +7,7 @@ use super::rows::{decode, encode, insert_deliveries, insert_events};
 use crate::domain::event::default_catalog;
 use crate::domain::input::{EventFilter, ValidationError};
 use crate::domain::time::now_ms;
-use crate::domain::{
-    Delivery, DeliveryStatus, Endpoint, EndpointPatch, Event, IdGen, IdKind, NewEndpoint,
-    OldSecret, SigningSecret,
-};
+use crate::domain::{Delivery, Endpoint, EndpointPatch, Event, IdKind, NewEndpoint, SigningSecret};
 use crate::store::{Endpoints, Page, PageQuery, Ready, Result, StoreError};
 
 /// The advisory-lock class that serialises resends and recovers of one endpoint.
@@ -62,43 +59,6 @@ pub(super) fn lock_resends(tx: &mut Transaction, endpoint_id: &str) -> Result<()
         &[&RESEND_CLASS, &endpoint_id],
     )?;
     Ok(())
-}
-
-/// A new pending delivery of `event` to `endpoint`.
-pub(super) fn new_delivery(
-    ids: &IdGen,
-    event: &Event,
-    endpoint: &Endpoint,
-    resend_of: Option<String>,
-    now: i64,
-) -> Delivery {
-    Delivery {
-        id: ids.next(IdKind::Delivery),
-        event_id: event.id.clone(),
-        endpoint_id: endpoint.id.clone(),
-        customer_id: event.customer_id.clone(),
-        event: event.event.clone(),
-        url: endpoint.url.clone(),
-        status: DeliveryStatus::Pending,
-        response_status: None,
-        response_body: None,
-        error: None,
-        error_detail: None,
-        duration_ms: None,
-        created_at: now,
-        started_at: None,
-        finished_at: None,
-        resend_of,
-        test: event.test,
-    }
-}
-
-pub(super) fn ready(d: &Delivery, endpoint: &Endpoint) -> Ready {
-    Ready {
-        endpoint_id: d.endpoint_id.clone(),
-        delivery_id: d.id.clone(),
-        rate_limit_per_sec: endpoint.rate_limit_per_sec,
-    }
 }
 
 impl Endpoints for PgStore {
@@ -200,28 +160,14 @@ impl Endpoints for PgStore {
     ) -> Result<Endpoint> {
         self.write(|tx, _| {
             let mut e = owned_in(tx, customer_id, id)?;
-            if let Some(events) = &patch.events {
-                e.events = check_events(tx, events)?;
-            }
-            let was_enabled = e.enabled;
-            if let Some(url) = patch.url {
-                e.url = url.as_str().to_owned();
-            }
-            if let Some(d) = patch.description {
-                e.description = d;
-            }
-            if let Some(enabled) = patch.enabled {
-                e.enabled = enabled;
-            }
-            if let Some(r) = patch.rate_limit_per_sec {
-                e.rate_limit_per_sec = r;
-            }
-            if let Some(h) = patch.headers {
-                e.headers = h;
-            }
-            e.updated_at = now_ms();
+            let mut patch = patch;
+            patch.events = patch
+                .events
+                .map(|events| check_events(tx, &events))
+                .transpose()?;
+            let disabled = e.apply(patch, now_ms());
             put(tx, &e)?;
-            if was_enabled && !e.enabled {
+            if disabled {
                 tx.execute(
                     "UPDATE deliveries SET status = 'failed', error = 'endpoint_disabled',
                          error_detail = 'the endpoint was disabled before this delivery was sent',
@@ -256,13 +202,7 @@ impl Endpoints for PgStore {
         let secret = SigningSecret::generate();
         self.write(|tx, _| {
             let mut e = owned_in(tx, customer_id, id)?;
-            let now = now_ms();
-            e.old_secret = (keep_old_for_secs > 0).then(|| OldSecret {
-                secret: std::mem::take(&mut e.secret),
-                expires_at: now + keep_old_for_secs as i64 * 1000,
-            });
-            e.secret = secret.as_str().to_owned();
-            e.updated_at = now;
+            e.rotate(secret.as_str().to_owned(), keep_old_for_secs, now_ms());
             put(tx, &e)?;
             Ok(e)
         })
@@ -302,9 +242,9 @@ impl Endpoints for PgStore {
                 data_start,
             };
             insert_events(tx, std::slice::from_ref(&event))?;
-            let d = new_delivery(&self.ids, &event, &e, None, now);
+            let d = Delivery::pending(&self.ids, &event, &e, None, now);
             insert_deliveries(tx, std::slice::from_ref(&d))?;
-            ready.push(super::endpoints::ready(&d, &e));
+            ready.push(Ready::of(&d, &e));
             Ok((event.id, d.id))
         })
     }
@@ -355,11 +295,11 @@ impl Endpoints for PgStore {
                     )?
                     .is_some();
                 if !newer {
-                    made.push(new_delivery(&self.ids, &event, &e, Some(original), now));
+                    made.push(Delivery::pending(&self.ids, &event, &e, Some(original), now));
                 }
             }
             insert_deliveries(tx, &made)?;
-            ready.extend(made.iter().map(|d| super::endpoints::ready(d, &e)));
+            ready.extend(made.iter().map(|d| Ready::of(d, &e)));
             Ok(made.len())
         })
     }

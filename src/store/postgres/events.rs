@@ -8,7 +8,6 @@ use postgres::Transaction;
 use postgres::types::Type;
 
 use super::PgStore;
-use super::endpoints::new_delivery;
 use super::rows::{
     DELIVERY_COLS, EVENT_COLS, decode, delivery, encode, event, insert_deliveries, insert_events,
 };
@@ -107,8 +106,8 @@ fn ingest_in(
             .flatten()
             .filter(|ep| subscribes(&ep.events, &ev.event))
         {
-            let d = new_delivery(&store.ids, &ev, ep, None, now);
-            ready.push(super::endpoints::ready(&d, ep));
+            let d = Delivery::pending(&store.ids, &ev, ep, None, now);
+            ready.push(Ready::of(&d, ep));
             deliveries.push(d);
             count += 1;
         }

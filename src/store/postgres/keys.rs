@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use super::{KEYS_CHANNEL, PgStore};
-use crate::domain::secret::{hash_token, hex};
+use crate::domain::secret::{hash_token, unhex32};
 use crate::domain::time::now_ms;
 use crate::domain::{ApiKey, ApiKeyRecord, IdKind};
 use crate::store::key_cache::owner;
@@ -45,17 +45,6 @@ pub(super) fn load(store: &PgStore) -> Result<()> {
     Ok(())
 }
 
-fn unhex32(s: &str) -> Option<[u8; 32]> {
-    if s.len() != 64 {
-        return None;
-    }
-    let mut out = [0u8; 32];
-    for (i, byte) in out.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(s.get(i * 2..i * 2 + 2)?, 16).ok()?;
-    }
-    Some(out)
-}
-
 /// Tells the other nodes to re-read their key caches (delivered at commit).
 pub(super) fn announce(tx: &mut postgres::Transaction) -> Result<()> {
     tx.execute("SELECT pg_notify($1, '')", &[&KEYS_CHANNEL])?;
@@ -72,14 +61,7 @@ pub(super) fn insert(tx: &mut postgres::Transaction, r: &ApiKeyRecord) -> Result
 
 impl PgStore {
     pub(super) fn key_record(&self, customer_id: &str, key: &ApiKey) -> ApiKeyRecord {
-        ApiKeyRecord {
-            id: self.ids.next(IdKind::ApiKey),
-            customer_id: customer_id.to_owned(),
-            prefix: key.display_prefix(),
-            hash: hex(&key.hash()),
-            created_at: now_ms(),
-            last_used_at: None,
-        }
+        ApiKeyRecord::new(self.ids.next(IdKind::ApiKey), customer_id, key, now_ms())
     }
 }
 

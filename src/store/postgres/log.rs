@@ -1,11 +1,11 @@
 //! The delivery log: the customer's deliveries, one delivery, and resending one.
 
 use super::PgStore;
-use super::endpoints::{get_in, lock_resends, new_delivery, ready};
+use super::endpoints::{get_in, lock_resends};
 use super::rows::{DELIVERY_COLS, EVENT_COLS, delivery, event, insert_deliveries};
 use crate::domain::time::now_ms;
 use crate::domain::{Delivery, DeliveryFilter};
-use crate::store::{DeliveryLog, Page, PageQuery, Result, StoreError};
+use crate::store::{DeliveryLog, Page, PageQuery, Ready, Result, StoreError};
 
 impl DeliveryLog for PgStore {
     fn list_deliveries(
@@ -61,9 +61,9 @@ impl DeliveryLog for PgStore {
                 .as_ref()
                 .map(event)
                 .ok_or(StoreError::NotFound)?;
-            let d = new_delivery(&self.ids, &ev, &endpoint, Some(original.id), now_ms());
+            let d = Delivery::pending(&self.ids, &ev, &endpoint, Some(original.id), now_ms());
             insert_deliveries(tx, std::slice::from_ref(&d))?;
-            made.push(ready(&d, &endpoint));
+            made.push(Ready::of(&d, &endpoint));
             Ok(d)
         })
     }

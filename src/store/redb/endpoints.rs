@@ -4,15 +4,15 @@ use redb::{ReadableTable, WriteTransaction};
 
 use super::RedbStore;
 use super::catalog;
-use super::index::{DeliveryTables, new_delivery, page_ids, ready};
-use super::records::{Delivery, Endpoint, Event, OldSecret, decode, encode};
+use super::index::{DeliveryTables, page_ids};
+use super::records::{Delivery, Endpoint, Event, decode, encode};
 use super::tables::*;
 use crate::domain::input::{EventFilter, ValidationError};
 use crate::domain::time::now_ms;
 use crate::domain::{
     DeliveryError, DeliveryStatus, EndpointPatch, IdKind, NewEndpoint, SigningSecret,
 };
-use crate::store::{Endpoints, Page, PageQuery, Result, StoreError};
+use crate::store::{Endpoints, Page, PageQuery, Ready, Result, StoreError};
 
 pub(super) fn get_in(tx: &WriteTransaction, id: &str) -> Result<Option<Endpoint>> {
     tx.open_table(ENDPOINTS)?
@@ -156,28 +156,14 @@ impl Endpoints for RedbStore {
         let (cid, id) = (customer_id.to_owned(), id.to_owned());
         self.write(move |ctx| {
             let mut e = owned_in(ctx.tx, &cid, &id)?;
-            if let Some(events) = &patch.events {
-                e.events = check_events(ctx.tx, events)?;
-            }
-            let was_enabled = e.enabled;
-            if let Some(url) = patch.url {
-                e.url = url.as_str().to_owned();
-            }
-            if let Some(d) = patch.description {
-                e.description = d;
-            }
-            if let Some(enabled) = patch.enabled {
-                e.enabled = enabled;
-            }
-            if let Some(r) = patch.rate_limit_per_sec {
-                e.rate_limit_per_sec = r;
-            }
-            if let Some(h) = patch.headers {
-                e.headers = h;
-            }
-            e.updated_at = now_ms();
+            let mut patch = patch;
+            patch.events = patch
+                .events
+                .map(|events| check_events(ctx.tx, &events))
+                .transpose()?;
+            let disabled = e.apply(patch, now_ms());
             put(ctx.tx, &e)?;
-            if was_enabled && !e.enabled {
+            if disabled {
                 fail_pending(ctx.tx, &e.id)?;
             }
             Ok(e)
@@ -214,13 +200,7 @@ impl Endpoints for RedbStore {
         let secret = SigningSecret::generate();
         self.write(move |ctx| {
             let mut e = owned_in(ctx.tx, &cid, &id)?;
-            let now = now_ms();
-            e.old_secret = (keep_old_for_secs > 0).then(|| OldSecret {
-                secret: std::mem::take(&mut e.secret),
-                expires_at: now + keep_old_for_secs as i64 * 1000,
-            });
-            e.secret = secret.as_str().to_owned();
-            e.updated_at = now;
+            e.rotate(secret.as_str().to_owned(), keep_old_for_secs, now_ms());
             put(ctx.tx, &e)?;
             Ok(e)
         })
@@ -266,9 +246,9 @@ impl Endpoints for RedbStore {
                 data_start,
             };
             super::events::put_new(ctx.tx, &event)?;
-            let d = new_delivery(&ids, &event, &e, None, now);
+            let d = Delivery::pending(&ids, &event, &e, None, now);
             DeliveryTables::open(ctx.tx)?.insert_pending(&d)?;
-            ctx.ready.push(ready(&d, &e));
+            ctx.ready.push(Ready::of(&d, &e));
             Ok((event.id, d.id))
         })
     }
@@ -349,9 +329,9 @@ impl Endpoints for RedbStore {
             let events = fresh;
             let now = now_ms();
             for (event, original) in &events {
-                let d = new_delivery(&ids, event, &e, Some(original.clone()), now);
+                let d = Delivery::pending(&ids, event, &e, Some(original.clone()), now);
                 dt.insert_pending(&d)?;
-                ctx.ready.push(ready(&d, &e));
+                ctx.ready.push(Ready::of(&d, &e));
             }
             Ok(events.len())
         })

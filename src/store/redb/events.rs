@@ -3,7 +3,7 @@
 use futures_util::future::BoxFuture;
 use redb::{ReadableTable, WriteTransaction};
 
-use super::index::{DeliveryTables, index_ids, new_delivery, page_ids, ready, with_claim};
+use super::index::{DeliveryTables, index_ids, page_ids, with_claim};
 use super::records::{Delivery, Endpoint, Event, IdempotencyRecord, decode, encode};
 use super::tables::*;
 use super::{RedbStore, WriteCtx};
@@ -11,7 +11,8 @@ use crate::domain::input::{ValidationError, subscribes};
 use crate::domain::time::now_ms;
 use crate::domain::{Accepted, IdGen, IdKind, NewEvent};
 use crate::store::{
-    Events, IDEMPOTENCY_TTL_MS, IdempotencyKey, Ingested, Page, PageQuery, Result, StoreError,
+    Events, IDEMPOTENCY_TTL_MS, IdempotencyKey, Ingested, Page, PageQuery, Ready, Result,
+    StoreError,
 };
 
 pub(super) fn get_in(tx: &WriteTransaction, id: &str) -> Result<Option<Event>> {
@@ -87,9 +88,9 @@ fn ingest_in(ctx: &mut WriteCtx, ids: &IdGen, batch: Vec<NewEvent>) -> Result<Ve
             .iter()
             .filter(|ep| subscribes(&ep.events, &event.event))
         {
-            let d: Delivery = new_delivery(ids, &event, ep, None, now);
+            let d: Delivery = Delivery::pending(ids, &event, ep, None, now);
             dt.insert_pending(&d)?;
-            ctx.ready.push(ready(&d, ep));
+            ctx.ready.push(Ready::of(&d, ep));
             count += 1;
         }
         accepted.push(Accepted {

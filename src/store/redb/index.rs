@@ -3,10 +3,10 @@
 
 use redb::{ReadableTable, Table, WriteTransaction};
 
-use super::records::{Delivery, Endpoint, Event, decode, encode};
+use super::records::{Delivery, decode, encode};
 use super::tables::*;
-use crate::domain::{DeliveryStatus, IdGen, IdKind};
-use crate::store::{Ready, Result};
+use crate::domain::DeliveryStatus;
+use crate::store::Result;
 
 /// Every table a delivery lives in, opened once per transaction.
 pub(super) struct DeliveryTables<'t> {
@@ -59,43 +59,6 @@ impl<'t> DeliveryTables<'t> {
         self.pending.remove((d.endpoint_id.as_str(), id))?;
         self.sending.remove(id)?;
         Ok(())
-    }
-}
-
-/// A new pending delivery of `event` to `endpoint`.
-pub(super) fn new_delivery(
-    ids: &IdGen,
-    event: &Event,
-    endpoint: &Endpoint,
-    resend_of: Option<String>,
-    now: i64,
-) -> Delivery {
-    Delivery {
-        id: ids.next(IdKind::Delivery),
-        event_id: event.id.clone(),
-        endpoint_id: endpoint.id.clone(),
-        customer_id: event.customer_id.clone(),
-        event: event.event.clone(),
-        url: endpoint.url.clone(),
-        status: DeliveryStatus::Pending,
-        response_status: None,
-        response_body: None,
-        error: None,
-        error_detail: None,
-        duration_ms: None,
-        created_at: now,
-        started_at: None,
-        finished_at: None,
-        resend_of,
-        test: event.test,
-    }
-}
-
-pub(super) fn ready(d: &Delivery, endpoint: &Endpoint) -> Ready {
-    Ready {
-        endpoint_id: d.endpoint_id.clone(),
-        delivery_id: d.id.clone(),
-        rate_limit_per_sec: endpoint.rate_limit_per_sec,
     }
 }
 
@@ -163,15 +126,4 @@ pub(super) fn page_records<T: serde::de::DeserializeOwned>(
     }
     let next = more.then(|| data.last().map(&id_of)).flatten();
     Ok(crate::store::Page { data, next })
-}
-
-pub(super) fn unhex32(s: &str) -> Option<[u8; 32]> {
-    if s.len() != 64 {
-        return None;
-    }
-    let mut out = [0u8; 32];
-    for (i, byte) in out.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(s.get(i * 2..i * 2 + 2)?, 16).ok()?;
-    }
-    Some(out)
 }

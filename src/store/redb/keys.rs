@@ -6,10 +6,9 @@ use std::collections::HashMap;
 use redb::ReadableTable;
 
 use super::RedbStore;
-use super::index::unhex32;
 use super::records::{ApiKeyRecord, decode, encode};
 use super::tables::*;
-use crate::domain::secret::{hash_token, hex};
+use crate::domain::secret::{hash_token, unhex32};
 use crate::domain::time::now_ms;
 use crate::domain::{ApiKey, IdKind};
 use crate::store::key_cache::{KeyCache, owner};
@@ -39,14 +38,7 @@ pub(super) fn load(cache: &KeyCache, store: &RedbStore) -> Result<()> {
 impl RedbStore {
     /// A new key's record (its plaintext is never stored).
     pub(super) fn key_record(&self, customer_id: &str, key: &ApiKey) -> ApiKeyRecord {
-        ApiKeyRecord {
-            id: self.ids.next(IdKind::ApiKey),
-            customer_id: customer_id.to_owned(),
-            prefix: key.display_prefix(),
-            hash: hex(&key.hash()),
-            created_at: now_ms(),
-            last_used_at: None,
-        }
+        ApiKeyRecord::new(self.ids.next(IdKind::ApiKey), customer_id, key, now_ms())
     }
 }
 

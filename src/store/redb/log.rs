@@ -1,12 +1,12 @@
 //! The delivery log: the customer's deliveries, one delivery, and resending one.
 
 use super::RedbStore;
-use super::index::{DeliveryTables, new_delivery, ready, with_claim};
+use super::index::{DeliveryTables, with_claim};
 use super::records::{Delivery, decode};
 use super::tables::*;
 use crate::domain::DeliveryFilter;
 use crate::domain::time::now_ms;
-use crate::store::{DeliveryLog, Page, PageQuery, Result, StoreError};
+use crate::store::{DeliveryLog, Page, PageQuery, Ready, Result, StoreError};
 
 impl DeliveryLog for RedbStore {
     /// The customer's deliveries, newest first. A filter on another customer's endpoint or
@@ -59,7 +59,7 @@ impl DeliveryLog for RedbStore {
                 .ok_or(StoreError::NotFound)?;
             let event =
                 super::events::get_in(ctx.tx, &original.event_id)?.ok_or(StoreError::NotFound)?;
-            let d = new_delivery(
+            let d = Delivery::pending(
                 &idgen,
                 &event,
                 &endpoint,
@@ -67,7 +67,7 @@ impl DeliveryLog for RedbStore {
                 now_ms(),
             );
             dt.insert_pending(&d)?;
-            ctx.ready.push(ready(&d, &endpoint));
+            ctx.ready.push(Ready::of(&d, &endpoint));
             Ok(d)
         })
     }

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
 pub use crate::domain::customer::{ApiKeyRecord, Customer};
 pub use crate::domain::delivery::Delivery;
-pub use crate::domain::endpoint::{Endpoint, OldSecret};
+pub use crate::domain::endpoint::Endpoint;
 pub use crate::domain::event::{Event, EventType};
 
 use crate::store::StoreError;

@@ -125,13 +125,20 @@ pub(super) fn end_customer_sessions(tx: &WriteTransaction, customer_id: &str) ->
     Ok(())
 }
 
-/// Removes up to `max` portal links that expired before `now`.
-fn prune_links(tx: &WriteTransaction, now: i64, max: usize) -> Result<usize> {
-    let mut table = tx.open_table(PORTAL_LINKS)?;
+/// Removes up to `max` records of `table` (keyed by token hash) whose expiry, as `expires`
+/// reads it, is at or before `now` (an unreadable one goes too); returns how many.
+fn prune_table<T: serde::de::DeserializeOwned>(
+    tx: &WriteTransaction,
+    table: redb::TableDefinition<&str, &[u8]>,
+    now: i64,
+    max: usize,
+    expires: impl Fn(&T) -> i64,
+) -> Result<usize> {
+    let mut table = tx.open_table(table)?;
     let mut old = Vec::new();
     for row in table.iter()? {
         let (k, v) = row?;
-        if decode::<PortalLink>(v.value()).map_or(true, |l| l.expires_at <= now) {
+        if decode::<T>(v.value()).map_or(true, |r| expires(&r) <= now) {
             old.push(k.value().to_owned());
             if old.len() == max {
                 break;
@@ -147,20 +154,6 @@ fn prune_links(tx: &WriteTransaction, now: i64, max: usize) -> Result<usize> {
 /// Removes up to `max` sessions (and portal links) that expired before `now`; returns how
 /// many sessions.
 pub(super) fn prune_expired(tx: &WriteTransaction, now: i64, max: usize) -> Result<usize> {
-    prune_links(tx, now, max)?;
-    let mut table = tx.open_table(SESSIONS)?;
-    let mut old = Vec::new();
-    for row in table.iter()? {
-        let (k, v) = row?;
-        if decode::<Session>(v.value()).map_or(true, |s| s.expires_at <= now) {
-            old.push(k.value().to_owned());
-            if old.len() == max {
-                break;
-            }
-        }
-    }
-    for k in &old {
-        table.remove(k.as_str())?;
-    }
-    Ok(old.len())
+    prune_table(tx, PORTAL_LINKS, now, max, |l: &PortalLink| l.expires_at)?;
+    prune_table(tx, SESSIONS, now, max, |s: &Session| s.expires_at)
 }

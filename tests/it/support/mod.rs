@@ -41,6 +41,35 @@ pub fn next_line_with(lines: &Lines, needle: &str, secs: u64) -> String {
     }
 }
 
+/// Posts the portal's sign-in form at `base` with this API key (fetching the form first for
+/// its double-submit token, as a browser would); (status, the session cookie if one was set).
+pub fn portal_sign_in(base: &str, api_key: &str) -> (u16, Option<String>) {
+    let agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .build()
+        .new_agent();
+    let mut page = agent.get(format!("{base}/")).call().unwrap();
+    let cookie = page.headers().get("set-cookie").unwrap().to_str().unwrap();
+    let cookie = cookie.split(';').next().unwrap().to_owned();
+    let html = page.body_mut().read_to_string().unwrap();
+    let csrf = html.split("name=\"csrf\" value=\"").nth(1).unwrap();
+    let csrf = csrf.split('"').next().unwrap();
+    let resp = agent
+        .post(format!("{base}/login"))
+        .header("cookie", &cookie)
+        .content_type("application/x-www-form-urlencoded")
+        .send(format!("api_key={api_key}&csrf={csrf}"))
+        .unwrap();
+    let session = resp
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_owned())
+        .find(|c| c.starts_with("wh_session=") && !c.ends_with('='));
+    (resp.status().as_u16(), session)
+}
+
 /// Waits until `f` gives `Some`, failing the test after `secs` (a bound that catches a hang).
 pub fn wait_for<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + Duration::from_secs(secs);

@@ -20,6 +20,7 @@ pub struct Metrics {
     pub in_flight: Gauge,
     pending: Gauge,
     claimed: Gauge,
+    rows_written: Family<Labels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -37,6 +38,7 @@ impl Metrics {
         let in_flight = Gauge::default();
         let pending = Gauge::default();
         let claimed = Gauge::default();
+        let rows_written = Family::<Labels, Gauge>::default();
         registry.register(
             "events_ingested",
             "Events accepted (202) since start",
@@ -67,6 +69,11 @@ impl Metrics {
             "Deliveries handed to workers and not yet finished",
             claimed.clone(),
         );
+        registry.register(
+            "store_rows_written",
+            "Rows the store's writer has written since start (embedded engine): for events, deliveries, claims and results, and for queue counters and statistics",
+            rows_written.clone(),
+        );
         Self {
             registry,
             events_ingested,
@@ -75,6 +82,7 @@ impl Metrics {
             in_flight,
             pending,
             claimed,
+            rows_written,
         }
     }
 
@@ -88,9 +96,16 @@ impl Metrics {
     }
 
     /// The text exposition, with the queue gauges set from the store's counts.
-    pub fn render(&self, pending: u64, claimed: u64) -> String {
+    pub fn render(&self, pending: u64, claimed: u64, rows: Option<(u64, u64)>) -> String {
         self.pending.set(pending as i64);
         self.claimed.set(claimed as i64);
+        if let Some((deliveries, counters)) = rows {
+            for (kind, n) in [("deliveries", deliveries), ("counters", counters)] {
+                self.rows_written
+                    .get_or_create(&vec![("kind", kind)])
+                    .set(n as i64);
+            }
+        }
         let mut out = String::new();
         encode(&mut out, &self.registry).expect("writing to a String cannot fail");
         out

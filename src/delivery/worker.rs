@@ -60,6 +60,7 @@ pub(super) fn run(ctx: WorkerCtx) {
             Err(e) => {
                 tracing::error!(error = %e, delivery = %job.delivery_id, "cannot load a delivery; it is failed, not sent");
                 ctx.store.fail_unsent(
+                    job.endpoint_id.clone(),
                     job.delivery_id.clone(),
                     "the server could not read this delivery's records, so it was not sent; see the server log".into(),
                 );
@@ -85,6 +86,7 @@ pub fn deliver_one(sender: &WebhookSender, job: &SendJob) -> Outcome {
     if !endpoint.enabled && !delivery.test {
         return Outcome {
             delivery_id: delivery.id.clone(),
+            endpoint_id: endpoint.id.clone(),
             url: endpoint.url.clone(),
             response_status: None,
             response_body: None,
@@ -118,6 +120,7 @@ pub fn deliver_one(sender: &WebhookSender, job: &SendJob) -> Outcome {
     let result = sender.post(&endpoint.url, &headers, event.body.as_bytes());
     Outcome {
         delivery_id: delivery.id.clone(),
+        endpoint_id: endpoint.id.clone(),
         url: endpoint.url.clone(),
         response_status: result.status,
         response_body: result.body,

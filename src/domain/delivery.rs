@@ -133,6 +133,8 @@ pub struct Delivery {
 #[derive(Debug, Clone)]
 pub struct Outcome {
     pub delivery_id: String,
+    /// The endpoint it went to: results are counted per endpoint.
+    pub endpoint_id: String,
     pub url: String,
     pub response_status: Option<u16>,
     pub response_body: Option<String>,

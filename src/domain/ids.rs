@@ -50,7 +50,15 @@ pub struct NoSuchId;
 /// indexes and paging rely on.
 #[derive(Debug, Default)]
 pub struct IdGen {
-    inner: Mutex<Generator>,
+    inner: Mutex<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    generator: Generator,
+    /// No id is made at or below this: set from the newest id in the store at start, so a
+    /// clock set back between two runs cannot make an id that sorts before an older one.
+    floor: Ulid,
 }
 
 impl IdGen {
@@ -58,15 +66,33 @@ impl IdGen {
         Self::default()
     }
 
+    /// Ids made from now on sort after `id` (of any kind), whatever the clock says.
+    pub fn resume_after(&self, id: &str) {
+        let Some(ulid) = id
+            .split_once('_')
+            .and_then(|(_, u)| Ulid::from_string(u).ok())
+        else {
+            return;
+        };
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        inner.floor = inner.floor.max(ulid);
+    }
+
     pub fn next(&self, kind: IdKind) -> String {
-        let mut generator = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         let ulid = loop {
             // Overflow means 2^80 ids in one millisecond: wait for the next one.
-            if let Ok(ulid) = generator.generate() {
+            if let Ok(ulid) = inner.generator.generate() {
                 break ulid;
             }
             std::thread::yield_now();
         };
+        let ulid = if ulid <= inner.floor {
+            inner.floor.increment().unwrap_or(ulid)
+        } else {
+            ulid
+        };
+        inner.floor = ulid;
         format!("{}{}", kind.prefix(), ulid)
     }
 }
@@ -97,5 +123,15 @@ mod tests {
         assert!(!IdKind::Event.matches("evt_nope"));
         assert_eq!(a.len(), 4 + 26);
         assert!(timestamp_ms(&a).is_some());
+    }
+
+    #[test]
+    fn ids_sort_after_a_resumed_one_whatever_the_clock() {
+        let ids = IdGen::new();
+        let future = format!("dlv_{}", Ulid::from_parts(u64::MAX >> 17, 5));
+        ids.resume_after(&future);
+        let a = ids.next(IdKind::Delivery);
+        let b = ids.next(IdKind::Delivery);
+        assert!(future < a && a < b, "{future} {a} {b}");
     }
 }

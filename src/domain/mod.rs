@@ -10,6 +10,7 @@ pub mod input;
 pub mod secret;
 pub mod session;
 pub mod signing;
+pub mod stats;
 pub mod time;
 
 pub use customer::{ApiKeyRecord, Customer};

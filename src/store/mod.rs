@@ -209,6 +209,11 @@ pub trait Engine {
     }
     /// True once writing failed for good: every later write answers `Unavailable`.
     fn is_failed(&self) -> bool;
+    /// Rows written since start by the engine's single writer, if it has one: (for events,
+    /// deliveries, claims and results; for queue counters and statistics).
+    fn rows_written(&self) -> Option<(u64, u64)> {
+        None
+    }
     /// Finishes queued writes and stops.
     fn close(&self);
     /// Decides what is old (retention, idempotency expiry); tests move it forward.
@@ -381,11 +386,24 @@ pub trait Queue {
     /// Records a worker's result, without waiting.
     fn finish(&self, outcome: Outcome);
     /// A claimed delivery that could not be prepared: `failed`, error `internal`, not sent.
-    fn fail_unsent(&self, delivery_id: String, detail: String);
+    fn fail_unsent(&self, endpoint_id: String, delivery_id: String, detail: String);
     /// At start: what the last process had claimed becomes `interrupted`. Returns how many.
     fn interrupt_in_flight(&self) -> Result<usize>;
     /// (pending, claimed) counts, for /metrics.
     fn queue_counts(&self) -> Result<(u64, u64)>;
+}
+
+/// Delivery statistics: per-minute counters (outcomes, duration histogram) that each commit
+/// group adds to, never a scan of the deliveries.
+pub trait Stats {
+    /// The minutes of `scope` (`stats::ALL` or `stats::endpoint_scope(id)`) with counts,
+    /// from `since` (inclusive) to `until` (exclusive), oldest first.
+    fn minute_counters(
+        &self,
+        scope: &str,
+        since: i64,
+        until: i64,
+    ) -> Result<Vec<(i64, crate::domain::stats::Counters)>>;
 }
 
 /// Forgetting what is old, in small steps.
@@ -446,6 +464,7 @@ pub trait Store:
     + Events
     + DeliveryLog
     + Queue
+    + Stats
     + Retention
     + Sessions
     + Send
@@ -462,6 +481,7 @@ impl<T> Store for T where
         + Events
         + DeliveryLog
         + Queue
+        + Stats
         + Retention
         + Sessions
         + Send
@@ -476,6 +496,6 @@ pub type SharedStore = Arc<dyn Store>;
 pub mod prelude {
     pub use super::{
         Catalog, Customers, DeliveryLog, Endpoints, Engine, Events, Keys, Queue, Retention,
-        Sessions, Store,
+        Sessions, Stats, Store,
     };
 }

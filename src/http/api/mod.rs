@@ -85,7 +85,7 @@ pub async fn metrics(st: State) -> Result<HttpResponse, ApiError> {
     let (pending, claimed) = st.run(move |s| s.queue_counts()).await?;
     Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
-        .body(st.metrics.render(pending, claimed)))
+        .body(st.metrics.render(pending, claimed, st.store.rows_written())))
 }
 
 /// The answer for any path nothing else matched.

@@ -16,6 +16,7 @@ use postgres::types::Type;
 use super::Connector;
 use super::node::Node;
 use super::rows::{DELIVERY_COLS, EVENT_COLS, decode, delivery, event_at, prefixed};
+use crate::domain::stats::StatsDelta;
 use crate::domain::{DeliveryError, Outcome, SendJob};
 use crate::store::{ClaimReply, Faults, Result, StoreError};
 
@@ -77,9 +78,10 @@ impl Batcher {
     }
 
     /// A claimed delivery that could not be prepared: `failed`, error `internal`, not sent.
-    pub fn fail_unsent(&self, delivery_id: String, detail: String, now: i64) {
+    pub fn fail_unsent(&self, endpoint_id: String, delivery_id: String, detail: String, now: i64) {
         self.finish(Outcome {
             delivery_id,
+            endpoint_id,
             url: String::new(),
             response_status: None,
             response_body: None,
@@ -271,6 +273,16 @@ fn write_group(
     let claim_ids: Vec<&str> = claim_ids.iter().map(|(_, d)| d.as_str()).collect();
     let keys: Vec<&str> = touches.iter().map(|(k, _)| k.as_str()).collect();
     let at: Vec<i64> = touches.iter().map(|(_, t)| *t).collect();
+    let mut delta = StatsDelta::default();
+    for o in finishes.iter().filter(|o| !o.endpoint_id.is_empty()) {
+        delta.add(
+            &o.endpoint_id,
+            o.finished_at,
+            o.status(),
+            Some(o.duration_ms),
+        );
+    }
+    let stats = super::stats::Columns::of(&delta);
     let rows = c.query_typed(
         &format!(
             "WITH results AS (
@@ -293,13 +305,15 @@ fn write_group(
                    JOIN deliveries p ON p.endpoint_id = u.ep AND p.id = u.id
                    WHERE p.status = 'pending'
                    ORDER BY p.id FOR UPDATE OF p SKIP LOCKED) c
-             WHERE d.id = c.id RETURNING d.*)
+             WHERE d.id = c.id RETURNING d.*),
+         counted AS ({upsert} RETURNING 1)
          SELECT {cols}, e.record, {ev}
          FROM claimed c
          JOIN endpoints e ON e.id = c.endpoint_id
          JOIN events ev ON ev.id = c.event_id",
             cols = prefixed("c", DELIVERY_COLS),
             ev = prefixed("ev", EVENT_COLS),
+            upsert = super::stats::upsert_sql(2, 16),
         ),
         &[
             (&claim_ids, Type::TEXT_ARRAY),
@@ -317,6 +331,12 @@ fn write_group(
             (&keys, Type::TEXT_ARRAY),
             (&at, Type::INT8_ARRAY),
             (&claim_eps, Type::TEXT_ARRAY),
+            (&stats.scopes, Type::TEXT_ARRAY),
+            (&stats.minutes, Type::INT8_ARRAY),
+            (&stats.succeeded, Type::INT8_ARRAY),
+            (&stats.failed, Type::INT8_ARRAY),
+            (&stats.interrupted, Type::INT8_ARRAY),
+            (&stats.durations, Type::TEXT_ARRAY),
         ],
     )?;
     rows.iter()

@@ -26,6 +26,7 @@ mod retention;
 mod rows;
 mod schema;
 mod sessions;
+mod stats;
 
 use std::path::Path;
 use std::str::FromStr;

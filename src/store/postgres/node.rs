@@ -160,15 +160,26 @@ impl Node {
             return Ok(false);
         }
         *self.last_renewed.lock().unwrap_or_else(|e| e.into_inner()) = sent;
-        let swept = client.execute(
+        let now = now_ms();
+        let mut tx = client.transaction()?;
+        let rows = tx.query(
             "UPDATE deliveries d
              SET status = 'interrupted', error = 'interrupted', error_detail = $2,
                  finished_at = $3, claimed_by = NULL
              WHERE d.status = 'sending' AND d.claimed_by IS NOT NULL AND d.claimed_by <> $1
                AND NOT EXISTS (SELECT 1 FROM nodes n
-                               WHERE n.node_id = d.claimed_by AND n.lease_until > now())",
-            &[&self.id, &INTERRUPTED_DETAIL, &now_ms()],
+                               WHERE n.node_id = d.claimed_by AND n.lease_until > now())
+             RETURNING d.endpoint_id",
+            &[&self.id, &INTERRUPTED_DETAIL, &now],
         )?;
+        let endpoints: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+        super::stats::add(
+            &mut tx,
+            &self.id,
+            &super::stats::interrupted_delta(&endpoints, now),
+        )?;
+        tx.commit()?;
+        let swept = endpoints.len();
         if swept > 0 {
             tracing::warn!(
                 count = swept,

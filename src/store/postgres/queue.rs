@@ -14,13 +14,22 @@ use crate::store::{ClaimReply, Faults, Queue, Ready, Result, StoreError};
 /// Marks this node's claims `interrupted`: they may have been sent.
 pub(super) fn interrupt_own(store: &PgStore) -> Result<usize> {
     let mut c = store.conn()?;
-    let n = c.execute(
+    let mut tx = c.transaction()?;
+    let now = now_ms();
+    let rows = tx.query(
         "UPDATE deliveries SET status = 'interrupted', error = 'interrupted', error_detail = $2,
              finished_at = $3, claimed_by = NULL
-         WHERE status = 'sending' AND claimed_by = $1",
-        &[&store.node.id, &INTERRUPTED_DETAIL, &now_ms()],
+         WHERE status = 'sending' AND claimed_by = $1 RETURNING endpoint_id",
+        &[&store.node.id, &INTERRUPTED_DETAIL, &now],
     )?;
-    Ok(n as usize)
+    let endpoints: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+    super::stats::add(
+        &mut tx,
+        &store.node.id,
+        &super::stats::interrupted_delta(&endpoints, now),
+    )?;
+    tx.commit()?;
+    Ok(endpoints.len())
 }
 
 impl Queue for PgStore {
@@ -150,9 +159,9 @@ impl Queue for PgStore {
         self.batcher.finish(outcome);
     }
 
-    fn fail_unsent(&self, delivery_id: String, detail: String) {
+    fn fail_unsent(&self, endpoint_id: String, delivery_id: String, detail: String) {
         self.batcher
-            .fail_unsent(delivery_id, detail, self.clock.now_ms());
+            .fail_unsent(endpoint_id, delivery_id, detail, self.clock.now_ms());
     }
 
     /// At start: this node's claims from before are `interrupted` (other nodes' claims are

@@ -91,22 +91,26 @@ impl Customers for RedbStore {
     }
 
     fn owner_of(&self, id: &str) -> Result<Option<String>> {
-        /// Endpoints, events and deliveries all carry the customer they belong to.
-        #[derive(serde::Deserialize)]
-        struct Owned {
-            customer_id: String,
-        }
-        let table = match id.split('_').next() {
-            Some("ep") => ENDPOINTS,
-            Some("evt") => EVENTS,
-            Some("dlv") => DELIVERIES,
-            _ => return Ok(None),
-        };
+        use super::records::{DeliveryRow, Endpoint, EventRow, decode_bin};
         self.read(|tx| {
-            let Some(v) = tx.open_table(table)?.get(id)? else {
-                return Ok(None);
-            };
-            Ok(Some(decode::<Owned>(v.value())?.customer_id))
+            Ok(match id.split('_').next() {
+                Some("ep") => tx
+                    .open_table(ENDPOINTS)?
+                    .get(id)?
+                    .map(|v| decode::<Endpoint>(v.value()).map(|e| e.customer_id))
+                    .transpose()?,
+                Some("evt") => tx
+                    .open_table(EVENTS)?
+                    .get(id)?
+                    .map(|v| decode_bin::<EventRow>(v.value()).map(|e| e.customer_id))
+                    .transpose()?,
+                Some("dlv") => tx
+                    .open_table(DELIVERIES)?
+                    .get(id)?
+                    .map(|v| decode_bin::<DeliveryRow>(v.value()).map(|d| d.customer_id))
+                    .transpose()?,
+                _ => None,
+            })
         })
     }
 
@@ -124,7 +128,7 @@ impl Customers for RedbStore {
             tx.open_table(CUSTOMER_NAMES)?
                 .remove(customer.name.as_str())?;
 
-            let mut dt = DeliveryTables::open(tx)?;
+            let mut dt = DeliveryTables::open(ctx)?;
             let delivery_ids = index_ids(&dt.by_customer, &id)?;
             for dlv in delivery_ids {
                 if let Some(d) = dt.get(&dlv)? {
@@ -135,6 +139,7 @@ impl Customers for RedbStore {
             let mut endpoints = tx.open_table(ENDPOINTS)?;
             let mut by_customer = tx.open_table(CUSTOMER_ENDPOINTS)?;
             for ep in index_ids(&by_customer, &id)? {
+                dt.remove_endpoint(&ep)?;
                 endpoints.remove(ep.as_str())?;
                 by_customer.remove((id.as_str(), ep.as_str()))?;
             }

@@ -2,11 +2,11 @@
 
 use redb::{ReadableTable, WriteTransaction};
 
-use super::RedbStore;
 use super::catalog;
-use super::index::{DeliveryTables, page_ids};
-use super::records::{Delivery, Endpoint, Event, decode, encode};
+use super::index::{DeliveryTables, ReadView, page_ids};
+use super::records::{Delivery, Endpoint, Event, ResultRow, decode, encode};
 use super::tables::*;
+use super::{RedbStore, WriteCtx};
 use crate::domain::input::{EventFilter, ValidationError};
 use crate::domain::time::now_ms;
 use crate::domain::{
@@ -39,25 +39,41 @@ fn put(tx: &WriteTransaction, e: &Endpoint) -> Result<()> {
     Ok(())
 }
 
-/// Ends every pending, non-test delivery of a disabled endpoint as `failed`/`endpoint_disabled`.
-fn fail_pending(tx: &WriteTransaction, endpoint_id: &str) -> Result<()> {
-    let mut dt = DeliveryTables::open(tx)?;
-    let mut ids = Vec::new();
-    for row in dt.pending.range((endpoint_id, "")..(endpoint_id, ID_MAX))? {
-        ids.push(row?.0.value().1.to_owned());
+/// Ends every pending, non-test delivery of a disabled endpoint as `failed`/`endpoint_disabled`
+/// and moves its claim mark past them (pending test deliveries wait on in `LATE`).
+fn fail_pending(ctx: &WriteCtx, endpoint_id: &str) -> Result<()> {
+    let mut dt = DeliveryTables::open(ctx)?;
+    let mut ids: Vec<String> = Vec::new();
+    loop {
+        let after = ids.last().cloned().unwrap_or_default();
+        let page = dt
+            .view
+            .pending_of(&dt.by_endpoint, endpoint_id, &after, 1024)?;
+        if page.is_empty() {
+            break;
+        }
+        ids.extend(page);
     }
     let now = now_ms();
+    let mut highest = String::new();
     for id in ids {
-        let Some(mut d) = dt.get(&id)? else { continue };
+        let Some(d) = dt.get(&id)? else { continue };
+        highest = highest.max(id.clone());
         if d.test {
+            dt.view.late.insert((endpoint_id, id.as_str()), ())?;
             continue;
         }
-        dt.pending.remove((endpoint_id, id.as_str()))?;
-        d.status = DeliveryStatus::Failed;
-        d.error = Some(DeliveryError::EndpointDisabled);
-        d.error_detail = Some("the endpoint was disabled before this delivery was sent".into());
-        d.finished_at = Some(now);
-        dt.put(&d)?;
+        dt.view.late.remove((endpoint_id, id.as_str()))?;
+        let r = ResultRow::unsent(
+            DeliveryStatus::Failed,
+            DeliveryError::EndpointDisabled,
+            "the endpoint was disabled before this delivery was sent",
+            now,
+        );
+        dt.settle_pending(&id, endpoint_id, r)?;
+    }
+    if !highest.is_empty() {
+        dt.set_through(endpoint_id, &highest)?;
     }
     Ok(())
 }
@@ -130,9 +146,12 @@ impl Endpoints for RedbStore {
     /// Every customer's endpoints, newest first.
     fn list_all_endpoints(&self, page: PageQuery) -> Result<Page<Endpoint>> {
         self.read(|tx| {
-            super::index::page_records(&tx.open_table(ENDPOINTS)?, page, |e: &Endpoint| {
-                e.id.clone()
-            })
+            super::index::page_records(
+                &tx.open_table(ENDPOINTS)?,
+                page,
+                |_, raw| decode(raw),
+                |e: &Endpoint| e.id.clone(),
+            )
         })
     }
 
@@ -164,7 +183,7 @@ impl Endpoints for RedbStore {
             let disabled = e.apply(patch, now_ms());
             put(ctx.tx, &e)?;
             if disabled {
-                fail_pending(ctx.tx, &e.id)?;
+                fail_pending(ctx, &e.id)?;
             }
             Ok(e)
         })
@@ -175,12 +194,7 @@ impl Endpoints for RedbStore {
         let (cid, id) = (customer_id.to_owned(), id.to_owned());
         self.write(move |ctx| {
             let e = owned_in(ctx.tx, &cid, &id)?;
-            let mut dt = DeliveryTables::open(ctx.tx)?;
-            for dlv in super::index::index_ids(&dt.by_endpoint, &e.id)? {
-                if let Some(d) = dt.get(&dlv)? {
-                    dt.remove(&d)?;
-                }
-            }
+            DeliveryTables::open(ctx)?.remove_endpoint(&e.id)?;
             ctx.tx.open_table(ENDPOINTS)?.remove(e.id.as_str())?;
             ctx.tx
                 .open_table(CUSTOMER_ENDPOINTS)?
@@ -247,7 +261,7 @@ impl Endpoints for RedbStore {
             };
             super::events::put_new(ctx.tx, &event)?;
             let d = Delivery::pending(&ids, &event, &e, None, now);
-            DeliveryTables::open(ctx.tx)?.insert_pending(&d)?;
+            DeliveryTables::open(ctx)?.insert_pending(&d)?;
             ctx.ready.push(Ready::of(&d, &e));
             Ok((event.id, d.id))
         })
@@ -274,15 +288,14 @@ impl Endpoints for RedbStore {
                 return Err(StoreError::NotFound);
             }
             let index = tx.open_table(ENDPOINT_DELIVERIES)?;
-            let records = tx.open_table(DELIVERIES)?;
+            let view = ReadView::open(tx)?;
             let mut settled = std::collections::HashSet::new();
             let mut latest_failure: std::collections::BTreeMap<String, String> = Default::default();
             for row in index.range((id, "")..(id, ID_MAX))? {
                 let (k, _) = row?;
-                let Some(v) = records.get(k.value().1)? else {
+                let Some(d) = view.get(k.value().1)? else {
                     continue;
                 };
-                let d: Delivery = decode(v.value())?;
                 match d.status {
                     DeliveryStatus::Failed | DeliveryStatus::Interrupted => {
                         let in_window =
@@ -310,7 +323,7 @@ impl Endpoints for RedbStore {
                     events.push((event, original));
                 }
             }
-            let mut dt = DeliveryTables::open(ctx.tx)?;
+            let mut dt = DeliveryTables::open(ctx)?;
             // Checked again under the writer: a resend made since the read (another recover,
             // a Resend click) means this event is already on its way again.
             let mut fresh = Vec::with_capacity(events.len());

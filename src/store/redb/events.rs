@@ -3,8 +3,10 @@
 use futures_util::future::BoxFuture;
 use redb::{ReadableTable, WriteTransaction};
 
-use super::index::{DeliveryTables, index_ids, page_ids, with_claim};
-use super::records::{Delivery, Endpoint, Event, IdempotencyRecord, decode, encode};
+use super::index::{DeliveryTables, ReadView, index_ids, page_ids};
+use super::records::{
+    Delivery, Endpoint, Event, EventRow, IdempotencyRecord, decode, decode_bin, encode, encode_bin,
+};
 use super::tables::*;
 use super::{RedbStore, WriteCtx};
 use crate::domain::input::{ValidationError, subscribes};
@@ -15,16 +17,24 @@ use crate::store::{
     StoreError,
 };
 
-pub(super) fn get_in(tx: &WriteTransaction, id: &str) -> Result<Option<Event>> {
-    tx.open_table(EVENTS)?
+/// One event from its table (read or write transaction).
+pub(super) fn get_from(
+    table: &impl ReadableTable<&'static str, &'static [u8]>,
+    id: &str,
+) -> Result<Option<Event>> {
+    table
         .get(id)?
-        .map(|v| decode(v.value()))
+        .map(|v| decode_bin::<EventRow>(v.value()).map(|r| r.into_event(id)))
         .transpose()
+}
+
+pub(super) fn get_in(tx: &WriteTransaction, id: &str) -> Result<Option<Event>> {
+    get_from(&tx.open_table(EVENTS)?, id)
 }
 
 pub(super) fn put_new(tx: &WriteTransaction, e: &Event) -> Result<()> {
     tx.open_table(EVENTS)?
-        .insert(e.id.as_str(), encode(e).as_slice())?;
+        .insert(e.id.as_str(), encode_bin(&EventRow::of(e)).as_slice())?;
     tx.open_table(CUSTOMER_EVENTS)?
         .insert((e.customer_id.as_str(), e.id.as_str()), ())?;
     Ok(())
@@ -65,7 +75,7 @@ fn ingest_in(ctx: &mut WriteCtx, ids: &IdGen, batch: Vec<NewEvent>) -> Result<Ve
     // Opened once for the whole batch, not per event.
     let mut events = ctx.tx.open_table(EVENTS)?;
     let mut by_customer = ctx.tx.open_table(CUSTOMER_EVENTS)?;
-    let mut dt = DeliveryTables::open(ctx.tx)?;
+    let mut dt = DeliveryTables::open(ctx)?;
     for new in batch {
         if subscribers_of.as_deref() != Some(new.customer_id.as_str()) {
             subscribers = enabled_endpoints(ctx.tx, &new.customer_id)?;
@@ -81,8 +91,12 @@ fn ingest_in(ctx: &mut WriteCtx, ids: &IdGen, batch: Vec<NewEvent>) -> Result<Ve
             body,
             data_start,
         };
-        events.insert(event.id.as_str(), encode(&event).as_slice())?;
+        events.insert(
+            event.id.as_str(),
+            encode_bin(&EventRow::of(&event)).as_slice(),
+        )?;
         by_customer.insert((event.customer_id.as_str(), event.id.as_str()), ())?;
+        ctx.tally.borrow_mut().rows += 2;
         let mut count = 0;
         for ep in subscribers
             .iter()
@@ -176,8 +190,8 @@ impl Events for RedbStore {
             let table = tx.open_table(EVENTS)?;
             let mut data = Vec::with_capacity(ids.len());
             for id in &ids {
-                if let Some(v) = table.get(id.as_str())? {
-                    data.push(decode(v.value())?);
+                if let Some(e) = get_from(&table, id)? {
+                    data.push(e);
                 }
             }
             let next = more.then(|| ids.last().cloned()).flatten();
@@ -188,29 +202,29 @@ impl Events for RedbStore {
     /// Every customer's events, newest first.
     fn list_all_events(&self, page: PageQuery) -> Result<Page<Event>> {
         self.read(|tx| {
-            super::index::page_records(&tx.open_table(EVENTS)?, page, |e: &Event| e.id.clone())
+            super::index::page_records(
+                &tx.open_table(EVENTS)?,
+                page,
+                |id, raw| Ok(decode_bin::<EventRow>(raw)?.into_event(id)),
+                |e: &Event| e.id.clone(),
+            )
         })
     }
 
     /// One of the customer's events with all its deliveries, newest first.
     fn get_event(&self, customer_id: &str, id: &str) -> Result<Option<(Event, Vec<Delivery>)>> {
         self.read(|tx| {
-            let event: Option<Event> = tx
-                .open_table(EVENTS)?
-                .get(id)?
-                .map(|v| decode(v.value()))
-                .transpose()?;
+            let event = get_from(&tx.open_table(EVENTS)?, id)?;
             let Some(event) = event.filter(|e| e.customer_id == customer_id) else {
                 return Ok(None);
             };
             let index = tx.open_table(EVENT_DELIVERIES)?;
-            let records = tx.open_table(DELIVERIES)?;
-            let sending = tx.open_table(SENDING)?;
-            let mut deliveries = Vec::new();
+            let view = ReadView::open(tx)?;
+            let mut deliveries: Vec<Delivery> = Vec::new();
             for row in index.range((id, "")..(id, ID_MAX))?.rev() {
                 let (k, _) = row?;
-                if let Some(v) = records.get(k.value().1)? {
-                    deliveries.push(with_claim(decode(v.value())?, &sending)?);
+                if let Some(d) = view.get(k.value().1)? {
+                    deliveries.push(d);
                 }
             }
             Ok(Some((event, deliveries)))
@@ -219,13 +233,6 @@ impl Events for RedbStore {
 
     /// The customer an event belongs to (for the operator's view).
     fn event_customer(&self, id: &str) -> Result<Option<String>> {
-        self.read(|tx| {
-            let e: Option<Event> = tx
-                .open_table(EVENTS)?
-                .get(id)?
-                .map(|v| decode(v.value()))
-                .transpose()?;
-            Ok(e.map(|e| e.customer_id))
-        })
+        self.read(|tx| Ok(get_from(&tx.open_table(EVENTS)?, id)?.map(|e| e.customer_id)))
     }
 }

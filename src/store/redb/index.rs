@@ -1,84 +1,434 @@
-//! What several jobs share: the tables a delivery lives in, making a new delivery, and
-//! reading (owner, id) indexes. Depends on nothing but the tables and records.
+//! What several jobs share: the tables a delivery lives in, how a delivery's state follows
+//! from its result and its endpoint's claim mark, making, claiming, finishing and removing
+//! deliveries, and reading (owner, id) indexes. Depends on nothing but the tables and records.
+//!
+//! Rows written per delivery over its life: four when it is made (record, and the customer,
+//! endpoint and event indexes), one result; a claim rewrites only its endpoint's mark, once
+//! per commit group. The endpoint index is also the queue: above the mark is pending.
 
-use redb::{ReadableTable, Table, WriteTransaction};
+use std::cell::RefCell;
 
-use super::records::{Delivery, decode, encode};
+use redb::{ReadOnlyTable, ReadTransaction, ReadableTable, Table};
+
+use super::WriteCtx;
+use super::records::{ClaimMark, Delivery, DeliveryRow, ResultRow, decode_bin, encode_bin};
 use super::tables::*;
 use crate::domain::DeliveryStatus;
+use crate::domain::stats::StatsDelta;
 use crate::store::Result;
 
-/// Every table a delivery lives in, opened once per transaction.
+/// What a commit group changes besides its rows: queue depth and delivery statistics,
+/// written once when the group commits (`writer::flush_tally`).
+#[derive(Default)]
+pub struct Tally {
+    pub pending: i64,
+    pub sending: i64,
+    pub stats: StatsDelta,
+    /// Rows written for events, deliveries, claims and results (counted, for /metrics).
+    pub rows: u64,
+}
+
+type Bytes = &'static [u8];
+type Pair = (&'static str, &'static str);
+
+/// The tables that say what state a delivery is in, for reading (snapshots) or writing.
+pub(super) struct View<T, K> {
+    pub records: T,
+    pub results: T,
+    pub claims: T,
+    pub late: K,
+}
+
+pub(super) type ReadView = View<ReadOnlyTable<&'static str, Bytes>, ReadOnlyTable<Pair, ()>>;
+
+impl ReadView {
+    pub fn open(tx: &ReadTransaction) -> Result<Self> {
+        Ok(View {
+            records: tx.open_table(DELIVERIES)?,
+            results: tx.open_table(RESULTS)?,
+            claims: tx.open_table(CLAIMS)?,
+            late: tx.open_table(LATE)?,
+        })
+    }
+}
+
+impl<T: ReadableTable<&'static str, Bytes>, K: ReadableTable<Pair, ()>> View<T, K> {
+    pub fn get(&self, id: &str) -> Result<Option<Delivery>> {
+        let Some(raw) = self.records.get(id)? else {
+            return Ok(None);
+        };
+        let row: DeliveryRow = decode_bin(raw.value())?;
+        drop(raw);
+        let result = self.result(id)?;
+        let status = match &result {
+            Some(r) => r.status,
+            None => self.open_status(id, &row.endpoint_id)?,
+        };
+        Ok(Some(row.into_delivery(id, result, status)))
+    }
+
+    pub fn result(&self, id: &str) -> Result<Option<ResultRow>> {
+        self.results
+            .get(id)?
+            .map(|v| decode_bin(v.value()))
+            .transpose()
+    }
+
+    pub fn has_result(&self, id: &str) -> Result<bool> {
+        Ok(self.results.get(id)?.is_some())
+    }
+
+    pub fn mark(&self, endpoint_id: &str) -> Result<Option<ClaimMark>> {
+        self.claims
+            .get(endpoint_id)?
+            .map(|v| decode_bin(v.value()))
+            .transpose()
+    }
+
+    /// The state of a delivery without a result: at or below its endpoint's claim mark it
+    /// was claimed (unless handed back, in `LATE`); above, it waits.
+    pub fn open_status(&self, id: &str, endpoint_id: &str) -> Result<DeliveryStatus> {
+        let claimed = self
+            .mark(endpoint_id)?
+            .is_some_and(|m| id <= m.through.as_str());
+        Ok(if claimed && self.late.get((endpoint_id, id))?.is_none() {
+            DeliveryStatus::Sending
+        } else {
+            DeliveryStatus::Pending
+        })
+    }
+
+    /// Up to `limit` pending deliveries of one endpoint after `after`, oldest first: those
+    /// handed back first, then the queue above the claim mark.
+    pub fn pending_of(
+        &self,
+        by_endpoint: &impl ReadableTable<Pair, ()>,
+        endpoint_id: &str,
+        after: &str,
+        limit: usize,
+    ) -> Result<Vec<String>> {
+        let mut v = Vec::new();
+        for row in self
+            .late
+            .range((endpoint_id, after)..(endpoint_id, ID_MAX))?
+        {
+            let id = row?.0.value().1.to_owned();
+            if id.as_str() != after {
+                v.push(id);
+            }
+            if v.len() == limit {
+                return Ok(v);
+            }
+        }
+        let through = self
+            .mark(endpoint_id)?
+            .map(|m| m.through)
+            .unwrap_or_default();
+        let from = through.as_str().max(after);
+        for row in by_endpoint.range((endpoint_id, from)..(endpoint_id, ID_MAX))? {
+            let (k, _) = row?;
+            let id = k.value().1;
+            if id == from || self.has_result(id)? {
+                continue;
+            }
+            v.push(id.to_owned());
+            if v.len() == limit {
+                break;
+            }
+        }
+        Ok(v)
+    }
+}
+
+/// Every table a delivery lives in, opened once per change.
 pub(super) struct DeliveryTables<'t> {
-    pub records: Table<'t, &'static str, &'static [u8]>,
-    pub by_customer: Table<'t, (&'static str, &'static str), ()>,
-    pub by_endpoint: Table<'t, (&'static str, &'static str), ()>,
-    pub by_event: Table<'t, (&'static str, &'static str), ()>,
-    pub pending: Table<'t, (&'static str, &'static str), ()>,
-    pub sending: Table<'t, &'static str, &'static str>,
+    pub view: View<Table<'t, &'static str, Bytes>, Table<'t, Pair, ()>>,
+    pub by_customer: Table<'t, Pair, ()>,
+    pub by_endpoint: Table<'t, Pair, ()>,
+    pub by_event: Table<'t, Pair, ()>,
+    tally: &'t RefCell<Tally>,
 }
 
 impl<'t> DeliveryTables<'t> {
-    pub fn open(tx: &'t WriteTransaction) -> Result<Self> {
+    pub fn open(ctx: &WriteCtx<'t>) -> Result<Self> {
+        let tx = ctx.tx;
         Ok(Self {
-            records: tx.open_table(DELIVERIES)?,
+            view: View {
+                records: tx.open_table(DELIVERIES)?,
+                results: tx.open_table(RESULTS)?,
+                claims: tx.open_table(CLAIMS)?,
+                late: tx.open_table(LATE)?,
+            },
             by_customer: tx.open_table(CUSTOMER_DELIVERIES)?,
             by_endpoint: tx.open_table(ENDPOINT_DELIVERIES)?,
             by_event: tx.open_table(EVENT_DELIVERIES)?,
-            pending: tx.open_table(PENDING)?,
-            sending: tx.open_table(SENDING)?,
+            tally: ctx.tally,
         })
     }
 
     pub fn get(&self, id: &str) -> Result<Option<Delivery>> {
-        self.records.get(id)?.map(|v| decode(v.value())).transpose()
+        self.view.get(id)
     }
 
-    pub fn put(&mut self, d: &Delivery) -> Result<()> {
-        self.records.insert(d.id.as_str(), encode(d).as_slice())?;
-        Ok(())
-    }
-
-    /// Adds a new pending delivery with its indexes.
+    /// Adds a new pending delivery with its indexes. Its id was made under the writer, so it
+    /// sorts above its endpoint's claim mark (ids resume after the newest at start).
     pub fn insert_pending(&mut self, d: &Delivery) -> Result<()> {
-        self.put(d)?;
         let id = d.id.as_str();
+        let ep = d.endpoint_id.as_str();
+        self.view
+            .records
+            .insert(id, encode_bin(&DeliveryRow::of(d)).as_slice())?;
         self.by_customer.insert((d.customer_id.as_str(), id), ())?;
-        self.by_endpoint.insert((d.endpoint_id.as_str(), id), ())?;
+        self.by_endpoint.insert((ep, id), ())?;
         self.by_event.insert((d.event_id.as_str(), id), ())?;
-        self.pending.insert((d.endpoint_id.as_str(), id), ())?;
+        // Cannot happen with ids made in order; if it did, the delivery still waits.
+        if self
+            .view
+            .mark(ep)?
+            .is_some_and(|m| id <= m.through.as_str())
+        {
+            self.view.late.insert((ep, id), ())?;
+        }
+        self.tally.borrow_mut().pending += 1;
         Ok(())
     }
 
+    /// Records how a claimed delivery ended: one blind insert. A delivery whose endpoint was
+    /// deleted meanwhile (its mark went with it) is not brought back.
+    pub fn finish(&mut self, id: &str, endpoint_id: &str, result: ResultRow) -> Result<()> {
+        if self.view.claims.get(endpoint_id)?.is_none() {
+            return Ok(());
+        }
+        let mut tally = self.tally.borrow_mut();
+        if let Some(at) = result.finished_at {
+            tally
+                .stats
+                .add(endpoint_id, at, result.status, result.duration_ms);
+        }
+        tally.sending -= 1;
+        self.view
+            .results
+            .insert(id, encode_bin(&result).as_slice())?;
+        Ok(())
+    }
+
+    /// Ends a pending delivery without sending it (its endpoint was disabled).
+    pub fn settle_pending(&mut self, id: &str, endpoint_id: &str, result: ResultRow) -> Result<()> {
+        let mut tally = self.tally.borrow_mut();
+        if let Some(at) = result.finished_at {
+            tally.stats.add(endpoint_id, at, result.status, None);
+        }
+        tally.pending -= 1;
+        self.view
+            .results
+            .insert(id, encode_bin(&result).as_slice())?;
+        Ok(())
+    }
+
+    /// Claims these deliveries of one endpoint (ascending ids) by moving its mark; returns
+    /// those that were still pending. A pending delivery the mark passes over without being
+    /// asked for is kept waiting in `LATE` (the dispatcher asks in order, so this is rare).
+    pub fn claim(&mut self, endpoint_id: &str, ids: &[String]) -> Result<Vec<String>> {
+        let ep = endpoint_id;
+        let mut mark = self.view.mark(ep)?.unwrap_or_default();
+        let mut claimed = Vec::with_capacity(ids.len());
+        let mut rows = 1; // the mark
+        for id in ids {
+            let id = id.as_str();
+            let handed_back = self.view.late.get((ep, id))?.is_some();
+            if handed_back {
+                self.view.late.remove((ep, id))?;
+                rows += 1;
+                if !self.view.has_result(id)? {
+                    claimed.push(id.to_owned());
+                    if mark.scan_from.as_str() > id {
+                        mark.scan_from = id.to_owned();
+                    }
+                }
+                continue;
+            }
+            if id <= mark.through.as_str() {
+                continue; // claimed or ended already
+            }
+            let mut passed = Vec::new();
+            for row in self
+                .by_endpoint
+                .range((ep, mark.through.as_str())..(ep, id))?
+            {
+                let (k, _) = row?;
+                let other = k.value().1;
+                if other != mark.through && !self.view.has_result(other)? {
+                    passed.push(other.to_owned());
+                }
+            }
+            for other in passed {
+                self.view.late.insert((ep, other.as_str()), ())?;
+                rows += 1;
+            }
+            mark.through = id.to_owned();
+            if self.by_endpoint.get((ep, id))?.is_some() && !self.view.has_result(id)? {
+                claimed.push(id.to_owned());
+            }
+        }
+        if mark.scan_from.is_empty()
+            && let Some(first) = claimed.iter().min()
+        {
+            mark.scan_from.clone_from(first);
+        }
+        self.advance_scan(ep, &mut mark)?;
+        self.view.claims.insert(ep, encode_bin(&mark).as_slice())?;
+        let mut tally = self.tally.borrow_mut();
+        tally.pending -= claimed.len() as i64;
+        tally.sending += claimed.len() as i64;
+        tally.rows += rows;
+        Ok(claimed)
+    }
+
+    /// Moves `scan_from` past deliveries that ended (or were handed back), so recovery after
+    /// a crash reads only what may still be in flight. Bounded per call; runs at each claim.
+    fn advance_scan(&self, ep: &str, mark: &mut ClaimMark) -> Result<()> {
+        const MAX_STEPS: usize = 4096;
+        if mark.scan_from.is_empty() {
+            return Ok(());
+        }
+        let mut next = None;
+        for (step, row) in self
+            .by_endpoint
+            .range((ep, mark.scan_from.as_str())..=(ep, mark.through.as_str()))?
+            .enumerate()
+        {
+            let (k, _) = row?;
+            let id = k.value().1;
+            let settled = self.view.has_result(id)? || self.view.late.get((ep, id))?.is_some();
+            if !settled || step == MAX_STEPS {
+                next = Some(id.to_owned());
+                break;
+            }
+            next = Some(id.to_owned());
+        }
+        if let Some(next) = next {
+            mark.scan_from = next;
+        }
+        Ok(())
+    }
+
+    /// Hands a claimed, unstarted delivery back: it waits again (in `LATE`).
+    pub fn unclaim(&mut self, endpoint_id: &str, id: &str) -> Result<bool> {
+        if self.view.open_status_if_unfinished(id, endpoint_id)? != Some(DeliveryStatus::Sending) {
+            return Ok(false);
+        }
+        self.view.late.insert((endpoint_id, id), ())?;
+        let mut tally = self.tally.borrow_mut();
+        tally.pending += 1;
+        tally.sending -= 1;
+        Ok(true)
+    }
+
+    /// Every delivery of the endpoint that may be in flight (claimed, no result, not handed
+    /// back), read from its mark's `scan_from`.
+    pub fn in_flight_of(&self, endpoint_id: &str) -> Result<Vec<String>> {
+        let Some(mark) = self.view.mark(endpoint_id)? else {
+            return Ok(Vec::new());
+        };
+        let mut v = Vec::new();
+        if mark.through.is_empty() {
+            return Ok(v);
+        }
+        for row in self
+            .by_endpoint
+            .range((endpoint_id, mark.scan_from.as_str())..=(endpoint_id, mark.through.as_str()))?
+        {
+            let (k, _) = row?;
+            let id = k.value().1;
+            if !self.view.has_result(id)? && self.view.late.get((endpoint_id, id))?.is_none() {
+                v.push(id.to_owned());
+            }
+        }
+        Ok(v)
+    }
+
+    /// Ends what `in_flight_of` found as `interrupted`.
+    pub fn interrupt(&mut self, endpoint_id: &str, ids: &[String], now: i64) -> Result<()> {
+        for id in ids {
+            let r = ResultRow::unsent(
+                DeliveryStatus::Interrupted,
+                crate::domain::DeliveryError::Interrupted,
+                "the server stopped while this delivery was in flight; it may or may not have arrived and is not sent again by itself",
+                now,
+            );
+            self.finish(id, endpoint_id, r)?;
+        }
+        if let Some(mut mark) = self.view.mark(endpoint_id)? {
+            mark.scan_from.clone_from(&mark.through);
+            self.view
+                .claims
+                .insert(endpoint_id, encode_bin(&mark).as_slice())?;
+        }
+        Ok(())
+    }
+
+    /// Removes a delivery with its result and indexes (as read by `get`, with its state).
     pub fn remove(&mut self, d: &Delivery) -> Result<()> {
         let id = d.id.as_str();
-        self.records.remove(id)?;
+        self.view.records.remove(id)?;
+        self.view.results.remove(id)?;
+        self.view.late.remove((d.endpoint_id.as_str(), id))?;
         self.by_customer.remove((d.customer_id.as_str(), id))?;
         self.by_endpoint.remove((d.endpoint_id.as_str(), id))?;
         self.by_event.remove((d.event_id.as_str(), id))?;
-        self.pending.remove((d.endpoint_id.as_str(), id))?;
-        self.sending.remove(id)?;
+        let mut tally = self.tally.borrow_mut();
+        match d.status {
+            DeliveryStatus::Pending => tally.pending -= 1,
+            DeliveryStatus::Sending => tally.sending -= 1,
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Removes every delivery of an endpoint and its queue mark.
+    pub fn remove_endpoint(&mut self, endpoint_id: &str) -> Result<()> {
+        for dlv in index_ids(&self.by_endpoint, endpoint_id)? {
+            if let Some(d) = self.get(&dlv)? {
+                self.remove(&d)?;
+            }
+        }
+        self.view.claims.remove(endpoint_id)?;
+        Ok(())
+    }
+
+    /// Moves the endpoint's mark to `through` (after every pending delivery below it was
+    /// ended or put in `LATE`).
+    pub fn set_through(&mut self, endpoint_id: &str, through: &str) -> Result<()> {
+        let mut mark = self.view.mark(endpoint_id)?.unwrap_or_default();
+        if through > mark.through.as_str() {
+            if mark.scan_from.is_empty() {
+                mark.scan_from = through.to_owned();
+            }
+            mark.through = through.to_owned();
+            self.view
+                .claims
+                .insert(endpoint_id, encode_bin(&mark).as_slice())?;
+        }
         Ok(())
     }
 }
 
-/// A delivery as it stands: a record still written `pending` whose id is in the `sending`
-/// table has been claimed (claims do not rewrite the record, to keep the writer's work small).
-pub(super) fn with_claim(
-    mut d: Delivery,
-    sending: &impl ReadableTable<&'static str, &'static str>,
-) -> Result<Delivery> {
-    if d.status == DeliveryStatus::Pending && sending.get(d.id.as_str())?.is_some() {
-        d.status = DeliveryStatus::Sending;
+impl<T: ReadableTable<&'static str, Bytes>, K: ReadableTable<Pair, ()>> View<T, K> {
+    /// The state of a delivery that exists and has no result; `None` otherwise.
+    pub fn open_status_if_unfinished(
+        &self,
+        id: &str,
+        endpoint_id: &str,
+    ) -> Result<Option<DeliveryStatus>> {
+        if self.records.get(id)?.is_none() || self.has_result(id)? {
+            return Ok(None);
+        }
+        self.open_status(id, endpoint_id).map(Some)
     }
-    Ok(d)
 }
 
 /// Every second id of an (owner, id) index under `owner`, oldest first.
-pub(super) fn index_ids(
-    table: &impl ReadableTable<(&'static str, &'static str), ()>,
-    owner: &str,
-) -> Result<Vec<String>> {
+pub(super) fn index_ids(table: &impl ReadableTable<Pair, ()>, owner: &str) -> Result<Vec<String>> {
     let mut v = Vec::new();
     for row in table.range((owner, "")..(owner, ID_MAX))? {
         v.push(row?.0.value().1.to_owned());
@@ -88,7 +438,7 @@ pub(super) fn index_ids(
 
 /// A page of ids, newest first, from the index range of `owner`.
 pub(super) fn page_ids(
-    table: &impl ReadableTable<(&'static str, &'static str), ()>,
+    table: &impl ReadableTable<Pair, ()>,
     owner: &str,
     before: Option<&str>,
     limit: usize,
@@ -108,21 +458,22 @@ pub(super) fn page_ids(
 }
 
 /// A page of whole records, newest first, from a table keyed by id.
-pub(super) fn page_records<T: serde::de::DeserializeOwned>(
-    table: &impl ReadableTable<&'static str, &'static [u8]>,
+pub(super) fn page_records<T>(
+    table: &impl ReadableTable<&'static str, Bytes>,
     page: crate::store::PageQuery,
+    decode: impl Fn(&str, &[u8]) -> Result<T>,
     id_of: impl Fn(&T) -> String,
 ) -> Result<crate::store::Page<T>> {
     let upper = page.before.unwrap_or(ID_MAX);
     let mut data = Vec::with_capacity(page.limit);
     let mut more = false;
     for row in table.range(..upper)?.rev() {
-        let (_, v) = row?;
+        let (k, v) = row?;
         if data.len() == page.limit {
             more = true;
             break;
         }
-        data.push(decode::<T>(v.value())?);
+        data.push(decode(k.value(), v.value())?);
     }
     let next = more.then(|| data.last().map(&id_of)).flatten();
     Ok(crate::store::Page { data, next })

@@ -1,7 +1,7 @@
 //! The delivery log: the customer's deliveries, one delivery, and resending one.
 
 use super::RedbStore;
-use super::index::{DeliveryTables, with_claim};
+use super::index::{DeliveryTables, ReadView};
 use super::records::{Delivery, decode};
 use super::tables::*;
 use crate::domain::DeliveryFilter;
@@ -33,15 +33,9 @@ impl DeliveryLog for RedbStore {
     /// One delivery of the customer's; another customer's is `None`.
     fn get_delivery(&self, customer_id: &str, id: &str) -> Result<Option<Delivery>> {
         self.read(|tx| {
-            let d: Option<Delivery> = tx
-                .open_table(DELIVERIES)?
+            Ok(ReadView::open(tx)?
                 .get(id)?
-                .map(|v| decode(v.value()))
-                .transpose()?;
-            let sending = tx.open_table(SENDING)?;
-            d.filter(|d| d.customer_id == customer_id)
-                .map(|d| with_claim(d, &sending))
-                .transpose()
+                .filter(|d| d.customer_id == customer_id))
         })
     }
 
@@ -50,7 +44,7 @@ impl DeliveryLog for RedbStore {
         let (cid, id) = (customer_id.to_owned(), id.to_owned());
         let idgen = self.ids.clone();
         self.write(move |ctx| {
-            let mut dt = DeliveryTables::open(ctx.tx)?;
+            let mut dt = DeliveryTables::open(ctx)?;
             let original = dt
                 .get(&id)?
                 .filter(|d| d.customer_id == cid)
@@ -85,29 +79,29 @@ impl RedbStore {
         page: PageQuery,
     ) -> Result<Page<Delivery>> {
         self.read(|tx| {
-            let owns = |table: redb::TableDefinition<&str, &[u8]>, id: &str| -> Result<bool> {
-                /// Endpoints and events both carry the customer they belong to.
-                #[derive(serde::Deserialize)]
-                struct Owned {
-                    customer_id: String,
-                }
-                let Some(v) = tx.open_table(table)?.get(id)? else {
-                    return Ok(false);
+            let owns = |id: &str| -> Result<bool> {
+                let owner = if id.starts_with("ep_") {
+                    tx.open_table(ENDPOINTS)?
+                        .get(id)?
+                        .map(|v| decode::<crate::domain::Endpoint>(v.value()))
+                        .transpose()?
+                        .map(|e| e.customer_id)
+                } else {
+                    super::events::get_from(&tx.open_table(EVENTS)?, id)?.map(|e| e.customer_id)
                 };
-                Ok(customer_id
-                    .is_none_or(|c| decode::<Owned>(v.value()).is_ok_and(|o| o.customer_id == c)))
+                Ok(owner.is_some_and(|o| customer_id.is_none_or(|c| c == o)))
             };
             let empty = Page {
                 data: Vec::new(),
                 next: None,
             };
             let (table, owner) = if let Some(ep) = &filter.endpoint_id {
-                if !owns(ENDPOINTS, ep)? {
+                if !owns(ep)? {
                     return Ok(empty);
                 }
                 (tx.open_table(ENDPOINT_DELIVERIES)?, ep.as_str())
             } else if let Some(evt) = &filter.event_id {
-                if !owns(EVENTS, evt)? {
+                if !owns(evt)? {
                     return Ok(empty);
                 }
                 (tx.open_table(EVENT_DELIVERIES)?, evt.as_str())
@@ -116,8 +110,7 @@ impl RedbStore {
             } else {
                 return all_deliveries(tx, filter, page);
             };
-            let records = tx.open_table(DELIVERIES)?;
-            let sending = tx.open_table(SENDING)?;
+            let view = ReadView::open(tx)?;
             let upper = page.before.unwrap_or(ID_MAX);
             let mut data = Vec::new();
             let mut next = None;
@@ -130,8 +123,7 @@ impl RedbStore {
                     break;
                 }
                 last_scanned = Some(id.to_owned());
-                let Some(v) = records.get(id)? else { continue };
-                let d = with_claim(decode(v.value())?, &sending)?;
+                let Some(d) = view.get(id)? else { continue };
                 let keep = customer_id.is_none_or(|c| d.customer_id == c)
                     && filter.event_id.as_ref().is_none_or(|e| *e == d.event_id)
                     && filter.status.is_none_or(|s| s == d.status);
@@ -155,20 +147,21 @@ fn all_deliveries(
     filter: &DeliveryFilter,
     page: PageQuery,
 ) -> Result<Page<Delivery>> {
-    let records = tx.open_table(DELIVERIES)?;
-    let sending = tx.open_table(SENDING)?;
+    let view = ReadView::open(tx)?;
     let upper = page.before.unwrap_or(ID_MAX);
     let mut data = Vec::new();
     let mut next = None;
     let mut last_scanned = None;
-    for (scanned, row) in records.range(..upper)?.rev().enumerate() {
-        let (k, v) = row?;
+    for (scanned, row) in view.records.range(..upper)?.rev().enumerate() {
+        let (k, _) = row?;
         if scanned == MAX_SCAN {
             next = last_scanned;
             break;
         }
         last_scanned = Some(k.value().to_owned());
-        let d = with_claim(decode(v.value())?, &sending)?;
+        let Some(d) = view.get(k.value())? else {
+            continue;
+        };
         if filter.status.is_some_and(|s| s != d.status) {
             continue;
         }

@@ -15,6 +15,7 @@ mod records;
 mod retention;
 mod schema;
 mod sessions;
+mod stats;
 pub mod tables;
 mod writer;
 
@@ -106,7 +107,22 @@ impl RedbStore {
             identity,
         };
         keys::load(&store.keys, &store).map_err(|e| other(e.to_string()))?;
+        store.resume_ids().map_err(|e| other(e.to_string()))?;
         Ok(Arc::new(store))
+    }
+
+    /// New ids sort after every delivery and event in the file, even if the clock went back
+    /// since they were made: the queue relies on delivery ids rising in commit order.
+    fn resume_ids(&self) -> Result<()> {
+        use redb::ReadableTable;
+        self.read(|tx| {
+            for table in [tables::DELIVERIES, tables::EVENTS] {
+                if let Some((k, _)) = tx.open_table(table)?.last()? {
+                    self.ids.resume_after(k.value());
+                }
+            }
+            Ok(())
+        })
     }
 
     /// Runs `f` in a write transaction on the writer thread, grouped with whatever else is
@@ -152,6 +168,12 @@ impl Engine for RedbStore {
 
     fn is_failed(&self) -> bool {
         self.writer.is_failed()
+    }
+
+    fn rows_written(&self) -> Option<(u64, u64)> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let r = &self.writer.rows;
+        Some((r.deliveries.load(Relaxed), r.counters.load(Relaxed)))
     }
 
     fn close(&self) {

@@ -1,32 +1,44 @@
 //! The queue of record as the dispatcher and the workers use it: pending deliveries by
-//! endpoint, claims (the `sending` table) committed before any POST, results, and what a
+//! endpoint (above its claim mark), claims committed before any POST, results, and what a
 //! crash left claimed.
+
+use std::collections::BTreeMap;
 
 use redb::ReadableTable;
 
 use super::RedbStore;
-use super::index::DeliveryTables;
-use super::records::{Delivery, Endpoint, Event, decode, encode};
+use super::index::{DeliveryTables, ReadView};
+use super::records::{DeliveryRow, Endpoint, EventRow, ResultRow, decode, decode_bin};
 use super::tables::*;
 use crate::domain::{DeliveryError, DeliveryStatus, Outcome, SendJob};
 use crate::store::{ClaimReply, Faults, Queue, Result, StoreError};
 
+/// Groups (endpoint, delivery) pairs by endpoint, ids ascending.
+fn by_endpoint(ids: Vec<(String, String)>) -> BTreeMap<String, Vec<String>> {
+    let mut m: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (ep, dlv) in ids {
+        m.entry(ep).or_default().push(dlv);
+    }
+    for v in m.values_mut() {
+        v.sort_unstable();
+        v.dedup();
+    }
+    m
+}
+
 impl Queue for RedbStore {
-    /// Moves these pending deliveries to `sending` in one commit: from here on they count as
-    /// possibly sent. `then` gets the ones that were still pending (others were deleted or
-    /// disabled) once that is durable.
+    /// Claims these pending deliveries in one commit by moving their endpoints' marks: from
+    /// here on they count as possibly sent. `then` gets the ones that were still pending
+    /// (others were deleted or ended) once that is durable.
     fn claim_then(&self, ids: Vec<(String, String)>, then: ClaimReply) {
         self.writer.submit_then(
             move |ctx| {
-                let mut dt = DeliveryTables::open(ctx.tx)?;
+                let mut dt = DeliveryTables::open(ctx)?;
                 let mut claimed = Vec::with_capacity(ids.len());
-                for (ep, dlv) in ids {
-                    // The record itself is not rewritten: being in `sending` is the claim.
-                    if dt.pending.remove((ep.as_str(), dlv.as_str()))?.is_none() {
-                        continue;
+                for (ep, dlvs) in by_endpoint(ids) {
+                    for id in dt.claim(&ep, &dlvs)? {
+                        claimed.push((ep.clone(), id));
                     }
-                    dt.sending.insert(dlv.as_str(), ep.as_str())?;
-                    claimed.push((ep, dlv));
                 }
                 Ok(claimed)
             },
@@ -37,12 +49,9 @@ impl Queue for RedbStore {
     /// Puts claimed deliveries that no worker started back to `pending` (at shutdown).
     fn unclaim(&self, ids: Vec<(String, String)>) -> Result<()> {
         self.write(move |ctx| {
-            let mut dt = DeliveryTables::open(ctx.tx)?;
+            let mut dt = DeliveryTables::open(ctx)?;
             for (ep, dlv) in ids {
-                if dt.sending.remove(dlv.as_str())?.is_none() {
-                    continue;
-                }
-                dt.pending.insert((ep.as_str(), dlv.as_str()), ())?;
+                dt.unclaim(&ep, &dlv)?;
             }
             Ok(())
         })
@@ -51,43 +60,30 @@ impl Queue for RedbStore {
     /// Up to `limit` pending delivery ids of one endpoint after `after`, oldest first.
     fn pending_of(&self, endpoint_id: &str, after: &str, limit: usize) -> Result<Vec<String>> {
         self.read(|tx| {
-            let pending = tx.open_table(PENDING)?;
-            let mut v = Vec::new();
-            for row in pending.range((endpoint_id, after)..(endpoint_id, ID_MAX))? {
-                let id = row?.0.value().1.to_owned();
-                if id.as_str() == after {
-                    continue;
-                }
-                v.push(id);
-                if v.len() == limit {
-                    break;
-                }
-            }
-            Ok(v)
+            let view = ReadView::open(tx)?;
+            view.pending_of(
+                &tx.open_table(ENDPOINT_DELIVERIES)?,
+                endpoint_id,
+                after,
+                limit,
+            )
         })
     }
 
     /// Every endpoint that has pending deliveries, with its rate limit.
     fn endpoints_with_pending(&self) -> Result<Vec<(String, Option<u32>)>> {
         self.read(|tx| {
-            let pending = tx.open_table(PENDING)?;
+            let view = ReadView::open(tx)?;
+            let index = tx.open_table(ENDPOINT_DELIVERIES)?;
             let endpoints = tx.open_table(ENDPOINTS)?;
             let mut v = Vec::new();
-            let mut from = String::new();
-            loop {
-                let next = pending
-                    .range((from.as_str(), ID_MAX)..)?
-                    .next()
-                    .transpose()?
-                    .map(|(k, _)| k.value().0.to_owned());
-                let Some(ep) = next else { break };
-                let rate = endpoints
-                    .get(ep.as_str())?
-                    .map(|e| decode::<Endpoint>(e.value()))
-                    .transpose()?
-                    .and_then(|e| e.rate_limit_per_sec);
-                v.push((ep.clone(), rate));
-                from = ep;
+            for row in endpoints.iter()? {
+                let (k, raw) = row?;
+                let ep = k.value();
+                if !view.pending_of(&index, ep, "", 1)?.is_empty() {
+                    let rate = decode::<Endpoint>(raw.value())?.rate_limit_per_sec;
+                    v.push((ep.to_owned(), rate));
+                }
             }
             Ok(v)
         })
@@ -104,18 +100,16 @@ impl Queue for RedbStore {
             let Some(v) = tx.open_table(DELIVERIES)?.get(delivery_id)? else {
                 return Ok(None);
             };
-            let delivery: Delivery = decode(v.value())?;
-            let Some(v) = tx
-                .open_table(ENDPOINTS)?
-                .get(delivery.endpoint_id.as_str())?
-            else {
+            let row: DeliveryRow = decode_bin(v.value())?;
+            let Some(v) = tx.open_table(ENDPOINTS)?.get(row.endpoint_id.as_str())? else {
                 return Ok(None);
             };
             let endpoint: Endpoint = decode(v.value())?;
-            let Some(v) = tx.open_table(EVENTS)?.get(delivery.event_id.as_str())? else {
+            let Some(v) = tx.open_table(EVENTS)?.get(row.event_id.as_str())? else {
                 return Ok(None);
             };
-            let event: Event = decode(v.value())?;
+            let event = decode_bin::<EventRow>(v.value())?.into_event(&row.event_id);
+            let delivery = row.into_delivery(delivery_id, None, DeliveryStatus::Sending);
             Ok(Some(SendJob {
                 delivery,
                 endpoint,
@@ -124,91 +118,66 @@ impl Queue for RedbStore {
         })
     }
 
-    /// Records a worker's result; grouped with other writes, nobody waits for it.
+    /// Records a worker's result as one blind insert; grouped with other writes, nobody
+    /// waits for it.
     fn finish(&self, outcome: Outcome) {
         self.write_detached(move |ctx| {
-            // Only the two tables a result touches: this runs once per delivery.
-            ctx.tx
-                .open_table(SENDING)?
-                .remove(outcome.delivery_id.as_str())?;
-            let mut records = ctx.tx.open_table(DELIVERIES)?;
-            let Some(mut d) = records
-                .get(outcome.delivery_id.as_str())?
-                .map(|v| decode::<Delivery>(v.value()))
-                .transpose()?
-            else {
-                return Ok(());
-            };
-            d.status = outcome.status();
-            d.url = outcome.url;
-            d.response_status = outcome.response_status;
-            d.response_body = outcome.response_body;
-            d.error = outcome.error;
-            d.error_detail = outcome.error_detail;
-            d.duration_ms = Some(outcome.duration_ms);
-            d.started_at = Some(outcome.started_at);
-            d.finished_at = Some(outcome.finished_at);
-            records.insert(d.id.as_str(), encode(&d).as_slice())?;
-            Ok(())
+            let (id, ep) = (outcome.delivery_id.clone(), outcome.endpoint_id.clone());
+            DeliveryTables::open(ctx)?.finish(&id, &ep, ResultRow::of(outcome))
         });
     }
 
     /// A claimed delivery that its worker could not prepare (its records could not be read):
     /// it was certainly not sent, so it ends `failed` with error `internal` rather than
     /// staying `sending` (and turning `interrupted` at the next start).
-    fn fail_unsent(&self, delivery_id: String, detail: String) {
+    fn fail_unsent(&self, endpoint_id: String, delivery_id: String, detail: String) {
         let now = self.clock.now_ms();
         self.write_detached(move |ctx| {
-            let mut dt = DeliveryTables::open(ctx.tx)?;
-            dt.sending.remove(delivery_id.as_str())?;
-            if let Some(mut d) = dt.get(&delivery_id)? {
-                d.status = DeliveryStatus::Failed;
-                d.error = Some(DeliveryError::Internal);
-                d.error_detail = Some(detail);
-                d.started_at = Some(now);
-                d.finished_at = Some(now);
-                d.duration_ms = Some(0);
-                dt.put(&d)?;
-            }
-            Ok(())
+            let mut r = ResultRow::unsent(
+                DeliveryStatus::Failed,
+                DeliveryError::Internal,
+                &detail,
+                now,
+            );
+            r.started_at = Some(now);
+            r.duration_ms = Some(0);
+            DeliveryTables::open(ctx)?.finish(&delivery_id, &endpoint_id, r)
         });
     }
 
-    /// At start-up: whatever was handed to a worker by the last process might have been sent.
-    /// It becomes `interrupted` and is never sent again by itself. Returns how many.
+    /// At start-up: whatever was claimed by the last process and has no result might have
+    /// been sent. It becomes `interrupted` and is never sent again by itself. Reads only
+    /// from each endpoint's `scan_from`. Returns how many.
     fn interrupt_in_flight(&self) -> Result<usize> {
         let now = self.clock.now_ms();
         self.write(move |ctx| {
-            let mut dt = DeliveryTables::open(ctx.tx)?;
-            let mut ids = Vec::new();
-            for row in dt.sending.iter()? {
-                ids.push(row?.0.value().to_owned());
+            let mut dt = DeliveryTables::open(ctx)?;
+            let mut endpoints = Vec::new();
+            for row in dt.view.claims.iter()? {
+                endpoints.push(row?.0.value().to_owned());
             }
-
-            for id in &ids {
-                dt.sending.remove(id.as_str())?;
-                if let Some(mut d) = dt.get(id)? {
-                    d.status = DeliveryStatus::Interrupted;
-                    d.error = Some(DeliveryError::Interrupted);
-                    d.error_detail = Some(
-                        "the server stopped while this delivery was in flight; it may or may not have arrived and is not sent again by itself".into(),
-                    );
-                    d.finished_at = Some(now);
-                    dt.put(&d)?;
-                }
+            let mut n = 0;
+            for ep in endpoints {
+                let ids = dt.in_flight_of(&ep)?;
+                n += ids.len();
+                dt.interrupt(&ep, &ids, now)?;
             }
-            Ok(ids.len())
+            Ok(n)
         })
     }
 
-    /// Counts of deliveries waiting in the store and handed to workers, for /metrics.
+    /// Deliveries waiting in the store and claimed, for /metrics: counters the writer keeps
+    /// in the commits that change them.
     fn queue_counts(&self) -> Result<(u64, u64)> {
-        use redb::ReadableTableMetadata;
         self.read(|tx| {
-            Ok((
-                tx.open_table(PENDING)?.len()?,
-                tx.open_table(SENDING)?.len()?,
-            ))
+            let meta = tx.open_table(META)?;
+            let get = |key: &str| -> Result<u64> {
+                Ok(meta
+                    .get(key)?
+                    .and_then(|v| <[u8; 8]>::try_from(v.value()).ok())
+                    .map_or(0, |b| i64::from_le_bytes(b).max(0) as u64))
+            };
+            Ok((get("queue_pending")?, get("queue_sending")?))
         })
     }
 }

@@ -5,7 +5,7 @@ use redb::ReadableTable;
 
 use super::RedbStore;
 use super::index::DeliveryTables;
-use super::records::{Event, IdempotencyRecord, decode};
+use super::records::{EventRow, IdempotencyRecord, decode, decode_bin};
 use super::tables::*;
 use crate::domain::{DeliveryStatus, IdKind, ids};
 use crate::store::{IDEMPOTENCY_TTL_MS, Result, Retention};
@@ -36,7 +36,7 @@ impl Retention for RedbStore {
                 if k.value() == after {
                     continue;
                 }
-                old.push(decode::<Event>(v.value())?);
+                old.push(decode_bin::<EventRow>(v.value())?.into_event(k.value()));
                 if old.len() == max {
                     break;
                 }
@@ -44,7 +44,7 @@ impl Retention for RedbStore {
             let last = (old.len() == max)
                 .then(|| old.last().map(|e| e.id.clone()))
                 .flatten();
-            let mut dt = DeliveryTables::open(ctx.tx)?;
+            let mut dt = DeliveryTables::open(ctx)?;
             let mut by_customer = ctx.tx.open_table(CUSTOMER_EVENTS)?;
             let mut deleted = 0;
             for e in &old {
@@ -92,7 +92,31 @@ impl Retention for RedbStore {
                 table.remove((c.as_str(), key.as_str()))?;
             }
             let sessions = super::sessions::prune_expired(ctx.tx, now, max)?;
+            prune_stats(ctx.tx, now - STATS_KEPT_MS, max)?;
             Ok(old.len().max(sessions))
         })
     }
+}
+
+/// Statistics are kept this long (the endpoint page's longest chart is 7 days).
+pub const STATS_KEPT_MS: i64 = 8 * 24 * 3600 * 1000;
+
+/// Forgets per-minute statistics older than `before`; at most `max` rows per call.
+fn prune_stats(tx: &redb::WriteTransaction, before: i64, max: usize) -> Result<()> {
+    let mut table = tx.open_table(STATS)?;
+    let mut old = Vec::new();
+    for row in table.iter()? {
+        let (k, _) = row?;
+        let (scope, minute) = k.value();
+        if minute < before {
+            old.push((scope.to_owned(), minute));
+            if old.len() == max {
+                break;
+            }
+        }
+    }
+    for (scope, minute) in &old {
+        table.remove((scope.as_str(), *minute))?;
+    }
+    Ok(())
 }

@@ -3,7 +3,8 @@
 
 use redb::TableDefinition;
 
-/// `schema_version` (u64 LE), `admin_token_sha256`.
+/// `schema_version` (u64 LE), `admin_token_sha256`, `queue_pending` and `queue_sending`
+/// (i64 LE, kept by the writer in the commit that changes them).
 pub const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 
 pub const CUSTOMERS: TableDefinition<&str, &[u8]> = TableDefinition::new("customers");
@@ -23,22 +24,32 @@ pub const EVENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("events");
 pub const CUSTOMER_EVENTS: TableDefinition<(&str, &str), ()> =
     TableDefinition::new("customer_events");
 
+/// delivery id -> what a delivery is (event, endpoint, URL, …), written once at creation.
 pub const DELIVERIES: TableDefinition<&str, &[u8]> = TableDefinition::new("deliveries");
+/// delivery id -> how it ended: a blind insert when it finishes, never a rewrite.
+pub const RESULTS: TableDefinition<&str, &[u8]> = TableDefinition::new("results");
 /// (customer id, delivery id)
 pub const CUSTOMER_DELIVERIES: TableDefinition<(&str, &str), ()> =
     TableDefinition::new("customer_deliveries");
-/// (endpoint id, delivery id)
+/// (endpoint id, delivery id): the endpoint's log, and its queue. Ids are made by the writer
+/// in commit order, so whatever lies above the endpoint's claim mark is pending.
 pub const ENDPOINT_DELIVERIES: TableDefinition<(&str, &str), ()> =
     TableDefinition::new("endpoint_deliveries");
 /// (event id, delivery id)
 pub const EVENT_DELIVERIES: TableDefinition<(&str, &str), ()> =
     TableDefinition::new("event_deliveries");
 
-/// The queue of record: (endpoint id, delivery id) of every delivery not yet handed to a worker.
-pub const PENDING: TableDefinition<(&str, &str), ()> = TableDefinition::new("pending");
-/// delivery id -> endpoint id of every delivery handed to a worker and not yet finished.
-/// Whatever is here at start-up might have been sent: it becomes `interrupted`.
-pub const SENDING: TableDefinition<&str, &str> = TableDefinition::new("sending");
+/// endpoint id -> claim mark: the last delivery claimed, and where the deliveries that may
+/// still be in flight start. A delivery at or below the mark without a result is `sending`
+/// (after a crash: `interrupted`), unless it is in `LATE`.
+pub const CLAIMS: TableDefinition<&str, &[u8]> = TableDefinition::new("claims");
+/// (endpoint id, delivery id) of pending deliveries at or below the claim mark: handed back
+/// unstarted at shutdown. Rare, and read before the rest of the queue.
+pub const LATE: TableDefinition<(&str, &str), ()> = TableDefinition::new("late");
+
+/// (scope, minute in ms) -> counters of the deliveries that finished in that minute; a
+/// scope is `all` or `ep:<endpoint id>`. Updated once per commit group.
+pub const STATS: TableDefinition<(&str, i64), &[u8]> = TableDefinition::new("stats");
 
 /// (customer id, Idempotency-Key) -> idempotency record.
 pub const IDEMPOTENCY: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("idempotency");
@@ -69,11 +80,13 @@ macro_rules! for_each_redb_table {
             EVENTS,
             CUSTOMER_EVENTS,
             DELIVERIES,
+            RESULTS,
             CUSTOMER_DELIVERIES,
             ENDPOINT_DELIVERIES,
             EVENT_DELIVERIES,
-            PENDING,
-            SENDING,
+            CLAIMS,
+            LATE,
+            STATS,
             IDEMPOTENCY,
             SESSIONS,
             PORTAL_LINKS

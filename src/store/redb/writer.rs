@@ -1,6 +1,7 @@
 //! The one thread that owns `begin_write`: it takes every change queued since the last commit,
 //! applies them in one transaction, commits once (one fsync for many) and only then answers.
 
+use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
@@ -9,15 +10,25 @@ use crossbeam_channel::{Receiver, Sender};
 use redb::{Database, WriteTransaction};
 use tokio::sync::oneshot;
 
+use super::index::Tally;
 use crate::store::{CommitHook, Faults, Ready, Result, StoreError};
+
+/// Rows written since start, for /metrics (counted as written, committed or not).
+#[derive(Default)]
+pub struct RowsWritten {
+    pub deliveries: std::sync::atomic::AtomicU64,
+    pub counters: std::sync::atomic::AtomicU64,
+}
 
 /// The most changes committed together.
 const MAX_GROUP: usize = 2048;
 
-/// What a change sees: the open transaction, and a list of deliveries to announce after commit.
+/// What a change sees: the open transaction, a list of deliveries to announce after commit,
+/// and the group's tally (queue depth, statistics), written once before the commit.
 pub struct WriteCtx<'a> {
     pub tx: &'a WriteTransaction,
     pub ready: Vec<Ready>,
+    pub tally: &'a RefCell<Tally>,
 }
 
 type Reply = Box<dyn FnOnce(Result<()>) + Send>;
@@ -31,6 +42,7 @@ enum Msg {
 }
 
 pub struct Writer {
+    pub rows: Arc<RowsWritten>,
     jobs: Sender<Msg>,
     thread: Mutex<Option<JoinHandle<()>>>,
     failed: Arc<AtomicBool>,
@@ -41,11 +53,14 @@ impl Writer {
         let (jobs, rx) = crossbeam_channel::unbounded();
         let failed = Arc::new(AtomicBool::new(false));
         let flag = failed.clone();
+        let rows = Arc::new(RowsWritten::default());
+        let counted = rows.clone();
         let thread = std::thread::Builder::new()
             .name("store-writer".into())
-            .spawn(move || run(&db, &rx, &flag, &hook, &faults))
+            .spawn(move || run(&db, &rx, &flag, &hook, &faults, &counted))
             .expect("spawn the store writer");
         Self {
+            rows,
             jobs,
             thread: Mutex::new(Some(thread)),
             failed,
@@ -109,6 +124,7 @@ fn run(
     failed: &AtomicBool,
     hook: &OnceLock<CommitHook>,
     faults: &Faults,
+    rows: &RowsWritten,
 ) {
     let mut stopping = false;
     while !stopping {
@@ -132,7 +148,7 @@ fn run(
             refuse(group);
             continue;
         }
-        commit_group(db, group, failed, hook, faults);
+        commit_group(db, group, failed, hook, faults, rows);
     }
 }
 
@@ -159,6 +175,7 @@ fn commit_group(
     failed: &AtomicBool,
     hook: &OnceLock<CommitHook>,
     faults: &Faults,
+    rows: &RowsWritten,
 ) {
     let tx = match db.begin_write() {
         Ok(tx) => tx,
@@ -169,9 +186,11 @@ fn commit_group(
             return;
         }
     };
+    let tally = RefCell::new(Tally::default());
     let mut ctx = WriteCtx {
         tx: &tx,
         ready: Vec::new(),
+        tally: &tally,
     };
     let mut replies = Vec::with_capacity(group.len());
     let mut broken = false;
@@ -181,6 +200,10 @@ fn commit_group(
         replies.push(reply);
     }
     let ready = std::mem::take(&mut ctx.ready);
+    if !broken && let Err(e) = flush_tally(&tx, &tally.into_inner(), rows) {
+        tracing::error!(error = %e, "cannot write the queue counters and statistics");
+        broken = true;
+    }
     let result = if broken {
         let _ = tx.abort();
         Err(StoreError::Unavailable(
@@ -212,4 +235,45 @@ fn commit_group(
     {
         hook(ready);
     }
+}
+
+/// Writes what the group's changes added to the queue counters and the per-minute
+/// statistics: a few rows per group, however many deliveries it finished.
+pub fn flush_tally(tx: &WriteTransaction, tally: &Tally, rows: &RowsWritten) -> Result<()> {
+    use super::records::{decode_bin, encode_bin};
+    use super::tables::{META, STATS};
+    use crate::domain::stats::Counters;
+    use redb::ReadableTable;
+    if tally.pending != 0 || tally.sending != 0 {
+        let mut meta = tx.open_table(META)?;
+        for (key, delta) in [
+            ("queue_pending", tally.pending),
+            ("queue_sending", tally.sending),
+        ] {
+            if delta == 0 {
+                continue;
+            }
+            let was = meta
+                .get(key)?
+                .and_then(|v| <[u8; 8]>::try_from(v.value()).ok())
+                .map_or(0, i64::from_le_bytes);
+            meta.insert(key, (was + delta).max(0).to_le_bytes().as_slice())?;
+            rows.counters.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    if !tally.stats.is_empty() {
+        let mut stats = tx.open_table(STATS)?;
+        for ((scope, minute), add) in &tally.stats.rows {
+            let mut c: Counters = match stats.get((scope.as_str(), *minute))? {
+                Some(v) => decode_bin(v.value())?,
+                None => Counters::default(),
+            };
+            c.merge(add);
+            stats.insert((scope.as_str(), *minute), encode_bin(&c).as_slice())?;
+        }
+        rows.counters
+            .fetch_add(tally.stats.rows.len() as u64, Ordering::Relaxed);
+    }
+    rows.deliveries.fetch_add(tally.rows, Ordering::Relaxed);
+    Ok(())
 }

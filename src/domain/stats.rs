@@ -1,0 +1,175 @@
+//! Delivery statistics: per-minute counters of outcomes and a duration histogram, what a
+//! commit group adds to them, and the percentiles read back from them.
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::DeliveryStatus;
+
+/// Upper bounds (ms, inclusive) of the duration histogram's buckets; the last is open.
+pub const BOUNDS_MS: [u64; 15] = [
+    1, 2, 5, 10, 20, 50, 100, 200, 500, 1_000, 2_000, 5_000, 10_000, 30_000, 60_000,
+];
+/// Buckets: one per bound plus the open one above the last.
+pub const BUCKETS: usize = BOUNDS_MS.len() + 1;
+
+pub const MINUTE_MS: i64 = 60_000;
+
+/// The scope every delivery counts in, whoever it belongs to.
+pub const ALL: &str = "all";
+
+/// The stats scope of one endpoint.
+pub fn endpoint_scope(endpoint_id: &str) -> String {
+    format!("ep:{endpoint_id}")
+}
+
+/// The minute (ms since the epoch, floored) a time falls in.
+pub fn minute_of(at_ms: i64) -> i64 {
+    at_ms.div_euclid(MINUTE_MS) * MINUTE_MS
+}
+
+/// Outcomes and durations of the deliveries that finished in one minute (or, merged, in a
+/// longer bucket).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counters {
+    pub succeeded: u64,
+    pub failed: u64,
+    pub interrupted: u64,
+    /// Deliveries whose POST took at most `BOUNDS_MS[i]` (and more than the bound before).
+    pub durations: Vec<u64>,
+}
+
+impl Counters {
+    /// Counts one finished delivery. Only sent ones (succeeded or failed) have a duration.
+    pub fn add(&mut self, status: DeliveryStatus, duration_ms: Option<u64>) {
+        match status {
+            DeliveryStatus::Succeeded => self.succeeded += 1,
+            DeliveryStatus::Failed => self.failed += 1,
+            DeliveryStatus::Interrupted => self.interrupted += 1,
+            DeliveryStatus::Pending | DeliveryStatus::Sending => return,
+        }
+        if let Some(ms) = duration_ms {
+            let i = BOUNDS_MS.partition_point(|&b| b < ms);
+            if self.durations.len() < BUCKETS {
+                self.durations.resize(BUCKETS, 0);
+            }
+            self.durations[i] += 1;
+        }
+    }
+
+    pub fn merge(&mut self, other: &Counters) {
+        self.succeeded += other.succeeded;
+        self.failed += other.failed;
+        self.interrupted += other.interrupted;
+        if self.durations.len() < other.durations.len() {
+            self.durations.resize(other.durations.len(), 0);
+        }
+        for (a, b) in self.durations.iter_mut().zip(&other.durations) {
+            *a += b;
+        }
+    }
+
+    pub fn total(&self) -> u64 {
+        self.succeeded + self.failed + self.interrupted
+    }
+
+    /// The duration below which `q` (0..=1) of the timed deliveries fell, interpolated
+    /// within its histogram bucket; `None` without timed deliveries.
+    pub fn percentile_ms(&self, q: f64) -> Option<u64> {
+        let n: u64 = self.durations.iter().sum();
+        if n == 0 {
+            return None;
+        }
+        let rank = (q * n as f64).ceil().max(1.0);
+        let mut seen = 0u64;
+        for (i, &c) in self.durations.iter().enumerate() {
+            if c == 0 {
+                continue;
+            }
+            if (seen + c) as f64 >= rank {
+                let lo = if i == 0 { 0 } else { BOUNDS_MS[i - 1] };
+                let Some(&hi) = BOUNDS_MS.get(i) else {
+                    return Some(lo);
+                };
+                let within = (rank - seen as f64) / c as f64;
+                return Some(lo + ((hi - lo) as f64 * within).round() as u64);
+            }
+            seen += c;
+        }
+        None
+    }
+}
+
+/// What one commit group adds to the counters: (scope, minute) → counters. Written once per
+/// group, so a busy minute costs one row update per scope per group, not one per delivery.
+#[derive(Debug, Default)]
+pub struct StatsDelta {
+    pub rows: HashMap<(String, i64), Counters>,
+}
+
+impl StatsDelta {
+    /// Counts a finished delivery of `endpoint_id` in its endpoint's scope and in `ALL`.
+    pub fn add(
+        &mut self,
+        endpoint_id: &str,
+        finished_at: i64,
+        status: DeliveryStatus,
+        duration_ms: Option<u64>,
+    ) {
+        let minute = minute_of(finished_at);
+        for scope in [endpoint_scope(endpoint_id), ALL.to_owned()] {
+            self.rows
+                .entry((scope, minute))
+                .or_default()
+                .add(status, duration_ms);
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_fall_in_the_right_bucket() {
+        let mut c = Counters::default();
+        for _ in 0..90 {
+            c.add(DeliveryStatus::Succeeded, Some(40)); // 20 < 40 ≤ 50
+        }
+        for _ in 0..10 {
+            c.add(DeliveryStatus::Failed, Some(400)); // 200 < 400 ≤ 500
+        }
+        c.add(DeliveryStatus::Interrupted, None);
+        assert_eq!((c.succeeded, c.failed, c.interrupted), (90, 10, 1));
+        let p50 = c.percentile_ms(0.5).unwrap();
+        assert!((20..=50).contains(&p50), "{p50}");
+        let p95 = c.percentile_ms(0.95).unwrap();
+        assert!((200..=500).contains(&p95), "{p95}");
+        assert_eq!(Counters::default().percentile_ms(0.5), None);
+    }
+
+    #[test]
+    fn merging_adds_everything() {
+        let mut a = Counters::default();
+        a.add(DeliveryStatus::Succeeded, Some(1));
+        let mut b = Counters::default();
+        b.add(DeliveryStatus::Succeeded, Some(100_000));
+        b.add(DeliveryStatus::Failed, Some(3));
+        a.merge(&b);
+        assert_eq!(a.total(), 3);
+        assert_eq!(a.durations.iter().sum::<u64>(), 3);
+        assert_eq!(a.durations[BUCKETS - 1], 1);
+        assert_eq!(a.percentile_ms(1.0), Some(60_000));
+    }
+
+    #[test]
+    fn minutes_floor() {
+        assert_eq!(minute_of(60_000 * 5 + 59_999), 300_000);
+        assert_eq!(minute_of(-1), -60_000);
+    }
+}

@@ -131,6 +131,72 @@ impl StatsDelta {
     }
 }
 
+/// Bucket widths the stats route and the charts offer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bucket {
+    Minute,
+    Hour,
+}
+
+impl Bucket {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "minute" => Some(Bucket::Minute),
+            "hour" => Some(Bucket::Hour),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Bucket::Minute => "minute",
+            Bucket::Hour => "hour",
+        }
+    }
+
+    pub fn ms(self) -> i64 {
+        match self {
+            Bucket::Minute => MINUTE_MS,
+            Bucket::Hour => 60 * MINUTE_MS,
+        }
+    }
+}
+
+/// The most buckets one answer (or chart) holds: a day by the minute.
+pub const MAX_BUCKETS: i64 = 1_440;
+
+/// The bucket starts covering [since, until): the first is `since` floored to the bucket.
+pub fn bucket_starts(since: i64, until: i64, bucket: Bucket) -> Vec<i64> {
+    let w = bucket.ms();
+    let first = since.div_euclid(w) * w;
+    (0..)
+        .map(|i| first + i * w)
+        .take_while(|&start| start < until)
+        .collect()
+}
+
+/// Sums per-minute counters (any order, any number of sources) into the buckets of
+/// `bucket_starts`; minutes outside them are left out. Empty buckets stay zero.
+pub fn into_buckets(
+    minutes: impl IntoIterator<Item = (i64, Counters)>,
+    since: i64,
+    until: i64,
+    bucket: Bucket,
+) -> Vec<(i64, Counters)> {
+    let starts = bucket_starts(since, until, bucket);
+    let mut out: Vec<(i64, Counters)> = starts.iter().map(|&s| (s, Counters::default())).collect();
+    let Some(&first) = starts.first() else {
+        return out;
+    };
+    for (minute, c) in minutes {
+        let i = (minute - first).div_euclid(bucket.ms());
+        if let Some((_, slot)) = usize::try_from(i).ok().and_then(|i| out.get_mut(i)) {
+            slot.merge(&c);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -165,6 +231,25 @@ mod tests {
         assert_eq!(a.durations.iter().sum::<u64>(), 3);
         assert_eq!(a.durations[BUCKETS - 1], 1);
         assert_eq!(a.percentile_ms(1.0), Some(60_000));
+    }
+
+    #[test]
+    fn minutes_fall_into_aligned_buckets() {
+        let h = 3_600_000;
+        let starts = bucket_starts(h + 5, 3 * h + 1, Bucket::Hour);
+        assert_eq!(starts, vec![h, 2 * h, 3 * h]);
+        let mut one = Counters::default();
+        one.add(DeliveryStatus::Succeeded, Some(3));
+        let minutes = vec![
+            (h, one.clone()),
+            (h + 59 * MINUTE_MS, one.clone()),
+            (3 * h, one.clone()),
+            (9 * h, one.clone()), // outside
+        ];
+        let b = into_buckets(minutes, h + 5, 3 * h + 1, Bucket::Hour);
+        let totals: Vec<u64> = b.iter().map(|(_, c)| c.total()).collect();
+        assert_eq!(totals, vec![2, 0, 1]);
+        assert_eq!(bucket_starts(10, 10, Bucket::Minute), Vec::<i64>::new());
     }
 
     #[test]

@@ -10,6 +10,7 @@ pub mod guard;
 pub mod limits;
 pub mod portal;
 pub mod server;
+pub mod stats;
 pub mod throttle;
 
 use std::sync::Arc;

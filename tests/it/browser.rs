@@ -185,6 +185,29 @@ impl Page<'_> {
         );
     }
 
+    /// The bars of the charts under `css`: per bar (succeeded, failed, interrupted, and how
+    /// many rectangles it is drawn with).
+    async fn bars(&self, css: &str) -> Vec<(u64, u64, u64, u64)> {
+        let got = self
+            .c
+            .execute(
+                "return Array.from(document.querySelectorAll(arguments[0] + ' svg g.bar')).map(g =>
+                   [+g.dataset.succeeded, +g.dataset.failed, +g.dataset.interrupted,
+                    g.querySelectorAll('rect').length])",
+                vec![serde_json::json!(css)],
+            )
+            .await
+            .unwrap();
+        got.as_array()
+            .unwrap()
+            .iter()
+            .map(|b| {
+                let n = |i: usize| b[i].as_u64().unwrap();
+                (n(0), n(1), n(2), n(3))
+            })
+            .collect()
+    }
+
     async fn shot(&self, name: &str) {
         if let Some(dir) = &self.shots {
             self.c
@@ -268,6 +291,26 @@ fn a_customer_and_the_operator_use_the_portal_in_a_browser() {
             .unwrap();
         p.submit("form[action$='/test'] button").await;
         p.wait_for_text("#log", "categorizationjob.completed").await;
+        let t = p.wait_for_text("#chart", "3 deliveries").await;
+        // The chart: one bar per hour the three deliveries finished in (one, unless the
+        // test straddles an hour), stacked by outcome — two succeeded, one failed.
+        let (_, ds) = s.api.get("/api/v1/deliveries", &s.key);
+        let hours: std::collections::BTreeSet<String> = ds["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["finished_at"].as_str().unwrap()[..13].to_owned())
+            .collect();
+        let bars = p.bars("#chart").await;
+        assert_eq!(bars.len(), hours.len(), "{bars:?} {hours:?}\n{t}");
+        let sum = bars
+            .iter()
+            .fold((0, 0, 0), |a, b| (a.0 + b.0, a.1 + b.1, a.2 + b.2));
+        assert_eq!(sum, (2, 1, 0), "{bars:?}");
+        for b in &bars {
+            let outcomes = [b.0, b.1, b.2].iter().filter(|n| **n > 0).count() as u64;
+            assert_eq!(b.3, outcomes, "one rectangle per outcome: {bars:?}");
+        }
         p.shot("03-endpoint").await;
 
         // Reveal the secret; rotate it.
@@ -328,6 +371,8 @@ fn a_customer_and_the_operator_use_the_portal_in_a_browser() {
             .unwrap();
         assert!(key.starts_with("whk_"));
         s.endpoint(&key, &receiver.url("/acme"), &["*"]);
+        // Nothing listens on port 1: every delivery there fails (connection refused).
+        let down = s.endpoint(&key, "http://127.0.0.1:1/down", &["*"]);
         p.shot("06-console").await;
         let customer = c.find(Locator::Css("#trigger-customer")).await.unwrap();
         let acme_id = s.customer_id("acme");
@@ -351,10 +396,33 @@ fn a_customer_and_the_operator_use_the_portal_in_a_browser() {
             "{path}: {}",
             p.text().await
         );
-        assert!(p.text().await.contains("sent to 1 endpoint"));
+        assert!(p.text().await.contains("sent to 2 endpoints"));
         let t = p.wait_for_text("main", "succeeded").await;
         assert!(t.contains("acme"), "{t}");
+        p.wait_for_text("main", "connection").await;
         p.shot("07-triggered").await;
+
+        // The dashboard: every customer's deliveries by minute, and the failing endpoint.
+        p.go("/admin/dashboard").await;
+        let t = p.wait_for_text("#failing", "127.0.0.1:1/down").await;
+        assert!(t.contains("1 of 1 failed"), "{t}");
+        let sum = p
+            .bars("#per-minute")
+            .await
+            .iter()
+            .fold((0, 0, 0), |a, b| (a.0 + b.0, a.1 + b.1, a.2 + b.2));
+        assert_eq!(
+            sum,
+            (3, 2, 0),
+            "two succeeded and one failed before, one of each now"
+        );
+        assert_eq!(
+            p.bars("#failing").await.len(),
+            1,
+            "the failing endpoint's one bar"
+        );
+        assert!(t.contains(down["id"].as_str().unwrap()));
+        p.shot("12-dashboard").await;
 
         // A phone's width: the same pages, still usable, none scrolling sideways.
         c.set_window_size(390, 844).await.unwrap();
@@ -364,6 +432,9 @@ fn a_customer_and_the_operator_use_the_portal_in_a_browser() {
         p.go("/admin").await;
         p.fits().await;
         p.shot("09-console-phone").await;
+        p.go("/admin/dashboard").await;
+        p.fits().await;
+        p.shot("13-dashboard-phone").await;
         // And the customer's pages, signed in again at that width.
         p.go("/").await;
         p.fits().await;

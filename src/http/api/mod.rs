@@ -8,6 +8,7 @@ pub mod endpoints;
 pub mod event_types;
 pub mod events;
 pub mod openapi;
+pub mod stats;
 pub mod views;
 
 use actix_web::http::StatusCode;
@@ -175,6 +176,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .service(r("/backup").route(post().to(backup::backup)))
                 .service(r("/status").route(get().to(status)))
                 .service(r("/deliveries").route(get().to(deliveries::list_deliveries)))
+                .service(r("/stats/deliveries").route(get().to(stats::delivery_stats)))
                 .service(r("/deliveries/{id}").route(get().to(deliveries::get_delivery)))
                 .service(r("/deliveries/{id}/resend").route(post().to(deliveries::resend_delivery)))
                 .default_service(web::to(not_found)),

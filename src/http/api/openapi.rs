@@ -116,6 +116,7 @@ fn error_response(status: u16) -> Response {
         super::endpoints::update_endpoint, super::endpoints::delete_endpoint, super::endpoints::rotate_secret,
         super::endpoints::send_test, super::endpoints::recover,
         super::deliveries::list_deliveries, super::deliveries::get_delivery, super::deliveries::resend_delivery,
+        super::stats::delivery_stats,
         super::backup::backup,
     ),
     modifiers(&BearerAuth, &ErrorResponses)

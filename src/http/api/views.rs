@@ -282,3 +282,40 @@ pub struct StatusView {
     /// Serving nodes (1 on the data file).
     pub nodes: u64,
 }
+
+/// One bucket of `GET /api/v1/stats/deliveries`.
+#[derive(Serialize, ToSchema)]
+pub struct StatsBucketView {
+    /// When the bucket starts (RFC 3339); it lasts one `bucket`.
+    pub start: String,
+    pub succeeded: u64,
+    pub failed: u64,
+    pub interrupted: u64,
+    /// Median POST duration of the bucket's sent deliveries (from a histogram: within its
+    /// bucket's bounds); `null` when none was sent.
+    pub p50_ms: Option<u64>,
+    pub p95_ms: Option<u64>,
+}
+
+/// `GET /api/v1/stats/deliveries`: deliveries finished per bucket, by outcome.
+#[derive(Serialize, ToSchema)]
+pub struct DeliveryStatsView {
+    /// `minute` or `hour`.
+    pub bucket: String,
+    pub since: String,
+    pub until: String,
+    pub data: Vec<StatsBucketView>,
+}
+
+impl StatsBucketView {
+    pub fn of(start: i64, c: &crate::domain::stats::Counters) -> Self {
+        StatsBucketView {
+            start: rfc3339(start),
+            succeeded: c.succeeded,
+            failed: c.failed,
+            interrupted: c.interrupted,
+            p50_ms: c.percentile_ms(0.5),
+            p95_ms: c.percentile_ms(0.95),
+        }
+    }
+}

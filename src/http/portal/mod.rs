@@ -3,6 +3,8 @@
 //! Every page works without JavaScript.
 
 mod admin;
+pub mod chart;
+mod dashboard;
 mod events;
 mod forms;
 mod links;
@@ -426,6 +428,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(resource("/events").route(get().to(events::events)))
         .service(resource("/events/{id}").route(get().to(events::event)))
         .service(resource("/admin").route(get().to(admin::console)))
+        .service(resource("/admin/dashboard").route(get().to(dashboard::dashboard)))
         .service(resource("/admin/login").route(post().to(admin::login)))
         .service(resource("/admin/logout").route(post().to(admin::logout)))
         .service(resource("/admin/trigger").route(post().to(admin::trigger)))

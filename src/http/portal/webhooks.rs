@@ -197,6 +197,9 @@ struct EndpointPage {
     empty_hint: &'static str,
     recover_default: String,
     recover_error: Option<String>,
+    chart: super::chart::Chart,
+    /// `24h` or `7d`.
+    range: &'static str,
 }
 
 pub async fn endpoint(
@@ -206,9 +209,25 @@ pub async fn endpoint(
     req: HttpRequest,
 ) -> Result<HttpResponse, PortalError> {
     let id = IdKind::Endpoint.check(path.into_inner())?;
-    render_endpoint(&st, &ctx, id, before(&req), None, None, StatusCode::OK).await
+    let range = if super::query_param(&req, "range").as_deref() == Some("7d") {
+        "7d"
+    } else {
+        "24h"
+    };
+    render_endpoint(
+        &st,
+        &ctx,
+        id,
+        before(&req),
+        None,
+        None,
+        StatusCode::OK,
+        range,
+    )
+    .await
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn render_endpoint(
     st: &AppState,
     ctx: &CustomerCtx,
@@ -217,10 +236,16 @@ async fn render_endpoint(
     form: Option<EndpointForm>,
     recover_error: Option<String>,
     status: StatusCode,
+    range: &'static str,
 ) -> Result<HttpResponse, PortalError> {
     let store = st.store.clone();
     let cid = ctx.customer_id.clone();
-    let (name, ep, deliveries, types) = blocking(move || {
+    let hours = if range == "7d" { 7 * 24 } else { 24 };
+    let until = now_ms();
+    // Whole hours, the current one included.
+    let until = until - until.rem_euclid(3_600_000) + 3_600_000;
+    let since = until - hours * 3_600_000;
+    let (name, ep, deliveries, types, buckets) = blocking(move || {
         let name = customer_name(store.as_ref(), &cid)?;
         let ep = store
             .get_endpoint(&cid, &id)?
@@ -237,7 +262,14 @@ async fn render_endpoint(
                 limit: 25,
             },
         )?;
-        Ok((name, ep, deliveries, store.all_event_types()?))
+        let buckets = crate::http::stats::buckets(
+            store.as_ref(),
+            &crate::http::stats::Scope::Endpoint(id.clone()),
+            since,
+            until,
+            crate::domain::stats::Bucket::Hour,
+        )?;
+        Ok((name, ep, deliveries, store.all_event_types()?, buckets))
     })
     .await?;
     let first = ep.events.first().filter(|e| *e != "*").cloned();
@@ -258,6 +290,12 @@ async fn render_endpoint(
         empty_hint: "Send a test event above, or wait for the next event of a type this endpoint receives.",
         recover_default: short_time(now_ms() - 24 * 3600 * 1000).replace(' ', "T")[..16].to_owned(),
         recover_error,
+        chart: super::chart::Chart::new(
+            "Deliveries per hour",
+            &buckets,
+            crate::domain::stats::Bucket::Hour,
+        ),
+        range,
         ep: EndpointDetail::from(&ep),
     };
     Ok(html(status, &page))
@@ -279,6 +317,7 @@ pub async fn edit_endpoint(
             Some(f),
             None,
             StatusCode::UNPROCESSABLE_ENTITY,
+            "24h",
         )
         .await;
     }
@@ -306,6 +345,7 @@ pub async fn edit_endpoint(
                 Some(f),
                 None,
                 StatusCode::UNPROCESSABLE_ENTITY,
+                "24h",
             )
             .await
         }
@@ -448,6 +488,7 @@ pub async fn recover(
             None,
             Some(msg),
             StatusCode::UNPROCESSABLE_ENTITY,
+            "24h",
         )
         .await;
     };

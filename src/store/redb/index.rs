@@ -181,6 +181,7 @@ impl<'t> DeliveryTables<'t> {
         self.by_customer.insert((d.customer_id.as_str(), id), ())?;
         self.by_endpoint.insert((ep, id), ())?;
         self.by_event.insert((d.event_id.as_str(), id), ())?;
+        let mut rows = 4;
         // Cannot happen with ids made in order; if it did, the delivery still waits.
         if self
             .view
@@ -188,8 +189,11 @@ impl<'t> DeliveryTables<'t> {
             .is_some_and(|m| id <= m.through.as_str())
         {
             self.view.late.insert((ep, id), ())?;
+            rows += 1;
         }
-        self.tally.borrow_mut().pending += 1;
+        let mut tally = self.tally.borrow_mut();
+        tally.pending += 1;
+        tally.rows += rows;
         Ok(())
     }
 
@@ -206,6 +210,7 @@ impl<'t> DeliveryTables<'t> {
                 .add(endpoint_id, at, result.status, result.duration_ms);
         }
         tally.sending -= 1;
+        tally.rows += 1;
         self.view
             .results
             .insert(id, encode_bin(&result).as_slice())?;
@@ -219,6 +224,7 @@ impl<'t> DeliveryTables<'t> {
             tally.stats.add(endpoint_id, at, result.status, None);
         }
         tally.pending -= 1;
+        tally.rows += 1;
         self.view
             .results
             .insert(id, encode_bin(&result).as_slice())?;

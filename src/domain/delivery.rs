@@ -160,6 +160,23 @@ pub struct DeliveryFilter {
     pub endpoint_id: Option<String>,
     pub event_id: Option<String>,
     pub status: Option<DeliveryStatus>,
+    /// The event type (`transactions.fetched`).
+    pub event: Option<String>,
+    /// Made at or after this time (ms).
+    pub since: Option<i64>,
+    /// Made before this time (ms).
+    pub until: Option<i64>,
+}
+
+impl DeliveryFilter {
+    /// The filters a stored delivery is checked against one by one (owner and index aside).
+    pub fn keeps(&self, d: &Delivery) -> bool {
+        self.event_id.as_ref().is_none_or(|e| *e == d.event_id)
+            && self.status.is_none_or(|s| s == d.status)
+            && self.event.as_ref().is_none_or(|e| *e == d.event)
+            && self.since.is_none_or(|t| d.created_at >= t)
+            && self.until.is_none_or(|t| d.created_at < t)
+    }
 }
 
 /// What a worker needs to send one delivery.

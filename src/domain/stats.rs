@@ -249,7 +249,10 @@ mod tests {
         let b = into_buckets(minutes, h + 5, 3 * h + 1, Bucket::Hour);
         let totals: Vec<u64> = b.iter().map(|(_, c)| c.total()).collect();
         assert_eq!(totals, vec![2, 0, 1]);
-        assert_eq!(bucket_starts(MINUTE_MS, MINUTE_MS, Bucket::Minute), Vec::<i64>::new());
+        assert_eq!(
+            bucket_starts(MINUTE_MS, MINUTE_MS, Bucket::Minute),
+            Vec::<i64>::new()
+        );
     }
 
     #[test]

@@ -208,6 +208,23 @@ impl Page<'_> {
             .collect()
     }
 
+    /// The status pills of the delivery log's rows.
+    async fn log_statuses(&self) -> Vec<String> {
+        let got = self
+            .c
+            .execute(
+                "return Array.from(document.querySelectorAll('#log tbody tr .pill')).map(p => p.textContent)",
+                vec![],
+            )
+            .await
+            .unwrap();
+        got.as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap().to_owned())
+            .collect()
+    }
+
     async fn shot(&self, name: &str) {
         if let Some(dir) = &self.shots {
             self.c
@@ -275,12 +292,12 @@ fn a_customer_and_the_operator_use_the_portal_in_a_browser() {
         // An event arrives, fails (the receiver answers 500), and is resent from its row.
         let cus = s.default_customer();
         s.event(&cus, "transactions.fetched", r#"{"consentId":"cns_1"}"#);
-        let log = p.wait_for_text("#log", "failed").await;
+        let log = p.wait_for_text("#log table", "failed").await;
         assert!(log.contains("500") && log.contains("not yet"), "{log}");
         receiver.set_reply(Reply::Status(200, "thanks"));
-        p.submit("#log button.secondary").await;
+        p.submit("#log table button.secondary").await;
         assert!(p.text().await.contains("Delivery sent again."));
-        let t = p.wait_for_text("#log", "succeeded").await;
+        let t = p.wait_for_text("#log table", "succeeded").await;
         assert!(t.contains("thanks"));
 
         // Send test event (a type the endpoint does not subscribe to).
@@ -290,7 +307,8 @@ fn a_customer_and_the_operator_use_the_portal_in_a_browser() {
             .await
             .unwrap();
         p.submit("form[action$='/test'] button").await;
-        p.wait_for_text("#log", "categorizationjob.completed").await;
+        p.wait_for_text("#log table", "categorizationjob.completed")
+            .await;
         let t = p.wait_for_text("#chart", "3 deliveries").await;
         // The chart: one bar per hour the three deliveries finished in (one, unless the
         // test straddles an hour), stacked by outcome — two succeeded, one failed.
@@ -312,6 +330,40 @@ fn a_customer_and_the_operator_use_the_portal_in_a_browser() {
             assert_eq!(b.3, outcomes, "one rectangle per outcome: {bars:?}");
         }
         p.shot("03-endpoint").await;
+
+        // The log's filters: failed only; then "find" with an event's id opens the event.
+        c.find(Locator::Css("#f-status"))
+            .await
+            .unwrap()
+            .select_by_value("failed")
+            .await
+            .unwrap();
+        p.submit("form.log-filter button").await;
+        assert_eq!(p.log_statuses().await, vec!["failed"]);
+        let failed_event = ds["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["status"] == "failed")
+            .unwrap()["event_id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        p.fill("#f-find", &failed_event).await;
+        p.submit("form.log-filter button").await;
+        assert_eq!(p.path().await, format!("/events/{failed_event}"));
+        p.go(&format!(
+            "{endpoint_path}?status=succeeded&event=categorizationjob.completed#log"
+        ))
+        .await;
+        assert_eq!(
+            p.log_statuses().await,
+            vec!["succeeded"],
+            "the test event's"
+        );
+        p.go(&format!("{endpoint_path}?since=nonsense#log")).await;
+        assert!(p.text().await.contains("From: enter a date and time"));
+        p.go(&endpoint_path).await;
 
         // Reveal the secret; rotate it.
         let (_, eps) = s.api.get("/api/v1/endpoints", &s.key);
@@ -424,6 +476,50 @@ fn a_customer_and_the_operator_use_the_portal_in_a_browser() {
         assert!(t.contains(down["id"].as_str().unwrap()));
         p.shot("12-dashboard").await;
 
+        // The support view of a customer: its endpoints, events and log; Resend from there.
+        p.go("/admin").await;
+        p.submit(&format!("a[href='/admin/customers/{acme_id}']"))
+            .await;
+        let t = p.text().await;
+        assert!(
+            t.contains("read-only view")
+                && t.contains("127.0.0.1:1/down")
+                && t.contains("databridge.share.updated"),
+            "{t}"
+        );
+        assert_eq!(p.bars("#chart").await.len(), 1);
+        c.find(Locator::Css("#f-status"))
+            .await
+            .unwrap()
+            .select_by_value("failed")
+            .await
+            .unwrap();
+        p.submit("form.log-filter button").await;
+        assert_eq!(p.log_statuses().await, vec!["failed"]);
+        p.shot("14-support").await;
+        p.submit("#log table button.secondary").await;
+        assert!(p.text().await.contains("Delivery sent again."));
+        assert_eq!(p.path().await, format!("/admin/customers/{acme_id}"));
+        crate::support::wait_for(20, "the resend to be logged", || {
+            let (_, log) = s.api.get(
+                &format!("/api/v1/deliveries?customer_id={acme_id}"),
+                &s.admin,
+            );
+            (log["data"].as_array().unwrap().len() == 3).then_some(())
+        });
+        p.submit("form[action$='/portal-link'] button").await;
+        let link = c
+            .find(Locator::Css("#flash-secret"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            link.starts_with(&format!("{}/portal-link/wpl_", s.api.base)),
+            "{link}"
+        );
+
         // A phone's width: the same pages, still usable, none scrolling sideways.
         c.set_window_size(390, 844).await.unwrap();
         p.go(&path).await;
@@ -435,6 +531,8 @@ fn a_customer_and_the_operator_use_the_portal_in_a_browser() {
         p.go("/admin/dashboard").await;
         p.fits().await;
         p.shot("13-dashboard-phone").await;
+        p.go(&format!("/admin/customers/{acme_id}")).await;
+        p.fits().await;
         // And the customer's pages, signed in again at that width.
         p.go("/").await;
         p.fits().await;

@@ -25,6 +25,27 @@ pub struct DeliveryParams {
     pub event_id: Option<String>,
     /// pending, sending, succeeded, failed or interrupted.
     pub status: Option<String>,
+    /// Only deliveries of this event type.
+    #[param(max_length = 64)]
+    pub event_type: Option<String>,
+    /// RFC 3339: only deliveries made at or after this time.
+    #[param(max_length = 64)]
+    pub since: Option<String>,
+    /// RFC 3339: only deliveries made before this time.
+    #[param(max_length = 64)]
+    pub until: Option<String>,
+}
+
+/// An optional RFC 3339 query value; 422 `invalid_time` when it is not one.
+fn time_param(field: &str, v: Option<&str>) -> Result<Option<i64>, ApiError> {
+    match v {
+        None | Some("") => Ok(None),
+        Some(s) => crate::domain::time::parse_rfc3339(s)
+            .map(Some)
+            .ok_or_else(|| {
+                ApiError::invalid("invalid_time", format!("{field} must be an RFC 3339 time"))
+            }),
+    }
 }
 
 #[utoipa::path(get, path = "/api/v1/deliveries", tag = "customer", security(("bearer" = [])),
@@ -49,6 +70,9 @@ pub async fn list_deliveries(
         endpoint_id: q.endpoint_id.filter(|s| !s.is_empty()),
         event_id: q.event_id.filter(|s| !s.is_empty()),
         status,
+        event: q.event_type.filter(|s| !s.is_empty()),
+        since: time_param("since", q.since.as_deref())?,
+        until: time_param("until", q.until.as_deref())?,
     };
     let store = st.store.clone();
     let page = blocking(move || {

@@ -246,7 +246,7 @@ pub async fn event(
         EventView {
             layout: layout(&st, &ctx, &event.event),
             customer: Some(name),
-            resend_back: None,
+            resend_back: Some(format!("/admin/events/{}", event.id)),
             back_link: "/admin",
             empty_hint: "No endpoint of this customer subscribes to this event type.",
         },

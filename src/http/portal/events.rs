@@ -81,7 +81,7 @@ pub(super) struct EventView {
     pub layout: Layout,
     /// The customer's name, shown on the operator's console.
     pub customer: Option<String>,
-    /// Where a Resend comes back to, on the customer's console (the operator reads only).
+    /// Where a Resend comes back to.
     pub resend_back: Option<String>,
     pub back_link: &'static str,
     pub empty_hint: &'static str,

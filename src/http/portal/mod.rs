@@ -8,8 +8,10 @@ mod dashboard;
 mod events;
 mod forms;
 mod links;
+pub mod log_filter;
 pub mod sessions;
 mod sign_in;
+mod support;
 mod views;
 mod webhooks;
 
@@ -434,6 +436,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(resource("/admin/trigger").route(post().to(admin::trigger)))
         .service(resource("/admin/events/{id}").route(get().to(admin::event)))
         .service(resource("/admin/customers").route(post().to(admin::create_customer)))
+        .service(resource("/admin/customers/{id}").route(get().to(support::customer)))
+        .service(resource("/admin/customers/{id}/sessions").route(post().to(support::end_sessions)))
+        .service(
+            resource("/admin/customers/{id}/portal-link").route(post().to(support::portal_link)),
+        )
+        .service(resource("/admin/deliveries/{id}/resend").route(post().to(support::resend)))
         .service(resource("/admin/customers/{id}/keys").route(post().to(admin::new_key)))
         .service(
             resource("/admin/customers/{id}/delete")

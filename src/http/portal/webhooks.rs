@@ -5,6 +5,8 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 
+use super::log_filter::{self, LogFilter, LogPage};
+
 use super::flash;
 use super::forms::{Form, Posted};
 use super::views::{
@@ -16,7 +18,7 @@ use super::{
 };
 use crate::domain::IdKind;
 use crate::domain::input::{TargetUrl, validate_text};
-use crate::domain::time::{now_ms, parse_rfc3339};
+use crate::domain::time::now_ms;
 use crate::domain::{DeliveryFilter, EndpointPatch, NewEndpoint};
 use crate::http::AppState;
 use crate::store::{PageQuery, StoreError};
@@ -200,6 +202,17 @@ struct EndpointPage {
     chart: super::chart::Chart,
     /// `24h` or `7d`.
     range: &'static str,
+    filter: LogFilter,
+    filter_action: String,
+    statuses: [&'static str; 5],
+}
+
+/// What the endpoint page's query asks for: the log's page and filters, the chart's range.
+#[derive(Default)]
+struct EndpointQuery {
+    before: Option<String>,
+    range: &'static str,
+    filter: LogFilter,
 }
 
 pub async fn endpoint(
@@ -214,53 +227,52 @@ pub async fn endpoint(
     } else {
         "24h"
     };
-    render_endpoint(
-        &st,
-        &ctx,
-        id,
-        before(&req),
-        None,
-        None,
-        StatusCode::OK,
+    let q = EndpointQuery {
+        before: before(&req),
         range,
-    )
-    .await
+        filter: LogFilter::from_request(&req),
+    };
+    render_endpoint(&st, &ctx, id, q, None, None, StatusCode::OK).await
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn render_endpoint(
     st: &AppState,
     ctx: &CustomerCtx,
     id: String,
-    before: Option<String>,
+    q: EndpointQuery,
     form: Option<EndpointForm>,
     recover_error: Option<String>,
     status: StatusCode,
-    range: &'static str,
 ) -> Result<HttpResponse, PortalError> {
     let store = st.store.clone();
     let cid = ctx.customer_id.clone();
+    let EndpointQuery {
+        before,
+        range,
+        mut filter,
+    } = q;
+    let range = if range.is_empty() { "24h" } else { range };
     let hours = if range == "7d" { 7 * 24 } else { 24 };
     let until = now_ms();
     // Whole hours, the current one included.
     let until = until - until.rem_euclid(3_600_000) + 3_600_000;
     let since = until - hours * 3_600_000;
-    let (name, ep, deliveries, types, buckets) = blocking(move || {
+    let (name, ep, log, types, buckets, filter) = blocking(move || {
         let name = customer_name(store.as_ref(), &cid)?;
         let ep = store
             .get_endpoint(&cid, &id)?
             .ok_or(PortalError::NotFound)?;
-        let filter = DeliveryFilter {
+        let base = DeliveryFilter {
             endpoint_id: Some(id.clone()),
             ..Default::default()
         };
-        let deliveries = store.list_deliveries(
+        let log = log_filter::load(
+            store.as_ref(),
             &cid,
-            &filter,
-            PageQuery {
-                before: before.as_deref(),
-                limit: 25,
-            },
+            base,
+            &mut filter,
+            before.as_deref(),
+            25,
         )?;
         let buckets = crate::http::stats::buckets(
             store.as_ref(),
@@ -269,9 +281,13 @@ async fn render_endpoint(
             until,
             crate::domain::stats::Bucket::Hour,
         )?;
-        Ok((name, ep, deliveries, store.all_event_types()?, buckets))
+        Ok((name, ep, log, store.all_event_types()?, buckets, filter))
     })
     .await?;
+    let (deliveries, next) = match log {
+        LogPage::Event(evt) => return Ok(see_other(&format!("/events/{evt}"))),
+        LogPage::Rows { data, next } => (data, next),
+    };
     let first = ep.events.first().filter(|e| *e != "*").cloned();
     let page = EndpointPage {
         layout: customer_layout(st, ctx, name, &ep.url, "webhooks"),
@@ -281,13 +297,17 @@ async fn render_endpoint(
             .map(|t| TypeOption::new(t, first.as_deref() == Some(t.name.as_str())))
             .collect(),
         form: form.unwrap_or_else(|| EndpointForm::from_endpoint(&ep)),
-        refresh: still_running(&deliveries.data),
-        deliveries: deliveries.data.iter().map(DeliveryRow::from).collect(),
-        next: deliveries.next,
+        refresh: still_running(&deliveries),
+        deliveries: deliveries.iter().map(DeliveryRow::from).collect(),
+        next: next.map(|n| format!("{n}{}", filter.query())),
         can_resend: true,
         show_url: false,
         back: format!("/webhooks/{}", ep.id),
-        empty_hint: "Send a test event above, or wait for the next event of a type this endpoint receives.",
+        empty_hint: if filter.is_active() {
+            "No delivery of this endpoint matches these filters."
+        } else {
+            "Send a test event above, or wait for the next event of a type this endpoint receives."
+        },
         recover_default: short_time(now_ms() - 24 * 3600 * 1000).replace(' ', "T")[..16].to_owned(),
         recover_error,
         chart: super::chart::Chart::new(
@@ -296,6 +316,9 @@ async fn render_endpoint(
             crate::domain::stats::Bucket::Hour,
         ),
         range,
+        filter_action: format!("/webhooks/{}", ep.id),
+        filter,
+        statuses: log_filter::STATUSES,
         ep: EndpointDetail::from(&ep),
     };
     Ok(html(status, &page))
@@ -313,11 +336,10 @@ pub async fn edit_endpoint(
             &st,
             &ctx,
             id,
-            None,
+            EndpointQuery::default(),
             Some(f),
             None,
             StatusCode::UNPROCESSABLE_ENTITY,
-            "24h",
         )
         .await;
     }
@@ -341,11 +363,10 @@ pub async fn edit_endpoint(
                 &st,
                 &ctx,
                 id,
-                None,
+                EndpointQuery::default(),
                 Some(f),
                 None,
                 StatusCode::UNPROCESSABLE_ENTITY,
-                "24h",
             )
             .await
         }
@@ -473,22 +494,17 @@ pub async fn recover(
 ) -> Result<HttpResponse, PortalError> {
     let id = IdKind::Endpoint.check(path.into_inner())?;
     let raw = form.get("since").trim();
-    let since = match raw.len() {
-        16 => parse_rfc3339(&format!("{raw}:00Z")),
-        19 => parse_rfc3339(&format!("{raw}Z")),
-        _ => parse_rfc3339(raw),
-    };
+    let since = log_filter::parse_local(raw);
     let Some(since) = since else {
         let msg = "Enter a date and time, like 2026-11-27T09:30.".to_owned();
         return render_endpoint(
             &st,
             &ctx,
             id,
-            None,
+            EndpointQuery::default(),
             None,
             Some(msg),
             StatusCode::UNPROCESSABLE_ENTITY,
-            "24h",
         )
         .await;
     };

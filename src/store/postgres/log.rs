@@ -86,6 +86,9 @@ impl PgStore {
                      AND ($3::text IS NULL OR event_id = $3)
                      AND ($4::text IS NULL OR status = $4)
                      AND ($5::text IS NULL OR id < $5)
+                     AND ($7::text IS NULL OR event = $7)
+                     AND ($8::bigint IS NULL OR created_at >= $8)
+                     AND ($9::bigint IS NULL OR created_at < $9)
                      ORDER BY id DESC LIMIT $6"
                 ),
                 &[
@@ -95,6 +98,9 @@ impl PgStore {
                     &status,
                     &page.before,
                     &(page.limit as i64 + 1),
+                    &filter.event,
+                    &filter.since,
+                    &filter.until,
                 ],
             )?;
             let mut data = rows.iter().map(delivery).collect::<Result<Vec<_>>>()?;

@@ -71,6 +71,10 @@ impl DeliveryLog for RedbStore {
 /// `next` carries on.
 const MAX_SCAN: usize = 10_000;
 
+/// Ids follow creation order but their clock may run a little ahead of `created_at` (ids
+/// never go back): a time filter stops scanning only this far past its bound.
+const CLOCK_SLACK_MS: i64 = 60_000;
+
 impl RedbStore {
     fn deliveries_of(
         &self,
@@ -111,7 +115,8 @@ impl RedbStore {
                 return all_deliveries(tx, filter, page);
             };
             let view = ReadView::open(tx)?;
-            let upper = page.before.unwrap_or(ID_MAX);
+            let bound = upper_bound(filter);
+            let upper = page.before.unwrap_or(ID_MAX).min(bound.as_str());
             let mut data = Vec::new();
             let mut next = None;
             let mut last_scanned = None;
@@ -124,9 +129,14 @@ impl RedbStore {
                 }
                 last_scanned = Some(id.to_owned());
                 let Some(d) = view.get(id)? else { continue };
-                let keep = customer_id.is_none_or(|c| d.customer_id == c)
-                    && filter.event_id.as_ref().is_none_or(|e| *e == d.event_id)
-                    && filter.status.is_none_or(|s| s == d.status);
+                if filter
+                    .since
+                    .is_some_and(|t| d.created_at < t - CLOCK_SLACK_MS)
+                {
+                    next = None;
+                    break; // newest first: everything after this is older still
+                }
+                let keep = customer_id.is_none_or(|c| d.customer_id == c) && filter.keeps(&d);
                 if !keep {
                     continue;
                 }
@@ -141,6 +151,17 @@ impl RedbStore {
     }
 }
 
+/// No delivery made before `until` has an id at or above this.
+fn upper_bound(filter: &DeliveryFilter) -> String {
+    match filter.until {
+        Some(t) => crate::domain::ids::lower_bound_at(
+            crate::domain::IdKind::Delivery,
+            (t + CLOCK_SLACK_MS).max(0) as u64,
+        ),
+        None => ID_MAX.to_owned(),
+    }
+}
+
 /// Every customer's deliveries (no endpoint or event named), newest first.
 fn all_deliveries(
     tx: &redb::ReadTransaction,
@@ -148,7 +169,8 @@ fn all_deliveries(
     page: PageQuery,
 ) -> Result<Page<Delivery>> {
     let view = ReadView::open(tx)?;
-    let upper = page.before.unwrap_or(ID_MAX);
+    let bound = upper_bound(filter);
+    let upper = page.before.unwrap_or(ID_MAX).min(bound.as_str());
     let mut data = Vec::new();
     let mut next = None;
     let mut last_scanned = None;
@@ -162,7 +184,14 @@ fn all_deliveries(
         let Some(d) = view.get(k.value())? else {
             continue;
         };
-        if filter.status.is_some_and(|s| s != d.status) {
+        if filter
+            .since
+            .is_some_and(|t| d.created_at < t - CLOCK_SLACK_MS)
+        {
+            next = None;
+            break;
+        }
+        if !filter.keeps(&d) {
             continue;
         }
         if data.len() == page.limit {

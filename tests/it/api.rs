@@ -693,3 +693,49 @@ fn delivery_stats_count_each_customers_own_by_minute_and_hour() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["data"].as_array().unwrap().len(), 1440);
 }
+
+#[test]
+fn the_delivery_log_filters_by_event_type_and_time() {
+    use crate::support::{Receiver, Reply};
+    let s = TestServer::start();
+    let rx = Receiver::start(Reply::Status(200, "ok"));
+    let cus = s.default_customer();
+    s.endpoint(&s.key, &rx.url("/a"), &["*"]);
+    let a = s.event(&cus, "transactions.fetched", "{}");
+    s.finished_deliveries_of(&s.key, a["id"].as_str().unwrap(), 1);
+    let between = webhooks::domain::time::rfc3339(webhooks::domain::time::now_ms() + 1);
+    crate::support::wait_for(5, "the clock to move on", || {
+        (webhooks::domain::time::rfc3339(webhooks::domain::time::now_ms()) > between).then_some(())
+    });
+    let b = s.event(&cus, "categorizationjob.completed", "{}");
+    s.finished_deliveries_of(&s.key, b["id"].as_str().unwrap(), 1);
+    let events_of = |query: &str| -> Vec<String> {
+        let (status, body) = s.api.get(&format!("/api/v1/deliveries?{query}"), &s.key);
+        assert_eq!(status, 200, "{query}: {body}");
+        body["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["event"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(
+        events_of("event_type=transactions.fetched"),
+        vec!["transactions.fetched"]
+    );
+    assert_eq!(
+        events_of(&format!("since={between}")),
+        vec!["categorizationjob.completed"]
+    );
+    assert_eq!(
+        events_of(&format!("until={between}")),
+        vec!["transactions.fetched"]
+    );
+    assert_eq!(events_of("status=succeeded").len(), 2);
+    assert!(events_of("event_type=databridge.share.updated").is_empty());
+    let (status, body) = s.api.get("/api/v1/deliveries?since=soon", &s.key);
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (422, Some("invalid_time"))
+    );
+}

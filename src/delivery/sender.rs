@@ -17,8 +17,13 @@ use crate::domain::DeliveryError;
 
 /// Each connection's input and output buffer, and so the largest answer head accepted.
 const BUFFER_BYTES: usize = 16 * 1024;
-/// Idle connections kept for reuse: as many as the pool can have in flight.
+/// Idle connections kept for reuse: as many as the pool can have in flight, over all shards.
 const MAX_IDLE_CONNECTIONS: usize = 4096;
+/// Independent ureq agents (connection pools) the workers are spread over. ureq's pool is a
+/// list scanned on every checkout and return (comparing each connection's host): one pool
+/// of hundreds of connections cost a fifth of the CPU against quick receivers. A worker
+/// always uses the same shard, so its connection comes back to it.
+const SHARDS: usize = 16;
 
 /// How much of a receiver's answer is read and kept.
 pub const MAX_RESPONSE_BYTES: u64 = 4096;
@@ -43,7 +48,17 @@ pub struct SendResult {
 }
 
 pub struct WebhookSender {
-    agent: Agent,
+    shards: Vec<Agent>,
+}
+
+/// The shard of the calling thread: fixed for the thread's life.
+fn shard_index() -> usize {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static SHARD: usize = NEXT.fetch_add(1, Ordering::Relaxed) % SHARDS;
+    }
+    SHARD.with(|s| *s)
 }
 
 impl WebhookSender {
@@ -63,29 +78,33 @@ impl WebhookSender {
             .timeout_connect(Some(cfg.connect_timeout))
             .timeout_global(Some(cfg.request_timeout))
             // Every worker may keep its connection to a receiver for the next send.
-            .max_idle_connections(MAX_IDLE_CONNECTIONS)
+            .max_idle_connections(MAX_IDLE_CONNECTIONS / SHARDS)
             // Hundreds of connections: small buffers (ureq's default is 128 KiB each way).
             // The answer's head must fit; bodies stream through in pieces.
             .input_buffer_size(BUFFER_BYTES)
             .output_buffer_size(BUFFER_BYTES)
             .max_response_header_size(BUFFER_BYTES)
-            .max_idle_connections_per_host(MAX_IDLE_CONNECTIONS)
+            .max_idle_connections_per_host(MAX_IDLE_CONNECTIONS / SHARDS)
             .tls_config(tls.build())
             .build();
-        let resolver = CheckedResolver {
-            block_private: cfg.block_private_networks,
-            dns: Arc::new(Dns::system()),
-            request_timeout: cfg.request_timeout,
-        };
-        Self {
-            agent: Agent::with_parts(config, DefaultConnector::new(), resolver),
-        }
+        let dns = Arc::new(Dns::system());
+        let shards = (0..SHARDS)
+            .map(|_| {
+                let resolver = CheckedResolver {
+                    block_private: cfg.block_private_networks,
+                    dns: dns.clone(),
+                    request_timeout: cfg.request_timeout,
+                };
+                Agent::with_parts(config.clone(), DefaultConnector::new(), resolver)
+            })
+            .collect();
+        Self { shards }
     }
 
     /// One POST; never retried.
     pub fn post(&self, url: &str, headers: &[(&str, &str)], body: &[u8]) -> SendResult {
         let started = Instant::now();
-        let mut req = self.agent.post(url);
+        let mut req = self.shards[shard_index()].post(url);
         for (k, v) in headers {
             req = req.header(*k, *v);
         }

@@ -26,6 +26,9 @@ pub struct Tally {
     pub stats: StatsDelta,
     /// Rows written for events, deliveries, claims and results (counted, for /metrics).
     pub rows: u64,
+    /// Workers' results, written together after the group's other changes: the tables are
+    /// opened once per group rather than once per result.
+    pub results: Vec<(String, String, ResultRow)>,
 }
 
 type Bytes = &'static [u8];

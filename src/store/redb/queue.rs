@@ -123,7 +123,11 @@ impl Queue for RedbStore {
     fn finish(&self, outcome: Outcome) {
         self.write_detached(move |ctx| {
             let (id, ep) = (outcome.delivery_id.clone(), outcome.endpoint_id.clone());
-            DeliveryTables::open(ctx)?.finish(&id, &ep, ResultRow::of(outcome))
+            ctx.tally
+                .borrow_mut()
+                .results
+                .push((id, ep, ResultRow::of(outcome)));
+            Ok(())
         });
     }
 

@@ -200,6 +200,14 @@ fn commit_group(
         replies.push(reply);
     }
     let ready = std::mem::take(&mut ctx.ready);
+    let results = std::mem::take(&mut tally.borrow_mut().results);
+    if !broken
+        && !results.is_empty()
+        && let Err(e) = write_results(&ctx, results)
+    {
+        tracing::error!(error = %e, "cannot write delivery results");
+        broken = true;
+    }
     if !broken && let Err(e) = flush_tally(&tx, &tally.into_inner(), rows) {
         tracing::error!(error = %e, "cannot write the queue counters and statistics");
         broken = true;
@@ -235,6 +243,18 @@ fn commit_group(
     {
         hook(ready);
     }
+}
+
+/// The workers' results of the group: one blind insert each, the tables opened once.
+fn write_results(
+    ctx: &WriteCtx,
+    results: Vec<(String, String, super::records::ResultRow)>,
+) -> Result<()> {
+    let mut dt = super::index::DeliveryTables::open(ctx)?;
+    for (id, ep, r) in results {
+        dt.finish(&id, &ep, r)?;
+    }
+    Ok(())
 }
 
 /// Writes what the group's changes added to the queue counters and the per-minute

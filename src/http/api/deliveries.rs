@@ -26,7 +26,7 @@ pub struct DeliveryParams {
     /// pending, sending, succeeded, failed or interrupted.
     pub status: Option<String>,
     /// Only deliveries of this event type.
-    #[param(max_length = 64)]
+    #[param(max_length = 128)]
     pub event_type: Option<String>,
     /// RFC 3339: only deliveries made at or after this time.
     #[param(max_length = 64)]
@@ -70,7 +70,15 @@ pub async fn list_deliveries(
         endpoint_id: q.endpoint_id.filter(|s| !s.is_empty()),
         event_id: q.event_id.filter(|s| !s.is_empty()),
         status,
-        event: q.event_type.filter(|s| !s.is_empty()),
+        event: match q.event_type.filter(|s| !s.is_empty()) {
+            Some(t) if t.len() > 128 => {
+                return Err(ApiError::invalid(
+                    "invalid_event_type",
+                    "event_type must be an event type's name (at most 128 bytes)",
+                ));
+            }
+            t => t,
+        },
         since: time_param("since", q.since.as_deref())?,
         until: time_param("until", q.until.as_deref())?,
     };

@@ -284,6 +284,12 @@ pub struct ListenArgs {
     /// A customer API key: register this receiver as that customer's endpoint
     #[arg(long, env = "WEBHOOKS_API_KEY", hide_env_values = true)]
     pub api_key: Option<String>,
+    /// Or, as the operator: register it for this customer (name or id) with the admin token
+    #[arg(long)]
+    pub customer: Option<String>,
+    /// The admin token, used with --customer when no API key is given
+    #[arg(long, env = "WEBHOOKS_ADMIN_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
     /// Event types to subscribe to, comma-separated, or *
     #[arg(long, default_value = "*")]
     pub events: String,
@@ -331,6 +337,7 @@ pub fn run_client(command: ClientCommand) -> ExitCode {
             server: l.server.server,
             server_ca_file: l.server.server_ca_file,
             api_key: l.api_key,
+            operator: l.customer.map(|c| (c, l.token)),
             events: l.events,
             secret: l.secret,
             status: l.status,

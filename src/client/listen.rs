@@ -18,6 +18,8 @@ pub struct ListenOptions {
     pub server: String,
     pub server_ca_file: Option<std::path::PathBuf>,
     pub api_key: Option<String>,
+    /// `--customer` and the admin token: register for that customer as the operator.
+    pub operator: Option<(String, Option<String>)>,
     pub events: String,
     pub secret: Option<String>,
     pub status: u16,
@@ -71,16 +73,33 @@ pub fn run(opts: ListenOptions) -> Result<(), ClientError> {
             )));
         }
     };
-    let secret = match &opts.api_key {
-        Some(key) => {
-            let client = Client::new(
+    // Who registers the endpoint: the customer's key, or the operator for a named customer.
+    let registrar = match (&opts.api_key, &opts.operator) {
+        (Some(key), _) => Some((
+            Client::new(
                 &opts.server,
                 opts.server_ca_file.as_deref(),
                 Some(key.clone()),
                 "--api-key / WEBHOOKS_API_KEY",
+            ),
+            String::new(),
+        )),
+        (None, Some((customer, token))) => {
+            let client = Client::new(
+                &opts.server,
+                opts.server_ca_file.as_deref(),
+                token.clone(),
+                "--token / WEBHOOKS_ADMIN_TOKEN",
             );
+            let id = super::resolve_customer(&client, customer)?;
+            Some((client, format!("?customer_id={id}")))
+        }
+        (None, None) => None,
+    };
+    let secret = match registrar {
+        Some((client, scope)) => {
             let events = parse_events(&opts.events);
-            let (id, secret, reused) = register(&client, &url, &events)?;
+            let (id, secret, reused) = register(&client, &scope, &url, &events)?;
             println!(
                 "{} endpoint {id} → {url} (events: {})",
                 if reused { "reusing" } else { "registered" },
@@ -92,7 +111,9 @@ pub fn run(opts: ListenOptions) -> Result<(), ClientError> {
         None => opts.secret.clone(),
     };
     if secret.is_none() {
-        println!("no --api-key or --secret: signatures will not be verified");
+        println!(
+            "no --api-key (or --customer with the admin token) or --secret: signatures will not be verified"
+        );
     }
     match &forward {
         Some((to, _)) => {
@@ -151,11 +172,12 @@ fn parse_events(events: &str) -> Vec<String> {
 /// Finds this URL's endpoint (or creates it) and makes it match `events`.
 fn register(
     client: &Client,
+    scope: &str,
     url: &str,
     events: &[String],
 ) -> Result<(String, String, bool), ClientError> {
     let existing = client
-        .get_all("/api/v1/endpoints")?
+        .get_all(&format!("/api/v1/endpoints{scope}"))?
         .into_iter()
         .find(|e| e["url"] == url);
     let ep = match existing {
@@ -169,7 +191,10 @@ fn register(
         }
         None => {
             let body = json!({ "url": url, "events": events, "description": "webhooks listen" });
-            (client.post("/api/v1/endpoints", &body.to_string())?, false)
+            (
+                client.post(&format!("/api/v1/endpoints{scope}"), &body.to_string())?,
+                false,
+            )
         }
     };
     let (ep, reused) = ep;

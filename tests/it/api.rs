@@ -122,6 +122,39 @@ fn the_operator_acts_on_any_customers_objects_through_the_customer_routes() {
     );
     assert_eq!(st, 201, "{ep}");
     let ep_id = ep["id"].as_str().unwrap().to_owned();
+    // …or names it in the body; a customer's own key ignores a body customer_id.
+    let in_body = json!({"url": r.url("/body"), "events": ["*"], "customer_id": globex});
+    let (st, ep) = s.api.post("/api/v1/endpoints", &s.admin, &in_body);
+    assert_eq!(st, 201, "{ep}");
+    assert_eq!(
+        s.api
+            .get(
+                &format!("/api/v1/endpoints/{}", ep["id"].as_str().unwrap()),
+                &s.admin
+            )
+            .1["id"],
+        ep["id"]
+    );
+    let (_, globex_eps) = s
+        .api
+        .get(&format!("/api/v1/endpoints?customer_id={globex}"), &s.admin);
+    assert_eq!(globex_eps["data"].as_array().unwrap().len(), 1);
+    let (st, own) = s.api.post("/api/v1/endpoints", &acme_key, &in_body);
+    assert_eq!(st, 201, "{own}");
+    let (_, acme_eps) = s.api.get("/api/v1/endpoints", &acme_key);
+    assert!(
+        acme_eps["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["id"] == own["id"])
+    );
+    s.api.delete(
+        &format!("/api/v1/endpoints/{}", own["id"].as_str().unwrap()),
+        &acme_key,
+    );
+    let nobody = json!({"url": r.url("/x"), "events": ["*"], "customer_id": "cus_nope"});
+    assert_eq!(s.api.post("/api/v1/endpoints", &s.admin, &nobody).0, 404);
     let (st, _) = s.api.post(
         "/api/v1/endpoints?customer_id=cus_01M8GNG7X8E5K1T5H91J3G4DM8",
         &s.admin,

@@ -102,6 +102,32 @@ fn trigger_reaches_listen_with_a_verified_signature() {
 }
 
 #[test]
+fn the_operator_listens_for_a_customer_with_the_admin_token() {
+    let s = TestServer::start();
+    s.customer("acme");
+    let (l, url) = listen(&s, &["--customer", "acme"]);
+    let (_, eps) = s.api.get(
+        &format!("/api/v1/endpoints?customer_id={}", s.customer_id("acme")),
+        &s.admin,
+    );
+    let eps = eps["data"].as_array().unwrap().clone();
+    assert_eq!(eps.len(), 1, "registered for acme");
+    assert_eq!(eps[0]["url"], url.as_str());
+    let (code, _, err) = run(webhooks(
+        &s,
+        &["trigger", "transactions.fetched", "--customer", "acme"],
+    ));
+    assert_eq!(code, 0, "{err}");
+    l.line_with("signature verified");
+    // An unknown customer is a usage error.
+    let (code, _, err) = run(webhooks(
+        &s,
+        &["listen", "--listen", "127.0.0.1:0", "--customer", "nobody"],
+    ));
+    assert_eq!(code, 2, "{err}");
+}
+
+#[test]
 fn listen_reports_a_wrong_secret_and_rehearses_failures() {
     let s = TestServer::start();
     let (l, url) = listen(&s, &["--secret", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"]);

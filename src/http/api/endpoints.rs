@@ -17,6 +17,10 @@ use crate::http::body::{Json, OptionalJson, double_option, page_query};
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateEndpoint {
+    /// With the admin token: the customer the endpoint is for (or `?customer_id=`, which wins).
+    /// Ignored with a customer key.
+    #[schema(max_length = 64)]
+    pub customer_id: Option<String>,
     /// Absolute http(s) URL, at most 2048 bytes.
     pub url: String,
     /// Distinct catalog event types, or `["*"]` for every type (also ones added later).
@@ -116,11 +120,22 @@ pub async fn list_endpoints(
     responses((status = 201, body = EndpointView), (status = 422, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 404, description = "With the admin token: no such customer", body = ErrorBody)))]
 pub async fn create_endpoint(
-    who: Customer,
+    who: Lister,
     st: State,
     body: Json<CreateEndpoint>,
 ) -> Result<HttpResponse, ApiError> {
     let b = body.value;
+    // A customer key: its own. The operator: `?customer_id=`, else the body's `customer_id`.
+    let owner = match (who.customer, b.customer_id.filter(|c| !c.is_empty())) {
+        (Some(c), _) => c,
+        (None, Some(c)) => IdKind::Customer.check(c)?,
+        (None, None) => {
+            return Err(ApiError::invalid(
+                "customer_id_required",
+                "with the admin token, name the customer: customer_id in the body or ?customer_id=cus_…",
+            ));
+        }
+    };
     let url = TargetUrl::parse(&b.url)?;
     check_description(&b.description)?;
     check_rate(b.rate_limit_per_sec)?;
@@ -134,9 +149,7 @@ pub async fn create_endpoint(
         headers,
     };
     let max = st.limits.max_endpoints_per_customer;
-    let e = st
-        .run(move |s| s.create_endpoint(&who.id, new, max))
-        .await?;
+    let e = st.run(move |s| s.create_endpoint(&owner, new, max)).await?;
     Ok(HttpResponse::Created().json(EndpointView::from(e)))
 }
 

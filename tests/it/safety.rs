@@ -450,3 +450,46 @@ fn a_portal_session_survives_a_restart() {
         "the session token itself is not stored"
     );
 }
+
+#[test]
+fn deleting_an_endpoint_mid_flight_leaves_no_trace_of_it() {
+    if crate::support::on_postgres() {
+        return; // the data file's own tables are read below
+    }
+    use redb::{ReadableDatabase, ReadableTableMetadata};
+    use webhooks::store::redb::tables::{CLAIMS, DELIVERIES, RESULTS};
+    let mut s = TestServer::start();
+    let hang = Receiver::start(Reply::Hang);
+    let ep = s.endpoint(&s.key, &hang.url("/"), &["*"]);
+    let cus = s.default_customer();
+    for _ in 0..40 {
+        s.event(&cus, "transactions.fetched", "{}");
+    }
+    crate::support::wait_for(10, "POSTs to be in flight", || {
+        let (_, st) = s.api.get("/api/v1/status", &s.admin);
+        (st["sending"].as_u64().unwrap_or(0) > 0).then_some(())
+    });
+    let id = ep["id"].as_str().unwrap();
+    assert_eq!(
+        s.api.delete(&format!("/api/v1/endpoints/{id}"), &s.key).0,
+        204
+    );
+    drop(hang); // the POSTs in flight end now, after their endpoint is gone
+    let other = Receiver::start(Reply::Status(200, "ok"));
+    s.endpoint(&s.key, &other.url("/"), &["*"]);
+    let evt = s.event(&cus, "transactions.fetched", "{}");
+    s.finished_deliveries_of(&s.key, evt["id"].as_str().unwrap(), 1);
+    crate::support::wait_for(10, "the queue to be empty", || {
+        let (_, st) = s.api.get("/api/v1/status", &s.admin);
+        (st["pending"] == 0 && st["sending"] == 0).then_some(())
+    });
+    let data = s.data.clone();
+    s.stop();
+    let db = crate::support::open_raw(&data);
+    let tx = db.begin_read().unwrap();
+    // One delivery is left (the other endpoint's), with its result; the deleted endpoint
+    // has no claim mark and its late results were not written.
+    assert_eq!(tx.open_table(DELIVERIES).unwrap().len().unwrap(), 1);
+    assert_eq!(tx.open_table(RESULTS).unwrap().len().unwrap(), 1);
+    assert!(tx.open_table(CLAIMS).unwrap().get(id).unwrap().is_none());
+}

@@ -200,10 +200,10 @@ impl<'t> DeliveryTables<'t> {
         Ok(())
     }
 
-    /// Records how a claimed delivery ended: one blind insert. A delivery whose endpoint was
-    /// deleted meanwhile (its mark went with it) is not brought back.
+    /// Records how a claimed delivery ended: one blind insert. A delivery deleted meanwhile
+    /// (with its endpoint, whose mark went too) is not brought back.
     pub fn finish(&mut self, id: &str, endpoint_id: &str, result: ResultRow) -> Result<()> {
-        if self.view.claims.get(endpoint_id)?.is_none() {
+        if self.view.claims.get(endpoint_id)?.is_none() || self.view.records.get(id)?.is_none() {
             return Ok(());
         }
         let mut tally = self.tally.borrow_mut();
@@ -242,12 +242,14 @@ impl<'t> DeliveryTables<'t> {
         let mut mark = self.view.mark(ep)?.unwrap_or_default();
         let mut claimed = Vec::with_capacity(ids.len());
         let mut rows = 1; // the mark
+        let mut moved = false;
         for id in ids {
             let id = id.as_str();
             let handed_back = self.view.late.get((ep, id))?.is_some();
             if handed_back {
                 self.view.late.remove((ep, id))?;
                 rows += 1;
+                moved = true;
                 if !self.view.has_result(id)? {
                     claimed.push(id.to_owned());
                     if mark.scan_from.as_str() > id {
@@ -258,6 +260,11 @@ impl<'t> DeliveryTables<'t> {
             }
             if id <= mark.through.as_str() {
                 continue; // claimed or ended already
+            }
+            if self.by_endpoint.get((ep, id))?.is_none() {
+                // Deleted (with its endpoint, perhaps): the mark does not move for it, and an
+                // endpoint that is gone gets no mark back.
+                continue;
             }
             let mut passed = Vec::new();
             for row in self
@@ -275,9 +282,13 @@ impl<'t> DeliveryTables<'t> {
                 rows += 1;
             }
             mark.through = id.to_owned();
-            if self.by_endpoint.get((ep, id))?.is_some() && !self.view.has_result(id)? {
+            moved = true;
+            if !self.view.has_result(id)? {
                 claimed.push(id.to_owned());
             }
+        }
+        if !moved {
+            return Ok(claimed);
         }
         if mark.scan_from.is_empty()
             && let Some(first) = claimed.iter().min()

@@ -539,10 +539,17 @@ fn a_customer_and_the_operator_use_the_portal_in_a_browser() {
         p.fill("input[name=api_key]", &s.key).await;
         p.submit("form button[type=submit]").await;
         assert_eq!(p.path().await, "/webhooks");
-        for page in ["/webhooks", "/events"] {
+        let phone_ep = s.endpoint(
+            &s.key,
+            &receiver.url("/a-rather-long-path/that/should/break/sensibly/at/390px"),
+            &["*"],
+        );
+        let phone_ep_page = format!("/webhooks/{}", phone_ep["id"].as_str().unwrap());
+        for page in ["/webhooks", "/events", phone_ep_page.as_str()] {
             p.go(page).await;
             p.fits().await;
         }
+        p.shot("15-endpoint-phone").await;
         p.shot("10-events-phone").await;
 
         // A portal link the operator made: Continue signs in once; the link is then spent.

@@ -15,6 +15,7 @@ pub const BOUNDS_MS: [u64; 15] = [
 pub const BUCKETS: usize = BOUNDS_MS.len() + 1;
 
 pub const MINUTE_MS: i64 = 60_000;
+pub const HOUR_MS: i64 = 60 * MINUTE_MS;
 
 /// The scope every delivery counts in, whoever it belongs to.
 pub const ALL: &str = "all";
@@ -157,8 +158,14 @@ impl Bucket {
     pub fn ms(self) -> i64 {
         match self {
             Bucket::Minute => MINUTE_MS,
-            Bucket::Hour => 60 * MINUTE_MS,
+            Bucket::Hour => HOUR_MS,
         }
+    }
+
+    /// Where the bucket holding `at` ends: a chart up to now ends here, the current bucket
+    /// included.
+    pub fn end_of(self, at: i64) -> i64 {
+        (at.div_euclid(self.ms()) + 1) * self.ms()
     }
 }
 
@@ -238,6 +245,8 @@ mod tests {
         let h = 3_600_000;
         let starts = bucket_starts(h + 5, 3 * h + 1, Bucket::Hour);
         assert_eq!(starts, vec![h, 2 * h, 3 * h]);
+        assert_eq!(Bucket::Hour.end_of(h + 5), 2 * h);
+        assert_eq!(Bucket::Hour.end_of(h), 2 * h);
         let mut one = Counters::default();
         one.add(DeliveryStatus::Succeeded, Some(3));
         let minutes = vec![

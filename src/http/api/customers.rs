@@ -86,9 +86,6 @@ pub async fn delete_customer(
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// How long a portal link stays good.
-pub const PORTAL_LINK_TTL_MS: i64 = 15 * 60 * 1000;
-
 #[utoipa::path(post, path = "/api/v1/customers/{id}/portal-links", tag = "operator", security(("bearer" = [])),
     params(("id" = String, Path)),
     responses((status = 201, body = super::views::PortalLink,
@@ -100,15 +97,11 @@ pub async fn create_portal_link(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = IdKind::Customer.check(id.into_inner())?;
-    let token = crate::domain::ApiKey::generate("wpl_").as_str().to_owned();
-    let hash = crate::domain::secret::hash_token(&token);
-    let expires_at = st.store.clock().now_ms() + PORTAL_LINK_TTL_MS;
-    st.run(move |s| s.put_portal_link(hash, &id, expires_at))
-        .await?;
+    let (url, expires_at) = crate::http::portal::links::issue(&st, id).await?;
     Ok(HttpResponse::Created()
         .insert_header(("cache-control", "no-store"))
         .json(super::views::PortalLink {
-            url: format!("{}/portal-link/{token}", st.public_url),
+            url,
             expires_at: crate::domain::time::rfc3339(expires_at),
         }))
 }

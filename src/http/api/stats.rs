@@ -30,7 +30,7 @@ pub struct StatsParams {
     pub bucket: Option<String>,
 }
 
-const DAY_MS: i64 = 24 * 3_600_000;
+const DAY_MS: i64 = 24 * crate::domain::stats::HOUR_MS;
 
 #[utoipa::path(get, path = "/api/v1/stats/deliveries", tag = "customer", security(("bearer" = [])),
     params(StatsParams, super::OwnerParam),

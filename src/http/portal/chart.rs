@@ -57,6 +57,9 @@ pub struct Chart {
     pub y_max: u64,
     pub ms_max: u64,
     pub plot_bottom: String,
+    /// Where the bars start, and where the count ticks end (left of them).
+    pub plot_left: String,
+    pub tick_x: String,
     pub summary: String,
     pub total: u64,
     pub failed: u64,
@@ -199,6 +202,8 @@ impl Chart {
             y_max,
             ms_max,
             plot_bottom: f(TOP + plot_h),
+            plot_left: f(LEFT),
+            tick_x: f(LEFT - 4.0),
         }
     }
 }

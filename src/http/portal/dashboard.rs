@@ -8,7 +8,7 @@ use askama::Template;
 
 use super::chart::Chart;
 use super::{AdminCtx, Layout, PortalError, blocking, html};
-use crate::domain::stats::{self, Bucket, Counters};
+use crate::domain::stats::{self, Bucket, Counters, HOUR_MS};
 use crate::domain::time::now_ms;
 use crate::http::AppState;
 use crate::http::stats::{Scope, buckets};
@@ -16,7 +16,6 @@ use crate::store::{PageQuery, Store};
 
 type State = web::Data<AppState>;
 
-const HOUR_MS: i64 = 3_600_000;
 /// Endpoints read for the failing list, at most (a page of the console, not a report).
 const MAX_ENDPOINTS: usize = 10_000;
 const TOP: usize = 5;
@@ -85,8 +84,8 @@ fn failing_most(
 pub async fn dashboard(ctx: AdminCtx, st: State) -> Result<HttpResponse, PortalError> {
     let store = st.store.clone();
     let now = now_ms();
-    let minute_end = stats::minute_of(now) + stats::MINUTE_MS;
-    let hour_end = now - now.rem_euclid(HOUR_MS) + HOUR_MS;
+    let minute_end = Bucket::Minute.end_of(now);
+    let hour_end = Bucket::Hour.end_of(now);
     let (counts, last_hour, day, failing, read) = blocking(move || {
         let s = store.as_ref();
         let counts = s.queue_counts()?;

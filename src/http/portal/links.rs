@@ -28,6 +28,20 @@ struct LinkPage {
     csrf: String,
 }
 
+/// How long a portal link stays good.
+pub const PORTAL_LINK_TTL_MS: i64 = 15 * 60 * 1000;
+
+/// Makes a one-time sign-in link for a customer (the API's and the console's button): its
+/// URL and when it expires. Only the token's hash is stored; `NotFound` for no such customer.
+pub async fn issue(st: &AppState, customer_id: String) -> crate::store::Result<(String, i64)> {
+    let token = ApiKey::generate("wpl_").as_str().to_owned();
+    let hash = hash_token(&token);
+    let expires_at = st.store.clock().now_ms() + PORTAL_LINK_TTL_MS;
+    st.run(move |s| s.put_portal_link(hash, &customer_id, expires_at))
+        .await?;
+    Ok((format!("{}/portal-link/{token}", st.public_url), expires_at))
+}
+
 /// The hash of a link's token, if it looks like one.
 fn token_hash(token: &str) -> Option<[u8; 32]> {
     let ok = token.starts_with("wpl_")

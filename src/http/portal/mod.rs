@@ -7,7 +7,7 @@ pub mod chart;
 mod dashboard;
 mod events;
 mod forms;
-mod links;
+pub mod links;
 pub mod log_filter;
 pub mod sessions;
 mod sign_in;

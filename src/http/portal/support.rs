@@ -13,7 +13,7 @@ use super::forms::Posted;
 use super::log_filter::{self, LogFilter, LogPage};
 use super::views::{DeliveryRow, EndpointRow, TypeOption, short_time, still_running};
 use super::{AdminCtx, Layout, PortalError, blocking, html, see_other};
-use crate::domain::stats::Bucket;
+use crate::domain::stats::{Bucket, HOUR_MS};
 use crate::domain::time::now_ms;
 use crate::domain::{DeliveryFilter, IdKind};
 use crate::http::AppState;
@@ -51,8 +51,6 @@ struct SupportPage {
     types: Vec<TypeOption>,
 }
 
-const HOUR_MS: i64 = 3_600_000;
-
 pub async fn customer(
     ctx: AdminCtx,
     st: State,
@@ -66,7 +64,7 @@ pub async fn customer(
     let mut filter = LogFilter::from_request(&req);
     let store = st.store.clone();
     let now = now_ms();
-    let until = now - now.rem_euclid(HOUR_MS) + HOUR_MS;
+    let until = Bucket::Hour.end_of(now);
     let cid = id.clone();
     let (customer, endpoints, events, hours, log, types, filter) = blocking(move || {
         let s = store.as_ref();
@@ -230,24 +228,12 @@ pub async fn portal_link(
     let id = IdKind::Customer
         .check(path.into_inner())
         .map_err(|_| PortalError::NotFound)?;
-    let token = crate::domain::ApiKey::generate("wpl_").as_str().to_owned();
-    let hash = crate::domain::secret::hash_token(&token);
-    let expires_at = st.store.clock().now_ms() + crate::http::api::customers::PORTAL_LINK_TTL_MS;
-    let cid = id.clone();
-    let name = st
-        .run(move |s| {
-            let c = s
-                .get_customer(&cid)?
-                .ok_or(crate::store::StoreError::NotFound)?;
-            s.put_portal_link(hash, &cid, expires_at)?;
-            Ok(c.name)
-        })
-        .await?;
+    let (url, _) = super::links::issue(&st, id.clone()).await?;
     flash(
         &st,
         &ctx.token,
-        format!("A sign-in link for {name}, usable once within 15 minutes, shown only now:"),
-        Some(format!("{}/portal-link/{token}", st.public_url)),
+        "A sign-in link to their portal, usable once within 15 minutes, shown only now:",
+        Some(url),
     );
     Ok(see_other(&format!("/admin/customers/{id}")))
 }

@@ -253,10 +253,8 @@ async fn render_endpoint(
     } = q;
     let range = if range.is_empty() { "24h" } else { range };
     let hours = if range == "7d" { 7 * 24 } else { 24 };
-    let until = now_ms();
-    // Whole hours, the current one included.
-    let until = until - until.rem_euclid(3_600_000) + 3_600_000;
-    let since = until - hours * 3_600_000;
+    let until = crate::domain::stats::Bucket::Hour.end_of(now_ms());
+    let since = until - hours * crate::domain::stats::HOUR_MS;
     let (name, ep, log, types, buckets, filter) = blocking(move || {
         let name = customer_name(store.as_ref(), &cid)?;
         let ep = store

@@ -174,7 +174,7 @@ impl<'t> DeliveryTables<'t> {
     }
 
     /// Adds a new pending delivery with its indexes. Its id was made under the writer, so it
-    /// sorts above its endpoint's claim mark (ids resume after the newest at start).
+    /// sorts above its endpoint's claim mark (ids resume above every mark at start).
     pub fn insert_pending(&mut self, d: &Delivery) -> Result<()> {
         let id = d.id.as_str();
         let ep = d.endpoint_id.as_str();
@@ -184,26 +184,17 @@ impl<'t> DeliveryTables<'t> {
         self.by_customer.insert((d.customer_id.as_str(), id), ())?;
         self.by_endpoint.insert((ep, id), ())?;
         self.by_event.insert((d.event_id.as_str(), id), ())?;
-        let mut rows = 4;
-        // Cannot happen with ids made in order; if it did, the delivery still waits.
-        if self
-            .view
-            .mark(ep)?
-            .is_some_and(|m| id <= m.through.as_str())
-        {
-            self.view.late.insert((ep, id), ())?;
-            rows += 1;
-        }
         let mut tally = self.tally.borrow_mut();
         tally.pending += 1;
-        tally.rows += rows;
+        tally.rows += 4;
         Ok(())
     }
 
-    /// Records how a claimed delivery ended: one blind insert. A delivery deleted meanwhile
-    /// (with its endpoint, whose mark went too) is not brought back.
+    /// Records how a claimed delivery ended: one blind insert. A claimed delivery is deleted
+    /// only with its endpoint, whose mark goes too (and a claim never writes a mark back for
+    /// deliveries that are gone): then nothing is written.
     pub fn finish(&mut self, id: &str, endpoint_id: &str, result: ResultRow) -> Result<()> {
-        if self.view.claims.get(endpoint_id)?.is_none() || self.view.records.get(id)?.is_none() {
+        if self.view.claims.get(endpoint_id)?.is_none() {
             return Ok(());
         }
         let mut tally = self.tally.borrow_mut();

@@ -117,38 +117,56 @@ impl RedbStore {
             let view = ReadView::open(tx)?;
             let bound = upper_bound(filter);
             let upper = page.before.unwrap_or(ID_MAX).min(bound.as_str());
-            let mut data = Vec::new();
-            let mut next = None;
-            let mut last_scanned = None;
-            for (scanned, row) in table.range((owner, "")..(owner, upper))?.rev().enumerate() {
-                let (k, _) = row?;
-                let id = k.value().1;
-                if scanned == MAX_SCAN {
-                    next = last_scanned;
-                    break;
-                }
-                last_scanned = Some(id.to_owned());
-                let Some(d) = view.get(id)? else { continue };
-                if filter
-                    .since
-                    .is_some_and(|t| d.created_at < t - CLOCK_SLACK_MS)
-                {
-                    next = None;
-                    break; // newest first: everything after this is older still
-                }
-                let keep = customer_id.is_none_or(|c| d.customer_id == c) && filter.keeps(&d);
-                if !keep {
-                    continue;
-                }
-                if data.len() == page.limit {
-                    next = data.last().map(|d: &Delivery| d.id.clone());
-                    break;
-                }
-                data.push(d);
-            }
-            Ok(Page { data, next })
+            let ids = table
+                .range((owner, "")..(owner, upper))?
+                .rev()
+                .map(|row| row.map(|(k, _)| k.value().1.to_owned()));
+            scan_page(&view, ids, customer_id, filter, page.limit)
         })
     }
+}
+
+/// A page of deliveries read newest first from `ids`, kept if they are the customer's and
+/// pass the filter; at most `MAX_SCAN` ids are read (a sparse filter gives a short page whose
+/// `next` carries on), and a `since` bound ends the scan once ids are older still.
+fn scan_page(
+    view: &ReadView,
+    ids: impl Iterator<Item = std::result::Result<String, redb::StorageError>>,
+    customer_id: Option<&str>,
+    filter: &DeliveryFilter,
+    limit: usize,
+) -> Result<Page<Delivery>> {
+    let mut data = Vec::new();
+    let mut next = None;
+    let mut last_scanned = None;
+    for (scanned, id) in ids.enumerate() {
+        let id = id?;
+        if scanned == MAX_SCAN {
+            next = last_scanned;
+            break;
+        }
+        let Some(d) = view.get(&id)? else {
+            last_scanned = Some(id);
+            continue;
+        };
+        last_scanned = Some(id);
+        if filter
+            .since
+            .is_some_and(|t| d.created_at < t - CLOCK_SLACK_MS)
+        {
+            next = None;
+            break; // newest first: everything after this is older still
+        }
+        if !(customer_id.is_none_or(|c| d.customer_id == c) && filter.keeps(&d)) {
+            continue;
+        }
+        if data.len() == limit {
+            next = data.last().map(|d: &Delivery| d.id.clone());
+            break;
+        }
+        data.push(d);
+    }
+    Ok(Page { data, next })
 }
 
 /// No delivery made before `until` has an id at or above this.
@@ -171,34 +189,10 @@ fn all_deliveries(
     let view = ReadView::open(tx)?;
     let bound = upper_bound(filter);
     let upper = page.before.unwrap_or(ID_MAX).min(bound.as_str());
-    let mut data = Vec::new();
-    let mut next = None;
-    let mut last_scanned = None;
-    for (scanned, row) in view.records.range(..upper)?.rev().enumerate() {
-        let (k, _) = row?;
-        if scanned == MAX_SCAN {
-            next = last_scanned;
-            break;
-        }
-        last_scanned = Some(k.value().to_owned());
-        let Some(d) = view.get(k.value())? else {
-            continue;
-        };
-        if filter
-            .since
-            .is_some_and(|t| d.created_at < t - CLOCK_SLACK_MS)
-        {
-            next = None;
-            break;
-        }
-        if !filter.keeps(&d) {
-            continue;
-        }
-        if data.len() == page.limit {
-            next = data.last().map(|d: &Delivery| d.id.clone());
-            break;
-        }
-        data.push(d);
-    }
-    Ok(Page { data, next })
+    let records = tx.open_table(DELIVERIES)?;
+    let ids = records
+        .range(..upper)?
+        .rev()
+        .map(|row| row.map(|(k, _)| k.value().to_owned()));
+    scan_page(&view, ids, None, filter, page.limit)
 }

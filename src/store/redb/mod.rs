@@ -111,8 +111,9 @@ impl RedbStore {
         Ok(Arc::new(store))
     }
 
-    /// New ids sort after every delivery and event in the file, even if the clock went back
-    /// since they were made: the queue relies on delivery ids rising in commit order.
+    /// New ids sort after every delivery and event in the file and every claim mark (whose
+    /// delivery may be pruned since), even if the clock went back since they were made: the
+    /// queue relies on a new delivery's id lying above its endpoint's mark.
     fn resume_ids(&self) -> Result<()> {
         use redb::ReadableTable;
         self.read(|tx| {
@@ -120,6 +121,10 @@ impl RedbStore {
                 if let Some((k, _)) = tx.open_table(table)?.last()? {
                     self.ids.resume_after(k.value());
                 }
+            }
+            for row in tx.open_table(tables::CLAIMS)?.iter()? {
+                let mark: records::ClaimMark = records::decode_bin(row?.1.value())?;
+                self.ids.resume_after(&mark.through);
             }
             Ok(())
         })

@@ -8,6 +8,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+use crate::delivery::limit::Decrease;
 use crate::domain::Outcome;
 
 type Labels = Vec<(&'static str, &'static str)>;
@@ -21,6 +22,8 @@ pub struct Metrics {
     pending: Gauge,
     claimed: Gauge,
     rows_written: Family<Labels, Gauge>,
+    limits: Histogram,
+    limit_decreases: Family<Labels, Counter>,
 }
 
 impl Default for Metrics {
@@ -39,6 +42,18 @@ impl Metrics {
         let pending = Gauge::default();
         let claimed = Gauge::default();
         let rows_written = Family::<Labels, Gauge>::default();
+        let limits = Histogram::new(exponential_buckets(1.0, 2.0, 11));
+        let limit_decreases = Family::<Labels, Counter>::default();
+        registry.register(
+            "endpoint_limit",
+            "The in-flight limit of the endpoint at each finished POST (all endpoints together)",
+            limits.clone(),
+        );
+        registry.register(
+            "endpoint_limit_decreases",
+            "Times an endpoint's in-flight limit went down, by cause (error: a connection-level failure or a timeout; latency: delivery times rose)",
+            limit_decreases.clone(),
+        );
         registry.register(
             "events_ingested",
             "Events accepted (202) since start",
@@ -83,6 +98,21 @@ impl Metrics {
             pending,
             claimed,
             rows_written,
+            limits,
+            limit_decreases,
+        }
+    }
+
+    /// An endpoint's limit after a finished POST, and its decrease if it went down. Only in
+    /// aggregate: `/metrics` is public, so no endpoint or host is named.
+    pub fn limit_sample(&self, limit: Option<usize>, decrease: Option<Decrease>) {
+        if let Some(l) = limit {
+            self.limits.observe(l as f64);
+        }
+        if let Some(d) = decrease {
+            self.limit_decreases
+                .get_or_create(&vec![("cause", d.as_str())])
+                .inc();
         }
     }
 

@@ -1,6 +1,6 @@
 //! The benchmark: starts the real `webhooks` binary (its defaults) on a temporary data file
-//! and local receivers — instant ones, ones that hold each answer 50 or 200 ms without
-//! holding a thread, one over TLS — and measures ingest, end-to-end delivery, latency,
+//! and local receivers — instant ones, ones that hold each answer 50 or 200 ms (±10%) without
+//! holding a thread, one over TLS, small ones that really block — and measures ingest, end-to-end delivery, latency,
 //! POSTs in flight against Little's law, fan-out, a large backlog, the store's own ceiling
 //! and reopening after kill -9: each against a baseline measured in the same run.
 //! `BENCH_SERVER=path` measures another build of the server with the same benchmark.
@@ -23,6 +23,9 @@ mod postgres;
 mod receiver;
 mod report;
 mod server;
+mod small;
+#[path = "../../tests/it/support/small.rs"]
+mod small_receiver;
 
 use std::time::Duration;
 
@@ -159,10 +162,11 @@ fn main() {
         base_rate,
     };
     phases::ingest(&mut b);
-    phases::instant_receivers(&mut b);
+    phases::instant_receivers(&mut b, &server);
     phases::receivers_with_latency(&mut b);
     phases::over_tls(&mut b);
     phases::fan_out(&mut b);
+    small::small_receivers(&mut b);
     phases::backlog(&mut b, &server, idle_rss);
     phases::reopen_and_ceiling(&mut b, &mut server, &data, dir.path());
     b.report.print();

@@ -56,7 +56,7 @@ fn customers(b: &Bench, name: &str, n: usize, path_of: impl Fn(usize) -> String)
 
 /// Phase 3: Instant receivers: batches at 8 endpoints and at one; single events over HTTP while
 /// delivering, at 8 and at one; latency at half the 8-endpoint rate.
-pub fn instant_receivers(b: &mut Bench) {
+pub fn instant_receivers(b: &mut Bench, server: &Server) {
     let eight = customers(b, "e2e", 8, |i| format!("/fast/e2e/{i}"));
     let one = customers(b, "e2e-one", 1, |_| "/fast/e2e-one".into());
     let rows = |kind: &str| {
@@ -64,12 +64,19 @@ pub fn instant_receivers(b: &mut Bench) {
             .metric(&format!("webhooks_store_rows_written{{kind=\"{kind}\"}}"))
     };
     let (rows0, counters0) = (rows("deliveries"), rows("counters"));
+    let cpu0 = server.cpu_secs();
     let rate8 = end_to_end(&b.api, &b.receiver, &eight, b.sizes.e2e);
+    let cpu = server.cpu_secs() - cpu0;
     let (rows1, counters1) = (rows("deliveries"), rows("counters"));
     b.report.row(
         "3 end to end, batches, 8 endpoints",
         format!("{rate8:.0} deliveries/s"),
         format!("{:.0}% of baseline (1)", 100.0 * rate8 / b.base_rate),
+    );
+    b.report.row(
+        "3 server CPU per delivery (ingest + send), 8 endpoints",
+        format!("{:.0} µs", cpu * 1e6 / b.sizes.e2e as f64),
+        "user + system time of the server process".into(),
     );
     if rows1 > rows0 {
         let n = b.sizes.e2e as f64;
@@ -110,14 +117,14 @@ pub fn instant_receivers(b: &mut Bench) {
     );
 }
 
-/// Phase 8: Receivers that hold each answer 50 or 200 ms (without holding a thread), at 100
+/// Phase 8: Receivers that hold each answer 50 or 200 ms ± 10% (without holding a thread), at 100
 /// endpoints and at one: deliveries/s, and POSTs in flight (rate × latency, by Little's
 /// law, and as the server's gauge showed them) next to the bound min(pool, offered).
 pub fn receivers_with_latency(b: &mut Bench) {
     for latency_ms in [50u64, 200] {
         for endpoints in [100usize, 1] {
             let cs = customers(b, &format!("lat{latency_ms}-{endpoints}"), endpoints, |i| {
-                format!("/delay/{latency_ms}/{i}")
+                format!("/jitter/{latency_ms}/{i}")
             });
             // BENCH_SLOW_EVENTS shortens these runs for an old build that sends few at once.
             let n = std::env::var("BENCH_SLOW_EVENTS")

@@ -122,6 +122,21 @@ impl Server {
         self.child.as_ref().unwrap().id()
     }
 
+    /// CPU time the server process has used (user and system), from /proc.
+    pub fn cpu_secs(&self) -> f64 {
+        let stat =
+            std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap_or_default();
+        // Fields after the command name (which may hold spaces) closed by ')'.
+        let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+        let f: Vec<u64> = rest
+            .split_whitespace()
+            .map(|v| v.parse().unwrap_or(0))
+            .collect();
+        // utime and stime are fields 14 and 15: 12th and 13th after the name; in clock ticks.
+        let ticks = f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0);
+        ticks as f64 / 100.0
+    }
+
     pub fn rss_kb(&self) -> u64 {
         status_kb(self.pid(), "VmRSS:")
     }

@@ -2,26 +2,30 @@
 //! (durably marked as possibly sent) just ahead of the workers, in groups, so that no send
 //! waits for a commit; then handed to idle workers round-robin.
 //!
-//! The share rule: every endpoint is guaranteed a quarter of the pool (`share`). Beyond it an
-//! endpoint may use idle workers while no other endpoint waits within its share and its
-//! recent sends are quick (finished sends averaged under `QUICK`, none in flight longer) but
-//! not instant (at least `WORTH_GROWING`: then its share already outruns the server);
-//! a few workers (`reserve`) stay free for an endpoint that turns up with work. A slow or
-//! blackholed endpoint is held to its share. Claims ahead are bounded in total (`ahead`),
-//! whatever the pool's size, and only an endpoint that can hand out now claims: so a crash
-//! leaves at most the POSTs in flight plus `ahead` deliveries `interrupted`.
+//! How many POSTs an endpoint may have in flight is its adaptive limit (`limit.rs`: it starts
+//! small and follows the receiver's delivery times). Fairness sits on top: every endpoint is
+//! guaranteed up to a quarter of the pool (`share`) within its limit; beyond it, an endpoint
+//! may use idle workers up to its limit while no other endpoint waits within its share, and
+//! a few workers (`reserve`) stay free for an endpoint that turns up with work. Endpoints
+//! known to be slow (sends over `QUICK`) hold at most half the pool between them. Claims
+//! ahead are bounded in total (`ahead`), whatever the pool's size, and only an endpoint
+//! below its limit claims: so a crash leaves at most the POSTs in flight plus `ahead`
+//! deliveries `interrupted`.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
+
+use super::limit::{Decrease, Limit, START, Signal};
 
 /// How many ids of one endpoint are kept in memory; the rest is re-read from the store.
 pub const LANE_WINDOW: usize = 512;
 /// An endpoint whose sends take longer than this (on average, or any one in flight) is slow.
 pub const QUICK: Duration = Duration::from_secs(1);
-/// Beyond its share an endpoint grows only while its sends take at least this long: below
-/// it, a quarter of the pool already outruns the server, and more threads only compete with
-/// the store for the cores.
-pub const WORTH_GROWING: Duration = Duration::from_millis(5);
+/// POSTs an endpoint may start at once before pacing spaces them (its pace credit): more at
+/// once is a burst of new connections that a small listen backlog drops.
+pub const PACE_BURST: f64 = 4.0;
+/// How long an endpoint's learnt limit is remembered after its lane went idle.
+pub const REMEMBER_LIMIT: Duration = Duration::from_secs(300);
 
 #[derive(Debug)]
 struct Lane {
@@ -41,11 +45,19 @@ struct Lane {
     next_at: Option<Instant>,
     /// More pending deliveries wait in the store than the window holds.
     overflow: bool,
+    /// The POSTs it may have in flight, learnt from its receiver.
+    limit: Limit,
+    /// Pace credit: POSTs it may start now, up to `PACE_BURST`, and when it was counted.
+    credit: f64,
+    credit_at: Option<Instant>,
 }
 
 impl Lane {
-    fn new(rate: Option<u32>) -> Self {
+    fn new(rate: Option<u32>, limit: Limit) -> Self {
         Self {
+            limit,
+            credit: PACE_BURST,
+            credit_at: None,
             queue: VecDeque::new(),
             tail: String::new(),
             claimed: VecDeque::new(),
@@ -62,23 +74,37 @@ impl Lane {
         self.next_at.is_none_or(|t| t <= now)
     }
 
-    /// Finished sends were quick, yet not so quick that its share is enough, and none in
-    /// flight has taken long: it may use idle workers.
-    fn quick(&self, now: Instant) -> bool {
-        let quick_ms = QUICK.as_secs_f64() * 1000.0;
-        let worth_ms = WORTH_GROWING.as_secs_f64() * 1000.0;
-        self.recent_ms
-            .is_some_and(|ms| ms >= worth_ms && ms < quick_ms)
-            && self
-                .in_flight
-                .iter()
-                .all(|t| now.saturating_duration_since(*t) < QUICK)
+    /// Pace credit at `now`: refilled at one per `pace`, up to `PACE_BURST`.
+    fn credit(&self, now: Instant) -> f64 {
+        match (self.limit.pace(), self.credit_at) {
+            (Some(pace), Some(at)) if !pace.is_zero() => (self.credit
+                + now.saturating_duration_since(at).as_secs_f64() / pace.as_secs_f64())
+            .min(self.burst()),
+            _ => self.burst(),
+        }
     }
 
-    /// Has work that it cannot hand out for want of claims or workers, within its share (a
-    /// lane held back by its rate limit does not wait for workers).
+    /// POSTs it may start at once.
+    fn burst(&self) -> f64 {
+        PACE_BURST
+    }
+
+    /// When it may start its next POST by its pace, if it must wait.
+    fn paced_until(&self, now: Instant) -> Option<Instant> {
+        let credit = self.credit(now);
+        let pace = self.limit.pace()?;
+        (credit < 1.0).then(|| now + pace.mul_f64(1.0 - credit))
+    }
+
+    fn spend_credit(&mut self, now: Instant) {
+        self.credit = self.credit(now) - 1.0;
+        self.credit_at = Some(now);
+    }
+
+    /// Has work that it cannot hand out for want of claims or workers, within its share and
+    /// limit (a lane held back by its rate limit does not wait for workers).
     fn waiting(&self, share: usize, now: Instant) -> bool {
-        self.in_flight.len() < share
+        self.in_flight.len() < share.min(self.limit.allowed())
             && self.ready_at(now)
             && (!self.claimed.is_empty() || !self.queue.is_empty() || self.claiming > 0)
     }
@@ -120,6 +146,9 @@ pub struct Lanes {
     turns: [usize; 2],
     /// Nodes sharing the queue: this one enforces its part of every share and rate limit.
     nodes: usize,
+    /// Limits of endpoints whose lanes went idle, and when: a burst soon after starts from
+    /// what was learnt.
+    learnt: HashMap<String, (Limit, Instant)>,
 }
 
 impl Lanes {
@@ -133,6 +162,7 @@ impl Lanes {
             ahead: ahead.max(1),
             turns: [0, 0],
             nodes: 1,
+            learnt: HashMap::new(),
         }
     }
 
@@ -151,9 +181,16 @@ impl Lanes {
     }
 
     fn lane(&mut self, endpoint: &str, rate: Option<u32>) -> &mut Lane {
-        self.lanes
-            .entry(endpoint.to_owned())
-            .or_insert_with(|| Lane::new(rate))
+        if !self.lanes.contains_key(endpoint) {
+            // Each node starts its part of the small start.
+            let limit = match self.learnt.remove(endpoint) {
+                Some((limit, _)) => limit,
+                None => Limit::new(START / self.nodes as f64, self.workers, Instant::now()),
+            };
+            self.lanes
+                .insert(endpoint.to_owned(), Lane::new(rate, limit));
+        }
+        self.lanes.get_mut(endpoint).expect("inserted above")
     }
 
     /// A delivery committed as pending.
@@ -190,13 +227,14 @@ impl Lanes {
         keys
     }
 
-    /// How many of this lane's deliveries may be in flight now.
-    fn allowance(&self, lane: &Lane, now: Instant) -> usize {
-        if lane.quick(now) {
-            self.workers - self.reserve
-        } else {
-            self.share
-        }
+    /// How many of this lane's deliveries may be in flight now: its limit, leaving the reserve.
+    fn allowance(&self, lane: &Lane) -> usize {
+        lane.limit.allowed().min(self.workers - self.reserve).max(1)
+    }
+
+    /// An endpoint's limit as learnt so far (tests and the benchmark's checks).
+    pub fn limit_of(&self, endpoint: &str) -> Option<usize> {
+        self.lanes.get(endpoint).map(|l| l.limit.allowed())
     }
 
     /// Claimed and not yet handed out, or being claimed: what a crash could leave behind
@@ -211,7 +249,7 @@ impl Lanes {
     /// Deliveries to claim now, round-robin across the endpoints that could hand them out
     /// (in flight below their allowance), within the total `ahead`. `queued_for_workers` are
     /// handed out but not yet taken by a worker: they count against `ahead` too.
-    pub fn to_claim(&mut self, queued_for_workers: usize, now: Instant) -> Vec<(String, String)> {
+    pub fn to_claim(&mut self, queued_for_workers: usize) -> Vec<(String, String)> {
         let mut budget = self
             .ahead
             .saturating_sub(self.claimed_ahead() + queued_for_workers);
@@ -221,7 +259,7 @@ impl Lanes {
             .map(|ep| {
                 let lane = &self.lanes[ep];
                 let have = lane.in_flight.len() + lane.claimed.len() + lane.claiming;
-                (ep.clone(), self.allowance(lane, now).saturating_sub(have))
+                (ep.clone(), self.allowance(lane).saturating_sub(have))
             })
             .collect();
         let mut room = room;
@@ -282,9 +320,10 @@ impl Lanes {
     }
 
     /// Claimed deliveries to hand to idle workers now: first round-robin within each
-    /// endpoint's share; then, with workers still idle beyond the reserve and nobody waiting
-    /// within a share, to quick endpoints. Always within rate limits. A rate-limited
-    /// endpoint's delivery goes out only when no other job is queued for the workers
+    /// endpoint's share and limit; then, with workers still idle beyond the reserve and nobody
+    /// waiting within a share, up to each endpoint's limit. Endpoints known to be slow hold
+    /// at most half the pool together. Always within rate limits. A rate-limited endpoint's
+    /// delivery goes out only when no other job is queued for the workers
     /// (`idle_worker_likely`), so jobs cannot bunch up and leave together.
     pub fn hand_out(
         &mut self,
@@ -295,6 +334,7 @@ impl Lanes {
         let order = self.rotation(1);
         let mut out = Vec::new();
         let share = self.share;
+        let cap = self.workers - self.reserve;
         // Endpoints known to be slow share half the pool between them: several dead ones
         // together cannot take it all.
         let slow_cap = (self.workers / 2).max(1);
@@ -304,37 +344,32 @@ impl Lanes {
             .filter(|l| l.slow(now))
             .map(|l| l.in_flight.len())
             .sum();
+        let mut within = |l: &Lane, most: usize| {
+            if l.in_flight.len() >= most.min(l.limit.allowed()).min(cap) {
+                return false;
+            }
+            if l.slow(now) {
+                if slow_in_flight >= slow_cap {
+                    return false;
+                }
+                slow_in_flight += 1;
+            }
+            true
+        };
         self.hand_out_pass(
             &order,
             idle_workers,
             idle_worker_likely,
             now,
             &mut out,
-            |now, l| {
-                if l.in_flight.len() >= share {
-                    return false;
-                }
-                if l.slow(now) {
-                    if slow_in_flight >= slow_cap {
-                        return false;
-                    }
-                    slow_in_flight += 1;
-                }
-                true
-            },
+            |l| within(l, share),
         );
         let nobody_waits = !self.lanes.values().any(|l| l.waiting(share, now));
         if nobody_waits && idle_workers.saturating_sub(out.len()) > self.reserve {
             let limit = idle_workers - self.reserve;
-            let cap = self.workers - self.reserve;
-            self.hand_out_pass(
-                &order,
-                limit,
-                idle_worker_likely,
-                now,
-                &mut out,
-                |now, l| l.quick(now) && l.in_flight.len() < cap,
-            );
+            self.hand_out_pass(&order, limit, idle_worker_likely, now, &mut out, |l| {
+                within(l, usize::MAX)
+            });
         }
         out
     }
@@ -346,7 +381,7 @@ impl Lanes {
         idle_worker_likely: bool,
         now: Instant,
         out: &mut Vec<(String, String)>,
-        mut may: impl FnMut(Instant, &Lane) -> bool,
+        mut may: impl FnMut(&Lane) -> bool,
     ) {
         let mut progress = true;
         while out.len() < limit && progress {
@@ -358,14 +393,16 @@ impl Lanes {
                 let lane = self.lanes.get_mut(ep).expect("listed lanes exist");
                 let limited = lane.rate_limit_per_sec.is_some_and(|r| r > 0);
                 if lane.claimed.is_empty()
-                    || !may(now, lane)
+                    || !may(lane)
                     || !lane.ready_at(now)
+                    || lane.credit(now) < 1.0
                     || (limited && (!idle_worker_likely || !out.is_empty()))
                 {
                     continue;
                 }
                 let id = lane.claimed.pop_front().expect("checked above");
                 lane.in_flight.push(now);
+                lane.spend_credit(now);
                 if let Some(rate) = lane.rate_limit_per_sec.filter(|r| *r > 0) {
                     let gap = Duration::from_secs_f64(self.nodes as f64 / f64::from(rate));
                     lane.next_at = Some(lane.next_at.map_or(now, |t| t.max(now)) + gap);
@@ -376,26 +413,48 @@ impl Lanes {
         }
     }
 
-    /// A worker finished with one of this endpoint's deliveries, handed out at `handed_at`,
-    /// after `took`.
-    pub fn on_done(&mut self, endpoint: &str, handed_at: Instant, took: Duration) {
-        if let Some(lane) = self.lanes.get_mut(endpoint) {
-            if let Some(i) = lane.in_flight.iter().position(|t| *t == handed_at) {
-                lane.in_flight.swap_remove(i);
-            } else {
-                lane.in_flight.pop();
-            }
-            let ms = took.as_secs_f64() * 1000.0;
-            lane.recent_ms = Some(lane.recent_ms.map_or(ms, |avg| avg * 0.8 + ms * 0.2));
+    /// A worker finished with one of this endpoint's deliveries, handed out at `handed_at`:
+    /// its POST took `took` and came to `signal`. Returns a decrease of its limit, if any.
+    pub fn on_done(
+        &mut self,
+        endpoint: &str,
+        handed_at: Instant,
+        took: Duration,
+        signal: Signal,
+        now: Instant,
+    ) -> Option<Decrease> {
+        let lane = self.lanes.get_mut(endpoint)?;
+        let in_flight = lane.in_flight.len();
+        if let Some(i) = lane.in_flight.iter().position(|t| *t == handed_at) {
+            lane.in_flight.swap_remove(i);
+        } else {
+            lane.in_flight.pop();
         }
+        if signal == Signal::Ignored {
+            return None;
+        }
+        let ms = took.as_secs_f64() * 1000.0;
+        lane.recent_ms = Some(lane.recent_ms.map_or(ms, |avg| avg * 0.8 + ms * 0.2));
+        lane.limit
+            .on_sample(now, handed_at, took, signal, in_flight)
     }
 
-    /// When the next rate-limited lane may send again, if one waits only for that.
-    pub fn next_wakeup(&self) -> Option<Instant> {
+    /// When the next lane held back only by its rate limit or its pace may send again.
+    pub fn next_wakeup(&self, now: Instant) -> Option<Instant> {
         self.lanes
             .values()
-            .filter(|l| !l.claimed.is_empty() && l.in_flight.len() < self.share)
-            .filter_map(|l| l.next_at)
+            .filter(|l| !l.claimed.is_empty())
+            .filter_map(|l| {
+                // Its rate limit is awaited within its share; its pace, up to its limit.
+                let rate = l.next_at.filter(|_| l.in_flight.len() < self.share);
+                let pace = l
+                    .paced_until(now)
+                    .filter(|_| l.in_flight.len() < l.limit.allowed());
+                match (rate, pace) {
+                    (Some(a), Some(b)) => Some(a.max(b)),
+                    (a, b) => a.or(b),
+                }
+            })
             .min()
     }
 
@@ -425,9 +484,22 @@ impl Lanes {
         }
     }
 
-    /// Forgets lanes with nothing queued, claimed or in flight and no rate-limit gap to keep.
+    /// Forgets lanes with nothing queued, claimed or in flight and no rate-limit gap to keep;
+    /// their limits are remembered for `REMEMBER_LIMIT`.
     pub fn prune(&mut self, now: Instant) {
-        self.lanes.retain(|_, l| !l.idle(now));
+        let idle: Vec<String> = self
+            .lanes
+            .iter()
+            .filter(|(_, l)| l.idle(now))
+            .map(|(ep, _)| ep.clone())
+            .collect();
+        for ep in idle {
+            if let Some(lane) = self.lanes.remove(&ep) {
+                self.learnt.insert(ep, (lane.limit, now));
+            }
+        }
+        self.learnt
+            .retain(|_, (_, at)| now.saturating_duration_since(*at) < REMEMBER_LIMIT);
     }
 
     /// Claimed deliveries no worker has taken (given back at shutdown).

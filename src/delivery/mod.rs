@@ -3,6 +3,7 @@
 //! stacks) that each sign and POST one delivery at a time.
 
 pub mod dispatcher;
+pub mod limit;
 mod log;
 pub mod resolver;
 pub mod sender;
@@ -47,7 +48,9 @@ enum Control {
     Done {
         endpoint: String,
         handed_at: Instant,
+        /// The POST alone (not the wait for a worker), and what it came to.
         took: Duration,
+        signal: limit::Signal,
     },
     Claimed {
         asked: Vec<(String, String)>,
@@ -98,7 +101,7 @@ impl Pool {
             let ctx = worker::WorkerCtx {
                 store: store.clone(),
                 sender: Arc::new(sender),
-                metrics,
+                metrics: metrics.clone(),
                 jobs: jobs_rx.clone(),
                 done: control.clone(),
                 stopping: stopping.clone(),
@@ -137,7 +140,7 @@ impl Pool {
                         started,
                         spawn: Box::new(spawn_worker),
                     };
-                    dispatch(store, control_rx, answers, pool, lanes)
+                    dispatch(store, control_rx, answers, pool, lanes, metrics)
                 })
                 .expect("spawn the dispatcher")
         };
@@ -212,6 +215,7 @@ fn dispatch(
     answers: ChannelSender<Control>,
     workers: Workers,
     mut lanes: Lanes,
+    metrics: Arc<Metrics>,
 ) -> Vec<(String, String)> {
     match store.endpoints_with_pending() {
         Ok(eps) => {
@@ -246,7 +250,7 @@ fn dispatch(
             let asked = if store.is_failed() {
                 Vec::new()
             } else {
-                lanes.to_claim(jobs.len(), now)
+                lanes.to_claim(jobs.len())
             };
             if !asked.is_empty() {
                 claims_out += 1;
@@ -281,7 +285,7 @@ fn dispatch(
         }
         // A rate-limited lane's wake-up only matters when a worker could take its delivery;
         // while stopping, only the claims still being committed are waited for.
-        let wait = match lanes.next_wakeup() {
+        let wait = match lanes.next_wakeup(Instant::now()) {
             Some(t) if !pool_full && !stopping => {
                 t.saturating_duration_since(Instant::now()).min(idle_tick)
             }
@@ -313,7 +317,12 @@ fn dispatch(
                     endpoint,
                     handed_at,
                     took,
-                } => lanes.on_done(&endpoint, handed_at, took),
+                    signal,
+                } => {
+                    let decrease =
+                        lanes.on_done(&endpoint, handed_at, took, signal, Instant::now());
+                    metrics.limit_sample(lanes.limit_of(&endpoint), decrease);
+                }
                 Control::Claimed { asked, result } => {
                     claims_out = claims_out.saturating_sub(1);
                     match result {

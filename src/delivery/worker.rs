@@ -2,9 +2,11 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender as ChannelSender};
 
+use super::limit::Signal;
 use super::{Control, Job, WebhookSender};
 use crate::domain::DeliveryError;
 use crate::domain::Outcome;
@@ -27,6 +29,8 @@ pub(super) struct WorkerCtx {
 
 pub(super) fn run(ctx: WorkerCtx) {
     while let Ok(job) = ctx.jobs.recv() {
+        let mut took = Duration::ZERO;
+        let mut signal = Signal::Ignored;
         if ctx.stopping.load(Ordering::Acquire) {
             // Claimed but not started: it certainly was not sent, so it stays pending.
             if let Err(e) = ctx
@@ -50,7 +54,10 @@ pub(super) fn run(ctx: WorkerCtx) {
             }
             Ok(Some(send)) => {
                 ctx.metrics.in_flight.inc();
+                let started = Instant::now();
                 let outcome = deliver_one(&ctx.sender, &send);
+                took = started.elapsed();
+                signal = signal_of(&outcome);
                 ctx.metrics.in_flight.dec();
                 ctx.metrics.record(&outcome);
                 ctx.log.finished(&send, &outcome);
@@ -69,8 +76,24 @@ pub(super) fn run(ctx: WorkerCtx) {
         let _ = ctx.done.send(Control::Done {
             endpoint: job.endpoint_id,
             handed_at: job.handed_at,
-            took: job.handed_at.elapsed(),
+            took,
+            signal,
         });
+    }
+}
+
+/// What a POST tells the endpoint's limit: an answer's time, or a sign of overload.
+fn signal_of(outcome: &Outcome) -> Signal {
+    match outcome.error {
+        None => Signal::Answered,
+        Some(
+            DeliveryError::Timeout
+            | DeliveryError::ConnectionRefused
+            | DeliveryError::Connection
+            | DeliveryError::Dns
+            | DeliveryError::Tls,
+        ) => Signal::Dropped,
+        Some(_) => Signal::Ignored,
     }
 }
 

@@ -1,8 +1,11 @@
 //! Delivery end to end: the exact signed request, subscriptions, failures, resend, recover,
 //! secret rotation.
 
-use serde_json::json;
+use std::time::Duration;
 
+use serde_json::{Value, json};
+
+use crate::support::small::SmallReceiver;
 use crate::support::{Receiver, Reply, TestServer};
 
 #[test]
@@ -327,8 +330,8 @@ fn a_test_event_reaches_even_a_disabled_unsubscribed_endpoint() {
 
 #[test]
 fn deleting_an_endpoint_drops_its_pending_deliveries() {
-    // 8 workers: an endpoint not yet known to answer has at most its share (2) in flight,
-    // and claims nothing ahead while it cannot send; the rest waits in the store.
+    // A new endpoint's first POST goes alone (it measures the receiver), and an endpoint at
+    // its limit claims nothing ahead: the rest waits in the store.
     let s = TestServer::start();
     let cus = s.default_customer();
     let r = Receiver::start(Reply::Hang);
@@ -337,14 +340,13 @@ fn deleting_an_endpoint_drops_its_pending_deliveries() {
         s.event(&cus, "transactions.fetched", "{}");
     }
     r.next(10);
-    r.next(10);
     let depth = |s: &TestServer| {
         let (_, m) = s.api.send_raw("GET", "/metrics", "", None, &[]);
         m.lines()
             .find_map(|l| l.strip_prefix("webhooks_queue_depth "))
             .map(|v| v.trim().to_owned())
     };
-    assert_eq!(depth(&s).as_deref(), Some("4"));
+    assert_eq!(depth(&s).as_deref(), Some("5"));
     let (st, _) = s.api.delete(
         &format!("/api/v1/endpoints/{}", ep["id"].as_str().unwrap()),
         &s.key,
@@ -366,7 +368,7 @@ fn disabling_an_endpoint_fails_what_waits_for_it() {
     let r = Receiver::start(Reply::Hang);
     let ep = s.endpoint(&s.key, &r.url("/"), &["*"]);
     let id = ep["id"].as_str().unwrap();
-    // 8 workers: 2 in flight (hanging, its share), 4 still pending.
+    // 1 in flight (hanging: a new endpoint's first POST goes alone), 5 still pending.
     let events: Vec<String> = (0..6)
         .map(|_| {
             s.event(&cus, "transactions.fetched", "{}")["id"]
@@ -376,7 +378,6 @@ fn disabling_an_endpoint_fails_what_waits_for_it() {
         })
         .collect();
     r.next(10);
-    r.next(10);
     s.api.patch(
         &format!("/api/v1/endpoints/{id}"),
         &s.key,
@@ -384,7 +385,7 @@ fn disabling_an_endpoint_fails_what_waits_for_it() {
     );
     let (_, failed) = s.api.get("/api/v1/deliveries?status=failed", &s.key);
     let failed = failed["data"].as_array().unwrap();
-    assert_eq!(failed.len(), 4);
+    assert_eq!(failed.len(), 5);
     assert!(failed.iter().all(|d| d["error"] == "endpoint_disabled"));
     let failed_events: Vec<&str> = failed
         .iter()
@@ -448,8 +449,7 @@ fn block_private_networks_refuses_loopback_even_by_name() {
 }
 
 #[test]
-fn a_blackholed_endpoint_holds_only_its_share_and_the_others_are_not_held_up() {
-    // 8 workers: one endpoint may have at most 2 deliveries in flight.
+fn a_blackholed_endpoint_holds_one_post_and_the_others_are_not_held_up() {
     let s = TestServer::start();
     let cus = s.default_customer();
     let black = Receiver::start(Reply::Hang);
@@ -463,15 +463,61 @@ fn a_blackholed_endpoint_holds_only_its_share_and_the_others_are_not_held_up() {
         healthy.next(20);
     }
     black.next(5);
-    black.next(5);
     assert!(
         black.drain().is_empty(),
-        "the blackholed endpoint got more than its share"
+        "a receiver that never answered got more than its first POST"
     );
     crate::support::wait_for(20, "40 recorded successes", || {
         let (_, ok) = s
             .api
             .get("/api/v1/deliveries?status=succeeded&limit=250", &s.key);
         (ok["data"].as_array()?.len() == 40).then_some(())
+    });
+}
+
+#[test]
+fn a_small_receiver_that_blocks_gets_a_burst_of_500_without_a_failure() {
+    // A pool as large as a real one: the old sender put hundreds in flight at once.
+    let s = TestServer::start_with(|a| a.workers = 256);
+    let cus = s.default_customer();
+    // One thread, a listen backlog of 5, 5 ms of work per request.
+    let small = SmallReceiver::start(1, Duration::from_millis(5));
+    s.endpoint(&s.key, &small.url("/"), &["*"]);
+    for _ in 0..2 {
+        let events: Vec<Value> = (0..250)
+            .map(|_| json!({"customer_id": cus, "event": "transactions.fetched", "data": {}}))
+            .collect();
+        let (st, _) = s.api.post(
+            "/api/v1/events/batch",
+            &s.admin,
+            &json!({ "events": events }),
+        );
+        assert_eq!(st, 202);
+    }
+    crate::support::wait_for(120, "500 deliveries answered or failed", || {
+        let (_, failed) = s
+            .api
+            .get("/api/v1/deliveries?status=failed&limit=250", &s.key);
+        let failed = failed["data"].as_array()?.len();
+        assert_eq!(
+            failed,
+            0,
+            "a delivery failed: {:?}",
+            small.distinct_and_twice()
+        );
+        (small.total() >= 500).then_some(())
+    });
+    assert_eq!(small.distinct_and_twice(), (500, 0), "each once");
+    crate::support::wait_for(20, "500 recorded successes", || {
+        let (_, ok) = s
+            .api
+            .get("/api/v1/deliveries?status=succeeded&limit=250", &s.key);
+        let first = ok["data"].as_array()?.len();
+        let next = ok["next"].as_str()?;
+        let (_, more) = s.api.get(
+            &format!("/api/v1/deliveries?status=succeeded&limit=250&before={next}"),
+            &s.key,
+        );
+        (first + more["data"].as_array()?.len() == 500).then_some(())
     });
 }

@@ -2,13 +2,15 @@
 
 use super::*;
 
+const MS: Duration = Duration::from_millis(1);
+
 fn ids(prefix: &str, n: usize) -> Vec<String> {
     (0..n).map(|i| format!("{prefix}{i:05}")).collect()
 }
 
 /// Claims what it asks for, as if the store said yes to all.
-fn claim_all(l: &mut Lanes, now: Instant) -> usize {
-    let asked = l.to_claim(0, now);
+fn claim_all(l: &mut Lanes, _now: Instant) -> usize {
+    let asked = l.to_claim(0);
     let n = asked.len();
     l.on_claimed(&asked, asked.clone());
     n
@@ -20,106 +22,158 @@ fn fill(l: &mut Lanes, ep: &str, n: usize) {
     }
 }
 
-/// Finishes every send of `ep` handed out at `at`, each after `took`.
+/// Finishes every send of `ep` handed out at `at`, each answered after `took`.
 fn finish(l: &mut Lanes, ep: &str, handed: &[(String, String)], at: Instant, took: Duration) {
     for (e, _) in handed.iter().filter(|(e, _)| e == ep) {
-        l.on_done(e, at, took);
+        l.on_done(e, at, took, Signal::Answered, at + took);
     }
 }
 
+/// Claims and hands out to idle workers through `span` from `t`, in small steps (new POSTs
+/// are paced over the receiver's time), as the dispatcher's loop does.
+fn hand_out_over(
+    l: &mut Lanes,
+    workers: usize,
+    t: Instant,
+    span: Duration,
+) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for i in 0..=32u32 {
+        let at = t + span * i / 32;
+        claim_all(l, at);
+        out.extend(l.hand_out(workers - l.in_flight(), true, at));
+    }
+    out
+}
+
+/// Rounds of claim, hand out (paced over the round) and answer after
+/// `took`, from `t`; returns the time after.
+fn rounds(
+    l: &mut Lanes,
+    ep: &str,
+    workers: usize,
+    n: usize,
+    t: Instant,
+    took: Duration,
+) -> Instant {
+    let mut t = t;
+    for _ in 0..n {
+        let handed = hand_out_over(l, workers, t, took);
+        finish(l, ep, &handed, t, took);
+        t += took;
+    }
+    t
+}
+
 #[test]
-fn an_endpoint_never_known_quick_is_held_to_its_share() {
-    // 8 workers: a share of 2.
-    let mut l = Lanes::new(8, 100);
-    fill(&mut l, "ep_a", 20);
-    let now = Instant::now();
-    claim_all(&mut l, now);
-    assert_eq!(l.hand_out(8, true, now).len(), 2, "its share, nothing more");
+fn a_new_endpoint_sends_one_alone_then_a_few() {
+    let mut l = Lanes::new(64, 100);
+    fill(&mut l, "ep_a", 50);
+    let t0 = Instant::now();
+    claim_all(&mut l, t0);
+    let first = l.hand_out(64, true, t0);
+    assert_eq!(first.len(), 1, "the first POST measures the receiver");
     assert_eq!(
-        claim_all(&mut l, now),
+        claim_all(&mut l, t0),
         0,
-        "nothing claimed ahead while it cannot hand out"
+        "nothing claimed ahead at its limit"
     );
-    assert!(l.hand_out(8, true, now).is_empty());
-}
-
-#[test]
-fn a_quick_endpoint_alone_uses_the_idle_pool_but_the_reserve() {
-    let mut l = Lanes::new(64, 1000);
-    fill(&mut l, "ep_a", 200);
-    let t0 = Instant::now();
-    claim_all(&mut l, t0);
-    let first = l.hand_out(64, true, t0);
-    assert_eq!(first.len(), 16, "a quarter before anything is known");
-    finish(&mut l, "ep_a", &first, t0, Duration::from_millis(50));
-    let t1 = t0 + Duration::from_millis(50);
-    claim_all(&mut l, t1);
-    let next = l.hand_out(64, true, t1);
-    // 64 workers, a reserve of 2 kept free for a newcomer.
-    assert_eq!(
-        next.len(),
-        62,
-        "quick and alone: the idle pool less the reserve"
-    );
-}
-
-#[test]
-fn an_instant_endpoint_keeps_to_its_share_which_already_outruns_the_server() {
-    let mut l = Lanes::new(64, 1000);
-    fill(&mut l, "ep_a", 200);
-    let t0 = Instant::now();
-    claim_all(&mut l, t0);
-    let first = l.hand_out(64, true, t0);
-    finish(&mut l, "ep_a", &first, t0, Duration::from_micros(300));
-    let t1 = t0 + Duration::from_millis(1);
-    claim_all(&mut l, t1);
-    assert_eq!(l.hand_out(64, true, t1).len(), 16);
-}
-
-#[test]
-fn an_endpoint_that_turns_slow_goes_back_to_its_share() {
-    let mut l = Lanes::new(64, 1000);
-    fill(&mut l, "ep_a", 300);
-    let t0 = Instant::now();
-    claim_all(&mut l, t0);
-    let first = l.hand_out(64, true, t0);
     finish(&mut l, "ep_a", &first, t0, Duration::from_millis(20));
     let t1 = t0 + Duration::from_millis(20);
     claim_all(&mut l, t1);
-    let wide = l.hand_out(64, true, t1);
+    assert_eq!(l.hand_out(64, true, t1).len(), 4, "then a small start");
+}
+
+#[test]
+fn an_endpoint_alone_grows_with_its_receiver_to_the_idle_pool_but_the_reserve() {
+    let mut l = Lanes::new(64, 1000);
+    fill(&mut l, "ep_a", 500);
+    let t = rounds(
+        &mut l,
+        "ep_a",
+        64,
+        8,
+        Instant::now(),
+        Duration::from_millis(50),
+    );
+    // 64 workers, a reserve of 2 kept free for a newcomer; new POSTs paced over the
+    // receiver's time, a few at once.
+    claim_all(&mut l, t);
+    let burst = l.hand_out(64, true, t).len();
+    assert!((4..=8).contains(&burst), "paced: a burst of {burst}");
+    let rest = hand_out_over(&mut l, 64, t, Duration::from_millis(50));
+    assert_eq!(burst + rest.len(), 62);
+}
+
+#[test]
+fn an_endpoint_whose_sends_time_out_is_halved_and_held_to_its_share_when_slow() {
+    let mut l = Lanes::new(64, 1000);
+    fill(&mut l, "ep_a", 500);
+    let t1 = rounds(
+        &mut l,
+        "ep_a",
+        64,
+        8,
+        Instant::now(),
+        Duration::from_millis(20),
+    );
+    let wide = hand_out_over(&mut l, 64, t1, Duration::ZERO);
+    let wide = [
+        wide,
+        hand_out_over(&mut l, 64, t1, Duration::from_millis(20)),
+    ]
+    .concat();
     assert_eq!(wide.len(), 62);
-    // Those sends hang: two seconds later the endpoint is slow, and as they time out it
-    // gets no more than its share back.
+    // Those sends hang: two seconds later the endpoint is slow, and gets nothing more.
     let t2 = t1 + Duration::from_secs(2);
     assert!(claim_all(&mut l, t2) == 0 && l.hand_out(64, true, t2).is_empty());
-    finish(&mut l, "ep_a", &wide, t1, Duration::from_secs(15));
     let t3 = t1 + Duration::from_secs(15);
-    claim_all(&mut l, t3);
-    assert_eq!(l.hand_out(64, true, t3).len(), 16, "held to its share");
+    let handed: Vec<Instant> = l.lanes["ep_a"].in_flight.clone();
+    for at in handed {
+        l.on_done("ep_a", at, Duration::from_secs(15), Signal::Dropped, t3);
+    }
+    assert!(l.limit_of("ep_a").unwrap() <= 32, "halved");
+    let again = hand_out_over(&mut l, 64, t3, Duration::from_secs(1));
+    assert!(
+        again.len() <= 16,
+        "held to its share while slow: {}",
+        again.len()
+    );
 }
 
 #[test]
 fn an_endpoint_waiting_within_its_share_stops_others_from_growing() {
     let mut l = Lanes::new(64, 1000);
-    fill(&mut l, "ep_a", 300);
-    let t0 = Instant::now();
-    claim_all(&mut l, t0);
-    let first = l.hand_out(64, true, t0);
-    finish(&mut l, "ep_a", &first, t0, Duration::from_millis(5));
+    fill(&mut l, "ep_a", 500);
+    let t1 = rounds(
+        &mut l,
+        "ep_a",
+        64,
+        8,
+        Instant::now(),
+        Duration::from_millis(5),
+    );
     // A newcomer whose claims are still being committed: `a` keeps to its share.
     fill(&mut l, "ep_b", 50);
-    let t1 = t0 + Duration::from_millis(5);
-    let asked = l.to_claim(0, t1);
+    let asked = l.to_claim(0);
     let b_asked: Vec<_> = asked.iter().filter(|(e, _)| e == "ep_b").cloned().collect();
     let a_asked: Vec<_> = asked.iter().filter(|(e, _)| e == "ep_a").cloned().collect();
+    assert_eq!(b_asked.len(), 1, "b's first POST goes alone");
     l.on_claimed(&a_asked, a_asked.clone());
-    let got = l.hand_out(64, true, t1);
+    let mut got = Vec::new();
+    for i in 0..=32u32 {
+        got.extend(l.hand_out(
+            64 - l.in_flight(),
+            true,
+            t1 + Duration::from_millis(5) * i / 32,
+        ));
+    }
     assert_eq!(got.len(), 16, "a: its share only, while b waits");
     assert!(got.iter().all(|(e, _)| e == "ep_a"));
-    // b's claims land: it gets its share at once, from the idle workers.
+    // b's claim lands: it is handed out at once, from the idle workers.
     l.on_claimed(&b_asked, b_asked.clone());
-    let got = l.hand_out(48, true, t1);
-    assert_eq!(got.iter().filter(|(e, _)| e == "ep_b").count(), 16);
+    let got = l.hand_out(48, true, t1 + Duration::from_millis(5));
+    assert_eq!(got.iter().filter(|(e, _)| e == "ep_b").count(), 1);
 }
 
 #[test]
@@ -133,41 +187,38 @@ fn a_blackholed_endpoint_cannot_take_the_pool_from_a_newcomer() {
     }
     assert_eq!(
         l.in_flight(),
-        4,
-        "never answered: never more than its share"
+        1,
+        "never answered: never more than its first"
     );
     fill(&mut l, "ep_new", 5);
     claim_all(&mut l, t0);
-    let got = l.hand_out(12, true, t0);
-    assert_eq!(
-        got.len(),
-        4,
-        "the newcomer gets the next free slots at once"
-    );
+    let got = l.hand_out(15, true, t0);
+    assert_eq!(got.len(), 1, "the newcomer is served at once");
     assert!(got.iter().all(|(e, _)| e == "ep_new"));
 }
 
 #[test]
-fn several_dead_endpoints_together_hold_at_most_half_the_pool() {
+fn several_slow_endpoints_together_hold_at_most_half_the_pool() {
     let mut l = Lanes::new(16, 1000);
-    let t0 = Instant::now();
+    let mut t = Instant::now();
     for ep in ["ep_a", "ep_b", "ep_c", "ep_d"] {
-        fill(&mut l, ep, 50);
+        fill(&mut l, ep, 200);
     }
-    claim_all(&mut l, t0);
-    let first = l.hand_out(16, true, t0);
-    assert_eq!(first.len(), 16, "unknown at first: each its share");
-    // They time out, one by one: known slow now, together they get half the pool back.
-    let t1 = t0 + Duration::from_secs(15);
-    for (ep, _) in &first {
-        l.on_done(ep, t0, Duration::from_secs(15));
+    // Each answers, but after two seconds: their limits grow, and they are slow.
+    for _ in 0..12 {
+        claim_all(&mut l, t);
+        let handed = l.hand_out(16 - l.in_flight(), true, t);
+        for (e, _) in &handed {
+            l.on_done(e, t, Duration::from_secs(2), Signal::Answered, t);
+        }
+        t += Duration::from_secs(2);
     }
-    claim_all(&mut l, t1);
-    assert_eq!(l.hand_out(16, true, t1).len(), 8);
+    claim_all(&mut l, t);
+    assert_eq!(l.hand_out(16, true, t).len(), 8, "half the pool");
     fill(&mut l, "ep_ok", 5);
-    claim_all(&mut l, t1);
-    let got = l.hand_out(8, true, t1);
-    assert!(got.len() == 4 && got.iter().all(|(e, _)| e == "ep_ok"));
+    claim_all(&mut l, t);
+    let got = l.hand_out(8, true, t);
+    assert!(got.len() == 1 && got.iter().all(|(e, _)| e == "ep_ok"));
 }
 
 #[test]
@@ -175,14 +226,16 @@ fn a_rate_limited_backlog_does_not_keep_a_quick_endpoint_from_idle_workers() {
     let mut l = Lanes::new(64, 1000);
     l.on_ready("ep_slowrate", "r1".into(), Some(1));
     l.on_ready("ep_slowrate", "r2".into(), Some(1));
-    fill(&mut l, "ep_a", 200);
-    let t0 = Instant::now();
-    claim_all(&mut l, t0);
-    let first = l.hand_out(64, true, t0);
-    finish(&mut l, "ep_a", &first, t0, Duration::from_millis(5));
-    let t1 = t0 + Duration::from_millis(5);
-    claim_all(&mut l, t1);
-    let got = l.hand_out(64, true, t1);
+    fill(&mut l, "ep_a", 500);
+    let t1 = rounds(
+        &mut l,
+        "ep_a",
+        64,
+        8,
+        Instant::now(),
+        Duration::from_millis(5),
+    );
+    let got = hand_out_over(&mut l, 64, t1, Duration::from_millis(5));
     let a = got.iter().filter(|(e, _)| e == "ep_a").count();
     assert!(
         a > 16,
@@ -198,14 +251,14 @@ fn claims_ahead_stay_within_a_bound_that_does_not_grow_with_the_pool() {
             fill(&mut l, &format!("ep_{i:03}"), 20);
         }
         let now = Instant::now();
-        let asked = l.to_claim(0, now);
+        let asked = l.to_claim(0);
         assert_eq!(asked.len(), 64, "{workers} workers");
         l.on_claimed(&asked, asked.clone());
-        assert_eq!(l.to_claim(0, now).len(), 0);
+        assert_eq!(l.to_claim(0).len(), 0);
         // Handed out to workers, but not taken by one yet: still counted.
         let handed = l.hand_out(10, true, now);
-        assert_eq!(l.to_claim(handed.len(), now).len(), 0);
-        assert_eq!(l.to_claim(0, now).len(), handed.len());
+        assert_eq!(l.to_claim(handed.len()).len(), 0);
+        assert_eq!(l.to_claim(0).len(), handed.len());
     }
 }
 
@@ -217,12 +270,14 @@ fn rate_limit_spaces_sends_even_across_an_idle_moment() {
     let now = Instant::now();
     claim_all(&mut l, now);
     assert_eq!(l.hand_out(8, true, now).len(), 1);
+    // Answered at once; the next waits for the rate limit, not for an answer.
+    l.on_done("ep_a", now, MS, Signal::Answered, now);
+    claim_all(&mut l, now);
     assert!(l.hand_out(8, true, now).is_empty());
-    let wake = l.next_wakeup().expect("a wake-up is planned");
+    let wake = l.next_wakeup(now).expect("a wake-up is planned");
     assert!(wake > now && wake <= now + Duration::from_millis(100));
     assert_eq!(l.hand_out(8, true, wake).len(), 1);
-    l.on_done("ep_a", now, Duration::from_millis(1));
-    l.on_done("ep_a", wake, Duration::from_millis(1));
+    l.on_done("ep_a", wake, MS, Signal::Answered, wake);
     l.prune(wake);
     l.on_ready("ep_a", "a3".into(), Some(10));
     claim_all(&mut l, wake);
@@ -232,7 +287,7 @@ fn rate_limit_spaces_sends_even_across_an_idle_moment() {
     );
     let at = wake + Duration::from_millis(100);
     assert_eq!(l.hand_out(8, true, at).len(), 1);
-    l.on_done("ep_a", at, Duration::from_millis(1));
+    l.on_done("ep_a", at, MS, Signal::Answered, at);
     l.prune(wake + Duration::from_secs(1));
     assert_eq!(l.lane_count(), 0);
 }
@@ -241,7 +296,7 @@ fn rate_limit_spaces_sends_even_across_an_idle_moment() {
 fn a_failed_claim_rereads_the_store() {
     let mut l = Lanes::new(16, 100);
     l.on_ready("ep_a", "a1".into(), None);
-    let asked = l.to_claim(0, Instant::now());
+    let asked = l.to_claim(0);
     l.on_claim_failed(&asked);
     let refill = l.wanting_refill();
     assert_eq!(
@@ -261,14 +316,14 @@ fn a_full_window_overflows_to_the_store_and_refills_in_order() {
     }
     assert_eq!(l.queued(), LANE_WINDOW);
     assert!(l.wanting_refill().is_empty());
-    assert_eq!(
-        claim_all(&mut l, Instant::now()),
-        LANE_WINDOW,
-        "the whole window"
-    );
+    let mut t = Instant::now();
+    while l.queued() > 0 {
+        t = rounds(&mut l, "ep_a", 4096, 1, t, MS);
+    }
     let refill = l.wanting_refill();
     assert_eq!(refill.len(), 1);
     assert_eq!(refill[0].1, all[LANE_WINDOW - 1]);
+    assert_eq!(refill[0].2, LANE_WINDOW);
     l.on_refill("ep_a", all[LANE_WINDOW..].to_vec(), refill[0].2);
     assert_eq!(l.queued(), 10);
     assert!(l.wanting_refill().is_empty());
@@ -278,14 +333,21 @@ fn a_full_window_overflows_to_the_store_and_refills_in_order() {
 }
 
 #[test]
-fn with_two_nodes_each_keeps_to_half_the_share_and_half_the_rate() {
-    // 8 workers: a share of 2 alone, 1 with another node on the queue.
-    let mut l = Lanes::new(8, 100);
+fn with_two_nodes_each_starts_at_half_the_small_start_and_keeps_half_the_rate() {
+    let mut l = Lanes::new(64, 100);
     l.set_nodes(2);
     fill(&mut l, "ep_a", 20);
     let now = Instant::now();
     claim_all(&mut l, now);
-    assert_eq!(l.hand_out(8, true, now).len(), 1, "half its share");
+    let first = l.hand_out(64, true, now);
+    assert_eq!(first.len(), 1);
+    finish(&mut l, "ep_a", &first, now, Duration::from_millis(20));
+    claim_all(&mut l, now);
+    assert_eq!(
+        l.hand_out(64, true, now).len(),
+        2,
+        "half of the small start"
+    );
 
     // 10/s for the cluster: this node sends every 200 ms, not every 100.
     let mut l = Lanes::new(32, 100);
@@ -294,6 +356,8 @@ fn with_two_nodes_each_keeps_to_half_the_share_and_half_the_rate() {
     l.on_ready("ep_r", "r2".into(), Some(10));
     claim_all(&mut l, now);
     assert_eq!(l.hand_out(8, true, now).len(), 1);
-    let wake = l.next_wakeup().expect("a wake-up is planned");
+    l.on_done("ep_r", now, MS, Signal::Answered, now);
+    claim_all(&mut l, now);
+    let wake = l.next_wakeup(now).expect("a wake-up is planned");
     assert!(wake >= now + Duration::from_millis(190), "{:?}", wake - now);
 }

@@ -3,6 +3,7 @@
 
 pub mod pki;
 pub mod receiver;
+pub mod small;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};

@@ -4,7 +4,8 @@
 //! only counts per `webhook-id` (the benchmark, which sends millions).
 //!
 //! Besides the configured `Reply`, the path decides for the benchmark's endpoints:
-//! `/hang/…` never answers, `/delay/{ms}/…` answers 204 after `ms` milliseconds.
+//! `/hang/…` never answers, `/delay/{ms}/…` answers 204 after `ms` milliseconds,
+//! `/jitter/{ms}/…` after `ms` ± 10% (spread evenly).
 
 #![allow(dead_code)]
 
@@ -237,6 +238,21 @@ async fn receive(req: HttpRequest, body: web::Bytes, st: web::Data<Inner>) -> Ht
         .and_then(|ms| ms.parse::<u64>().ok())
     {
         actix_web::rt::time::sleep(Duration::from_millis(ms)).await;
+        return HttpResponse::NoContent().finish();
+    }
+    if let Some(ms) = path
+        .strip_prefix("/jitter/")
+        .and_then(|rest| rest.split('/').next())
+        .and_then(|ms| ms.parse::<u64>().ok())
+    {
+        // A cheap spread from the request count: uniform enough for ±10%.
+        let k = st
+            .total
+            .load(Ordering::Relaxed)
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            >> 44;
+        let factor = 0.9 + 0.2 * (k % 1001) as f64 / 1000.0;
+        actix_web::rt::time::sleep(Duration::from_secs_f64(ms as f64 * factor / 1000.0)).await;
         return HttpResponse::NoContent().finish();
     }
     let reply = st.reply.lock().unwrap().clone();

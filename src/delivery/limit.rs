@@ -1,0 +1,541 @@
+//! One endpoint's adaptive in-flight limit: how many POSTs it may have under way, learnt from
+//! its own delivery times. A pure state machine fed with samples and a clock.
+//!
+//! The model is TCP Vegas as Netflix's concurrency-limits applies it, with Envoy's re-measured
+//! floor and TCP's pacing and slow start. Time is cut into rounds of about `limit` completed
+//! POSTs (one round trip's worth). Each round's time is its 90th percentile (a queue forming
+//! at a receiver, connections waiting to be accepted, shows in its slowest POSTs before it
+//! moves the mean; steady jitter leaves the percentile of a large round steady too). The
+//! *floor* is the lowest round time (the receiver's time when we add no queue of our own),
+//! and the queue we cause is estimated as `queue = limit × (1 − floor ÷ round time)`. Below
+//! `alpha` (2 × log10 of the limit, at least 2) the limit grows: by half each round in slow
+//! start, then by √limit, and by one a round near where the receiver last failed. Above
+//! `beta` (3 × log10, at least 3) it falls to what the receiver was seen to serve
+//! (`limit − queue`) plus `alpha`, at most halving. A connection-level failure or a timeout
+//! halves it at once (once per round). The first POST goes alone and tells the first floor;
+//! every `REMEASURE_EVERY` the floor is measured again at a quarter of the limit, so a
+//! receiver that got slower for good is followed, and a queue of our own making never
+//! becomes the floor. `pace()` spreads new POSTs over the floor.
+
+use std::time::{Duration, Instant};
+
+/// Where an endpoint starts when it is alone on the queue.
+pub const START: f64 = 4.0;
+/// How often the floor is measured again.
+pub const REMEASURE_EVERY: Duration = Duration::from_secs(30);
+/// Times below this are taken as this (an instant receiver on loopback).
+const MIN_TIME_MS: f64 = 0.05;
+/// How far above the floor a much larger round may lie and still replace it.
+const STEADIER: f64 = 1.25;
+/// Samples a re-measurement needs, at least.
+const REMEASURE_SAMPLES: usize = 4;
+
+/// What one POST came to, as the limit sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    /// An answer came back (whatever its status): its time counts.
+    Answered,
+    /// A connection-level failure (refused, reset, handshake) or a timeout: too much.
+    Dropped,
+    /// Nothing the receiver's load explains (blocked by policy, not sent): ignored.
+    Ignored,
+}
+
+/// Why a limit went down (counted in aggregate by `/metrics`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decrease {
+    /// A connection-level failure or a timeout.
+    Error,
+    /// Delivery times rose above the floor.
+    Latency,
+}
+
+impl Decrease {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Error => "error",
+            Self::Latency => "latency",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Phase {
+    /// Growing by half a round while times stay near the floor.
+    SlowStart,
+    /// Growing and shrinking by the queue estimate.
+    Avoid,
+    /// Held at a quarter while the floor is measured again; `resume` is the limit after.
+    Remeasure { resume: f64, since: Instant },
+}
+
+#[derive(Debug, Clone)]
+pub struct Limit {
+    limit: f64,
+    ceiling: f64,
+    phase: Phase,
+    /// The receiver's time without a queue of ours, in ms, and the size of the round that
+    /// told it (a larger round's word is steadier).
+    floor: Option<(f64, usize)>,
+    floor_at: Instant,
+    /// Answers a re-measurement still needs.
+    measure_left: usize,
+    /// This round: samples seen (answers and drops), the answers' times (sum and sum of
+    /// squares), and whether the endpoint used at least half its limit (else it is not
+    /// asking for more).
+    round_n: usize,
+    round: Round,
+    /// The limit at which the last connection-level failure or timeout came: growth near it
+    /// is by one a round.
+    failed_at: Option<f64>,
+    round_busy: bool,
+    halved_this_round: bool,
+}
+
+/// A round's POST times, in ms.
+#[derive(Debug, Clone, Default)]
+struct Round {
+    times: Vec<f64>,
+}
+
+impl Round {
+    fn add(&mut self, ms: f64) {
+        self.times.push(ms);
+    }
+
+    fn n(&self) -> usize {
+        self.times.len()
+    }
+
+    fn clear(&mut self) {
+        self.times.clear();
+    }
+
+    /// The round's 90th percentile: a queue forming at a receiver (connections waiting to be
+    /// accepted) shows in its slowest POSTs well before it moves the mean, while steady
+    /// jitter leaves it steady too.
+    fn high(&self) -> f64 {
+        let mut t = self.times.clone();
+        t.sort_unstable_by(f64::total_cmp);
+        let i = (t.len() * 9).div_ceil(10).max(1) - 1;
+        t.get(i).copied().unwrap_or(0.0)
+    }
+}
+
+fn log10(limit: f64) -> f64 {
+    limit.log10().max(1.0)
+}
+
+impl Limit {
+    /// A new endpoint's limit: `start` (at most `START`), up to `ceiling`.
+    pub fn new(start: f64, ceiling: usize, now: Instant) -> Self {
+        let ceiling = (ceiling.max(1)) as f64;
+        let limit = start.clamp(1.0, START).min(ceiling);
+        Self {
+            limit,
+            ceiling,
+            // The first POST goes alone: its time is the first floor.
+            phase: Phase::Remeasure {
+                resume: limit,
+                since: now,
+            },
+            floor: None,
+            floor_at: now,
+            measure_left: 1,
+            round_n: 0,
+            round: Round::default(),
+            failed_at: None,
+            round_busy: false,
+            halved_this_round: false,
+        }
+    }
+
+    /// POSTs this endpoint may have in flight now (at least one).
+    pub fn allowed(&self) -> usize {
+        let l = match self.phase {
+            Phase::Remeasure { resume, .. } if self.floor.is_none() => resume.min(1.0),
+            Phase::Remeasure { resume, .. } => (resume / 4.0).max(1.0),
+            _ => self.limit,
+        };
+        (l.floor() as usize).max(1)
+    }
+
+    /// The limit as learnt (during a re-measurement, the one it returns to).
+    pub fn value(&self) -> f64 {
+        match self.phase {
+            Phase::Remeasure { resume, .. } => resume,
+            _ => self.limit,
+        }
+    }
+
+    /// The gap between two POSTs that spreads a limit's worth over the floor: new POSTs are
+    /// paced at this, so that a round's answers arriving together do not turn into a burst
+    /// of new connections (a listen backlog of 5 drops what exceeds it).
+    pub fn pace(&self) -> Option<Duration> {
+        let ms = self.floor_ms()? / self.allowed() as f64;
+        Some(Duration::from_secs_f64(ms / 1000.0))
+    }
+
+    pub fn floor_ms(&self) -> Option<f64> {
+        self.floor.map(|(ms, _)| ms)
+    }
+
+    pub fn in_slow_start(&self) -> bool {
+        self.phase == Phase::SlowStart
+    }
+
+    fn start_round(&mut self) {
+        self.round_n = 0;
+        self.round.clear();
+        self.round_busy = false;
+        self.halved_this_round = false;
+    }
+
+    pub fn set_ceiling(&mut self, ceiling: usize) {
+        self.ceiling = ceiling.max(1) as f64;
+        self.limit = self.limit.min(self.ceiling);
+    }
+
+    /// One POST finished after `took` (the POST alone), handed out at `handed_at`, with
+    /// `in_flight` of this endpoint's POSTs under way (itself included). Returns a decrease
+    /// if the limit went down.
+    pub fn on_sample(
+        &mut self,
+        now: Instant,
+        handed_at: Instant,
+        took: Duration,
+        signal: Signal,
+        in_flight: usize,
+    ) -> Option<Decrease> {
+        if signal == Signal::Ignored {
+            return None;
+        }
+        if signal == Signal::Dropped {
+            return self.on_drop();
+        }
+        let ms = (took.as_secs_f64() * 1000.0).max(MIN_TIME_MS);
+        if let Phase::Remeasure { resume, since } = self.phase {
+            // Only POSTs started at the reduced limit tell the floor.
+            if handed_at < since {
+                return None;
+            }
+            self.round.add(ms);
+            self.measure_left = self.measure_left.saturating_sub(1);
+            if self.measure_left == 0 {
+                let first = self.floor.is_none();
+                self.floor = Some((self.round.high(), self.round.n()));
+                self.floor_at = now;
+                self.limit = resume;
+                self.phase = if first {
+                    Phase::SlowStart
+                } else {
+                    Phase::Avoid
+                };
+                self.start_round();
+            }
+            return None;
+        }
+        self.round_n += 1;
+        self.round.add(ms);
+        if in_flight as f64 * 2.0 >= self.limit {
+            self.round_busy = true;
+        }
+        if self.round_n < (self.limit.floor() as usize).max(1) {
+            return None;
+        }
+        self.end_round(now)
+    }
+
+    fn on_drop(&mut self) -> Option<Decrease> {
+        match &mut self.phase {
+            Phase::Remeasure { resume, .. } => {
+                // The floor stays as it was (or unknown, and measured by the next rounds).
+                self.failed_at = Some(*resume);
+                self.limit = (*resume / 2.0).max(1.0);
+                self.phase = Phase::Avoid;
+                self.start_round();
+                self.halved_this_round = true;
+                Some(Decrease::Error)
+            }
+            _ => {
+                self.phase = Phase::Avoid;
+                self.round_n += 1;
+                let halved = !self.halved_this_round;
+                if halved {
+                    self.failed_at = Some(self.limit);
+                    self.limit = (self.limit / 2.0).max(1.0);
+                    self.halved_this_round = true;
+                }
+                if self.round_n >= (self.limit.floor() as usize).max(1) {
+                    self.start_round();
+                }
+                halved.then_some(Decrease::Error)
+            }
+        }
+    }
+
+    fn end_round(&mut self, now: Instant) -> Option<Decrease> {
+        let n = self.round.n();
+        let high = self.round.high();
+        let busy = self.round_busy;
+        self.start_round();
+        if n == 0 {
+            return None;
+        }
+        let (mean, candidate) = (high, high);
+        self.floor = Some(match self.floor {
+            // A round four times larger than the one that told the floor, and not far above
+            // it, is the steadier word: what it adds is noise, not a queue (rounds grow only
+            // while no queue shows, and a queue of ours shows as times far above the floor).
+            Some((ms, of)) if n >= 4 * of && candidate <= ms * STEADIER => (candidate, n),
+            Some((ms, _)) if candidate < ms && n >= 2 => (candidate, n),
+            Some(floor) => floor,
+            None => (candidate, n),
+        });
+        let floor = self.floor_ms().unwrap_or(mean).min(mean);
+        let l = self.limit;
+        let queue = l * (1.0 - floor / mean);
+        let (alpha, beta) = (2.0 * log10(l), 3.0 * log10(l));
+        let mut decrease = None;
+        if queue > beta {
+            // What the receiver was seen to serve at once, and a small queue beside it.
+            self.limit = ((l - queue) + alpha).max(l / 2.0).max(1.0);
+            self.phase = Phase::Avoid;
+            decrease = Some(Decrease::Latency);
+        } else if queue >= alpha {
+            self.phase = Phase::Avoid;
+        } else if busy {
+            self.limit = match self.phase {
+                Phase::SlowStart => l * 1.5,
+                // Near where the receiver last failed: carefully.
+                _ if self.failed_at.is_some_and(|f| l + l.sqrt() >= f) => l + 1.0,
+                _ => l + l.sqrt(),
+            }
+            .min(self.ceiling);
+        }
+        if now.saturating_duration_since(self.floor_at) >= REMEASURE_EVERY {
+            self.floor_at = now;
+            self.phase = Phase::Remeasure {
+                resume: self.limit,
+                since: now,
+            };
+            self.measure_left = REMEASURE_SAMPLES.max((self.limit / 4.0).max(1.0) as usize);
+        }
+        decrease
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    /// A receiver simulated by rounds: `serves` POSTs at once, each taking `work`; what is
+    /// beyond waits in its queue. Returns the time one POST takes at `in_flight`.
+    fn blocking(serves: usize, work: f64, in_flight: usize) -> f64 {
+        let waves = in_flight.div_ceil(serves.max(1)) as f64;
+        // The mean over a round: a POST waits for half the waves ahead on average.
+        work * (1.0 + waves) / 2.0
+    }
+
+    /// Runs `rounds` rounds against a receiver whose time at a given in-flight count is
+    /// `time(in_flight, round)`, always using the whole limit. Returns the limits seen.
+    fn drive(
+        l: &mut Limit,
+        start: Instant,
+        rounds: usize,
+        mut time: impl FnMut(usize, usize) -> f64,
+    ) -> Vec<usize> {
+        let mut now = start;
+        let mut seen = Vec::new();
+        for r in 0..rounds {
+            let n = l.allowed();
+            let handed = now;
+            let ms = time(n, r);
+            now += Duration::from_secs_f64(ms / 1000.0);
+            for _ in 0..n {
+                l.on_sample(
+                    now,
+                    handed,
+                    Duration::from_secs_f64(ms / 1000.0),
+                    Signal::Answered,
+                    n,
+                );
+            }
+            seen.push(l.allowed());
+        }
+        seen
+    }
+
+    #[test]
+    fn starts_small_the_first_post_alone() {
+        let now = Instant::now();
+        let mut l = Limit::new(START, 512, now);
+        assert_eq!(l.allowed(), 1, "the first POST measures the floor");
+        l.on_sample(now, now, 20 * MS, Signal::Answered, 1);
+        assert_eq!(l.floor_ms(), Some(20.0));
+        assert_eq!(l.allowed(), 4);
+        assert!(l.in_slow_start());
+        let answered = |start: f64, ceiling: usize| {
+            let mut l = Limit::new(start, ceiling, now);
+            l.on_sample(now, now, 20 * MS, Signal::Answered, 1);
+            l.allowed()
+        };
+        assert_eq!(answered(100.0, 512), 4, "never above START");
+        assert_eq!(answered(START / 3.0, 512), 1, "three nodes");
+        assert_eq!(answered(START, 2), 2, "the pool is the ceiling");
+    }
+
+    #[test]
+    fn grows_quickly_while_times_stay_at_their_floor_up_to_the_ceiling() {
+        let t0 = Instant::now();
+        let mut l = Limit::new(START, 512, t0);
+        let seen = drive(&mut l, t0, 40, |_, _| 50.0);
+        let to_100 = seen.iter().position(|n| *n >= 100).expect("reaches 100");
+        assert!(to_100 <= 10, "like slow start: {seen:?}");
+        assert_eq!(*seen.last().unwrap(), 512, "{seen:?}");
+    }
+
+    #[test]
+    fn a_one_thread_receiver_gets_a_few_in_flight_not_a_flood() {
+        let t0 = Instant::now();
+        let mut l = Limit::new(START, 512, t0);
+        let seen = drive(&mut l, t0, 200, |n, _| blocking(1, 20.0, n));
+        let most = seen[20..].iter().max().unwrap();
+        assert!(*most <= 5, "never floods a backlog of 5: {seen:?}");
+        assert!(seen[20..].iter().all(|n| *n >= 1));
+    }
+
+    #[test]
+    fn an_eight_thread_receiver_is_kept_near_what_it_serves() {
+        let t0 = Instant::now();
+        let mut l = Limit::new(START, 512, t0);
+        let seen = drive(&mut l, t0, 300, |n, _| blocking(8, 20.0, n));
+        let late = &seen[30..];
+        assert!(
+            late.iter().all(|n| (6..=13).contains(n)),
+            "about its 8 threads and a short queue: {seen:?}"
+        );
+    }
+
+    #[test]
+    fn shrinks_when_times_rise_and_grows_back_when_they_fall() {
+        let t0 = Instant::now();
+        let mut l = Limit::new(START, 512, t0);
+        drive(&mut l, t0, 30, |_, _| 20.0);
+        assert_eq!(l.allowed(), 512);
+        // The receiver now holds 50 at once; beyond that the time grows with the queue.
+        let seen = drive(&mut l, t0 + Duration::from_secs(1), 40, |n, _| {
+            20.0 * (n as f64 / 50.0).max(1.0)
+        });
+        let late = &seen[10..];
+        assert!(late.iter().all(|n| (40..=70).contains(n)), "{seen:?}");
+    }
+
+    #[test]
+    fn halves_on_a_connection_failure_once_per_round() {
+        let t0 = Instant::now();
+        let mut l = Limit::new(START, 512, t0);
+        drive(&mut l, t0, 20, |_, _| 10.0);
+        let before = l.allowed();
+        assert_eq!(
+            l.on_sample(t0, t0, MS, Signal::Dropped, before),
+            Some(Decrease::Error)
+        );
+        assert_eq!(l.allowed(), before / 2);
+        for _ in 0..5 {
+            assert_eq!(l.on_sample(t0, t0, MS, Signal::Dropped, before), None);
+        }
+        assert_eq!(
+            l.allowed(),
+            before / 2,
+            "one burst of failures halves it once"
+        );
+        let mut l = Limit::new(START, 512, t0);
+        for _ in 0..10 {
+            l.on_sample(t0, t0, MS, Signal::Dropped, 1);
+        }
+        assert_eq!(l.allowed(), 1, "never below one");
+        assert!(!l.in_slow_start());
+    }
+
+    #[test]
+    fn jitter_of_ten_percent_does_not_collapse_the_limit() {
+        let t0 = Instant::now();
+        let mut l = Limit::new(START, 512, t0);
+        // A fixed pseudo-random sequence: ±10% around 50 ms, sample by sample.
+        let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut now = t0;
+        let mut low = usize::MAX;
+        for i in 0..20_000 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let jitter = (seed % 2001) as f64 / 10_000.0 - 0.1;
+            let ms = 50.0 * (1.0 + jitter);
+            now += Duration::from_micros(200);
+            let n = l.allowed();
+            l.on_sample(
+                now,
+                now,
+                Duration::from_secs_f64(ms / 1000.0),
+                Signal::Answered,
+                n,
+            );
+            if i > 5_000 {
+                low = low.min(l.allowed());
+            }
+        }
+        assert!(low >= 256, "stays high through jitter: lowest {low}");
+    }
+
+    #[test]
+    fn an_idle_endpoint_does_not_grow_beyond_what_it_uses() {
+        let t0 = Instant::now();
+        let mut l = Limit::new(START, 512, t0);
+        for i in 0..1000 {
+            l.on_sample(t0, t0, 10 * MS, Signal::Answered, 1 + i % 2);
+        }
+        assert!(l.allowed() <= 6, "one or two at a time: {}", l.allowed());
+    }
+
+    #[test]
+    fn the_floor_is_measured_again_and_follows_a_receiver_that_got_slower() {
+        let t0 = Instant::now();
+        let mut l = Limit::new(START, 512, t0);
+        drive(&mut l, t0, 30, |_, _| 10.0);
+        assert_eq!(l.floor_ms(), Some(10.0));
+        // The receiver now takes 40 ms whatever we do (its database got slower).
+        let later = t0 + REMEASURE_EVERY;
+        let seen = drive(&mut l, later, 60, |_, _| 40.0);
+        assert_eq!(l.floor_ms(), Some(40.0), "re-measured");
+        assert_eq!(*seen.last().unwrap(), 512, "and grown back: {seen:?}");
+    }
+
+    #[test]
+    fn a_queue_of_our_own_making_never_becomes_the_floor() {
+        let t0 = Instant::now();
+        let mut l = Limit::new(START, 512, t0);
+        let mut now = t0;
+        // Ten minutes against one blocking thread; the floor is re-measured twenty times.
+        for _ in 0..30_000 {
+            let n = l.allowed();
+            let handed = now;
+            let ms = blocking(1, 20.0, n);
+            now += Duration::from_secs_f64(ms / 1000.0 / n as f64);
+            l.on_sample(
+                now,
+                handed,
+                Duration::from_secs_f64(ms / 1000.0),
+                Signal::Answered,
+                n,
+            );
+            if now > t0 + Duration::from_secs(600) {
+                break;
+            }
+        }
+        assert!(l.floor_ms().unwrap() <= 21.0, "{:?}", l.floor_ms());
+        assert!(l.value() <= 6.0, "{}", l.value());
+    }
+}

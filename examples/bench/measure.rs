@@ -278,3 +278,27 @@ pub fn with_in_flight<T: Send>(api: &Api, work: impl FnOnce() -> T + Send) -> (T
     let mean = busy.iter().sum::<u64>() as f64 / busy.len().max(1) as f64;
     (result, InFlight { mean, peak })
 }
+
+/// The server's in-flight limits so far, summed over finished POSTs, and how many POSTs:
+/// the difference over a run gives the mean limit its POSTs went out under (0 for a build
+/// without adaptive limits).
+pub fn limits(api: &Api) -> (f64, f64) {
+    let text = api.get("/metrics").unwrap_or_default();
+    let read = |name: &str| {
+        text.lines()
+            .find_map(|l| {
+                l.strip_prefix(name)
+                    .and_then(|r| r.trim().parse::<f64>().ok())
+            })
+            .unwrap_or(0.0)
+    };
+    (
+        read("webhooks_endpoint_limit_sum "),
+        read("webhooks_endpoint_limit_count "),
+    )
+}
+
+/// The mean limit between two readings of `limits`.
+pub fn mean_limit(before: (f64, f64), after: (f64, f64)) -> f64 {
+    (after.0 - before.0) / (after.1 - before.1).max(1.0)
+}

@@ -89,11 +89,16 @@ pub fn instant_receivers(b: &mut Bench, server: &Server) {
             ),
         );
     }
+    let l0 = limits(&b.api);
     let rate1 = end_to_end(&b.api, &b.receiver, &one, b.sizes.e2e / 2);
     b.report.row(
         "3 end to end, batches, 1 endpoint",
         format!("{rate1:.0} deliveries/s"),
-        format!("{:.0}% of baseline (1)", 100.0 * rate1 / b.base_rate),
+        format!(
+            "{:.0}% of baseline (1); mean in-flight limit {:.0}",
+            100.0 * rate1 / b.base_rate,
+            mean_limit(l0, limits(&b.api))
+        ),
     );
     for (label, cs) in [("8 endpoints", &eight), ("1 endpoint", &one)] {
         let rate = end_to_end_single(&b.api, &b.receiver, cs, b.sizes.single, 32);
@@ -131,14 +136,16 @@ pub fn receivers_with_latency(b: &mut Bench) {
                 .ok()
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(b.sizes.slow);
+            let l0 = limits(&b.api);
             let (rate, in_flight) =
                 with_in_flight(&b.api, || end_to_end(&b.api, &b.receiver, &cs, n));
+            let limit = mean_limit(l0, limits(&b.api));
             let bound = POOL.min(n) as f64;
             b.report.row(
                 &format!("8 {latency_ms} ms receivers, {endpoints} endpoint(s), {n} events"),
                 format!("{rate:.0} deliveries/s"),
                 format!(
-                    "POSTs in flight: mean {:.0}, peak {}, of the bound {bound:.0} ({:.0}%); rate × latency {:.0}",
+                    "POSTs in flight: mean {:.0}, peak {}, of the bound {bound:.0} ({:.0}%); rate × latency {:.0}; mean limit {limit:.0}",
                     in_flight.mean,
                     in_flight.peak,
                     100.0 * in_flight.mean / bound,

@@ -79,14 +79,9 @@ impl Lane {
         match (self.limit.pace(), self.credit_at) {
             (Some(pace), Some(at)) if !pace.is_zero() => (self.credit
                 + now.saturating_duration_since(at).as_secs_f64() / pace.as_secs_f64())
-            .min(self.burst()),
-            _ => self.burst(),
+            .min(PACE_BURST),
+            _ => PACE_BURST,
         }
-    }
-
-    /// POSTs it may start at once.
-    fn burst(&self) -> f64 {
-        PACE_BURST
     }
 
     /// When it may start its next POST by its pace, if it must wait.
@@ -424,7 +419,10 @@ impl Lanes {
         now: Instant,
     ) -> Option<Decrease> {
         let lane = self.lanes.get_mut(endpoint)?;
-        let in_flight = lane.in_flight.len();
+        // What it uses of its limit: in flight, and claimed to go next (a quick receiver's
+        // POSTs end before the next claim is committed; its limit must still grow to claim
+        // in groups).
+        let in_use = lane.in_flight.len() + lane.claimed.len() + lane.claiming;
         if let Some(i) = lane.in_flight.iter().position(|t| *t == handed_at) {
             lane.in_flight.swap_remove(i);
         } else {
@@ -435,8 +433,7 @@ impl Lanes {
         }
         let ms = took.as_secs_f64() * 1000.0;
         lane.recent_ms = Some(lane.recent_ms.map_or(ms, |avg| avg * 0.8 + ms * 0.2));
-        lane.limit
-            .on_sample(now, handed_at, took, signal, in_flight)
+        lane.limit.on_sample(now, handed_at, took, signal, in_use)
     }
 
     /// When the next lane held back only by its rate limit or its pace may send again.

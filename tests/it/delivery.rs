@@ -330,8 +330,8 @@ fn a_test_event_reaches_even_a_disabled_unsubscribed_endpoint() {
 
 #[test]
 fn deleting_an_endpoint_drops_its_pending_deliveries() {
-    // A new endpoint's first POST goes alone (it measures the receiver), and an endpoint at
-    // its limit claims nothing ahead: the rest waits in the store.
+    // A new endpoint starts with 4 in flight, and an endpoint at its limit claims nothing
+    // ahead: the rest waits in the store.
     let s = TestServer::start();
     let cus = s.default_customer();
     let r = Receiver::start(Reply::Hang);
@@ -339,14 +339,16 @@ fn deleting_an_endpoint_drops_its_pending_deliveries() {
     for _ in 0..6 {
         s.event(&cus, "transactions.fetched", "{}");
     }
-    r.next(10);
+    for _ in 0..4 {
+        r.next(10);
+    }
     let depth = |s: &TestServer| {
         let (_, m) = s.api.send_raw("GET", "/metrics", "", None, &[]);
         m.lines()
             .find_map(|l| l.strip_prefix("webhooks_queue_depth "))
             .map(|v| v.trim().to_owned())
     };
-    assert_eq!(depth(&s).as_deref(), Some("5"));
+    assert_eq!(depth(&s).as_deref(), Some("2"));
     let (st, _) = s.api.delete(
         &format!("/api/v1/endpoints/{}", ep["id"].as_str().unwrap()),
         &s.key,
@@ -368,7 +370,7 @@ fn disabling_an_endpoint_fails_what_waits_for_it() {
     let r = Receiver::start(Reply::Hang);
     let ep = s.endpoint(&s.key, &r.url("/"), &["*"]);
     let id = ep["id"].as_str().unwrap();
-    // 1 in flight (hanging: a new endpoint's first POST goes alone), 5 still pending.
+    // 4 in flight (hanging: a new endpoint starts with 4), 2 still pending.
     let events: Vec<String> = (0..6)
         .map(|_| {
             s.event(&cus, "transactions.fetched", "{}")["id"]
@@ -377,7 +379,9 @@ fn disabling_an_endpoint_fails_what_waits_for_it() {
                 .to_owned()
         })
         .collect();
-    r.next(10);
+    for _ in 0..4 {
+        r.next(10);
+    }
     s.api.patch(
         &format!("/api/v1/endpoints/{id}"),
         &s.key,
@@ -385,7 +389,7 @@ fn disabling_an_endpoint_fails_what_waits_for_it() {
     );
     let (_, failed) = s.api.get("/api/v1/deliveries?status=failed", &s.key);
     let failed = failed["data"].as_array().unwrap();
-    assert_eq!(failed.len(), 5);
+    assert_eq!(failed.len(), 2);
     assert!(failed.iter().all(|d| d["error"] == "endpoint_disabled"));
     let failed_events: Vec<&str> = failed
         .iter()
@@ -449,7 +453,7 @@ fn block_private_networks_refuses_loopback_even_by_name() {
 }
 
 #[test]
-fn a_blackholed_endpoint_holds_one_post_and_the_others_are_not_held_up() {
+fn a_blackholed_endpoint_holds_its_small_start_and_the_others_are_not_held_up() {
     let s = TestServer::start();
     let cus = s.default_customer();
     let black = Receiver::start(Reply::Hang);
@@ -462,10 +466,12 @@ fn a_blackholed_endpoint_holds_one_post_and_the_others_are_not_held_up() {
     for _ in 0..40 {
         healthy.next(20);
     }
-    black.next(5);
+    for _ in 0..4 {
+        black.next(5);
+    }
     assert!(
         black.drain().is_empty(),
-        "a receiver that never answered got more than its first POST"
+        "a receiver that never answered got more than its small start"
     );
     crate::support::wait_for(20, "40 recorded successes", || {
         let (_, ok) = s

@@ -118,7 +118,8 @@ fn a_killed_in_flight_delivery_is_interrupted_and_pending_ones_are_sent_after_re
     let data = dir.path().join("w.redb");
     let receiver = Receiver::start(Reply::Hang);
 
-    let mut p = Proc::start(&data);
+    // One worker: exactly one delivery in flight (an endpoint starts with 4 otherwise).
+    let mut p = Proc::start_with(&data, &["--workers", "1"]);
     let admin = p.secret("admin token:");
     let key = p.secret("api key (customer default):");
     let (_, customers) = p.api.get("/api/v1/customers", &admin);
@@ -265,7 +266,8 @@ fn sigterm_leaves_what_was_not_started_pending() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("w.redb");
     let receiver = Receiver::start(Reply::Hang);
-    let mut p = Proc::start(&data);
+    // One worker: exactly one delivery in flight (an endpoint starts with 4 otherwise).
+    let mut p = Proc::start_with(&data, &["--workers", "1"]);
     let admin = p.secret("admin token:");
     let key = p.secret("api key (customer default):");
     let (_, customers) = p.api.get("/api/v1/customers", &admin);
@@ -285,7 +287,7 @@ fn sigterm_leaves_what_was_not_started_pending() {
             e["id"].as_str().unwrap().to_owned()
         })
         .collect();
-    receiver.next(10); // one in flight (4 workers: a share of 1), hanging
+    receiver.next(10); // one in flight (one worker), hanging
     p.signal("-TERM");
     assert_eq!(p.wait_exit(), 0);
 

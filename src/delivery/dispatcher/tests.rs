@@ -65,14 +65,21 @@ fn rounds(
     t
 }
 
+/// One endpoint `ep_a` with 500 pending, grown over 8 rounds against a receiver that
+/// answers in `took`; returns the time after.
+fn grown(l: &mut Lanes, took: Duration) -> Instant {
+    fill(l, "ep_a", 500);
+    rounds(l, "ep_a", 64, 8, Instant::now(), took)
+}
+
 #[test]
-fn a_new_endpoint_sends_one_alone_then_a_few() {
+fn a_new_endpoint_starts_with_a_few() {
     let mut l = Lanes::new(64, 100);
     fill(&mut l, "ep_a", 50);
     let t0 = Instant::now();
     claim_all(&mut l, t0);
     let first = l.hand_out(64, true, t0);
-    assert_eq!(first.len(), 1, "the first POST measures the receiver");
+    assert_eq!(first.len(), 4, "a small start");
     assert_eq!(
         claim_all(&mut l, t0),
         0,
@@ -80,22 +87,14 @@ fn a_new_endpoint_sends_one_alone_then_a_few() {
     );
     finish(&mut l, "ep_a", &first, t0, Duration::from_millis(20));
     let t1 = t0 + Duration::from_millis(20);
-    claim_all(&mut l, t1);
-    assert_eq!(l.hand_out(64, true, t1).len(), 4, "then a small start");
+    let next = hand_out_over(&mut l, 64, t1, Duration::from_millis(20));
+    assert_eq!(next.len(), 8, "doubled: no queue showed");
 }
 
 #[test]
 fn an_endpoint_alone_grows_with_its_receiver_to_the_idle_pool_but_the_reserve() {
     let mut l = Lanes::new(64, 1000);
-    fill(&mut l, "ep_a", 500);
-    let t = rounds(
-        &mut l,
-        "ep_a",
-        64,
-        8,
-        Instant::now(),
-        Duration::from_millis(50),
-    );
+    let t = grown(&mut l, Duration::from_millis(50));
     // 64 workers, a reserve of 2 kept free for a newcomer; new POSTs paced over the
     // receiver's time, a few at once.
     claim_all(&mut l, t);
@@ -108,15 +107,7 @@ fn an_endpoint_alone_grows_with_its_receiver_to_the_idle_pool_but_the_reserve() 
 #[test]
 fn an_endpoint_whose_sends_time_out_is_halved_and_held_to_its_share_when_slow() {
     let mut l = Lanes::new(64, 1000);
-    fill(&mut l, "ep_a", 500);
-    let t1 = rounds(
-        &mut l,
-        "ep_a",
-        64,
-        8,
-        Instant::now(),
-        Duration::from_millis(20),
-    );
+    let t1 = grown(&mut l, Duration::from_millis(20));
     let wide = hand_out_over(&mut l, 64, t1, Duration::ZERO);
     let wide = [
         wide,
@@ -144,21 +135,13 @@ fn an_endpoint_whose_sends_time_out_is_halved_and_held_to_its_share_when_slow() 
 #[test]
 fn an_endpoint_waiting_within_its_share_stops_others_from_growing() {
     let mut l = Lanes::new(64, 1000);
-    fill(&mut l, "ep_a", 500);
-    let t1 = rounds(
-        &mut l,
-        "ep_a",
-        64,
-        8,
-        Instant::now(),
-        Duration::from_millis(5),
-    );
+    let t1 = grown(&mut l, Duration::from_millis(5));
     // A newcomer whose claims are still being committed: `a` keeps to its share.
     fill(&mut l, "ep_b", 50);
     let asked = l.to_claim(0);
     let b_asked: Vec<_> = asked.iter().filter(|(e, _)| e == "ep_b").cloned().collect();
     let a_asked: Vec<_> = asked.iter().filter(|(e, _)| e == "ep_a").cloned().collect();
-    assert_eq!(b_asked.len(), 1, "b's first POST goes alone");
+    assert_eq!(b_asked.len(), 4, "b's small start");
     l.on_claimed(&a_asked, a_asked.clone());
     let mut got = Vec::new();
     for i in 0..=32u32 {
@@ -173,7 +156,7 @@ fn an_endpoint_waiting_within_its_share_stops_others_from_growing() {
     // b's claim lands: it is handed out at once, from the idle workers.
     l.on_claimed(&b_asked, b_asked.clone());
     let got = l.hand_out(48, true, t1 + Duration::from_millis(5));
-    assert_eq!(got.iter().filter(|(e, _)| e == "ep_b").count(), 1);
+    assert_eq!(got.iter().filter(|(e, _)| e == "ep_b").count(), 4);
 }
 
 #[test]
@@ -187,13 +170,13 @@ fn a_blackholed_endpoint_cannot_take_the_pool_from_a_newcomer() {
     }
     assert_eq!(
         l.in_flight(),
-        1,
-        "never answered: never more than its first"
+        4,
+        "never answered: never more than its small start"
     );
     fill(&mut l, "ep_new", 5);
     claim_all(&mut l, t0);
-    let got = l.hand_out(15, true, t0);
-    assert_eq!(got.len(), 1, "the newcomer is served at once");
+    let got = l.hand_out(12, true, t0);
+    assert_eq!(got.len(), 4, "the newcomer is served at once");
     assert!(got.iter().all(|(e, _)| e == "ep_new"));
 }
 
@@ -218,7 +201,7 @@ fn several_slow_endpoints_together_hold_at_most_half_the_pool() {
     fill(&mut l, "ep_ok", 5);
     claim_all(&mut l, t);
     let got = l.hand_out(8, true, t);
-    assert!(got.len() == 1 && got.iter().all(|(e, _)| e == "ep_ok"));
+    assert!(got.len() == 4 && got.iter().all(|(e, _)| e == "ep_ok"));
 }
 
 #[test]
@@ -226,15 +209,7 @@ fn a_rate_limited_backlog_does_not_keep_a_quick_endpoint_from_idle_workers() {
     let mut l = Lanes::new(64, 1000);
     l.on_ready("ep_slowrate", "r1".into(), Some(1));
     l.on_ready("ep_slowrate", "r2".into(), Some(1));
-    fill(&mut l, "ep_a", 500);
-    let t1 = rounds(
-        &mut l,
-        "ep_a",
-        64,
-        8,
-        Instant::now(),
-        Duration::from_millis(5),
-    );
+    let t1 = grown(&mut l, Duration::from_millis(5));
     let got = hand_out_over(&mut l, 64, t1, Duration::from_millis(5));
     let a = got.iter().filter(|(e, _)| e == "ep_a").count();
     assert!(
@@ -338,10 +313,6 @@ fn with_two_nodes_each_starts_at_half_the_small_start_and_keeps_half_the_rate() 
     l.set_nodes(2);
     fill(&mut l, "ep_a", 20);
     let now = Instant::now();
-    claim_all(&mut l, now);
-    let first = l.hand_out(64, true, now);
-    assert_eq!(first.len(), 1);
-    finish(&mut l, "ep_a", &first, now, Duration::from_millis(20));
     claim_all(&mut l, now);
     assert_eq!(
         l.hand_out(64, true, now).len(),

@@ -221,6 +221,18 @@ pub enum EndpointsAction {
         #[command(flatten)]
         who: CustomerArgs,
     },
+    /// End its pause now: what waits goes, from a small start
+    Resume {
+        id: String,
+        #[command(flatten)]
+        who: CustomerArgs,
+    },
+    /// Fail what waits behind its pause (receiver_unavailable, never sent)
+    FailWaiting {
+        id: String,
+        #[command(flatten)]
+        who: CustomerArgs,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -368,6 +380,12 @@ pub fn run_client(command: ClientCommand) -> ExitCode {
                 }
                 EndpointsAction::Delete { id, who } => {
                     endpoints_delete(&who.client(), &who.out(), &id)
+                }
+                EndpointsAction::Resume { id, who } => {
+                    endpoints_resume(&who.client(), &who.out(), &id)
+                }
+                EndpointsAction::FailWaiting { id, who } => {
+                    endpoints_fail_waiting(&who.client(), &who.out(), &id)
                 }
             }
         }

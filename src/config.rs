@@ -95,6 +95,10 @@ pub struct ServeArgs {
         default_value_t = 120
     )]
     pub max_sends_per_customer_per_min: u32,
+    /// How long a delivery may wait while its endpoint is paused (its receiver down), from
+    /// its creation; an endpoint's own `max_hold_secs` wins; 0: never hold (fail fast)
+    #[arg(long, env = "WEBHOOKS_MAX_HOLD_HOURS", default_value_t = 24)]
+    pub max_hold_hours: u64,
 }
 
 fn parse_net(s: &str) -> Result<IpNet, String> {
@@ -153,6 +157,9 @@ impl ServeArgs {
         }
         if self.max_sends_per_customer_per_min == 0 {
             return bad("--max-sends-per-customer-per-min must be at least 1");
+        }
+        if self.max_hold_hours > 720 {
+            return bad("--max-hold-hours must be from 0 to 720 (30 days)");
         }
         if self
             .node_id

@@ -24,6 +24,8 @@ pub struct Metrics {
     rows_written: Family<Labels, Gauge>,
     limits: Histogram,
     limit_decreases: Family<Labels, Counter>,
+    /// Endpoints this node holds paused (their receivers down).
+    pub endpoints_paused: Gauge,
 }
 
 impl Default for Metrics {
@@ -44,6 +46,12 @@ impl Metrics {
         let rows_written = Family::<Labels, Gauge>::default();
         let limits = Histogram::new(exponential_buckets(1.0, 2.0, 11));
         let limit_decreases = Family::<Labels, Counter>::default();
+        let endpoints_paused = Gauge::default();
+        registry.register(
+            "endpoints_paused",
+            "Endpoints paused because their receivers are down (deliveries wait, untried), as this node sees them",
+            endpoints_paused.clone(),
+        );
         registry.register(
             "endpoint_limit",
             "The in-flight limit of the endpoint at each finished POST (all endpoints together)",
@@ -100,6 +108,7 @@ impl Metrics {
             rows_written,
             limits,
             limit_decreases,
+            endpoints_paused,
         }
     }
 

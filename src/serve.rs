@@ -117,7 +117,13 @@ impl Server {
                 .map(crate::tls::trust_roots)
                 .transpose()?,
         });
-        let delivery = Pool::start(store.clone(), sender, args.workers, metrics.clone());
+        let delivery = Pool::start(
+            store.clone(),
+            sender,
+            args.workers,
+            args.max_hold_hours * 3600,
+            metrics.clone(),
+        );
         let http_workers = std::thread::available_parallelism().map_or(2, |n| n.get());
         let http = crate::http::server::start(
             listener,

@@ -167,6 +167,7 @@ fn main() {
     phases::over_tls(&mut b);
     phases::fan_out(&mut b);
     small::small_receivers(&mut b);
+    small::receivers_that_restart(&mut b);
     phases::backlog(&mut b, &server, idle_rss);
     phases::reopen_and_ceiling(&mut b, &mut server, &data, dir.path());
     b.report.print();

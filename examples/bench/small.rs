@@ -2,6 +2,8 @@
 //! for good: small receivers that block (a listen backlog of 5; 8 threads, and one, each
 //! working 20 ms), Python's `http.server` receivers when `python3` is here, and a slow path
 //! beside a fast one on one host. Each reports failures and time against its capacity bound.
+//! Phase 11: receivers that restart: a steady stream while the receiver's port is closed
+//! for 3 s; what the outage cost (failed) and whether everything else arrived, once.
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -162,6 +164,74 @@ pub fn small_receivers(b: &mut Bench) {
         let _ = child.wait();
     }
     slow_beside_fast(b);
+}
+
+/// Phase 11: a steady stream of `rate` events/s for `for_` to a receiver of `threads`
+/// threads (each working `work`) whose port is closed for 3 s in the middle (a deploy).
+fn outage(b: &mut Bench, rate: f64, threads: usize, work: Duration, for_: Duration) {
+    let r = SmallReceiver::start(threads, work);
+    let port = r.port;
+    let (customer, key) = b
+        .api
+        .customer_with_endpoint(&format!("outage-{rate}"), &r.url("/"));
+    let (ok0, failed0) = outcomes(b);
+    let gap = Duration::from_secs_f64(1.0 / rate);
+    let start = Instant::now();
+    let (down_at, up_at) = (for_ / 3, for_ / 3 + Duration::from_secs(3));
+    let mut receiver = Some(r);
+    let mut sent = 0u64;
+    let mut distinct = 0;
+    let mut twice = 0;
+    while start.elapsed() < for_ {
+        let due = start + gap * sent as u32;
+        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
+        let t = start.elapsed();
+        if t >= down_at && t < up_at && receiver.is_some() {
+            let r = receiver.take().unwrap();
+            let (d, tw) = r.distinct_and_twice();
+            (distinct, twice) = (distinct + d, twice + tw);
+        }
+        if t >= up_at && receiver.is_none() {
+            receiver = SmallReceiver::start_on(port, threads, work).ok();
+        }
+        b.api.event(&customer);
+        sent += 1;
+    }
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let (mut ok, mut failed) = (0, 0);
+    while ok + failed < sent && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+        let (o, f) = outcomes(b);
+        (ok, failed) = (o - ok0, f - failed0);
+    }
+    if let Some(r) = receiver.take() {
+        let (d, tw) = r.distinct_and_twice();
+        (distinct, twice) = (distinct + d, twice + tw);
+    }
+    b.api.delete_endpoints(&key);
+    b.report.row(
+        &format!(
+            "11 receiver closed 3 s in a stream of {rate:.0}/s ({threads} thread(s) × {} ms)",
+            work.as_millis()
+        ),
+        format!("{failed} failed"),
+        format!(
+            "{sent} sent, {ok} succeeded, {distinct} received, {twice} received twice; {} unfinished",
+            sent - ok - failed
+        ),
+    );
+}
+
+pub fn receivers_that_restart(b: &mut Bench) {
+    let for_ = if b.quick {
+        Duration::from_secs(6)
+    } else {
+        Duration::from_secs(10)
+    };
+    outage(b, 70.0, 4, Duration::from_millis(5), for_);
+    outage(b, 500.0, 64, Duration::from_millis(50), for_);
 }
 
 /// A fast path keeps its rate while a slow path on the same host (2 s answers) has a

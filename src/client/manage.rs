@@ -49,14 +49,59 @@ fn endpoint_line(e: &Value) -> String {
     format!(
         "{}  {}  {}  {}",
         s(e, "id"),
-        if e["enabled"] == true {
-            "enabled "
-        } else {
-            "disabled"
-        },
+        state_word(e),
         s(e, "url"),
         events.join(",")
     )
+}
+
+/// `enabled`, `paused` (enabled, its receiver down) or `disabled`, padded to one width.
+fn state_word(e: &Value) -> String {
+    let word = if e["enabled"] != true {
+        "disabled"
+    } else if e["state"]["status"] == "paused" {
+        "paused"
+    } else {
+        "enabled"
+    };
+    format!("{word:<8}")
+}
+
+/// The pause in a line, when there is one.
+fn pause_line(e: &Value) -> String {
+    let st = &e["state"];
+    if st["status"] != "paused" {
+        return String::new();
+    }
+    format!(
+        "\npaused:      since {} ({}: {}); {} waiting; next check at {}",
+        s(st, "since"),
+        s(st, "reason"),
+        s(st, "detail"),
+        st["waiting"],
+        s(st, "next_check_at"),
+    )
+}
+
+/// Ends a pause at once: what waits goes, from the small start.
+pub fn endpoints_resume(client: &Client, out: &Output, ep: &str) -> Result<(), ClientError> {
+    let path = format!("/api/v1/endpoints/{}/resume", id("an endpoint", "ep_", ep)?);
+    let e = client.post(&path, "{}")?;
+    out.line(&e, endpoint_line);
+    Ok(())
+}
+
+/// Fails what waits behind a pause (`receiver_unavailable`, never sent).
+pub fn endpoints_fail_waiting(client: &Client, out: &Output, ep: &str) -> Result<(), ClientError> {
+    let path = format!(
+        "/api/v1/endpoints/{}/fail-waiting",
+        id("an endpoint", "ep_", ep)?
+    );
+    let n = client.post(&path, "{}")?;
+    out.line(&n, |n| {
+        format!("{} waiting deliveries failed, never sent", n["deliveries"])
+    });
+    Ok(())
 }
 
 fn delivery_line(d: &Value) -> String {
@@ -108,10 +153,11 @@ pub fn endpoints_show(client: &Client, out: &Output, ep: &str) -> Result<(), Cli
     ))?;
     out.line(&e, |e| {
         format!(
-            "id:          {}\nurl:         {}\nenabled:     {}\nevents:      {}\ndescription: {}\nrate limit:  {}\nsecret:      {}\ncreated:     {}",
+            "id:          {}\nurl:         {}\nstate:       {}{}\nevents:      {}\ndescription: {}\nrate limit:  {}\nsecret:      {}\ncreated:     {}",
             s(e, "id"),
             s(e, "url"),
-            e["enabled"],
+            state_word(e).trim_end(),
+            pause_line(e),
             e["events"],
             s(e, "description"),
             e["rate_limit_per_sec"],

@@ -27,6 +27,19 @@ pub const PACE_BURST: f64 = 4.0;
 /// How long an endpoint's learnt limit is remembered after its lane went idle.
 pub const REMEMBER_LIMIT: Duration = Duration::from_secs(300);
 
+/// Where a paused endpoint is in its hold (`domain::hold`: its receiver is down).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hold {
+    /// Waits for its next check (after an answer 429/5xx: for its one delivery).
+    Until(Instant),
+    /// A check is under way.
+    Checking,
+    /// The check passed: one delivery may go alone.
+    ProbeReady,
+    /// That delivery is claimed or out; its answer decides.
+    Probing,
+}
+
 #[derive(Debug)]
 struct Lane {
     /// Pending in the store, not claimed yet, oldest first.
@@ -50,6 +63,8 @@ struct Lane {
     /// Pace credit: POSTs it may start now, up to `PACE_BURST`, and when it was counted.
     credit: f64,
     credit_at: Option<Instant>,
+    /// Set while the endpoint is paused: it claims nothing but its one probe.
+    hold: Option<Hold>,
 }
 
 impl Lane {
@@ -58,6 +73,7 @@ impl Lane {
             limit,
             credit: PACE_BURST,
             credit_at: None,
+            hold: None,
             queue: VecDeque::new(),
             tail: String::new(),
             claimed: VecDeque::new(),
@@ -84,6 +100,17 @@ impl Lane {
         }
     }
 
+    /// A probe whose claim found nothing (or failed): ready for another.
+    fn probe_lost(&mut self) {
+        if self.hold == Some(Hold::Probing)
+            && self.claiming == 0
+            && self.claimed.is_empty()
+            && self.in_flight.is_empty()
+        {
+            self.hold = Some(Hold::ProbeReady);
+        }
+    }
+
     /// When it may start its next POST by its pace, if it must wait.
     fn paced_until(&self, now: Instant) -> Option<Instant> {
         let credit = self.credit(now);
@@ -99,7 +126,8 @@ impl Lane {
     /// Has work that it cannot hand out for want of claims or workers, within its share and
     /// limit (a lane held back by its rate limit does not wait for workers).
     fn waiting(&self, share: usize, now: Instant) -> bool {
-        self.in_flight.len() < share.min(self.limit.allowed())
+        self.hold.is_none()
+            && self.in_flight.len() < share.min(self.limit.allowed())
             && self.ready_at(now)
             && (!self.claimed.is_empty() || !self.queue.is_empty() || self.claiming > 0)
     }
@@ -116,7 +144,8 @@ impl Lane {
 
     /// Nothing to do and nothing to remember: its rate-limit gap (if any) is over.
     fn idle(&self, now: Instant) -> bool {
-        self.queue.is_empty()
+        self.hold.is_none()
+            && self.queue.is_empty()
             && self.claimed.is_empty()
             && self.claiming == 0
             && self.in_flight.is_empty()
@@ -254,7 +283,13 @@ impl Lanes {
             .map(|ep| {
                 let lane = &self.lanes[ep];
                 let have = lane.in_flight.len() + lane.claimed.len() + lane.claiming;
-                (ep.clone(), self.allowance(lane).saturating_sub(have))
+                let room = match lane.hold {
+                    None => self.allowance(lane).saturating_sub(have),
+                    // A paused endpoint's one delivery, alone.
+                    Some(Hold::ProbeReady) if have == 0 => 1,
+                    Some(_) => 0,
+                };
+                (ep.clone(), room)
             })
             .collect();
         let mut room = room;
@@ -272,6 +307,9 @@ impl Lanes {
                 }
                 let lane = self.lanes.get_mut(ep).expect("listed lanes exist");
                 if let Some(id) = lane.queue.pop_front() {
+                    if lane.hold == Some(Hold::ProbeReady) {
+                        lane.hold = Some(Hold::Probing);
+                    }
                     lane.claiming += 1;
                     out.push((ep.clone(), id));
                     *r -= 1;
@@ -284,17 +322,107 @@ impl Lanes {
     }
 
     /// The answer to a claim: `asked` were requested, `claimed` of them were still pending.
-    pub fn on_claimed(&mut self, asked: &[(String, String)], claimed: Vec<(String, String)>) {
+    /// Returns what a paused endpoint must give back (claimed just as it was paused).
+    pub fn on_claimed(
+        &mut self,
+        asked: &[(String, String)],
+        claimed: Vec<(String, String)>,
+    ) -> Vec<(String, String)> {
         for (ep, _) in asked {
             if let Some(lane) = self.lanes.get_mut(ep) {
                 lane.claiming = lane.claiming.saturating_sub(1);
             }
         }
+        let mut back = Vec::new();
         for (ep, id) in claimed {
             if let Some(lane) = self.lanes.get_mut(&ep) {
-                lane.claimed.push_back(id);
+                match lane.hold {
+                    None | Some(Hold::Probing) => lane.claimed.push_back(id),
+                    Some(_) => back.push((ep, id)),
+                }
             }
         }
+        for (ep, _) in asked {
+            if let Some(lane) = self.lanes.get_mut(ep) {
+                lane.probe_lost();
+            }
+        }
+        back
+    }
+
+    /// A paused endpoint: it claims and hands out nothing until `until` (its next check);
+    /// returns its claimed deliveries, to be given back to `pending`. What it had queued is
+    /// read again from the store when it resumes, in order.
+    pub fn hold(&mut self, endpoint: &str, until: Instant) -> Vec<(String, String)> {
+        let lane = self.lane(endpoint, None);
+        lane.hold = Some(Hold::Until(until));
+        lane.queue.clear();
+        lane.tail.clear();
+        lane.overflow = true;
+        lane.claimed
+            .drain(..)
+            .map(|id| (endpoint.to_owned(), id))
+            .collect()
+    }
+
+    /// Paused endpoints due for a check at `now`: each is marked as being checked.
+    pub fn due_checks(&mut self, now: Instant) -> Vec<String> {
+        let mut due = Vec::new();
+        for (ep, lane) in &mut self.lanes {
+            if let Some(Hold::Until(t)) = lane.hold
+                && t <= now
+            {
+                lane.hold = Some(Hold::Checking);
+                due.push(ep.clone());
+            }
+        }
+        due
+    }
+
+    /// The stored pause changed (ended by hand): a paused endpoint looks again now.
+    pub fn recheck(&mut self, endpoint: &str, now: Instant) {
+        if let Some(lane) = self.lanes.get_mut(endpoint)
+            && let Some(Hold::Until(_)) = lane.hold
+        {
+            lane.hold = Some(Hold::Until(now));
+        }
+    }
+
+    /// The check passed: one delivery goes alone.
+    pub fn on_check_passed(&mut self, endpoint: &str) {
+        if let Some(lane) = self.lanes.get_mut(endpoint)
+            && lane.hold == Some(Hold::Checking)
+        {
+            lane.hold = Some(Hold::ProbeReady);
+        }
+    }
+
+    /// The pause ended (the probe's 2xx, or by hand): the endpoint starts again from the small
+    /// start.
+    pub fn resume(&mut self, endpoint: &str, now: Instant) {
+        let start = START / self.nodes as f64;
+        if let Some(lane) = self.lanes.get_mut(endpoint)
+            && lane.hold.take().is_some()
+        {
+            lane.limit = Limit::new(start, self.workers, now);
+            lane.overflow = true;
+        }
+    }
+
+    /// True while the endpoint's one delivery (the probe) is what it has out.
+    pub fn probing(&self, endpoint: &str) -> bool {
+        self.lanes
+            .get(endpoint)
+            .is_some_and(|l| l.hold == Some(Hold::Probing))
+    }
+
+    /// Endpoints paused, as this node sees them.
+    pub fn held(&self) -> usize {
+        self.lanes.values().filter(|l| l.hold.is_some()).count()
+    }
+
+    pub fn hold_of(&self, endpoint: &str) -> Option<Hold> {
+        self.lanes.get(endpoint).and_then(|l| l.hold)
     }
 
     /// A claim that could not be written: the lanes re-read their pending deliveries from the
@@ -303,6 +431,7 @@ impl Lanes {
         for (ep, _) in asked {
             if let Some(lane) = self.lanes.get_mut(ep) {
                 lane.claiming = lane.claiming.saturating_sub(1);
+                lane.probe_lost();
                 lane.overflow = true;
                 lane.tail.clear();
             }
@@ -340,7 +469,9 @@ impl Lanes {
             .map(|l| l.in_flight.len())
             .sum();
         let mut within = |l: &Lane, most: usize| {
-            if l.in_flight.len() >= most.min(l.limit.allowed()).min(cap) {
+            if l.hold.is_some_and(|h| h != Hold::Probing)
+                || l.in_flight.len() >= most.min(l.limit.allowed()).min(cap)
+            {
                 return false;
             }
             if l.slow(now) {
@@ -436,9 +567,19 @@ impl Lanes {
         lane.limit.on_sample(now, handed_at, took, signal, in_use)
     }
 
-    /// When the next lane held back only by its rate limit or its pace may send again.
+    /// When the next lane held back only by its rate limit or its pace may send again, or a
+    /// paused one is due for its check.
     pub fn next_wakeup(&self, now: Instant) -> Option<Instant> {
-        self.lanes
+        let check = self
+            .lanes
+            .values()
+            .filter_map(|l| match l.hold {
+                Some(Hold::Until(t)) => Some(t),
+                _ => None,
+            })
+            .min();
+        let send = self
+            .lanes
             .values()
             .filter(|l| !l.claimed.is_empty())
             .filter_map(|l| {
@@ -452,7 +593,11 @@ impl Lanes {
                     (a, b) => a.or(b),
                 }
             })
-            .min()
+            .min();
+        match (check, send) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Lanes whose window has room and whose store has more: (endpoint, after id, how many).

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender as ChannelSender, bounded, unbounded};
 
+use crate::domain::time::now_ms;
 use crate::metrics::Metrics;
 use crate::store::Ready;
 use crate::store::SharedStore;
@@ -32,13 +33,26 @@ const WORKER_STACK: usize = 256 * 1024;
 /// Workers started with the pool; more start as deliveries wait for them.
 const INITIAL_WORKERS: usize = 8;
 
-/// A claimed delivery on its way to a worker.
+/// What a worker is asked to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Work {
+    /// POST a claimed delivery (unless its endpoint is paused: then give it back).
+    Send,
+    /// POST a paused endpoint's one delivery: its 2xx reopens the endpoint.
+    Probe,
+    /// Check a paused endpoint's receiver without sending a webhook (no delivery).
+    Check,
+}
+
+/// A claimed delivery (or a check) on its way to a worker.
 #[derive(Debug, Clone)]
 pub struct Job {
     pub endpoint_id: String,
+    /// Empty for a check.
     pub delivery_id: String,
     /// When the dispatcher handed it out (it identifies the send in its lane).
     pub handed_at: Instant,
+    pub work: Work,
 }
 
 enum Control {
@@ -55,6 +69,19 @@ enum Control {
     Claimed {
         asked: Vec<(String, String)>,
         result: Result<Vec<(String, String)>, String>,
+    },
+    /// The endpoint is paused (stored) until this time (ms since the epoch).
+    Held {
+        endpoint: String,
+        until_ms: i64,
+    },
+    /// A paused endpoint's receiver takes connections (or its wait is over).
+    CheckPassed {
+        endpoint: String,
+    },
+    /// The endpoint is no longer paused (or is gone).
+    Resumed {
+        endpoint: String,
     },
     Stop,
 }
@@ -79,6 +106,7 @@ impl Pool {
         store: SharedStore,
         sender: WebhookSender,
         workers: usize,
+        max_hold_secs: u64,
         metrics: Arc<Metrics>,
     ) -> Self {
         let workers = workers.max(1);
@@ -106,6 +134,7 @@ impl Pool {
                 done: control.clone(),
                 stopping: stopping.clone(),
                 log: Arc::default(),
+                max_hold_secs,
             };
             let started = started.clone();
             move || {
@@ -177,12 +206,26 @@ impl Pool {
         }
         // Claimed ahead, or queued for workers stuck in a POST: none of it was started.
         let mut left = claimed_ahead;
-        left.extend(self.jobs.try_iter().map(|j| (j.endpoint_id, j.delivery_id)));
+        left.extend(
+            self.jobs
+                .try_iter()
+                .filter(|j| j.work != Work::Check)
+                .map(|j| (j.endpoint_id, j.delivery_id)),
+        );
         if !left.is_empty()
             && let Err(e) = self.store.unclaim(left)
         {
             tracing::error!(error = %e, "cannot return unstarted deliveries to pending");
         }
+    }
+}
+
+/// Claims that a paused endpoint will not use go back to `pending`.
+fn give_back(store: &SharedStore, claims: Vec<(String, String)>) {
+    if !claims.is_empty()
+        && let Err(e) = store.unclaim(claims)
+    {
+        tracing::error!(error = %e, "cannot return a paused endpoint's deliveries to pending");
     }
 }
 
@@ -235,6 +278,7 @@ fn dispatch(
         let now = Instant::now();
         if now.duration_since(last_prune) >= idle_tick {
             lanes.prune(now);
+            metrics.endpoints_paused.set(lanes.held() as i64);
             last_prune = now;
         }
         let mut pool_full = false;
@@ -270,13 +314,32 @@ fn dispatch(
             let handed = lanes.hand_out(idle, jobs.is_empty(), now);
             workers.ensure(lanes.in_flight());
             for (endpoint_id, delivery_id) in handed {
+                let work = if lanes.probing(&endpoint_id) {
+                    Work::Probe
+                } else {
+                    Work::Send
+                };
                 let job = Job {
                     endpoint_id,
                     delivery_id,
                     handed_at: now,
+                    work,
                 };
                 if jobs.send(job).is_err() {
                     return lanes.take_claimed();
+                }
+            }
+            for endpoint_id in lanes.due_checks(now) {
+                let job = Job {
+                    endpoint_id: endpoint_id.clone(),
+                    delivery_id: String::new(),
+                    handed_at: now,
+                    work: Work::Check,
+                };
+                // Never wait for room: a check can come a moment later.
+                if jobs.try_send(job).is_err() {
+                    let later = now + Duration::from_millis(100);
+                    let _ = lanes.hold(&endpoint_id, later);
                 }
             }
             pool_full = lanes.in_flight() >= capacity;
@@ -305,7 +368,11 @@ fn dispatch(
             match msg {
                 Control::Ready(items) => {
                     for r in items {
-                        lanes.on_ready(&r.endpoint_id, r.delivery_id, r.rate_limit_per_sec);
+                        if r.is_resumed() {
+                            lanes.recheck(&r.endpoint_id, Instant::now());
+                        } else {
+                            lanes.on_ready(&r.endpoint_id, r.delivery_id, r.rate_limit_per_sec);
+                        }
                     }
                 }
                 Control::Backlog(endpoints) => {
@@ -326,13 +393,20 @@ fn dispatch(
                 Control::Claimed { asked, result } => {
                     claims_out = claims_out.saturating_sub(1);
                     match result {
-                        Ok(claimed) => lanes.on_claimed(&asked, claimed),
+                        Ok(claimed) => give_back(&store, lanes.on_claimed(&asked, claimed)),
                         Err(e) => {
                             tracing::error!(error = %e, "cannot claim deliveries");
                             lanes.on_claim_failed(&asked);
                         }
                     }
                 }
+                Control::Held { endpoint, until_ms } => {
+                    let wait = (until_ms - now_ms()).max(0) as u64;
+                    let until = Instant::now() + Duration::from_millis(wait);
+                    give_back(&store, lanes.hold(&endpoint, until));
+                }
+                Control::CheckPassed { endpoint } => lanes.on_check_passed(&endpoint),
+                Control::Resumed { endpoint } => lanes.resume(&endpoint, Instant::now()),
                 // Hand out nothing more; wait (a moment) for claims still being committed.
                 Control::Stop => stopping = true,
             }

@@ -14,6 +14,7 @@ use ureq::unversioned::transport::{DefaultConnector, NextTimeout};
 use super::resolver::{Dns, DnsError};
 use super::special_ranges::is_private;
 use crate::domain::DeliveryError;
+use crate::domain::hold::parse_retry_after;
 
 /// Each connection's input and output buffer, and so the largest answer head accepted.
 const BUFFER_BYTES: usize = 16 * 1024;
@@ -45,10 +46,17 @@ pub struct SendResult {
     pub error: Option<DeliveryError>,
     pub detail: Option<String>,
     pub duration: Duration,
+    /// The answer's `Retry-After`, in seconds.
+    pub retry_after: Option<u64>,
 }
 
 pub struct WebhookSender {
     shards: Vec<Agent>,
+    /// For connection checks of a paused endpoint: the same resolver, rule and roots.
+    dns: Arc<Dns>,
+    block_private: bool,
+    connect_timeout: Duration,
+    tls: Arc<rustls::ClientConfig>,
 }
 
 /// The shard of the calling thread: fixed for the thread's life.
@@ -88,6 +96,7 @@ impl WebhookSender {
             .tls_config(tls.build())
             .build();
         let dns = Arc::new(Dns::system());
+        let tls_check = check_tls_config(cfg);
         let shards = (0..SHARDS)
             .map(|_| {
                 let resolver = CheckedResolver {
@@ -98,7 +107,86 @@ impl WebhookSender {
                 Agent::with_parts(config.clone(), DefaultConnector::new(), resolver)
             })
             .collect();
-        Self { shards }
+        Self {
+            shards,
+            dns,
+            block_private: cfg.block_private_networks,
+            connect_timeout: cfg.connect_timeout,
+            tls: tls_check,
+        }
+    }
+
+    /// Checks that the receiver at `url` takes connections, sending nothing: resolves it
+    /// under the same private-network rule as a delivery, connects, and for https completes
+    /// the TLS handshake. A failure says no more than a delivery's would.
+    pub fn check(&self, url: &str) -> Result<(), (DeliveryError, String)> {
+        use std::net::TcpStream;
+        let fail = |e: DeliveryError, d: &str| Err((e, d.to_owned()));
+        let Ok(uri) = url.parse::<Uri>() else {
+            return fail(DeliveryError::Connection, "the URL cannot be parsed");
+        };
+        let (Some(scheme), Some(authority)) = (uri.scheme(), uri.authority()) else {
+            return fail(DeliveryError::Connection, "the URL has no host");
+        };
+        let Some(host_port) = DefaultResolver::host_and_port(scheme, authority) else {
+            return fail(DeliveryError::Connection, "the URL has no host");
+        };
+        let addrs = match self.dns.resolve(&host_port, self.connect_timeout) {
+            Ok(a) => a,
+            Err(DnsError::NotFound) => return fail(DeliveryError::Dns, "host not found"),
+            Err(DnsError::TimedOut) => return fail(DeliveryError::Timeout, "timeout: resolve"),
+        };
+        let allowed: Vec<_> = addrs
+            .into_iter()
+            .filter(|a| !(self.block_private && is_private(a.ip())))
+            .take(16)
+            .collect();
+        if allowed.is_empty() {
+            return fail(DeliveryError::Blocked, &Blocked.to_string());
+        }
+        let mut last = (DeliveryError::Connection, String::new());
+        let mut stream = None;
+        for addr in allowed {
+            match TcpStream::connect_timeout(&addr, self.connect_timeout) {
+                Ok(s) => {
+                    stream = Some(s);
+                    break;
+                }
+                Err(e) => {
+                    let kind = match e.kind() {
+                        std::io::ErrorKind::ConnectionRefused => DeliveryError::ConnectionRefused,
+                        std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock => {
+                            DeliveryError::Timeout
+                        }
+                        _ => DeliveryError::Connection,
+                    };
+                    // The address is not named: the customer sees this.
+                    last = (kind, format!("io: {}", e.kind()));
+                }
+            }
+        }
+        let Some(mut tcp) = stream else {
+            return Err(last);
+        };
+        if scheme.as_str() != "https" {
+            return Ok(());
+        }
+        let host = uri.host().unwrap_or_default().trim_matches(['[', ']']);
+        let Ok(name) = rustls::pki_types::ServerName::try_from(host.to_owned()) else {
+            return fail(DeliveryError::Tls, "tls: invalid server name");
+        };
+        let Ok(mut conn) = rustls::ClientConnection::new(self.tls.clone(), name) else {
+            return fail(DeliveryError::Tls, "tls: cannot start a handshake");
+        };
+        let _ = tcp.set_read_timeout(Some(self.connect_timeout));
+        let _ = tcp.set_write_timeout(Some(self.connect_timeout));
+        while conn.is_handshaking() {
+            if let Err(e) = conn.complete_io(&mut tcp) {
+                return fail(DeliveryError::Tls, &format!("tls: {e}"));
+            }
+        }
+        let _ = tcp.shutdown(std::net::Shutdown::Both);
+        Ok(())
     }
 
     /// One POST; never retried.
@@ -113,6 +201,11 @@ impl WebhookSender {
         match result {
             Ok(resp) => {
                 let status = resp.status().as_u16();
+                let retry_after = resp
+                    .headers()
+                    .get("retry-after")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(parse_retry_after);
                 let mut buf = Vec::new();
                 // A body that stops, stalls or is endless still leaves us the status.
                 let _ = resp
@@ -126,6 +219,7 @@ impl WebhookSender {
                     error: None,
                     detail: None,
                     duration: duration_so_far(),
+                    retry_after,
                 }
             }
             Err(e) => SendResult {
@@ -134,9 +228,35 @@ impl WebhookSender {
                 error: Some(classify(&e)),
                 detail: Some(e.to_string()),
                 duration: duration_so_far(),
+                retry_after: None,
             },
         }
     }
+}
+
+/// The TLS client of connection checks: the roots deliveries trust (`--ca-file`'s, which
+/// include the public ones, or the public ones).
+fn check_tls_config(cfg: &SenderConfig) -> Arc<rustls::ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    match &cfg.roots {
+        Some(given) => {
+            for c in given {
+                let _ = roots.add(rustls::pki_types::CertificateDer::from(c.der().to_vec()));
+            }
+        }
+        None => {
+            for c in webpki_root_certs::TLS_SERVER_ROOT_CERTS {
+                let _ = roots.add(c.clone());
+            }
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("ring supports the default protocol versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Arc::new(config)
 }
 
 fn classify(e: &ureq::Error) -> DeliveryError {

@@ -1,4 +1,6 @@
-//! A delivery worker: takes a claimed delivery, signs and POSTs it once, records the outcome.
+//! A delivery worker: takes a claimed delivery, signs and POSTs it once, records the outcome,
+//! and pauses or reopens its endpoint by what the outcome says of the receiver; or checks a
+//! paused endpoint's receiver without sending a webhook.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -7,14 +9,13 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender as ChannelSender};
 
 use super::limit::Signal;
-use super::{Control, Job, WebhookSender};
-use crate::domain::DeliveryError;
-use crate::domain::Outcome;
-use crate::domain::SendJob;
+use super::{Control, Job, WebhookSender, Work};
+use crate::domain::hold::{self, Pause, Verdict};
 use crate::domain::signing::signature_header;
 use crate::domain::time::now_ms;
+use crate::domain::{DeliveryError, DeliveryStatus, Endpoint, Outcome, SendJob};
 use crate::metrics::Metrics;
-use crate::store::SharedStore;
+use crate::store::{PauseChange, SharedStore};
 
 #[derive(Clone)]
 pub(super) struct WorkerCtx {
@@ -25,10 +26,16 @@ pub(super) struct WorkerCtx {
     pub done: ChannelSender<Control>,
     pub stopping: Arc<AtomicBool>,
     pub log: Arc<super::log::DeliveryLog>,
+    /// `--max-hold-hours` in seconds: an endpoint's own `max_hold_secs` wins.
+    pub max_hold_secs: u64,
 }
 
 pub(super) fn run(ctx: WorkerCtx) {
     while let Ok(job) = ctx.jobs.recv() {
+        if job.work == Work::Check {
+            check(&ctx, &job.endpoint_id);
+            continue;
+        }
         let mut took = Duration::ZERO;
         let mut signal = Signal::Ignored;
         if ctx.stopping.load(Ordering::Acquire) {
@@ -52,6 +59,21 @@ pub(super) fn run(ctx: WorkerCtx) {
                     tracing::error!(error = %e, delivery = %job.delivery_id, "cannot return a delivery to pending");
                 }
             }
+            // Paused since it was claimed (here or on another node): it waits, untried. A
+            // probe, or a test send (which serves as one), goes.
+            Ok(Some(ref send))
+                if job.work == Work::Send
+                    && !send.delivery.test
+                    && let Some(pause) = &send.endpoint.pause =>
+            {
+                if let Err(e) = ctx
+                    .store
+                    .unclaim(vec![(job.endpoint_id.clone(), job.delivery_id.clone())])
+                {
+                    tracing::error!(error = %e, delivery = %job.delivery_id, "cannot return a delivery to pending");
+                }
+                tell(&ctx, &job.endpoint_id, Some(pause));
+            }
             Ok(Some(send)) => {
                 ctx.metrics.in_flight.inc();
                 let started = Instant::now();
@@ -61,7 +83,21 @@ pub(super) fn run(ctx: WorkerCtx) {
                 ctx.metrics.in_flight.dec();
                 ctx.metrics.record(&outcome);
                 ctx.log.finished(&send, &outcome);
+                let alone = job.work == Work::Probe || send.delivery.test;
+                let change = judge(&ctx, &send, &outcome, alone);
                 ctx.store.finish(outcome);
+                if let Some(change) = change {
+                    match ctx.store.change_pause(&job.endpoint_id, change) {
+                        Ok(Some(e)) => {
+                            announce(&send.endpoint, &e);
+                            tell(&ctx, &job.endpoint_id, e.pause.as_ref());
+                        }
+                        Ok(None) => tell(&ctx, &job.endpoint_id, None),
+                        Err(e) => {
+                            tracing::error!(error = %e, endpoint = %job.endpoint_id, "cannot store the endpoint's pause")
+                        }
+                    }
+                }
             }
             Ok(None) => {}
             Err(e) => {
@@ -79,6 +115,120 @@ pub(super) fn run(ctx: WorkerCtx) {
             took,
             signal,
         });
+    }
+}
+
+/// What a finished POST does to its endpoint's pause, if anything: a failure that says the
+/// receiver is down pauses it (its outcome stays: failed is failed); the 2xx of a delivery
+/// sent alone while paused reopens it; a failed one extends the pause.
+fn judge(ctx: &WorkerCtx, send: &SendJob, outcome: &Outcome, alone: bool) -> Option<PauseChange> {
+    let hold_secs = send.endpoint.max_hold_secs.unwrap_or(ctx.max_hold_secs);
+    let paused = send.endpoint.pause.is_some();
+    if hold_secs == 0 && !paused {
+        return None; // never held: fail fast
+    }
+    let verdict = hold::verdict(outcome, outcome.retry_after);
+    let now = now_ms();
+    let succeeded = outcome.status() == DeliveryStatus::Succeeded;
+    match (alone, succeeded, &verdict) {
+        (true, true, _) if paused => Some(Box::new(|_| None)),
+        (true, false, _) if paused => Some(Box::new(move |p| match p {
+            Some(p) => Some(p.after_failed_probe(&verdict, now)),
+            None => Pause::start(&verdict, now),
+        })),
+        (_, _, Verdict::Down { .. }) => Some(Box::new(move |p| {
+            p.cloned().or_else(|| Pause::start(&verdict, now))
+        })),
+        _ => None,
+    }
+}
+
+/// One log line when an endpoint pauses and one when it resumes (by this node's hand).
+fn announce(before: &Endpoint, after: &Endpoint) {
+    match (&before.pause, &after.pause) {
+        (None, Some(p)) => tracing::info!(
+            endpoint = %after.id,
+            reason = %p.reason,
+            next_check_in_ms = p.next_check_at - p.since,
+            "endpoint paused: its deliveries wait, untried, until its receiver is back"
+        ),
+        (Some(_), None) => tracing::info!(endpoint = %after.id, "endpoint resumed"),
+        _ => {}
+    }
+}
+
+/// Tells the dispatcher where the endpoint's pause stands.
+fn tell(ctx: &WorkerCtx, endpoint: &str, pause: Option<&Pause>) {
+    let endpoint = endpoint.to_owned();
+    let _ = ctx.done.send(match pause {
+        Some(p) => Control::Held {
+            endpoint,
+            until_ms: p.next_check_at,
+        },
+        None => Control::Resumed { endpoint },
+    });
+}
+
+/// How many waiting deliveries one expiry step fails (one small transaction).
+const EXPIRE_STEP: usize = 500;
+
+/// A paused endpoint's check: expire what waited too long, then (when due) check that its
+/// receiver takes connections, sending no webhook. After an answer (429/5xx) no connection is
+/// checked: its wait being over is the check.
+fn check(ctx: &WorkerCtx, endpoint_id: &str) {
+    let now = now_ms();
+    let endpoint = ctx.store.owner_of(endpoint_id).and_then(|c| match c {
+        Some(c) => ctx.store.get_endpoint(&c, endpoint_id),
+        None => Ok(None),
+    });
+    let e = match endpoint {
+        Ok(Some(e)) => e,
+        Ok(None) => return tell(ctx, endpoint_id, None), // deleted: no more checks
+        Err(err) => {
+            tracing::error!(error = %err, endpoint = %endpoint_id, "cannot read a paused endpoint");
+            let later = now + hold::FIRST_BACKOFF_MS;
+            let _ = ctx.done.send(Control::Held {
+                endpoint: endpoint_id.to_owned(),
+                until_ms: later,
+            });
+            return;
+        }
+    };
+    let Some(pause) = e.pause.clone() else {
+        return tell(ctx, endpoint_id, None); // resumed (by hand, or by another node)
+    };
+    let hold_secs = e.max_hold_secs.unwrap_or(ctx.max_hold_secs);
+    let before = now - hold_secs as i64 * 1000;
+    loop {
+        match ctx
+            .store
+            .fail_waiting(endpoint_id, Some(before), hold::EXPIRED_DETAIL, EXPIRE_STEP)
+        {
+            Ok(n) if n == EXPIRE_STEP => continue,
+            Ok(_) => break,
+            Err(err) => {
+                tracing::error!(error = %err, endpoint = %endpoint_id, "cannot expire held deliveries");
+                break;
+            }
+        }
+    }
+    if !pause.due(now) {
+        return tell(ctx, endpoint_id, Some(&pause)); // another node moved it on
+    }
+    if pause.answered || ctx.sender.check(&e.url).is_ok() {
+        let _ = ctx.done.send(Control::CheckPassed {
+            endpoint: endpoint_id.to_owned(),
+        });
+        return;
+    }
+    let change: PauseChange = Box::new(move |p| p.map(|p| p.after_failed_check(now)));
+    match ctx.store.change_pause(endpoint_id, change) {
+        Ok(Some(e)) => tell(ctx, endpoint_id, e.pause.as_ref()),
+        Ok(None) => tell(ctx, endpoint_id, None),
+        Err(err) => {
+            tracing::error!(error = %err, endpoint = %endpoint_id, "cannot store the endpoint's pause");
+            tell(ctx, endpoint_id, Some(&pause.after_failed_check(now)));
+        }
     }
 }
 
@@ -118,6 +268,7 @@ pub fn deliver_one(sender: &WebhookSender, job: &SendJob) -> Outcome {
             duration_ms: 0,
             started_at,
             finished_at: started_at,
+            retry_after: None,
         };
     }
     let timestamp = started_at / 1000;
@@ -152,5 +303,6 @@ pub fn deliver_one(sender: &WebhookSender, job: &SendJob) -> Outcome {
         duration_ms: result.duration.as_millis() as u64,
         started_at,
         finished_at: now_ms(),
+        retry_after: result.retry_after,
     }
 }

@@ -44,6 +44,9 @@ impl DeliveryStatus {
 }
 
 /// Why a delivery got no HTTP status. `null` on the wire whenever a status came back.
+/// Why a pending delivery of a disabled endpoint failed.
+pub const DISABLED_DETAIL: &str = "the endpoint was disabled before this delivery was sent";
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum DeliveryError {
@@ -57,6 +60,9 @@ pub enum DeliveryError {
     Interrupted,
     /// The server could not prepare the request (its records could not be read); not sent.
     Internal,
+    /// Waited behind a pause (its receiver down) longer than the endpoint's `max_hold_secs`,
+    /// or the waiting ones were failed by hand; never sent.
+    ReceiverUnavailable,
 }
 
 impl DeliveryError {
@@ -71,6 +77,7 @@ impl DeliveryError {
             Self::EndpointDisabled => "endpoint_disabled",
             Self::Interrupted => "interrupted",
             Self::Internal => "internal",
+            Self::ReceiverUnavailable => "receiver_unavailable",
         }
     }
 }
@@ -143,6 +150,8 @@ pub struct Outcome {
     pub duration_ms: u64,
     pub started_at: i64,
     pub finished_at: i64,
+    /// The answer's `Retry-After` in seconds (decides a pause; not stored).
+    pub retry_after: Option<u64>,
 }
 
 impl Outcome {

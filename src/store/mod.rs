@@ -20,7 +20,7 @@ use crate::domain::session::Session;
 use crate::domain::time::Clock;
 use crate::domain::{
     Accepted, ApiKeyRecord, Customer, Delivery, DeliveryFilter, Endpoint, EndpointPatch, Event,
-    EventType, NewEndpoint, NewEvent, Outcome, SendJob, ValidationError,
+    EventType, NewEndpoint, NewEvent, Outcome, Pause, SendJob, ValidationError,
 };
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -99,6 +99,20 @@ pub struct Ready {
 }
 
 impl Ready {
+    /// Not a delivery: the endpoint's pause ended (by hand, or a new URL), so the dispatcher
+    /// looks again at once instead of at its next check.
+    pub fn resumed(endpoint: &Endpoint) -> Self {
+        Ready {
+            endpoint_id: endpoint.id.clone(),
+            delivery_id: String::new(),
+            rate_limit_per_sec: endpoint.rate_limit_per_sec,
+        }
+    }
+
+    pub fn is_resumed(&self) -> bool {
+        self.delivery_id.is_empty()
+    }
+
     pub fn of(d: &Delivery, endpoint: &Endpoint) -> Self {
         Ready {
             endpoint_id: d.endpoint_id.clone(),
@@ -393,6 +407,40 @@ pub trait Queue {
     fn queue_counts(&self) -> Result<(u64, u64)>;
 }
 
+/// A change of an endpoint's pause, given the stored one (engines may call it again when a
+/// transaction is retried).
+pub type PauseChange = Box<dyn Fn(Option<&Pause>) -> Option<Pause> + Send + Sync>;
+
+/// Pauses (`domain::hold`): stored on the endpoint, so a restart and every node see them.
+pub trait Holds: Queue {
+    /// Changes an endpoint's pause under the engine's write lock; the endpoint as stored
+    /// after, or `None` if it is gone.
+    fn change_pause(&self, endpoint_id: &str, change: PauseChange) -> Result<Option<Endpoint>>;
+    /// Fails, oldest first, in one small transaction, up to `max` pending non-test
+    /// deliveries of the endpoint created before `created_before` (any age with `None`) as
+    /// `receiver_unavailable` with `detail`: never sent. Returns how many.
+    fn fail_waiting(
+        &self,
+        endpoint_id: &str,
+        created_before: Option<i64>,
+        detail: &'static str,
+        max: usize,
+    ) -> Result<usize>;
+
+    /// Pending deliveries of the endpoint, counted up to `cap`.
+    fn waiting(&self, endpoint_id: &str, cap: usize) -> Result<usize> {
+        let mut n = 0;
+        let mut after = String::new();
+        while n < cap {
+            let page = self.pending_of(endpoint_id, &after, (cap - n).min(1000))?;
+            let Some(last) = page.last() else { break };
+            after.clone_from(last);
+            n += page.len();
+        }
+        Ok(n)
+    }
+}
+
 /// Delivery statistics: per-minute counters (outcomes, duration histogram) that each commit
 /// group adds to, never a scan of the deliveries.
 pub trait Stats {
@@ -464,6 +512,7 @@ pub trait Store:
     + Events
     + DeliveryLog
     + Queue
+    + Holds
     + Stats
     + Retention
     + Sessions
@@ -481,6 +530,7 @@ impl<T> Store for T where
         + Events
         + DeliveryLog
         + Queue
+        + Holds
         + Stats
         + Retention
         + Sessions
@@ -495,7 +545,7 @@ pub type SharedStore = Arc<dyn Store>;
 /// The traits, for calling the store's operations: `use crate::store::prelude::*`.
 pub mod prelude {
     pub use super::{
-        Catalog, Customers, DeliveryLog, Endpoints, Engine, Events, Keys, Queue, Retention,
+        Catalog, Customers, DeliveryLog, Endpoints, Engine, Events, Holds, Keys, Queue, Retention,
         Sessions, Stats, Store,
     };
 }

@@ -36,7 +36,7 @@ impl Drop for Running {
     }
 }
 
-fn webhooks(s: &TestServer, args: &[&str]) -> Command {
+pub fn webhooks(s: &TestServer, args: &[&str]) -> Command {
     let mut cmd = Command::new(BIN);
     cmd.args(args)
         .env("WEBHOOKS_SERVER", &s.api.base)
@@ -46,7 +46,7 @@ fn webhooks(s: &TestServer, args: &[&str]) -> Command {
 }
 
 /// Runs to the end; (exit code, stdout, stderr).
-fn run(mut cmd: Command) -> (i32, String, String) {
+pub fn run(mut cmd: Command) -> (i32, String, String) {
     let out = cmd.output().unwrap();
     (
         out.status.code().unwrap_or(-1),
@@ -397,7 +397,10 @@ fn a_backup_taken_while_serving_restores_everything() {
 fn a_backup_never_replaces_the_live_data_file_and_asks_before_overwriting() {
     use std::os::unix::fs::PermissionsExt;
     if crate::support::on_postgres() {
-        return; // no data file to protect; the 409 is tested above
+        return crate::support::skipped(
+            "cli::a_backup_never_replaces_the_live_data_file_and_asks_before_overwriting",
+            "a data file's test (no data file to protect; the 409 is tested above); not on PostgreSQL",
+        );
     }
     let mut s = TestServer::start();
     let live = s.data.clone();

@@ -96,7 +96,10 @@ fn ledger(api: &Api, key: &str, accepted: &[String], receiver: &Receiver) -> (us
 #[test]
 fn two_nodes_deliver_each_event_once_and_share_portal_sessions() {
     if !on_postgres() {
-        return;
+        return crate::support::skipped(
+            "cluster::two_nodes_deliver_each_event_once_and_share_portal_sessions",
+            "needs PostgreSQL; scripts/test runs it in its PostgreSQL pass",
+        );
     }
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("w.redb");
@@ -158,7 +161,10 @@ fn two_nodes_deliver_each_event_once_and_share_portal_sessions() {
 #[test]
 fn a_node_killed_under_ingest_loses_nothing_and_its_claims_turn_interrupted() {
     if !on_postgres() {
-        return;
+        return crate::support::skipped(
+            "cluster::a_node_killed_under_ingest_loses_nothing_and_its_claims_turn_interrupted",
+            "needs PostgreSQL; scripts/test runs it in its PostgreSQL pass",
+        );
     }
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("w.redb");
@@ -205,7 +211,10 @@ fn a_node_killed_under_ingest_loses_nothing_and_its_claims_turn_interrupted() {
 #[test]
 fn a_node_paused_past_its_lease_sends_nothing_the_cluster_interrupted() {
     if !on_postgres() {
-        return;
+        return crate::support::skipped(
+            "cluster::a_node_paused_past_its_lease_sends_nothing_the_cluster_interrupted",
+            "needs PostgreSQL; scripts/test runs it in its PostgreSQL pass",
+        );
     }
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("w.redb");
@@ -255,7 +264,10 @@ fn a_node_paused_past_its_lease_sends_nothing_the_cluster_interrupted() {
 #[test]
 fn sigterm_of_a_node_under_load_hands_back_what_it_had_not_started() {
     if !on_postgres() {
-        return;
+        return crate::support::skipped(
+            "cluster::sigterm_of_a_node_under_load_hands_back_what_it_had_not_started",
+            "needs PostgreSQL; scripts/test runs it in its PostgreSQL pass",
+        );
     }
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("w.redb");
@@ -294,7 +306,10 @@ fn sigterm_of_a_node_under_load_hands_back_what_it_had_not_started() {
 #[test]
 fn import_copies_a_data_file_with_every_object_and_key() {
     if !on_postgres() {
-        return;
+        return crate::support::skipped(
+            "cluster::import_copies_a_data_file_with_every_object_and_key",
+            "needs PostgreSQL; scripts/test runs it in its PostgreSQL pass",
+        );
     }
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("one-box.redb");
@@ -389,7 +404,10 @@ fn import_copies_a_data_file_with_every_object_and_key() {
 #[test]
 fn a_database_migrated_by_a_newer_release_is_refused_in_one_line() {
     if !on_postgres() {
-        return;
+        return crate::support::skipped(
+            "cluster::a_database_migrated_by_a_newer_release_is_refused_in_one_line",
+            "needs PostgreSQL; scripts/test runs it in its PostgreSQL pass",
+        );
     }
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("w.redb");

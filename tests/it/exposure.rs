@@ -285,11 +285,12 @@ fn a_customer_cannot_make_endpoints_or_sends_without_bound() {
 #[test]
 fn a_recover_counts_every_delivery_it_makes() {
     let s = TestServer::start_with(|a| a.max_sends_per_customer_per_min = 3);
-    // Nothing listens on port 9: every delivery fails, ready to be recovered.
+    // Nothing listens on port 9, and the endpoint never holds: every delivery fails, ready
+    // to be recovered.
     let (_, ep) = s.api.post(
         "/api/v1/endpoints",
         &s.key,
-        &json!({"url": "http://127.0.0.1:9/", "events": ["*"]}),
+        &json!({"url": "http://127.0.0.1:9/", "events": ["*"], "max_hold_secs": 0}),
     );
     let customer = s.default_customer();
     for _ in 0..5 {

@@ -3,11 +3,12 @@
 
 mod api;
 mod browser;
-mod cli;
+pub mod cli;
 mod cluster;
 pub mod crash;
 mod delivery;
 mod exposure;
+mod hold;
 pub mod lifecycle;
 mod openapi;
 mod portal;

@@ -156,7 +156,10 @@ fn idempotency_keys_are_forgotten_after_a_day() {
 #[test]
 fn a_schema_1_file_is_migrated_and_its_idempotency_keys_still_replay() {
     if crate::support::on_postgres() {
-        return; // a data file's migration; the database's schema is tested in cluster.rs
+        return crate::support::skipped(
+            "safety::a_schema_1_file_is_migrated_and_its_idempotency_keys_still_replay",
+            "a data file's test (a data file's migration; the database's schema is tested in cluster.rs); not on PostgreSQL",
+        );
     }
     use redb::{ReadableDatabase, ReadableTable};
     use webhooks::store::redb::tables::{IDEMPOTENCY, META, SESSIONS};
@@ -271,7 +274,10 @@ fn as_schema_2(tx: &redb::WriteTransaction) {
 #[test]
 fn a_schema_2_file_is_migrated_with_its_queue_results_and_bodies() {
     if crate::support::on_postgres() {
-        return; // a data file's migration
+        return crate::support::skipped(
+            "safety::a_schema_2_file_is_migrated_with_its_queue_results_and_bodies",
+            "a data file's test (a data file's migration); not on PostgreSQL",
+        );
     }
     use redb::ReadableDatabase;
     use webhooks::domain::{Event, IdGen, IdKind};
@@ -454,7 +460,10 @@ fn a_portal_session_survives_a_restart() {
 #[test]
 fn deleting_an_endpoint_mid_flight_leaves_no_trace_of_it() {
     if crate::support::on_postgres() {
-        return; // the data file's own tables are read below
+        return crate::support::skipped(
+            "safety::deleting_an_endpoint_mid_flight_leaves_no_trace_of_it",
+            "a data file's test (the data file's own tables are read below); not on PostgreSQL",
+        );
     }
     use redb::{ReadableDatabase, ReadableTableMetadata};
     use webhooks::store::redb::tables::{CLAIMS, DELIVERIES, RESULTS};

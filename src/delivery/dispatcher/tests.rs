@@ -332,3 +332,51 @@ fn with_two_nodes_each_starts_at_half_the_small_start_and_keeps_half_the_rate() 
     let wake = l.next_wakeup(now).expect("a wake-up is planned");
     assert!(wake >= now + Duration::from_millis(190), "{:?}", wake - now);
 }
+
+#[test]
+fn a_paused_endpoint_gives_back_its_claims_and_sends_one_alone_after_its_check() {
+    let mut l = Lanes::new(64, 100);
+    fill(&mut l, "ep_a", 20);
+    let t0 = Instant::now();
+    claim_all(&mut l, t0);
+    let out = l.hand_out(64, true, t0);
+    assert_eq!(out.len(), 4);
+    claim_all(&mut l, t0);
+    // Its receiver is down: what was claimed and not started goes back; nothing more.
+    let until = t0 + Duration::from_secs(1);
+    let back = l.hold("ep_a", until);
+    assert!(back.iter().all(|(e, _)| e == "ep_a"));
+    finish(&mut l, "ep_a", &out, t0, MS);
+    l.on_refill("ep_a", ids("ep_a", 20)[4..].to_vec(), LANE_WINDOW);
+    assert_eq!(claim_all(&mut l, t0), 0, "a paused endpoint claims nothing");
+    assert!(l.due_checks(t0).is_empty());
+    assert_eq!(l.next_wakeup(t0), Some(until), "woken for its check");
+    assert_eq!(l.due_checks(until), vec!["ep_a".to_owned()]);
+    assert_eq!(l.hold_of("ep_a"), Some(Hold::Checking));
+    assert_eq!(claim_all(&mut l, until), 0, "nothing while it is checked");
+    l.on_check_passed("ep_a");
+    assert_eq!(claim_all(&mut l, until), 1, "one delivery, alone");
+    assert!(l.probing("ep_a"));
+    let probe = l.hand_out(64, true, until);
+    assert_eq!(
+        probe,
+        vec![("ep_a".to_owned(), ids("ep_a", 20)[4].clone())],
+        "the oldest"
+    );
+    assert_eq!(claim_all(&mut l, until), 0, "nothing beside it");
+    // Its 2xx reopens the endpoint, from the small start.
+    l.resume("ep_a", until);
+    finish(&mut l, "ep_a", &probe, until, MS);
+    assert_eq!(l.hold_of("ep_a"), None);
+    assert_eq!(claim_all(&mut l, until), 4);
+}
+
+#[test]
+fn resuming_by_hand_brings_the_check_forward() {
+    let mut l = Lanes::new(64, 100);
+    fill(&mut l, "ep_a", 5);
+    let t0 = Instant::now();
+    let _ = l.hold("ep_a", t0 + Duration::from_secs(60));
+    l.recheck("ep_a", t0);
+    assert_eq!(l.due_checks(t0), vec!["ep_a".to_owned()]);
+}

@@ -6,13 +6,15 @@ use utoipa::ToSchema;
 
 use super::views::{EndpointView, List, Recovered, SecretView, TestSent};
 use super::{ListParams, State, blocking};
+use crate::domain::hold;
 use crate::domain::input::{TargetUrl, validate_headers, validate_text};
 use crate::domain::time::parse_rfc3339;
-use crate::domain::{EndpointPatch, NewEndpoint};
+use crate::domain::{Endpoint, EndpointPatch, NewEndpoint};
 use crate::domain::{Headers, IdKind};
 use crate::error::{ApiError, ErrorBody};
 use crate::http::auth::{Customer, Lister};
 use crate::http::body::{Json, OptionalJson, double_option, page_query};
+use crate::store::{Store, StoreError};
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -33,6 +35,11 @@ pub struct CreateEndpoint {
     pub rate_limit_per_sec: Option<u32>,
     /// At most 20 extra request headers.
     pub headers: Option<Headers>,
+    /// How long a delivery may wait while the endpoint is paused (its receiver down), counted
+    /// from its creation: 0–2592000 s, 0 = never hold (fail fast); null or absent: the
+    /// server's `--max-hold-hours` (24 h by default).
+    #[schema(minimum = 0, maximum = 2592000)]
+    pub max_hold_secs: Option<u64>,
 }
 
 #[derive(Deserialize, ToSchema, Default)]
@@ -49,6 +56,10 @@ pub struct UpdateEndpoint {
     #[schema(value_type = Option<u32>, minimum = 1, maximum = 1000000)]
     pub rate_limit_per_sec: Option<Option<u32>>,
     pub headers: Option<Headers>,
+    /// 0–2592000 s, or null for the server's default.
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<u64>, minimum = 0, maximum = 2592000)]
+    pub max_hold_secs: Option<Option<u64>>,
 }
 
 #[derive(Deserialize, ToSchema, Default)]
@@ -87,6 +98,85 @@ fn check_rate(rate: Option<u32>) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// Waiting deliveries are counted up to this many.
+const WAITING_CAP: usize = 100_000;
+
+/// The endpoint as answered: what waits behind its pause is counted.
+fn view(s: &dyn Store, e: Endpoint) -> crate::store::Result<EndpointView> {
+    let waiting = match e.pause {
+        Some(_) if e.enabled => s.waiting(&e.id, WAITING_CAP)?,
+        _ => 0,
+    };
+    Ok(EndpointView::of(e, waiting))
+}
+
+#[utoipa::path(post, path = "/api/v1/endpoints/{id}/resume", tag = "customer", security(("bearer" = [])),
+    params(("id" = String, Path)),
+    responses((status = 200, description = "The endpoint, active again: its waiting deliveries go, from the small start", body = EndpointView),
+        (status = 404, body = ErrorBody), (status = 401, body = ErrorBody)))]
+pub async fn resume(
+    who: Customer,
+    st: State,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = IdKind::Endpoint.check(id.into_inner())?;
+    let v = st
+        .run(move |s| {
+            s.get_endpoint(&who.id, &id)?.ok_or(StoreError::NotFound)?;
+            let e = s
+                .change_pause(&id, Box::new(|_| None))?
+                .ok_or(StoreError::NotFound)?;
+            view(s, e)
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(v))
+}
+
+#[utoipa::path(post, path = "/api/v1/endpoints/{id}/fail-waiting", tag = "customer", security(("bearer" = [])),
+    params(("id" = String, Path)),
+    responses((status = 200, description = "How many waiting deliveries failed (`receiver_unavailable`, never sent); the pause goes on", body = Recovered),
+        (status = 404, body = ErrorBody), (status = 401, body = ErrorBody)))]
+pub async fn fail_waiting(
+    who: Customer,
+    st: State,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = IdKind::Endpoint.check(id.into_inner())?;
+    let n = st
+        .run(move |s| {
+            let e = s.get_endpoint(&who.id, &id)?.ok_or(StoreError::NotFound)?;
+            if e.pause.is_none() {
+                return Ok(0);
+            }
+            // In small transactions.
+            let mut n = 0;
+            loop {
+                let step = s.fail_waiting(&id, None, hold::FAILED_BY_HAND_DETAIL, 500)?;
+                n += step;
+                if step < 500 {
+                    return Ok(n);
+                }
+            }
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(Recovered { deliveries: n }))
+}
+
+/// The longest `max_hold_secs`: 30 days.
+pub const MAX_HOLD_SECS: u64 = 30 * 24 * 3600;
+
+fn check_hold(secs: Option<u64>) -> Result<(), ApiError> {
+    if secs.is_some_and(|s| s > MAX_HOLD_SECS) {
+        return Err(ApiError::invalid(
+            "invalid_max_hold",
+            format!(
+                "max_hold_secs must be from 0 to {MAX_HOLD_SECS}, or null for the server's default"
+            ),
+        ));
+    }
+    Ok(())
+}
+
 fn check_description(d: &Option<String>) -> Result<(), ApiError> {
     if let Some(d) = d {
         validate_text("description", d, true)?;
@@ -106,13 +196,22 @@ pub async fn list_endpoints(
     let q = q.into_inner();
     let page = blocking(move || {
         let page = page_query(q.limit.as_deref(), q.before.as_deref())?;
-        Ok(match &who.customer {
+        let page = match &who.customer {
             Some(c) => store.list_endpoints(c, page)?,
             None => store.list_all_endpoints(page)?,
+        };
+        let data = page
+            .data
+            .into_iter()
+            .map(|e| view(store.as_ref(), e))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(crate::store::Page {
+            data,
+            next: page.next,
         })
     })
     .await?;
-    Ok(HttpResponse::Ok().json(List::from_page(page, EndpointView::from)))
+    Ok(HttpResponse::Ok().json(List::from_page(page, |v| v)))
 }
 
 #[utoipa::path(post, path = "/api/v1/endpoints", tag = "customer", security(("bearer" = [])),
@@ -139,6 +238,7 @@ pub async fn create_endpoint(
     let url = TargetUrl::parse(&b.url)?;
     check_description(&b.description)?;
     check_rate(b.rate_limit_per_sec)?;
+    check_hold(b.max_hold_secs)?;
     let headers = validate_headers(&b.headers.unwrap_or_default())?;
     let new = NewEndpoint {
         url,
@@ -147,10 +247,11 @@ pub async fn create_endpoint(
         enabled: b.enabled.unwrap_or(true),
         rate_limit_per_sec: b.rate_limit_per_sec,
         headers,
+        max_hold_secs: b.max_hold_secs,
     };
     let max = st.limits.max_endpoints_per_customer;
     let e = st.run(move |s| s.create_endpoint(&owner, new, max)).await?;
-    Ok(HttpResponse::Created().json(EndpointView::from(e)))
+    Ok(HttpResponse::Created().json(EndpointView::of(e, 0)))
 }
 
 #[utoipa::path(get, path = "/api/v1/endpoints/{id}", tag = "customer", security(("bearer" = [])),
@@ -162,11 +263,15 @@ pub async fn get_endpoint(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = IdKind::Endpoint.check(id.into_inner())?;
-    let e = st
-        .run(move |s| s.get_endpoint(&who.id, &id))
+    let v = st
+        .run(move |s| {
+            s.get_endpoint(&who.id, &id)?
+                .map(|e| view(s, e))
+                .transpose()
+        })
         .await?
         .ok_or_else(ApiError::not_found)?;
-    Ok(HttpResponse::Ok().json(EndpointView::from(e)))
+    Ok(HttpResponse::Ok().json(v))
 }
 
 #[utoipa::path(patch, path = "/api/v1/endpoints/{id}", tag = "customer", security(("bearer" = [])),
@@ -187,6 +292,9 @@ pub async fn update_endpoint(
     if let Some(r) = b.rate_limit_per_sec {
         check_rate(r)?;
     }
+    if let Some(h) = b.max_hold_secs {
+        check_hold(h)?;
+    }
     let headers = b.headers.as_ref().map(validate_headers).transpose()?;
     let patch = EndpointPatch {
         url,
@@ -195,11 +303,12 @@ pub async fn update_endpoint(
         enabled: b.enabled,
         rate_limit_per_sec: b.rate_limit_per_sec,
         headers,
+        max_hold_secs: b.max_hold_secs,
     };
-    let e = st
-        .run(move |s| s.update_endpoint(&who.id, &id, patch))
+    let v = st
+        .run(move |s| view(s, s.update_endpoint(&who.id, &id, patch)?))
         .await?;
-    Ok(HttpResponse::Ok().json(EndpointView::from(e)))
+    Ok(HttpResponse::Ok().json(v))
 }
 
 #[utoipa::path(delete, path = "/api/v1/endpoints/{id}", tag = "customer", security(("bearer" = [])),

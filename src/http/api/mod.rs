@@ -173,6 +173,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 )
                 .service(r("/endpoints/{id}/test").route(post().to(endpoints::send_test)))
                 .service(r("/endpoints/{id}/recover").route(post().to(endpoints::recover)))
+                .service(r("/endpoints/{id}/resume").route(post().to(endpoints::resume)))
+                .service(
+                    r("/endpoints/{id}/fail-waiting").route(post().to(endpoints::fail_waiting)),
+                )
                 .service(r("/backup").route(post().to(backup::backup)))
                 .service(r("/status").route(get().to(status)))
                 .service(r("/deliveries").route(get().to(deliveries::list_deliveries)))

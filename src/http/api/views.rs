@@ -129,10 +129,61 @@ pub struct EndpointView {
     pub headers: Headers,
     pub created_at: String,
     pub updated_at: String,
+    /// How long a delivery may wait while the endpoint is paused; `null`: the server's
+    /// `--max-hold-hours`.
+    pub max_hold_secs: Option<u64>,
+    pub state: EndpointState,
 }
 
-impl From<Endpoint> for EndpointView {
-    fn from(e: Endpoint) -> Self {
+/// Whether an endpoint sends, waits for its receiver, or is off.
+#[derive(Serialize, ToSchema)]
+pub struct EndpointState {
+    /// `active`; `paused`: its receiver is down and its deliveries wait, untried, while the
+    /// server checks it; `disabled`.
+    #[schema(example = "paused")]
+    pub status: &'static str,
+    /// When the pause began.
+    pub since: Option<String>,
+    /// Why: a delivery error code (`connection_refused`, `timeout`, …) or `http_503` and the
+    /// like.
+    pub reason: Option<String>,
+    /// What the failure said.
+    pub detail: Option<String>,
+    /// Deliveries waiting behind the pause (0 unless paused).
+    pub waiting: usize,
+    /// When the receiver is checked next (or, after a 429/5xx, one delivery goes).
+    pub next_check_at: Option<String>,
+}
+
+impl EndpointView {
+    /// The endpoint as answered, with the deliveries `waiting` behind its pause.
+    pub fn of(e: Endpoint, waiting: usize) -> Self {
+        let state = match (&e.pause, e.enabled) {
+            (_, false) => EndpointState {
+                status: "disabled",
+                since: None,
+                reason: None,
+                detail: None,
+                waiting: 0,
+                next_check_at: None,
+            },
+            (Some(p), true) => EndpointState {
+                status: "paused",
+                since: Some(rfc3339(p.since)),
+                reason: Some(p.reason.clone()),
+                detail: Some(p.detail.clone()),
+                waiting,
+                next_check_at: Some(rfc3339(p.next_check_at)),
+            },
+            (None, true) => EndpointState {
+                status: "active",
+                since: None,
+                reason: None,
+                detail: None,
+                waiting: 0,
+                next_check_at: None,
+            },
+        };
         Self {
             id: e.id,
             url: e.url,
@@ -144,6 +195,8 @@ impl From<Endpoint> for EndpointView {
             headers: e.headers,
             created_at: rfc3339(e.created_at),
             updated_at: rfc3339(e.updated_at),
+            max_hold_secs: e.max_hold_secs,
+            state,
         }
     }
 }

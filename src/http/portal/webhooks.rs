@@ -160,6 +160,7 @@ pub async fn create_endpoint(
         enabled: true,
         rate_limit_per_sec: None,
         headers: Default::default(),
+        max_hold_secs: None,
     };
     let store = st.store.clone();
     let cid = ctx.customer_id.clone();

@@ -90,6 +90,7 @@ impl Batcher {
             duration_ms: 0,
             started_at: now,
             finished_at: now,
+            retry_after: None,
         });
     }
 

@@ -4,11 +4,14 @@ use postgres::Transaction;
 
 use super::PgStore;
 use super::rows::{decode, encode, insert_deliveries, insert_events};
+use crate::domain::delivery::DISABLED_DETAIL;
 use crate::domain::event::default_catalog;
 use crate::domain::input::{EventFilter, ValidationError};
 use crate::domain::time::now_ms;
-use crate::domain::{Delivery, Endpoint, EndpointPatch, Event, IdKind, NewEndpoint, SigningSecret};
-use crate::store::{Endpoints, Page, PageQuery, Ready, Result, StoreError};
+use crate::domain::{
+    Delivery, DeliveryError, Endpoint, EndpointPatch, Event, IdKind, NewEndpoint, SigningSecret,
+};
+use crate::store::{Endpoints, Holds, Page, PageQuery, PauseChange, Ready, Result, StoreError};
 
 /// The advisory-lock class that serialises resends and recovers of one endpoint.
 const RESEND_CLASS: i32 = 0x5768_6b74;
@@ -61,23 +64,89 @@ pub(super) fn lock_resends(tx: &mut Transaction, endpoint_id: &str) -> Result<()
     Ok(())
 }
 
+/// Ends pending, non-test deliveries of an endpoint as `failed` with `error`, never sent,
+/// oldest first: at most `max`, and only those created before `before` if given.
+fn fail_pending(
+    tx: &mut Transaction,
+    endpoint_id: &str,
+    error: DeliveryError,
+    detail: &str,
+    before: Option<i64>,
+    max: usize,
+) -> Result<usize> {
+    let n = tx.execute(
+        "UPDATE deliveries SET status = 'failed', error = $2, error_detail = $3, finished_at = $4
+         WHERE id IN (SELECT id FROM deliveries
+                      WHERE endpoint_id = $1 AND status = 'pending' AND NOT test
+                        AND created_at < $5
+                      ORDER BY id LIMIT $6)",
+        &[
+            &endpoint_id,
+            &error.as_str(),
+            &detail,
+            &now_ms(),
+            &before.unwrap_or(i64::MAX),
+            &(max.min(i64::MAX as usize) as i64),
+        ],
+    )?;
+    Ok(n as usize)
+}
+
+impl Holds for PgStore {
+    fn change_pause(&self, endpoint_id: &str, change: PauseChange) -> Result<Option<Endpoint>> {
+        self.write(|tx, ready| {
+            let Some(mut e) = tx
+                .query_opt(
+                    "SELECT record FROM endpoints WHERE id = $1 FOR UPDATE",
+                    &[&endpoint_id],
+                )?
+                .map(|r| decode::<Endpoint>(r.get::<_, &str>(0)))
+                .transpose()?
+            else {
+                return Ok(None);
+            };
+            let pause = change(e.pause.as_ref());
+            if pause != e.pause {
+                if pause.is_none() {
+                    ready.push(Ready::resumed(&e));
+                }
+                e.pause = pause;
+                put(tx, &e)?;
+            }
+            Ok(Some(e))
+        })
+    }
+
+    fn fail_waiting(
+        &self,
+        endpoint_id: &str,
+        created_before: Option<i64>,
+        detail: &'static str,
+        max: usize,
+    ) -> Result<usize> {
+        self.write(|tx, _| {
+            fail_pending(
+                tx,
+                endpoint_id,
+                DeliveryError::ReceiverUnavailable,
+                detail,
+                created_before,
+                max,
+            )
+        })
+    }
+}
+
 impl Endpoints for PgStore {
     fn create_endpoint(&self, customer_id: &str, new: NewEndpoint, max: u32) -> Result<Endpoint> {
         let now = now_ms();
-        let mut e = Endpoint {
-            id: self.ids.next(IdKind::Endpoint),
-            customer_id: customer_id.to_owned(),
-            url: new.url.as_str().to_owned(),
-            events: new.events,
-            description: new.description,
-            enabled: new.enabled,
-            secret: SigningSecret::generate().as_str().to_owned(),
-            old_secret: None,
-            rate_limit_per_sec: new.rate_limit_per_sec,
-            headers: new.headers,
-            created_at: now,
-            updated_at: now,
-        };
+        let mut e = Endpoint::new(
+            self.ids.next(IdKind::Endpoint),
+            customer_id,
+            new,
+            SigningSecret::generate().as_str().to_owned(),
+            now,
+        );
         self.write(|tx, _| {
             e.events = check_events(tx, &e.events)?;
             // Locks the customer: concurrent creations count one after the other.
@@ -158,22 +227,27 @@ impl Endpoints for PgStore {
         id: &str,
         patch: EndpointPatch,
     ) -> Result<Endpoint> {
-        self.write(|tx, _| {
+        self.write(|tx, ready| {
             let mut e = owned_in(tx, customer_id, id)?;
             let mut patch = patch;
             patch.events = patch
                 .events
                 .map(|events| check_events(tx, &events))
                 .transpose()?;
+            let paused = e.pause.is_some();
             let disabled = e.apply(patch, now_ms());
             put(tx, &e)?;
+            if paused && e.pause.is_none() {
+                ready.push(Ready::resumed(&e));
+            }
             if disabled {
-                tx.execute(
-                    "UPDATE deliveries SET status = 'failed', error = 'endpoint_disabled',
-                         error_detail = 'the endpoint was disabled before this delivery was sent',
-                         finished_at = $2
-                     WHERE endpoint_id = $1 AND status = 'pending' AND NOT test",
-                    &[&e.id, &now_ms()],
+                fail_pending(
+                    tx,
+                    &e.id,
+                    DeliveryError::EndpointDisabled,
+                    DISABLED_DETAIL,
+                    None,
+                    usize::MAX,
                 )?;
             }
             Ok(e)

@@ -7,12 +7,13 @@ use super::index::{DeliveryTables, ReadView, page_ids};
 use super::records::{Delivery, Endpoint, Event, ResultRow, decode, encode};
 use super::tables::*;
 use super::{RedbStore, WriteCtx};
+use crate::domain::delivery::DISABLED_DETAIL;
 use crate::domain::input::{EventFilter, ValidationError};
 use crate::domain::time::now_ms;
 use crate::domain::{
     DeliveryError, DeliveryStatus, EndpointPatch, IdKind, NewEndpoint, SigningSecret,
 };
-use crate::store::{Endpoints, Page, PageQuery, Ready, Result, StoreError};
+use crate::store::{Endpoints, Holds, Page, PageQuery, PauseChange, Ready, Result, StoreError};
 
 pub(super) fn get_in(tx: &WriteTransaction, id: &str) -> Result<Option<Endpoint>> {
     tx.open_table(ENDPOINTS)?
@@ -39,43 +40,94 @@ fn put(tx: &WriteTransaction, e: &Endpoint) -> Result<()> {
     Ok(())
 }
 
-/// Ends every pending, non-test delivery of a disabled endpoint as `failed`/`endpoint_disabled`
-/// and moves its claim mark past them (pending test deliveries wait on in `LATE`).
-fn fail_pending(ctx: &WriteCtx, endpoint_id: &str) -> Result<()> {
+/// Ends pending, non-test deliveries of an endpoint as `failed` with `error`, never sent,
+/// oldest first: at most `max`, and only those created before `before` if given; the claim
+/// mark moves past them (pending test deliveries wait on in `LATE`). Returns how many.
+fn fail_pending(
+    ctx: &WriteCtx,
+    endpoint_id: &str,
+    error: DeliveryError,
+    detail: &str,
+    before: Option<i64>,
+    max: usize,
+) -> Result<usize> {
     let mut dt = DeliveryTables::open(ctx)?;
-    let mut ids: Vec<String> = Vec::new();
-    loop {
-        let after = ids.last().cloned().unwrap_or_default();
+    let now = now_ms();
+    let mut highest = String::new();
+    let mut failed = 0;
+    'pages: loop {
         let page = dt
             .view
-            .pending_of(&dt.by_endpoint, endpoint_id, &after, 1024)?;
+            .pending_of(&dt.by_endpoint, endpoint_id, &highest, 1024)?;
         if page.is_empty() {
             break;
         }
-        ids.extend(page);
-    }
-    let now = now_ms();
-    let mut highest = String::new();
-    for id in ids {
-        let Some(d) = dt.get(&id)? else { continue };
-        highest = highest.max(id.clone());
-        if d.test {
-            dt.view.late.insert((endpoint_id, id.as_str()), ())?;
-            continue;
+        for id in page {
+            if failed == max {
+                break 'pages;
+            }
+            let Some(d) = dt.get(&id)? else {
+                highest = id;
+                continue;
+            };
+            if before.is_some_and(|t| d.created_at >= t) {
+                break 'pages;
+            }
+            highest.clone_from(&id);
+            if d.test {
+                dt.view.late.insert((endpoint_id, id.as_str()), ())?;
+                continue;
+            }
+            dt.view.late.remove((endpoint_id, id.as_str()))?;
+            let r = ResultRow::unsent(DeliveryStatus::Failed, error, detail, now);
+            dt.settle_pending(&id, endpoint_id, r)?;
+            failed += 1;
         }
-        dt.view.late.remove((endpoint_id, id.as_str()))?;
-        let r = ResultRow::unsent(
-            DeliveryStatus::Failed,
-            DeliveryError::EndpointDisabled,
-            "the endpoint was disabled before this delivery was sent",
-            now,
-        );
-        dt.settle_pending(&id, endpoint_id, r)?;
     }
     if !highest.is_empty() {
         dt.set_through(endpoint_id, &highest)?;
     }
-    Ok(())
+    Ok(failed)
+}
+
+impl Holds for RedbStore {
+    fn change_pause(&self, endpoint_id: &str, change: PauseChange) -> Result<Option<Endpoint>> {
+        let id = endpoint_id.to_owned();
+        self.write(move |ctx| {
+            let Some(mut e) = get_in(ctx.tx, &id)? else {
+                return Ok(None);
+            };
+            let pause = change(e.pause.as_ref());
+            if pause != e.pause {
+                if pause.is_none() {
+                    ctx.ready.push(Ready::resumed(&e));
+                }
+                e.pause = pause;
+                put(ctx.tx, &e)?;
+            }
+            Ok(Some(e))
+        })
+    }
+
+    fn fail_waiting(
+        &self,
+        endpoint_id: &str,
+        created_before: Option<i64>,
+        detail: &'static str,
+        max: usize,
+    ) -> Result<usize> {
+        let id = endpoint_id.to_owned();
+        self.write(move |ctx| {
+            fail_pending(
+                ctx,
+                &id,
+                DeliveryError::ReceiverUnavailable,
+                detail,
+                created_before,
+                max,
+            )
+        })
+    }
 }
 
 impl Endpoints for RedbStore {
@@ -83,20 +135,13 @@ impl Endpoints for RedbStore {
     /// count is taken under the writer, so concurrent creations cannot pass it.
     fn create_endpoint(&self, customer_id: &str, new: NewEndpoint, max: u32) -> Result<Endpoint> {
         let now = now_ms();
-        let endpoint = Endpoint {
-            id: self.ids.next(IdKind::Endpoint),
-            customer_id: customer_id.to_owned(),
-            url: new.url.as_str().to_owned(),
-            events: new.events,
-            description: new.description,
-            enabled: new.enabled,
-            secret: SigningSecret::generate().as_str().to_owned(),
-            old_secret: None,
-            rate_limit_per_sec: new.rate_limit_per_sec,
-            headers: new.headers,
-            created_at: now,
-            updated_at: now,
-        };
+        let endpoint = Endpoint::new(
+            self.ids.next(IdKind::Endpoint),
+            customer_id,
+            new,
+            SigningSecret::generate().as_str().to_owned(),
+            now,
+        );
         self.write(move |ctx| {
             let mut e = endpoint;
             e.events = check_events(ctx.tx, &e.events)?;
@@ -180,10 +225,21 @@ impl Endpoints for RedbStore {
                 .events
                 .map(|events| check_events(ctx.tx, &events))
                 .transpose()?;
+            let paused = e.pause.is_some();
             let disabled = e.apply(patch, now_ms());
             put(ctx.tx, &e)?;
+            if paused && e.pause.is_none() {
+                ctx.ready.push(Ready::resumed(&e));
+            }
             if disabled {
-                fail_pending(ctx, &e.id)?;
+                fail_pending(
+                    ctx,
+                    &e.id,
+                    DeliveryError::EndpointDisabled,
+                    DISABLED_DETAIL,
+                    None,
+                    usize::MAX,
+                )?;
             }
             Ok(e)
         })

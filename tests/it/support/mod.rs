@@ -97,6 +97,13 @@ pub fn on_postgres() -> bool {
     pg_base().is_some()
 }
 
+/// Says, past the test harness's capture (straight to standard error), that a test did not
+/// run here and why: a skipped test must never look like a passed one.
+pub fn skipped(test: &str, why: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {why}");
+}
+
 /// On PostgreSQL, the database that stands for the data file `data`: one per path (so a
 /// restart on the same path finds the same data), created on first use.
 pub fn database_for(data: &std::path::Path) -> Option<String> {
@@ -139,6 +146,7 @@ pub fn serve_args(data: PathBuf) -> ServeArgs {
         public_url: None,
         max_endpoints_per_customer: 100,
         max_sends_per_customer_per_min: 120,
+        max_hold_hours: 24,
     }
 }
 
@@ -289,6 +297,14 @@ impl TestServer {
         if let Some(s) = self.server.take() {
             s.shutdown();
         }
+    }
+
+    /// Stops the server and starts it again on the same data (a new port).
+    pub fn restart(&mut self) {
+        self.stop();
+        let server = restart_on(self.data.clone());
+        self.api = Api::new(&format!("http://{}", server.addr));
+        self.server = Some(server);
     }
 }
 

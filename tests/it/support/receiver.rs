@@ -61,6 +61,8 @@ pub enum Reply {
     Redirect(&'static str),
     /// Read the request, then never answer (until the receiver is dropped).
     Hang,
+    /// This status with `Retry-After: secs`.
+    RetryAfter(u16, u64),
 }
 
 /// What the receiver got, shared with its handlers.
@@ -273,5 +275,8 @@ async fn receive(req: HttpRequest, body: web::Bytes, st: web::Data<Inner>) -> Ht
             futures_util::future::pending::<()>().await;
             HttpResponse::NoContent().finish()
         }
+        Reply::RetryAfter(code, secs) => HttpResponse::build(status(code))
+            .insert_header(("retry-after", secs.to_string()))
+            .finish(),
     }
 }

@@ -1,0 +1,278 @@
+//! Holding an endpoint's deliveries while its receiver is down, instead of burning them: what
+//! pauses an endpoint, when its receiver is checked again, and what ends the pause. Pure
+//! rules on a `Pause` that the engines store on the endpoint (so it survives a restart and,
+//! on PostgreSQL, holds on every node).
+
+use serde::{Deserialize, Serialize};
+
+use super::delivery::{DeliveryError, Outcome};
+
+/// The first wait before the receiver is checked again; it doubles after each failed check.
+pub const FIRST_BACKOFF_MS: i64 = 1_000;
+/// The longest wait between two connection checks.
+pub const MAX_CHECK_BACKOFF_MS: i64 = 60_000;
+/// The longest wait after a receiver said 429/502/503/504 (its `Retry-After`, or the backoff).
+pub const MAX_ANSWER_WAIT_MS: i64 = 600_000;
+
+/// Why a delivery that waited too long behind a pause failed.
+pub const EXPIRED_DETAIL: &str = "the receiver was unavailable for longer than this endpoint holds deliveries (max_hold_secs); this delivery was never sent";
+/// Why the waiting deliveries of a paused endpoint failed when someone asked.
+pub const FAILED_BY_HAND_DETAIL: &str = "the waiting deliveries were failed by hand while the endpoint was paused; this one was never sent";
+
+/// Why an endpoint is paused, and when its receiver is checked next. Times in ms.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pause {
+    pub since: i64,
+    /// A delivery error code (`connection_refused`, `timeout`, …) or `http_503` and the like.
+    pub reason: String,
+    /// What the failing delivery said (shown to the customer; never an internal address).
+    pub detail: String,
+    pub next_check_at: i64,
+    pub backoff_ms: i64,
+    /// The receiver answered (429/502/503/504): after the wait one delivery goes, without a
+    /// connection check (a check would pass: it accepts connections).
+    pub answered: bool,
+}
+
+/// What a finished POST says about its receiver: answered in a way that keeps it open, or down.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    Open,
+    Down {
+        reason: String,
+        detail: String,
+        answered: bool,
+        /// The answer's `Retry-After`, in seconds.
+        retry_after: Option<u64>,
+    },
+}
+
+/// Does this outcome pause the endpoint? A connection-level failure (refused, reset, connect
+/// timeout, DNS, TLS handshake), a request timeout, or an answer 429/502/503/504.
+pub fn verdict(outcome: &Outcome, retry_after: Option<u64>) -> Verdict {
+    match (outcome.response_status, outcome.error) {
+        (Some(s @ (429 | 502 | 503 | 504)), _) => Verdict::Down {
+            reason: format!("http_{s}"),
+            detail: format!("the receiver answered {s}"),
+            answered: true,
+            retry_after,
+        },
+        (
+            None,
+            Some(
+                e @ (DeliveryError::ConnectionRefused
+                | DeliveryError::Connection
+                | DeliveryError::Timeout
+                | DeliveryError::Dns
+                | DeliveryError::Tls),
+            ),
+        ) => Verdict::Down {
+            reason: e.as_str().to_owned(),
+            detail: outcome.error_detail.clone().unwrap_or_default(),
+            answered: false,
+            retry_after: None,
+        },
+        _ => Verdict::Open,
+    }
+}
+
+impl Pause {
+    /// A new pause, `now`, for a receiver found down.
+    pub fn start(verdict: &Verdict, now: i64) -> Option<Self> {
+        let Verdict::Down {
+            reason,
+            detail,
+            answered,
+            retry_after,
+        } = verdict
+        else {
+            return None;
+        };
+        let wait = first_wait(*answered, *retry_after);
+        Some(Self {
+            since: now,
+            reason: reason.clone(),
+            detail: detail.clone(),
+            next_check_at: now + wait,
+            backoff_ms: FIRST_BACKOFF_MS,
+            answered: *answered,
+        })
+    }
+
+    /// The connection check failed: wait twice as long (at most a minute).
+    pub fn after_failed_check(&self, now: i64) -> Self {
+        let backoff_ms = (self.backoff_ms * 2).min(MAX_CHECK_BACKOFF_MS);
+        Self {
+            next_check_at: now + backoff_ms,
+            backoff_ms,
+            ..self.clone()
+        }
+    }
+
+    /// The one delivery sent alone failed: the pause goes on, its wait grows (the reason is
+    /// the latest failure's).
+    pub fn after_failed_probe(&self, verdict: &Verdict, now: i64) -> Self {
+        let (reason, detail, answered, retry_after) = match verdict {
+            Verdict::Down {
+                reason,
+                detail,
+                answered,
+                retry_after,
+            } => (reason.clone(), detail.clone(), *answered, *retry_after),
+            // Answered, but not 2xx: the receiver is up and unwell; wait like after a 503.
+            Verdict::Open => (self.reason.clone(), self.detail.clone(), true, None),
+        };
+        let max = if answered {
+            MAX_ANSWER_WAIT_MS
+        } else {
+            MAX_CHECK_BACKOFF_MS
+        };
+        let backoff_ms = (self.backoff_ms * 2).min(max);
+        let wait = retry_after.map_or(backoff_ms, |s| {
+            (s as i64 * 1000).clamp(FIRST_BACKOFF_MS, MAX_ANSWER_WAIT_MS)
+        });
+        Self {
+            since: self.since,
+            reason,
+            detail,
+            next_check_at: now + wait,
+            backoff_ms,
+            answered,
+        }
+    }
+
+    /// Due for its check (or, after an answer, for the one delivery) at `now`.
+    pub fn due(&self, now: i64) -> bool {
+        now >= self.next_check_at
+    }
+}
+
+fn first_wait(answered: bool, retry_after: Option<u64>) -> i64 {
+    match (answered, retry_after) {
+        (true, Some(s)) => (s as i64 * 1000).clamp(FIRST_BACKOFF_MS, MAX_ANSWER_WAIT_MS),
+        _ => FIRST_BACKOFF_MS,
+    }
+}
+
+/// Whether a delivery created at `created_at` has waited behind a pause longer than
+/// `max_hold_secs` at `now` (0: never held).
+pub fn expired(created_at: i64, max_hold_secs: u64, now: i64) -> bool {
+    now - created_at > max_hold_secs as i64 * 1000
+}
+
+/// Parses a `Retry-After` value: seconds (a date is taken as no value).
+pub fn parse_retry_after(value: &str) -> Option<u64> {
+    value.trim().parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outcome(status: Option<u16>, error: Option<DeliveryError>) -> Outcome {
+        Outcome {
+            delivery_id: "dlv_1".into(),
+            endpoint_id: "ep_1".into(),
+            url: "http://example.test/".into(),
+            response_status: status,
+            response_body: None,
+            error,
+            error_detail: error.map(|_| "io: refused".into()),
+            duration_ms: 1,
+            started_at: 0,
+            finished_at: 1,
+            retry_after: None,
+        }
+    }
+
+    #[test]
+    fn what_pauses_and_what_does_not() {
+        for e in [
+            DeliveryError::ConnectionRefused,
+            DeliveryError::Connection,
+            DeliveryError::Timeout,
+            DeliveryError::Dns,
+            DeliveryError::Tls,
+        ] {
+            assert!(matches!(
+                verdict(&outcome(None, Some(e)), None),
+                Verdict::Down { .. }
+            ));
+        }
+        for s in [429, 502, 503, 504] {
+            let v = verdict(&outcome(Some(s), None), Some(7));
+            assert_eq!(
+                v,
+                Verdict::Down {
+                    reason: format!("http_{s}"),
+                    detail: format!("the receiver answered {s}"),
+                    answered: true,
+                    retry_after: Some(7)
+                }
+            );
+        }
+        for s in [200, 204, 400, 404, 410, 500, 501] {
+            assert_eq!(verdict(&outcome(Some(s), None), None), Verdict::Open, "{s}");
+        }
+        assert_eq!(
+            verdict(&outcome(None, Some(DeliveryError::Blocked)), None),
+            Verdict::Open,
+            "a policy refusal says nothing of the receiver"
+        );
+    }
+
+    #[test]
+    fn checks_back_off_from_a_second_to_a_minute() {
+        let v = verdict(&outcome(None, Some(DeliveryError::ConnectionRefused)), None);
+        let mut p = Pause::start(&v, 0).unwrap();
+        assert_eq!((p.next_check_at, p.answered), (1_000, false));
+        let mut waits = Vec::new();
+        for _ in 0..8 {
+            p = p.after_failed_check(p.next_check_at);
+            waits.push(p.backoff_ms);
+        }
+        assert_eq!(
+            waits,
+            [2_000, 4_000, 8_000, 16_000, 32_000, 60_000, 60_000, 60_000]
+        );
+        assert_eq!(p.since, 0, "paused since the first failure");
+    }
+
+    #[test]
+    fn an_answer_is_waited_out_by_its_retry_after_at_most_ten_minutes() {
+        let v = verdict(&outcome(Some(429), None), Some(30));
+        let p = Pause::start(&v, 0).unwrap();
+        assert_eq!((p.next_check_at, p.answered), (30_000, true));
+        let v = verdict(&outcome(Some(503), None), Some(86_400));
+        assert_eq!(
+            Pause::start(&v, 0).unwrap().next_check_at,
+            MAX_ANSWER_WAIT_MS
+        );
+        // Without one, the backoff grows past a minute, up to ten.
+        let v = verdict(&outcome(Some(503), None), None);
+        let mut p = Pause::start(&v, 0).unwrap();
+        for _ in 0..12 {
+            p = p.after_failed_probe(&v, p.next_check_at);
+        }
+        assert_eq!(p.backoff_ms, MAX_ANSWER_WAIT_MS);
+    }
+
+    #[test]
+    fn a_failed_probe_keeps_the_pause_with_a_longer_wait() {
+        let refused = verdict(&outcome(None, Some(DeliveryError::ConnectionRefused)), None);
+        let p = Pause::start(&refused, 0).unwrap();
+        let later = p.after_failed_probe(&Verdict::Open, 5_000);
+        assert!(later.answered, "up, but not well: no connection checks");
+        assert_eq!(later.next_check_at, 7_000);
+        assert_eq!(later.since, 0);
+    }
+
+    #[test]
+    fn expiry_counts_from_creation() {
+        assert!(!expired(0, 60, 60_000));
+        assert!(expired(0, 60, 60_001));
+        assert!(expired(0, 0, 1), "0: never held");
+        assert_eq!(parse_retry_after(" 12 "), Some(12));
+        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), None);
+    }
+}

@@ -1,0 +1,236 @@
+//! Hold, never burn: a receiver that is down pauses its endpoint; what was not tried waits,
+//! and goes once the receiver is back, each delivery once.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::support::small::SmallReceiver;
+use crate::support::{Receiver, Reply, TestServer, wait_for};
+
+fn endpoint_state(s: &TestServer, id: &str) -> Value {
+    let (st, e) = s.api.get(&format!("/api/v1/endpoints/{id}"), &s.key);
+    assert_eq!(st, 200, "{e}");
+    e["state"].clone()
+}
+
+fn events(s: &TestServer, n: usize) {
+    let cus = s.default_customer();
+    let events: Vec<Value> = (0..n)
+        .map(|i| json!({"customer_id": cus, "event": "transactions.fetched", "data": {"n": i}}))
+        .collect();
+    let (st, b) = s.api.post(
+        "/api/v1/events/batch",
+        &s.admin,
+        &json!({ "events": events }),
+    );
+    assert_eq!(st, 202, "{b}");
+}
+
+/// Every delivery of the customer with this status (all pages).
+fn deliveries(s: &TestServer, status: &str) -> Vec<Value> {
+    let mut all = Vec::new();
+    let mut before = String::new();
+    loop {
+        let (_, page) = s.api.get(
+            &format!("/api/v1/deliveries?status={status}&limit=250{before}"),
+            &s.key,
+        );
+        all.extend(page["data"].as_array().unwrap().iter().cloned());
+        match page["next"].as_str() {
+            Some(n) => before = format!("&before={n}"),
+            None => return all,
+        }
+    }
+}
+
+/// The failures once the POSTs under way when the endpoint paused have ended.
+fn failed_once_quiet(s: &TestServer) -> Vec<Value> {
+    wait_for(30, "the POSTs under way to end", || {
+        deliveries(s, "sending").is_empty().then_some(())
+    });
+    deliveries(s, "failed")
+}
+
+fn settled(s: &TestServer) -> bool {
+    deliveries(s, "pending").is_empty() && deliveries(s, "sending").is_empty()
+}
+
+#[test]
+fn a_receiver_that_restarts_gets_what_waited_once_and_loses_at_most_what_was_in_flight() {
+    let s = TestServer::start();
+    let work = Duration::from_millis(2);
+    let r = SmallReceiver::start(4, work);
+    let port = r.port;
+    let ep = s.endpoint(&s.key, &r.url("/"), &["*"]);
+    let id = ep["id"].as_str().unwrap();
+    events(&s, 20);
+    wait_for(30, "the first 20 received", || {
+        (r.total() >= 20).then_some(())
+    });
+    // The receiver goes away (a deploy): its port refuses connections.
+    drop(r);
+    events(&s, 30);
+    let state = wait_for(30, "the endpoint to pause", || {
+        let st = endpoint_state(&s, id);
+        (st["status"] == "paused").then_some(st)
+    });
+    assert_eq!(state["reason"], "connection_refused", "{state}");
+    let failed = failed_once_quiet(&s);
+    // At most what was in flight when the receiver went (its limit, learnt from 20 POSTs:
+    // at most 16); the rest waits.
+    assert!(failed.len() <= 16, "{} failed", failed.len());
+    assert!(failed.iter().all(|d| d["error"] == "connection_refused"));
+    wait_for(10, "the rest to wait, counted", || {
+        let st = endpoint_state(&s, id);
+        (st["waiting"].as_u64()? as usize + failed.len() == 30).then_some(())
+    });
+    // Back on its port: the checks find it, one delivery goes alone, then the rest.
+    let r = SmallReceiver::start_on(port, 4, work).expect("the port is free again");
+    wait_for(60, "everything to settle", || settled(&s).then_some(()));
+    let (distinct, twice) = r.distinct_and_twice();
+    assert_eq!(twice, 0, "nothing is sent twice");
+    assert_eq!(distinct + failed.len(), 30, "all that waited arrived");
+    assert_eq!(deliveries(&s, "succeeded").len(), 20 + distinct);
+    assert_eq!(endpoint_state(&s, id)["status"], "active");
+}
+
+#[test]
+fn an_answer_503_with_retry_after_pauses_for_that_long_then_one_goes_alone() {
+    let s = TestServer::start();
+    let r = Receiver::start(Reply::RetryAfter(503, 2));
+    let ep = s.endpoint(&s.key, &r.url("/"), &["*"]);
+    let id = ep["id"].as_str().unwrap();
+    events(&s, 10);
+    let state = wait_for(30, "the endpoint to pause", || {
+        let st = endpoint_state(&s, id);
+        (st["status"] == "paused").then_some(st)
+    });
+    assert_eq!(state["reason"], "http_503");
+    let since = webhooks::domain::time::parse_rfc3339(state["since"].as_str().unwrap()).unwrap();
+    let next =
+        webhooks::domain::time::parse_rfc3339(state["next_check_at"].as_str().unwrap()).unwrap();
+    assert_eq!(next - since, 2000, "its Retry-After");
+    failed_once_quiet(&s);
+    let burnt = r.drain().len();
+    assert!(burnt <= 4, "only what was in flight: {burnt}");
+    r.set_reply(Reply::Status(200, ""));
+    wait_for(60, "everything to settle", || settled(&s).then_some(()));
+    let got = r.drain();
+    assert_eq!(got.len() + burnt, 10, "each once");
+    assert_eq!(deliveries(&s, "failed").len(), burnt);
+    assert_eq!(endpoint_state(&s, id)["status"], "active");
+}
+
+#[test]
+fn a_pause_is_stored_and_the_actions_act_at_once() {
+    let mut s = TestServer::start();
+    // A port where nothing listens.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/", dead.local_addr().unwrap());
+    drop(dead);
+    let ep = s.endpoint(&s.key, &url, &["*"]);
+    let id = ep["id"].as_str().unwrap().to_owned();
+    events(&s, 12);
+    wait_for(30, "the endpoint to pause", || {
+        (endpoint_state(&s, &id)["status"] == "paused").then_some(())
+    });
+    let failed = failed_once_quiet(&s).len();
+    assert!((1..=4).contains(&failed), "{failed}");
+    // A restart keeps the pause: nothing more is tried.
+    s.restart();
+    let state = endpoint_state(&s, &id);
+    assert_eq!(state["status"], "paused", "{state}");
+    wait_for(10, "the waiting ones counted", || {
+        (endpoint_state(&s, &id)["waiting"].as_u64()? as usize == 12 - failed).then_some(())
+    });
+    // The command line shows it.
+    let mut show = crate::cli::webhooks(&s, &["endpoints", "show", &id]);
+    show.env("WEBHOOKS_API_KEY", &s.key);
+    let (code, out, err) = crate::cli::run(show);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("state:       paused"), "{out}");
+    assert!(out.contains("connection_refused"), "{out}");
+    // Fail the waiting ones: never sent, `receiver_unavailable`; the pause goes on.
+    let (st, n) = s.api.post(
+        &format!("/api/v1/endpoints/{id}/fail-waiting"),
+        &s.key,
+        &json!({}),
+    );
+    assert_eq!(
+        (st, n["deliveries"].as_u64()),
+        (200, Some((12 - failed) as u64))
+    );
+    let unavailable = deliveries(&s, "failed")
+        .iter()
+        .filter(|d| d["error"] == "receiver_unavailable")
+        .count();
+    assert_eq!(unavailable, 12 - failed);
+    // Resume: active at once.
+    let (st, e) = s.api.post(
+        &format!("/api/v1/endpoints/{id}/resume"),
+        &s.key,
+        &json!({}),
+    );
+    assert_eq!((st, e["state"]["status"].as_str()), (200, Some("active")));
+    // Another customer's endpoint is not found.
+    let (_, other) = s.customer("other");
+    let (st, _) = s.api.post(
+        &format!("/api/v1/endpoints/{id}/resume"),
+        &other,
+        &json!({}),
+    );
+    assert_eq!(st, 404);
+}
+
+#[test]
+fn what_waits_longer_than_max_hold_secs_fails_unsent() {
+    let s = TestServer::start();
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/", dead.local_addr().unwrap());
+    drop(dead);
+    let (st, ep) = s.api.post(
+        "/api/v1/endpoints",
+        &s.key,
+        &json!({"url": url, "events": ["*"], "max_hold_secs": 1}),
+    );
+    assert_eq!(st, 201, "{ep}");
+    assert_eq!(ep["max_hold_secs"], 1);
+    let id = ep["id"].as_str().unwrap().to_owned();
+    events(&s, 8);
+    wait_for(30, "every delivery to end", || settled(&s).then_some(()));
+    let failed = deliveries(&s, "failed");
+    assert_eq!(failed.len(), 8);
+    let expired = failed
+        .iter()
+        .filter(|d| d["error"] == "receiver_unavailable")
+        .count();
+    assert!(expired >= 4, "{expired} expired unsent");
+    assert!(
+        failed
+            .iter()
+            .filter(|d| d["error"] == "receiver_unavailable")
+            .all(|d| d["started_at"].is_null())
+    );
+    assert_eq!(endpoint_state(&s, &id)["status"], "paused");
+    // 0 = never hold: fail fast, no pause.
+    let (st, _) = s.api.patch(
+        &format!("/api/v1/endpoints/{id}"),
+        &s.key,
+        &json!({"max_hold_secs": 0, "url": format!("{url}x")}),
+    );
+    assert_eq!(st, 200);
+    assert_eq!(
+        endpoint_state(&s, &id)["status"],
+        "active",
+        "a new URL resumes"
+    );
+    events(&s, 6);
+    wait_for(30, "every delivery to end", || settled(&s).then_some(()));
+    assert_eq!(endpoint_state(&s, &id)["status"], "active", "never held");
+    let refused = deliveries(&s, "failed")
+        .iter()
+        .filter(|d| d["error"] == "connection_refused")
+        .count();
+    assert!(refused >= 6);
+}

@@ -36,6 +36,36 @@ impl Api {
         r.body_mut().read_to_string().ok()
     }
 
+    /// A GET with a bearer token, as JSON.
+    pub fn get_as(&self, path: &str, token: &str) -> Value {
+        let mut r = self
+            .agent
+            .get(format!("{}{path}", self.base))
+            .header("authorization", format!("Bearer {token}"))
+            .call()
+            .expect("the server answers");
+        let text = r.body_mut().read_to_string().unwrap_or_default();
+        serde_json::from_str(&text).unwrap_or(Value::Null)
+    }
+
+    /// The customer's failed deliveries counted by error (the newest 250).
+    pub fn failures_by_error(&self, key: &str) -> String {
+        let page = self.get_as("/api/v1/deliveries?status=failed&limit=250", key);
+        let mut counts = std::collections::BTreeMap::<String, usize>::new();
+        for d in page["data"].as_array().into_iter().flatten() {
+            let e = d["error"]
+                .as_str()
+                .map(str::to_owned)
+                .unwrap_or_else(|| format!("http_{}", d["response_status"]));
+            *counts.entry(e).or_default() += 1;
+        }
+        counts
+            .iter()
+            .map(|(e, n)| format!("{e} {n}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
     pub fn post(&self, path: &str, token: &str, body: &str) -> Value {
         let mut r = self
             .agent

@@ -37,10 +37,30 @@ fn outcomes(b: &Bench) -> (u64, u64) {
     out
 }
 
+/// Waits (bounded) until no POST is under way and nothing is queued, so that the counts of a
+/// phase are its own.
+fn quiesce(b: &Bench) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline
+        && (b.api.metric("webhooks_deliveries_in_flight") > 0
+            || b.api.metric("webhooks_queue_depth") > 0
+            || b.api.metric("webhooks_deliveries_claimed") > 0)
+    {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// A burst of `n` events to one new endpoint at `url`; waits until each delivery finished
 /// (bounded); returns (time, succeeded, failed).
-fn burst(b: &Bench, name: &str, url: &str, n: usize, bound: Duration) -> (Duration, u64, u64) {
+fn burst(
+    b: &Bench,
+    name: &str,
+    url: &str,
+    n: usize,
+    bound: Duration,
+) -> (Duration, u64, u64, String) {
     let (customer, key) = b.api.customer_with_endpoint(name, url);
+    quiesce(b);
     let (ok0, failed0) = outcomes(b);
     let start = Instant::now();
     ingest_batches(&b.api, std::slice::from_ref(&customer), n, 1);
@@ -53,8 +73,9 @@ fn burst(b: &Bench, name: &str, url: &str, n: usize, bound: Duration) -> (Durati
         (ok, failed) = (o - ok0, f - failed0);
     }
     let took = start.elapsed();
+    let why = b.api.failures_by_error(&key);
     b.api.delete_endpoints(&key);
-    (took, ok, failed)
+    (took, ok, failed, why)
 }
 
 fn row(
@@ -62,16 +83,17 @@ fn row(
     label: &str,
     n: usize,
     per_sec: f64,
-    (took, ok, failed): (Duration, u64, u64),
+    (took, ok, failed, why): (Duration, u64, u64, String),
 ) {
     let bound = n as f64 / per_sec;
     b.report.row(
         &format!("10 {label}, burst of {n}"),
         format!("{failed} failed"),
         format!(
-            "{ok} succeeded in {:.1} s: {:.2}× its capacity bound ({bound:.1} s at {per_sec:.0}/s)",
+            "{ok} succeeded in {:.1} s: {:.2}× its capacity bound ({bound:.1} s at {per_sec:.0}/s){}",
             took.as_secs_f64(),
-            took.as_secs_f64() / bound
+            took.as_secs_f64() / bound,
+            if why.is_empty() { String::new() } else { format!("; failed: {why}") }
         ),
     );
 }
@@ -174,6 +196,7 @@ fn outage(b: &mut Bench, rate: f64, threads: usize, work: Duration, for_: Durati
     let (customer, key) = b
         .api
         .customer_with_endpoint(&format!("outage-{rate}"), &r.url("/"));
+    quiesce(b);
     let (ok0, failed0) = outcomes(b);
     let gap = Duration::from_secs_f64(1.0 / rate);
     let start = Instant::now();
@@ -210,6 +233,7 @@ fn outage(b: &mut Bench, rate: f64, threads: usize, work: Duration, for_: Durati
         let (d, tw) = r.distinct_and_twice();
         (distinct, twice) = (distinct + d, twice + tw);
     }
+    let why = b.api.failures_by_error(&key);
     b.api.delete_endpoints(&key);
     b.report.row(
         &format!(
@@ -218,8 +242,8 @@ fn outage(b: &mut Bench, rate: f64, threads: usize, work: Duration, for_: Durati
         ),
         format!("{failed} failed"),
         format!(
-            "{sent} sent, {ok} succeeded, {distinct} received, {twice} received twice; {} unfinished",
-            sent - ok - failed
+            "{sent} sent, {ok} succeeded, {distinct} received, {twice} received twice; {} unfinished; failed: {why}",
+            sent.saturating_sub(ok + failed)
         ),
     );
 }

@@ -172,8 +172,12 @@ impl Limit {
     /// The gap between two POSTs that spreads a limit's worth over the floor: new POSTs are
     /// paced at this, so that a round's answers arriving together do not turn into a burst
     /// of new connections (a listen backlog of 5 drops what exceeds it).
+    ///
+    /// As Linux paces TCP: at twice the limit per floor in slow start (so that a round that
+    /// doubles is not stretched over two), at 1.2 times after.
     pub fn pace(&self) -> Option<Duration> {
-        let ms = self.floor_ms()? / self.allowed() as f64;
+        let factor = if self.in_slow_start() { 2.0 } else { 1.2 };
+        let ms = self.floor_ms()? / (self.allowed() as f64 * factor);
         Some(Duration::from_secs_f64(ms / 1000.0))
     }
 

@@ -427,6 +427,25 @@ pub trait Holds: Queue {
         max: usize,
     ) -> Result<usize>;
 
+    /// Fails everything waiting behind the endpoint's pause (by hand), in small
+    /// transactions; how many.
+    fn fail_all_waiting(&self, endpoint_id: &str) -> Result<usize> {
+        const STEP: usize = 500;
+        let mut n = 0;
+        loop {
+            let step = self.fail_waiting(
+                endpoint_id,
+                None,
+                crate::domain::hold::FAILED_BY_HAND_DETAIL,
+                STEP,
+            )?;
+            n += step;
+            if step < STEP {
+                return Ok(n);
+            }
+        }
+    }
+
     /// Pending deliveries of the endpoint, counted up to `cap`.
     fn waiting(&self, endpoint_id: &str, cap: usize) -> Result<usize> {
         let mut n = 0;

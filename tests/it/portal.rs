@@ -378,3 +378,57 @@ fn assets_are_embedded_and_pages_load_nothing_from_elsewhere() {
         assert!(!page.contains(attr), "{attr}");
     }
 }
+
+#[test]
+fn a_paused_endpoint_opens_with_a_banner_and_its_actions_work() {
+    let s = TestServer::start();
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/", dead.local_addr().unwrap());
+    drop(dead);
+    let ep = s.endpoint(&s.key, &url, &["*"]);
+    let id = ep["id"].as_str().unwrap().to_owned();
+    let cus = s.default_customer();
+    for _ in 0..8 {
+        s.event(&cus, "transactions.fetched", "{}");
+    }
+    crate::support::wait_for(30, "the endpoint to pause", || {
+        let (_, e) = s.api.get(&format!("/api/v1/endpoints/{id}"), &s.key);
+        (e["state"]["status"] == "paused" && e["state"]["waiting"].as_u64()? > 0).then_some(())
+    });
+    let mut v = Visitor::new(&s);
+    v.sign_in("/", "/login", "api_key", &s.key);
+    let list = v.get("/webhooks");
+    assert!(
+        list.body.contains("pill paused"),
+        "the list shows the badge"
+    );
+    let page = v.get(&format!("/webhooks/{id}"));
+    assert_eq!(page.status, 200);
+    assert!(
+        page.body.contains("<strong>Paused</strong>"),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("connection refused"));
+    assert!(page.body.contains("Resume now") && page.body.contains("Fail the waiting ones"));
+    // Without the CSRF token nothing happens.
+    let forged = v.post(&format!("/webhooks/{id}/fail-waiting"), &[("csrf", "nope")]);
+    assert_ne!(forged.status, 303);
+    let csrf = csrf_of(&page.body);
+    let a = v.post(&format!("/webhooks/{id}/fail-waiting"), &[("csrf", &csrf)]);
+    assert_eq!(a.status, 303);
+    let after = v.get(&format!("/webhooks/{id}"));
+    assert!(after.body.contains("never sent"), "the flash says so");
+    let (_, e) = s.api.get(&format!("/api/v1/endpoints/{id}"), &s.key);
+    assert_eq!(e["state"]["waiting"], 0);
+    let csrf = csrf_of(&after.body);
+    let a = v.post(&format!("/webhooks/{id}/resume"), &[("csrf", &csrf)]);
+    assert_eq!(a.status, 303);
+    let (_, e) = s.api.get(&format!("/api/v1/endpoints/{id}"), &s.key);
+    assert_eq!(e["state"]["status"], "active");
+    assert!(
+        !v.get(&format!("/webhooks/{id}"))
+            .body
+            .contains("<strong>Paused</strong>")
+    );
+}

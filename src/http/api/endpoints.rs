@@ -6,7 +6,6 @@ use utoipa::ToSchema;
 
 use super::views::{EndpointView, List, Recovered, SecretView, TestSent};
 use super::{ListParams, State, blocking};
-use crate::domain::hold;
 use crate::domain::input::{TargetUrl, validate_headers, validate_text};
 use crate::domain::time::parse_rfc3339;
 use crate::domain::{Endpoint, EndpointPatch, NewEndpoint};
@@ -99,7 +98,7 @@ fn check_rate(rate: Option<u32>) -> Result<(), ApiError> {
 }
 
 /// Waiting deliveries are counted up to this many.
-const WAITING_CAP: usize = 100_000;
+pub const WAITING_CAP: usize = 100_000;
 
 /// The endpoint as answered: what waits behind its pause is counted.
 fn view(s: &dyn Store, e: Endpoint) -> crate::store::Result<EndpointView> {
@@ -148,15 +147,7 @@ pub async fn fail_waiting(
             if e.pause.is_none() {
                 return Ok(0);
             }
-            // In small transactions.
-            let mut n = 0;
-            loop {
-                let step = s.fail_waiting(&id, None, hold::FAILED_BY_HAND_DETAIL, 500)?;
-                n += step;
-                if step < 500 {
-                    return Ok(n);
-                }
-            }
+            s.fail_all_waiting(&id)
         })
         .await?;
     Ok(HttpResponse::Ok().json(Recovered { deliveries: n }))

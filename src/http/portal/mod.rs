@@ -418,6 +418,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(resource("/webhooks/{id}").route(get().to(webhooks::endpoint)))
         .service(resource("/webhooks/{id}/edit").route(post().to(webhooks::edit_endpoint)))
         .service(resource("/webhooks/{id}/toggle").route(post().to(webhooks::toggle_endpoint)))
+        .service(resource("/webhooks/{id}/resume").route(post().to(webhooks::resume)))
+        .service(resource("/webhooks/{id}/fail-waiting").route(post().to(webhooks::fail_waiting)))
         .service(
             resource("/webhooks/{id}/delete")
                 .route(get().to(webhooks::confirm_delete))

@@ -30,6 +30,8 @@ pub struct EndpointRow {
     pub description: Option<String>,
     pub events: String,
     pub enabled: bool,
+    /// Paused: its receiver is down, its deliveries wait.
+    pub paused: bool,
     pub last_status: Option<&'static str>,
     pub last_time: String,
 }
@@ -42,6 +44,7 @@ impl EndpointRow {
             description: e.description.clone().filter(|d| !d.is_empty()),
             events: events_label(&e.events),
             enabled: e.enabled,
+            paused: e.enabled && e.pause.is_some(),
             last_status: last.map(|d| d.status.as_str()),
             last_time: last.map(|d| short_time(d.created_at)).unwrap_or_default(),
         }
@@ -56,6 +59,29 @@ pub struct EndpointDetail {
     pub enabled: bool,
     pub secret: String,
     pub created: String,
+    /// Set while its receiver is down (the page opens with a banner).
+    pub pause: Option<PauseView>,
+}
+
+/// A pause as the portal shows it.
+pub struct PauseView {
+    pub since: String,
+    pub reason: String,
+    pub detail: String,
+    pub waiting: usize,
+    pub next_check: String,
+}
+
+impl PauseView {
+    pub fn new(p: &crate::domain::Pause, waiting: usize) -> Self {
+        Self {
+            since: short_time(p.since),
+            reason: p.reason.replace('_', " "),
+            detail: p.detail.clone(),
+            waiting,
+            next_check: short_time(p.next_check_at),
+        }
+    }
 }
 
 impl From<&Endpoint> for EndpointDetail {
@@ -68,6 +94,7 @@ impl From<&Endpoint> for EndpointDetail {
             enabled: e.enabled,
             secret: e.secret.clone(),
             created: short_time(e.created_at),
+            pause: None,
         }
     }
 }

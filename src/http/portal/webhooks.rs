@@ -256,11 +256,17 @@ async fn render_endpoint(
     let hours = if range == "7d" { 7 * 24 } else { 24 };
     let until = crate::domain::stats::Bucket::Hour.end_of(now_ms());
     let since = until - hours * crate::domain::stats::HOUR_MS;
-    let (name, ep, log, types, buckets, filter) = blocking(move || {
+    let (name, ep, log, types, buckets, filter, waiting) = blocking(move || {
         let name = customer_name(store.as_ref(), &cid)?;
         let ep = store
             .get_endpoint(&cid, &id)?
             .ok_or(PortalError::NotFound)?;
+        let waiting = match ep.pause {
+            Some(_) if ep.enabled => {
+                store.waiting(&id, crate::http::api::endpoints::WAITING_CAP)?
+            }
+            _ => 0,
+        };
         let base = DeliveryFilter {
             endpoint_id: Some(id.clone()),
             ..Default::default()
@@ -280,7 +286,15 @@ async fn render_endpoint(
             until,
             crate::domain::stats::Bucket::Hour,
         )?;
-        Ok((name, ep, log, store.all_event_types()?, buckets, filter))
+        Ok((
+            name,
+            ep,
+            log,
+            store.all_event_types()?,
+            buckets,
+            filter,
+            waiting,
+        ))
     })
     .await?;
     let (deliveries, next) = match log {
@@ -318,7 +332,14 @@ async fn render_endpoint(
         filter_action: format!("/webhooks/{}", ep.id),
         filter,
         statuses: log_filter::STATUSES,
-        ep: EndpointDetail::from(&ep),
+        ep: EndpointDetail {
+            pause: ep
+                .pause
+                .as_ref()
+                .filter(|_| ep.enabled)
+                .map(|p| super::views::PauseView::new(p, waiting)),
+            ..EndpointDetail::from(&ep)
+        },
     };
     Ok(html(status, &page))
 }
@@ -398,6 +419,58 @@ pub async fn toggle_endpoint(
         "Endpoint disabled: it receives nothing until you enable it; deliveries that were waiting are marked failed."
     };
     flash(&st, &ctx.token, msg, None);
+    Ok(see_other(&format!("/webhooks/{id}")))
+}
+
+/// "Resume now" on a paused endpoint: what waits goes, from a small start.
+pub async fn resume(
+    Posted { ctx, .. }: Posted<CustomerCtx>,
+    st: State,
+    path: web::Path<String>,
+) -> Result<HttpResponse, PortalError> {
+    let id = IdKind::Endpoint.check(path.into_inner())?;
+    let store = st.store.clone();
+    let (cid, eid) = (ctx.customer_id.clone(), id.clone());
+    blocking(move || {
+        store
+            .get_endpoint(&cid, &eid)?
+            .ok_or(PortalError::NotFound)?;
+        store.change_pause(&eid, Box::new(|_| None))?;
+        Ok(())
+    })
+    .await?;
+    flash(
+        &st,
+        &ctx.token,
+        "Endpoint resumed: the deliveries that waited go now, a few at a time at first.",
+        None,
+    );
+    Ok(see_other(&format!("/webhooks/{id}")))
+}
+
+/// "Fail the waiting ones" on a paused endpoint: never sent, `receiver_unavailable`.
+pub async fn fail_waiting(
+    Posted { ctx, .. }: Posted<CustomerCtx>,
+    st: State,
+    path: web::Path<String>,
+) -> Result<HttpResponse, PortalError> {
+    let id = IdKind::Endpoint.check(path.into_inner())?;
+    let store = st.store.clone();
+    let (cid, eid) = (ctx.customer_id.clone(), id.clone());
+    let n = blocking(move || {
+        let e = store
+            .get_endpoint(&cid, &eid)?
+            .ok_or(PortalError::NotFound)?;
+        if e.pause.is_none() {
+            return Ok(0);
+        }
+        Ok(store.fail_all_waiting(&eid)?)
+    })
+    .await?;
+    let msg = format!(
+        "{n} waiting deliveries marked failed (receiver unavailable); they were never sent. The endpoint stays paused until its receiver answers."
+    );
+    flash(&st, &ctx.token, &msg, None);
     Ok(see_other(&format!("/webhooks/{id}")))
 }
 

@@ -92,14 +92,16 @@ impl SmallReceiver {
 impl Drop for SmallReceiver {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Release);
-        for _ in 0..self.threads.len() {
-            // Wake each thread from accept; it sees the flag and ends.
-            let _ = TcpStream::connect_timeout(
-                &SocketAddr::from(([127, 0, 0, 1], self.port)),
-                Duration::from_secs(1),
-            );
+        // Wake each thread from accept (it sees the flag and ends), for as long as some are
+        // left: a connection may be taken by a thread that was serving, or dropped by the
+        // small backlog. Bounded: a thread still stuck after that is left behind.
+        let addr = SocketAddr::from(([127, 0, 0, 1], self.port));
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        while self.threads.iter().any(|t| !t.is_finished()) && std::time::Instant::now() < deadline
+        {
+            let _ = TcpStream::connect_timeout(&addr, Duration::from_millis(100));
         }
-        for t in self.threads.drain(..) {
+        for t in self.threads.drain(..).filter(|t| t.is_finished()) {
             let _ = t.join();
         }
     }

@@ -21,6 +21,8 @@ pub const BACKLOG: i32 = 5;
 
 pub struct SmallReceiver {
     pub port: u16,
+    /// The listening socket, to close it at once on drop (as a process that exits does).
+    socket: Socket,
     stop: Arc<AtomicBool>,
     threads: Vec<JoinHandle<()>>,
     /// webhook-id → times received.
@@ -41,6 +43,7 @@ impl SmallReceiver {
         socket.set_reuse_address(true)?;
         socket.bind(&SocketAddr::from(([127, 0, 0, 1], port)).into())?;
         socket.listen(BACKLOG)?;
+        let closer = socket.try_clone()?;
         let listener: TcpListener = socket.into();
         let port = listener.local_addr()?.port();
         let listener = Arc::new(listener);
@@ -66,6 +69,7 @@ impl SmallReceiver {
             .collect();
         Ok(Self {
             port,
+            socket: closer,
             stop,
             threads,
             seen,
@@ -92,14 +96,19 @@ impl SmallReceiver {
 impl Drop for SmallReceiver {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Release);
-        // Wake each thread from accept (it sees the flag and ends), for as long as some are
-        // left: a connection may be taken by a thread that was serving, or dropped by the
-        // small backlog. Bounded: a thread still stuck after that is left behind.
-        let addr = SocketAddr::from(([127, 0, 0, 1], self.port));
+        // Stop listening at once, as a receiver that exits does: new connections are refused,
+        // those waiting to be accepted are reset, and every thread's accept returns.
+        let _ = self.socket.shutdown(std::net::Shutdown::Both);
+        // Threads serving a request finish it first. Bounded: one stuck past that is left.
         let deadline = std::time::Instant::now() + Duration::from_secs(15);
-        while self.threads.iter().any(|t| !t.is_finished()) && std::time::Instant::now() < deadline
+        while self.threads.iter().any(|t| !t.is_finished())
+            && std::time::Instant::now() < deadline
         {
-            let _ = TcpStream::connect_timeout(&addr, Duration::from_millis(100));
+            // Where shutting a listener down does not wake accept, a connection does.
+            let _ = TcpStream::connect_timeout(
+                &SocketAddr::from(([127, 0, 0, 1], self.port)),
+                Duration::from_millis(100),
+            );
         }
         for t in self.threads.drain(..).filter(|t| t.is_finished()) {
             let _ = t.join();

@@ -101,8 +101,7 @@ impl Drop for SmallReceiver {
         let _ = self.socket.shutdown(std::net::Shutdown::Both);
         // Threads serving a request finish it first. Bounded: one stuck past that is left.
         let deadline = std::time::Instant::now() + Duration::from_secs(15);
-        while self.threads.iter().any(|t| !t.is_finished())
-            && std::time::Instant::now() < deadline
+        while self.threads.iter().any(|t| !t.is_finished()) && std::time::Instant::now() < deadline
         {
             // Where shutting a listener down does not wake accept, a connection does.
             let _ = TcpStream::connect_timeout(

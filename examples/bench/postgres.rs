@@ -66,28 +66,30 @@ pub fn run(b: &mut Bench, cluster: &str, dir: &Path) {
     let url = fresh_database(cluster, "webhooks_bench_one");
     let one = node(dir, &url, "bench-1", None);
     let api = Api::new(&one.base, &one.admin);
-    let eight: Vec<String> = (0..8)
+    let (eight, keys): (Vec<String>, Vec<String>) = (0..8)
         .map(|i| {
             api.customer_with_endpoint(
                 &format!("pg-{i}"),
                 &b.receiver.url(&format!("/fast/pg/{i}")),
             )
-            .0
         })
-        .collect();
+        .unzip();
     let n = b.sizes.e2e;
     let (tx0, rows0) = db_counters(&url);
+    let l0 = crate::measure::limits(&api);
     let rate = end_to_end(&api, &b.receiver, &eight, n);
+    let limit = crate::measure::mean_limit(l0, crate::measure::limits(&api));
     let (tx1, rows1) = db_counters(&url);
     let done = batched(n) as f64;
     b.report.row(
         "P1 one node, end to end, batches, 8 endpoints",
         format!("{rate:.0} deliveries/s"),
         format!(
-            "{:.0}% of baseline (1); per delivery {:.2} transactions, {:.1} rows written",
+            "{:.0}% of baseline (1); per delivery {:.2} transactions, {:.1} rows written; mean limit {limit:.0}{}",
             100.0 * rate / b.base_rate,
             (tx1 - tx0) as f64 / done,
-            (rows1 - rows0) as f64 / done
+            (rows1 - rows0) as f64 / done,
+            failed_note(&api, &keys)
         ),
     );
     let single = end_to_end_single(&api, &b.receiver, &eight, b.sizes.single, 32);
@@ -183,5 +185,19 @@ impl Drop for Cluster {
             .arg("stop")
             .arg(&self.dir)
             .status();
+    }
+}
+
+/// The endpoints' failures by error, if any (a failure pauses an endpoint for a while).
+fn failed_note(api: &Api, keys: &[String]) -> String {
+    let why: Vec<String> = keys
+        .iter()
+        .map(|k| api.failures_by_error(k))
+        .filter(|w| !w.is_empty())
+        .collect();
+    if why.is_empty() {
+        String::new()
+    } else {
+        format!("; failed: {}", why.join("; "))
     }
 }

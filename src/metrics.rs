@@ -26,6 +26,8 @@ pub struct Metrics {
     limit_decreases: Family<Labels, Counter>,
     /// Endpoints this node holds paused (their receivers down).
     pub endpoints_paused: Gauge,
+    /// Deliveries waiting behind those pauses, as their last checks counted them.
+    pub deliveries_held: Gauge,
 }
 
 impl Default for Metrics {
@@ -47,6 +49,12 @@ impl Metrics {
         let limits = Histogram::new(exponential_buckets(1.0, 2.0, 11));
         let limit_decreases = Family::<Labels, Counter>::default();
         let endpoints_paused = Gauge::default();
+        let deliveries_held = Gauge::default();
+        registry.register(
+            "deliveries_held",
+            "Deliveries waiting, untried, behind paused endpoints (counted at each check, up to 100,000 an endpoint), as this node sees them",
+            deliveries_held.clone(),
+        );
         registry.register(
             "endpoints_paused",
             "Endpoints paused because their receivers are down (deliveries wait, untried), as this node sees them",
@@ -109,6 +117,7 @@ impl Metrics {
             limits,
             limit_decreases,
             endpoints_paused,
+            deliveries_held,
         }
     }
 

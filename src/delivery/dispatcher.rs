@@ -26,6 +26,10 @@ pub const QUICK: Duration = Duration::from_secs(1);
 pub const PACE_BURST: f64 = 4.0;
 /// How long an endpoint's learnt limit is remembered after its lane went idle.
 pub const REMEMBER_LIMIT: Duration = Duration::from_secs(300);
+/// How long an endpoint reopened after a 429 keeps to half the rate that drew it.
+pub const COOLING: Duration = Duration::from_secs(600);
+/// The window over which an endpoint's send rate is counted.
+const METER_WINDOW: Duration = Duration::from_secs(1);
 
 /// Where a paused endpoint is in its hold (`domain::hold`: its receiver is down).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,6 +69,12 @@ struct Lane {
     credit_at: Option<Instant>,
     /// Set while the endpoint is paused: it claims nothing but its one probe.
     hold: Option<Hold>,
+    /// Deliveries waiting behind its pause, as its last check counted them.
+    held_waiting: usize,
+    /// After a 429 pause: a rate (per second) it keeps to until then, under its own limit.
+    cooling: Option<(u32, Instant)>,
+    /// Its send rate: POSTs started in the current second, and the last full second's rate.
+    meter: (Option<Instant>, u32, f64),
 }
 
 impl Lane {
@@ -74,6 +84,9 @@ impl Lane {
             credit: PACE_BURST,
             credit_at: None,
             hold: None,
+            cooling: None,
+            held_waiting: 0,
+            meter: (None, 0, 0.0),
             queue: VecDeque::new(),
             tail: String::new(),
             claimed: VecDeque::new(),
@@ -84,6 +97,49 @@ impl Lane {
             next_at: None,
             overflow: false,
         }
+    }
+
+    /// Its rate limit at `now`: the endpoint's own, or lower while cooling after a 429.
+    fn rate(&self, now: Instant) -> Option<u32> {
+        let own = self.rate_limit_per_sec.filter(|r| *r > 0);
+        let cool = self
+            .cooling
+            .filter(|(_, until)| now < *until)
+            .map(|(r, _)| r);
+        match (own, cool) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Counts a POST started at `now` into its send rate.
+    fn meter_send(&mut self, now: Instant) {
+        let (since, count, last) = &mut self.meter;
+        match since {
+            Some(t) if now.duration_since(*t) < METER_WINDOW => *count += 1,
+            Some(t) => {
+                *last = f64::from(*count) / now.duration_since(*t).as_secs_f64();
+                *since = Some(now);
+                *count = 1;
+            }
+            None => {
+                *since = Some(now);
+                *count = 1;
+            }
+        }
+    }
+
+    /// Its recent send rate, per second: the higher of the last full window's and the current.
+    fn sent_per_sec(&self, now: Instant) -> f64 {
+        let (since, count, last) = self.meter;
+        let current = since.map_or(0.0, |t| {
+            f64::from(count)
+                / now
+                    .duration_since(t)
+                    .as_secs_f64()
+                    .max(METER_WINDOW.as_secs_f64())
+        });
+        last.max(current)
     }
 
     fn ready_at(&self, now: Instant) -> bool {
@@ -151,6 +207,7 @@ impl Lane {
             && self.in_flight.is_empty()
             && !self.overflow
             && self.next_at.is_none_or(|t| t <= now)
+            && self.cooling.is_none_or(|(_, until)| until <= now)
     }
 }
 
@@ -398,15 +455,23 @@ impl Lanes {
     }
 
     /// The pause ended (the probe's 2xx, or by hand): the endpoint starts again from the small
-    /// start.
-    pub fn resume(&mut self, endpoint: &str, now: Instant) {
+    /// start; after a 429, at most at `cool_to` per second for `COOLING`.
+    pub fn resume(&mut self, endpoint: &str, cool_to: Option<u32>, now: Instant) {
         let start = START / self.nodes as f64;
         if let Some(lane) = self.lanes.get_mut(endpoint)
             && lane.hold.take().is_some()
         {
             lane.limit = Limit::new(start, self.workers, now);
             lane.overflow = true;
+            lane.cooling = cool_to.filter(|r| *r > 0).map(|r| (r, now + COOLING));
         }
+    }
+
+    /// The endpoint's recent send rate, per second (0 for one it does not know).
+    pub fn sent_per_sec(&self, endpoint: &str, now: Instant) -> f64 {
+        self.lanes
+            .get(endpoint)
+            .map_or(0.0, |l| l.sent_per_sec(now))
     }
 
     /// True while the endpoint's one delivery (the probe) is what it has out.
@@ -419,6 +484,22 @@ impl Lanes {
     /// Endpoints paused, as this node sees them.
     pub fn held(&self) -> usize {
         self.lanes.values().filter(|l| l.hold.is_some()).count()
+    }
+
+    /// A check counted the deliveries waiting behind the endpoint's pause.
+    pub fn set_held_waiting(&mut self, endpoint: &str, n: usize) {
+        if let Some(lane) = self.lanes.get_mut(endpoint) {
+            lane.held_waiting = n;
+        }
+    }
+
+    /// Deliveries waiting behind pauses, all endpoints together (as last counted).
+    pub fn held_waiting(&self) -> usize {
+        self.lanes
+            .values()
+            .filter(|l| l.hold.is_some())
+            .map(|l| l.held_waiting)
+            .sum()
     }
 
     pub fn hold_of(&self, endpoint: &str) -> Option<Hold> {
@@ -517,7 +598,8 @@ impl Lanes {
                     break;
                 }
                 let lane = self.lanes.get_mut(ep).expect("listed lanes exist");
-                let limited = lane.rate_limit_per_sec.is_some_and(|r| r > 0);
+                let rate = lane.rate(now);
+                let limited = rate.is_some();
                 if lane.claimed.is_empty()
                     || !may(lane)
                     || !lane.ready_at(now)
@@ -529,7 +611,8 @@ impl Lanes {
                 let id = lane.claimed.pop_front().expect("checked above");
                 lane.in_flight.push(now);
                 lane.spend_credit(now);
-                if let Some(rate) = lane.rate_limit_per_sec.filter(|r| *r > 0) {
+                lane.meter_send(now);
+                if let Some(rate) = rate {
                     let gap = Duration::from_secs_f64(self.nodes as f64 / f64::from(rate));
                     lane.next_at = Some(lane.next_at.map_or(now, |t| t.max(now)) + gap);
                 }

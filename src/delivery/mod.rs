@@ -53,6 +53,8 @@ pub struct Job {
     /// When the dispatcher handed it out (it identifies the send in its lane).
     pub handed_at: Instant,
     pub work: Work,
+    /// The endpoint's recent send rate (per second) when it was handed out.
+    pub sent_per_sec: f64,
 }
 
 enum Control {
@@ -75,6 +77,11 @@ enum Control {
         endpoint: String,
         until_ms: i64,
     },
+    /// A check counted the deliveries waiting behind the endpoint's pause.
+    Counted {
+        endpoint: String,
+        waiting: usize,
+    },
     /// A paused endpoint's receiver takes connections (or its wait is over).
     CheckPassed {
         endpoint: String,
@@ -82,6 +89,8 @@ enum Control {
     /// The endpoint is no longer paused (or is gone).
     Resumed {
         endpoint: String,
+        /// After a 429: the rate to reopen at for a while.
+        cool_to: Option<u32>,
     },
     Stop,
 }
@@ -279,6 +288,7 @@ fn dispatch(
         if now.duration_since(last_prune) >= idle_tick {
             lanes.prune(now);
             metrics.endpoints_paused.set(lanes.held() as i64);
+            metrics.deliveries_held.set(lanes.held_waiting() as i64);
             last_prune = now;
         }
         let mut pool_full = false;
@@ -320,6 +330,7 @@ fn dispatch(
                     Work::Send
                 };
                 let job = Job {
+                    sent_per_sec: lanes.sent_per_sec(&endpoint_id, now),
                     endpoint_id,
                     delivery_id,
                     handed_at: now,
@@ -335,6 +346,7 @@ fn dispatch(
                     delivery_id: String::new(),
                     handed_at: now,
                     work: Work::Check,
+                    sent_per_sec: 0.0,
                 };
                 // Never wait for room: a check can come a moment later.
                 if jobs.try_send(job).is_err() {
@@ -405,8 +417,13 @@ fn dispatch(
                     let until = Instant::now() + Duration::from_millis(wait);
                     give_back(&store, lanes.hold(&endpoint, until));
                 }
+                Control::Counted { endpoint, waiting } => {
+                    lanes.set_held_waiting(&endpoint, waiting)
+                }
                 Control::CheckPassed { endpoint } => lanes.on_check_passed(&endpoint),
-                Control::Resumed { endpoint } => lanes.resume(&endpoint, Instant::now()),
+                Control::Resumed { endpoint, cool_to } => {
+                    lanes.resume(&endpoint, cool_to, Instant::now())
+                }
                 // Hand out nothing more; wait (a moment) for claims still being committed.
                 Control::Stop => stopping = true,
             }

@@ -56,6 +56,7 @@ pub struct WebhookSender {
     dns: Arc<Dns>,
     block_private: bool,
     connect_timeout: Duration,
+    request_timeout: Duration,
     tls: Arc<rustls::ClientConfig>,
 }
 
@@ -112,8 +113,14 @@ impl WebhookSender {
             dns,
             block_private: cfg.block_private_networks,
             connect_timeout: cfg.connect_timeout,
+            request_timeout: cfg.request_timeout,
             tls: tls_check,
         }
+    }
+
+    /// The longest one POST may take.
+    pub fn request_timeout(&self) -> Duration {
+        self.request_timeout
     }
 
     /// Checks that the receiver at `url` takes connections, sending nothing: resolves it

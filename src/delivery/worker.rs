@@ -84,13 +84,26 @@ pub(super) fn run(ctx: WorkerCtx) {
                 ctx.metrics.record(&outcome);
                 ctx.log.finished(&send, &outcome);
                 let alone = job.work == Work::Probe || send.delivery.test;
-                let change = judge(&ctx, &send, &outcome, alone);
+                let change = judge(&ctx, &send, &outcome, alone, job.sent_per_sec);
                 ctx.store.finish(outcome);
                 if let Some(change) = change {
                     match ctx.store.change_pause(&job.endpoint_id, change) {
                         Ok(Some(e)) => {
                             announce(&send.endpoint, &e);
-                            tell(&ctx, &job.endpoint_id, e.pause.as_ref());
+                            let cool_to = send
+                                .endpoint
+                                .pause
+                                .as_ref()
+                                .and_then(|p| p.suggested_rate_per_sec);
+                            match &e.pause {
+                                None if cool_to.is_some() => {
+                                    let _ = ctx.done.send(Control::Resumed {
+                                        endpoint: job.endpoint_id.clone(),
+                                        cool_to,
+                                    });
+                                }
+                                p => tell(&ctx, &job.endpoint_id, p.as_ref()),
+                            }
                         }
                         Ok(None) => tell(&ctx, &job.endpoint_id, None),
                         Err(e) => {
@@ -121,7 +134,13 @@ pub(super) fn run(ctx: WorkerCtx) {
 /// What a finished POST does to its endpoint's pause, if anything: a failure that says the
 /// receiver is down pauses it (its outcome stays: failed is failed); the 2xx of a delivery
 /// sent alone while paused reopens it; a failed one extends the pause.
-fn judge(ctx: &WorkerCtx, send: &SendJob, outcome: &Outcome, alone: bool) -> Option<PauseChange> {
+fn judge(
+    ctx: &WorkerCtx,
+    send: &SendJob,
+    outcome: &Outcome,
+    alone: bool,
+    sent_per_sec: f64,
+) -> Option<PauseChange> {
     let hold_secs = send.endpoint.max_hold_secs.unwrap_or(ctx.max_hold_secs);
     let paused = send.endpoint.pause.is_some();
     if hold_secs == 0 && !paused {
@@ -137,7 +156,8 @@ fn judge(ctx: &WorkerCtx, send: &SendJob, outcome: &Outcome, alone: bool) -> Opt
             None => Pause::start(&verdict, now),
         })),
         (_, _, Verdict::Down { .. }) => Some(Box::new(move |p| {
-            p.cloned().or_else(|| Pause::start(&verdict, now))
+            p.cloned()
+                .or_else(|| Pause::start(&verdict, now).map(|p| p.drawn_at(sent_per_sec)))
         })),
         _ => None,
     }
@@ -165,9 +185,15 @@ fn tell(ctx: &WorkerCtx, endpoint: &str, pause: Option<&Pause>) {
             endpoint,
             until_ms: p.next_check_at,
         },
-        None => Control::Resumed { endpoint },
+        None => Control::Resumed {
+            endpoint,
+            cool_to: None,
+        },
     });
 }
+
+/// Held deliveries are counted (for the metric) up to this many an endpoint.
+const HELD_COUNT_CAP: usize = 100_000;
 
 /// How many waiting deliveries one expiry step fails (one small transaction).
 const EXPIRE_STEP: usize = 500;
@@ -212,17 +238,60 @@ fn check(ctx: &WorkerCtx, endpoint_id: &str) {
             }
         }
     }
+    match ctx.store.waiting(endpoint_id, HELD_COUNT_CAP) {
+        Ok(n) => {
+            let _ = ctx.done.send(Control::Counted {
+                endpoint: endpoint_id.to_owned(),
+                waiting: n,
+            });
+        }
+        Err(err) => {
+            tracing::warn!(error = %err, endpoint = %endpoint_id, "cannot count held deliveries")
+        }
+    }
     if !pause.due(now) {
         return tell(ctx, endpoint_id, Some(&pause)); // another node moved it on
     }
     if pause.answered || ctx.sender.check(&e.url).is_ok() {
-        let _ = ctx.done.send(Control::CheckPassed {
-            endpoint: endpoint_id.to_owned(),
-        });
-        return;
+        return take_probe(ctx, endpoint_id, &pause);
     }
     let change: PauseChange = Box::new(move |p| p.map(|p| p.after_failed_check(now)));
     match ctx.store.change_pause(endpoint_id, change) {
+        Ok(Some(e)) => tell(ctx, endpoint_id, e.pause.as_ref()),
+        Ok(None) => tell(ctx, endpoint_id, None),
+        Err(err) => {
+            tracing::error!(error = %err, endpoint = %endpoint_id, "cannot store the endpoint's pause");
+            tell(ctx, endpoint_id, Some(&pause.after_failed_check(now)));
+        }
+    }
+}
+
+/// The check passed: one delivery goes alone, from one node only. The stored pause is moved
+/// past the probe's longest time in the same transaction that finds it still due, so a node
+/// that finds it no longer due (another took the probe) waits for that probe's outcome.
+fn take_probe(ctx: &WorkerCtx, endpoint_id: &str, pause: &Pause) {
+    let now = now_ms();
+    let probe_ms = ctx.sender.request_timeout().as_millis() as i64;
+    let taken = Arc::new(AtomicBool::new(false));
+    let change: PauseChange = {
+        let taken = taken.clone();
+        Box::new(move |p| {
+            let p = p?;
+            let mine = p.due(now);
+            taken.store(mine, Ordering::Release);
+            Some(if mine {
+                p.probe_taken(now, probe_ms)
+            } else {
+                p.clone()
+            })
+        })
+    };
+    match ctx.store.change_pause(endpoint_id, change) {
+        Ok(Some(e)) if taken.load(Ordering::Acquire) && e.pause.is_some() => {
+            let _ = ctx.done.send(Control::CheckPassed {
+                endpoint: endpoint_id.to_owned(),
+            });
+        }
         Ok(Some(e)) => tell(ctx, endpoint_id, e.pause.as_ref()),
         Ok(None) => tell(ctx, endpoint_id, None),
         Err(err) => {

@@ -14,6 +14,9 @@ pub const MAX_CHECK_BACKOFF_MS: i64 = 60_000;
 /// The longest wait after a receiver said 429/502/503/504 (its `Retry-After`, or the backoff).
 pub const MAX_ANSWER_WAIT_MS: i64 = 600_000;
 
+/// Added to a probe's longest time before another node may take the next step.
+pub const PROBE_MARGIN_MS: i64 = 5_000;
+
 /// Why a delivery that waited too long behind a pause failed.
 pub const EXPIRED_DETAIL: &str = "the receiver was unavailable for longer than this endpoint holds deliveries (max_hold_secs); this delivery was never sent";
 /// Why the waiting deliveries of a paused endpoint failed when someone asked.
@@ -32,6 +35,11 @@ pub struct Pause {
     /// The receiver answered (429/502/503/504): after the wait one delivery goes, without a
     /// connection check (a check would pass: it accepts connections).
     pub answered: bool,
+    /// After a 429: half the rate (deliveries per second) at which it was being sent when
+    /// it answered 429. The endpoint reopens at that rate, and its page suggests it as a
+    /// `rate_limit_per_sec`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suggested_rate_per_sec: Option<u32>,
 }
 
 /// What a finished POST says about its receiver: answered in a way that keeps it open, or down.
@@ -96,7 +104,19 @@ impl Pause {
             next_check_at: now + wait,
             backoff_ms: FIRST_BACKOFF_MS,
             answered: *answered,
+            suggested_rate_per_sec: None,
         })
+    }
+
+    /// After a 429 drawn at `sent_per_sec`: remember half of it (the lowest seen) as the rate
+    /// to reopen at. Any other reason leaves the pause as it is.
+    pub fn drawn_at(mut self, sent_per_sec: f64) -> Self {
+        if self.reason == "http_429" && sent_per_sec > 0.0 {
+            let half = ((sent_per_sec / 2.0).floor() as u32).max(1);
+            self.suggested_rate_per_sec =
+                Some(self.suggested_rate_per_sec.map_or(half, |r| r.min(half)));
+        }
+        self
     }
 
     /// The connection check failed: wait twice as long (at most a minute).
@@ -138,6 +158,18 @@ impl Pause {
             next_check_at: now + wait,
             backoff_ms,
             answered,
+            suggested_rate_per_sec: self.suggested_rate_per_sec,
+        }
+    }
+
+    /// This node sends the one delivery that tests the receiver: no other node's check is due
+    /// until the probe may have finished (`probe_ms`, the longest a POST takes, plus a
+    /// margin); its outcome then sets the next step. A node that dies mid-probe leaves the
+    /// pause due again after that.
+    pub fn probe_taken(&self, now: i64, probe_ms: i64) -> Self {
+        Self {
+            next_check_at: now + probe_ms + PROBE_MARGIN_MS,
+            ..self.clone()
         }
     }
 
@@ -265,6 +297,35 @@ mod tests {
         assert!(later.answered, "up, but not well: no connection checks");
         assert_eq!(later.next_check_at, 7_000);
         assert_eq!(later.since, 0);
+    }
+
+    #[test]
+    fn a_taken_probe_holds_other_nodes_until_it_may_have_finished() {
+        let p = Pause::start(
+            &verdict(&outcome(None, Some(DeliveryError::ConnectionRefused)), None),
+            0,
+        )
+        .unwrap();
+        let taken = p.probe_taken(1_000, 30_000);
+        assert!(!taken.due(30_000));
+        assert!(taken.due(1_000 + 30_000 + PROBE_MARGIN_MS));
+        assert_eq!(taken.backoff_ms, p.backoff_ms);
+    }
+
+    #[test]
+    fn a_429_remembers_half_the_rate_that_drew_it() {
+        let v = verdict(&outcome(Some(429), None), None);
+        let p = Pause::start(&v, 0).unwrap().drawn_at(81.0);
+        assert_eq!(p.suggested_rate_per_sec, Some(40));
+        assert_eq!(p.clone().drawn_at(200.0).suggested_rate_per_sec, Some(40));
+        assert_eq!(p.drawn_at(1.5).suggested_rate_per_sec, Some(1));
+        let p = Pause::start(&verdict(&outcome(Some(503), None), None), 0).unwrap();
+        assert_eq!(p.drawn_at(80.0).suggested_rate_per_sec, None);
+        let later = Pause::start(&v, 0)
+            .unwrap()
+            .drawn_at(10.0)
+            .after_failed_probe(&v, 5);
+        assert_eq!(later.suggested_rate_per_sec, Some(5));
     }
 
     #[test]

@@ -433,3 +433,84 @@ fn a_database_migrated_by_a_newer_release_is_refused_in_one_line() {
     assert_eq!(err.trim().lines().count(), 1, "{err}");
     assert!(!err.contains("password"), "{err}");
 }
+
+#[test]
+fn a_pause_made_by_one_node_holds_on_the_other_with_one_probe_a_step() {
+    if !on_postgres() {
+        return crate::support::skipped(
+            "cluster::a_pause_made_by_one_node_holds_on_the_other_with_one_probe_a_step",
+            "needs PostgreSQL; scripts/test runs it in its PostgreSQL pass",
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("w.redb");
+    // A receiver that is up but unwell: 503 with `Retry-After: 2`.
+    let receiver = Receiver::start(crate::support::Reply::RetryAfter(503, 2));
+    let (a, b, admin, key, customer) = two_nodes(&data, "8");
+    let (st, ep) = a.api.post(
+        "/api/v1/endpoints",
+        &key,
+        &json!({"url": receiver.url("/"), "events": ["*"]}),
+    );
+    assert_eq!(st, 201, "{ep}");
+    let id = ep["id"].as_str().unwrap().to_owned();
+    let mut accepted = Vec::new();
+    for (i, api) in [&a.api, &b.api].into_iter().cycle().take(40).enumerate() {
+        let (st, e) = api.post(
+            "/api/v1/events",
+            &admin,
+            &json!({"customer_id": customer, "event": "transactions.fetched", "data": {"i": i}}),
+        );
+        assert_eq!(st, 202, "{e}");
+        accepted.push(e["id"].as_str().unwrap().to_owned());
+    }
+    let state = |api: &Api| {
+        let (_, e) = api.get(&format!("/api/v1/endpoints/{id}"), &key);
+        e["state"].clone()
+    };
+    let on_a = wait_for(30, "the endpoint to pause", || {
+        let s = state(&a.api);
+        (s["status"] == "paused").then_some(s)
+    });
+    assert_eq!(on_a["reason"], "http_503");
+    // Both nodes hold it: the same stored pause, whichever node answers.
+    assert_eq!(state(&b.api)["since"], on_a["since"]);
+    // What was under way when it paused arrives at once; then one probe a step, from one
+    // node or the other, never one from each: each 2 s (its Retry-After) after the last.
+    for _ in 0..3 {
+        receiver.next(30);
+    }
+    receiver.drain();
+    let mut probes = Vec::new();
+    for _ in 0..3 {
+        receiver.next(30);
+        probes.push(Instant::now());
+    }
+    for w in probes.windows(2) {
+        let gap = w[1] - w[0];
+        assert!(
+            gap.as_millis() >= 1500,
+            "two probes {gap:?} apart: one a step"
+        );
+    }
+    // The receiver recovers: the rest goes, each once, through both nodes.
+    let tried = receiver.total();
+    receiver.set_reply(crate::support::Reply::Status(204, ""));
+    settled(&a.api, 60);
+    let mut failed = 0;
+    for e in &accepted {
+        let (_, ev) = b.api.get(&format!("/api/v1/events/{e}"), &key);
+        match ev["deliveries"][0]["status"].as_str().unwrap() {
+            "succeeded" => assert_eq!(receiver.count(e), 1, "{e}"),
+            "failed" => failed += 1,
+            other => panic!("{e} ended {other}"),
+        }
+        assert!(receiver.count(e) <= 1, "{e} arrived twice");
+    }
+    // Only what was tried while it answered 503 failed (one more if a probe crossed the
+    // change of answer); the rest waited.
+    assert!(failed as u64 <= tried + 1, "{failed} failed, {tried} tried");
+    assert!(failed < 40, "{failed} failed");
+    assert_eq!(state(&b.api)["status"], "active");
+    assert_eq!(state(&a.api)["status"], "active");
+}

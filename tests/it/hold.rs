@@ -144,6 +144,12 @@ fn a_pause_is_stored_and_the_actions_act_at_once() {
     wait_for(10, "the waiting ones counted", || {
         (endpoint_state(&s, &id)["waiting"].as_u64()? as usize == 12 - failed).then_some(())
     });
+    // The metrics count the paused endpoint and what waits behind it (at its next check).
+    wait_for(30, "the metrics to count the held deliveries", || {
+        let (_, m) = s.api.send_raw("GET", "/metrics", "", None, &[]);
+        let held = format!("webhooks_deliveries_held {}", 12 - failed);
+        (m.contains("webhooks_endpoints_paused 1") && m.contains(&held)).then_some(())
+    });
     // The command line shows it.
     let mut show = crate::cli::webhooks(&s, &["endpoints", "show", &id]);
     show.env("WEBHOOKS_API_KEY", &s.key);
@@ -233,4 +239,109 @@ fn what_waits_longer_than_max_hold_secs_fails_unsent() {
         .filter(|d| d["error"] == "connection_refused")
         .count();
     assert!(refused >= 6);
+}
+
+#[test]
+fn kill_9_while_paused_loses_nothing_and_sends_nothing_twice() {
+    use crate::lifecycle::Proc;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("w.redb");
+    let mut p = Proc::start(&data);
+    let admin = p.secret("admin token:");
+    let key = p.secret("api key (customer default):");
+    // A receiver that goes away: its port refuses connections until it comes back.
+    let r = SmallReceiver::start(2, Duration::from_millis(1));
+    let port = r.port;
+    let (st, ep) = p.api.post(
+        "/api/v1/endpoints",
+        &key,
+        &json!({"url": r.url("/"), "events": ["*"]}),
+    );
+    assert_eq!(st, 201, "{ep}");
+    let id = ep["id"].as_str().unwrap().to_owned();
+    drop(r);
+    let (_, customers) = p.api.get("/api/v1/customers", &admin);
+    let cus = customers["data"][0]["id"].as_str().unwrap().to_owned();
+    let batch: Vec<Value> = (0..25)
+        .map(|i| json!({"customer_id": cus, "event": "transactions.fetched", "data": {"n": i}}))
+        .collect();
+    let (st, _) = p
+        .api
+        .post("/api/v1/events/batch", &admin, &json!({ "events": batch }));
+    assert_eq!(st, 202);
+    let state = |api: &crate::support::Api| {
+        let (_, e) = api.get(&format!("/api/v1/endpoints/{id}"), &key);
+        e["state"].clone()
+    };
+    wait_for(30, "the endpoint to pause", || {
+        (state(&p.api)["status"] == "paused").then_some(())
+    });
+    let count = |api: &crate::support::Api, status: &str| {
+        let (_, d) = api.get(
+            &format!("/api/v1/deliveries?status={status}&limit=250"),
+            &key,
+        );
+        d["data"].as_array().unwrap().len()
+    };
+    wait_for(30, "the POSTs under way to end", || {
+        (count(&p.api, "sending") == 0).then_some(())
+    });
+    let burnt = count(&p.api, "failed");
+    // Killed while paused, with the receiver still down.
+    p.child.kill().unwrap();
+    p.child.wait().unwrap();
+    let mut p = Proc::start(&data);
+    assert_eq!(
+        state(&p.api)["status"],
+        "paused",
+        "the pause outlives the process"
+    );
+    let r = SmallReceiver::start_on(port, 2, Duration::from_millis(1)).expect("the port is free");
+    wait_for(60, "everything to settle", || {
+        (count(&p.api, "pending") == 0 && count(&p.api, "sending") == 0).then_some(())
+    });
+    let (distinct, twice) = r.distinct_and_twice();
+    assert_eq!(twice, 0, "nothing is sent twice");
+    assert_eq!(distinct + burnt, 25, "nothing that waited is lost");
+    assert_eq!(
+        count(&p.api, "interrupted"),
+        0,
+        "nothing was in flight at the kill"
+    );
+    assert_eq!(state(&p.api)["status"], "active");
+    p.child.kill().unwrap();
+    let _ = p.child.wait();
+}
+
+#[test]
+fn a_429_reopens_at_half_the_rate_that_drew_it_and_suggests_it() {
+    let s = TestServer::start();
+    let r = Receiver::start(Reply::Status(200, ""));
+    let ep = s.endpoint(&s.key, &r.url("/"), &["*"]);
+    let id = ep["id"].as_str().unwrap();
+    events(&s, 30);
+    wait_for(30, "the first 30 received", || {
+        (r.total() >= 30).then_some(())
+    });
+    wait_for(30, "the first 30 to settle", || settled(&s).then_some(()));
+    r.set_reply(Reply::RetryAfter(429, 1));
+    events(&s, 200);
+    let state = wait_for(30, "the endpoint to pause", || {
+        let st = endpoint_state(&s, id);
+        (st["status"] == "paused").then_some(st)
+    });
+    assert_eq!(state["reason"], "http_429");
+    let rate = state["suggested_rate_limit_per_sec"]
+        .as_u64()
+        .expect("a rate is suggested");
+    assert!(rate >= 1, "{state}");
+    // The portal's banner says so.
+    let page = crate::portal::page_of(&s, &format!("/webhooks/{id}"));
+    assert!(page.contains("asked to slow down (429)"), "{page}");
+    assert!(page.contains(&format!("{rate}/s")), "{page}");
+    failed_once_quiet(&s);
+    r.set_reply(Reply::Status(200, ""));
+    wait_for(60, "the endpoint to reopen", || {
+        (endpoint_state(&s, id)["status"] == "active").then_some(())
+    });
 }

@@ -411,6 +411,12 @@ fn a_paused_endpoint_opens_with_a_banner_and_its_actions_work() {
     );
     assert!(page.body.contains("connection refused"));
     assert!(page.body.contains("Resume now") && page.body.contains("Fail the waiting ones"));
+    // The operator sees it on the dashboard, with its badge.
+    let mut op = Visitor::new(&s);
+    op.sign_in("/admin", "/admin/login", "token", &s.admin);
+    let dash = op.get("/admin/dashboard");
+    assert!(dash.body.contains(r#"id="paused""#), "{}", dash.body);
+    assert!(dash.body.contains(&id) && dash.body.contains("pill paused"));
     // Without the CSRF token nothing happens.
     let forged = v.post(&format!("/webhooks/{id}/fail-waiting"), &[("csrf", "nope")]);
     assert_ne!(forged.status, 303);
@@ -431,4 +437,13 @@ fn a_paused_endpoint_opens_with_a_banner_and_its_actions_work() {
             .body
             .contains("<strong>Paused</strong>")
     );
+}
+
+/// The customer's page at `path`, as the default customer signed in sees it.
+pub fn page_of(s: &TestServer, path: &str) -> String {
+    let mut v = Visitor::new(s);
+    v.sign_in("/", "/login", "api_key", &s.key);
+    let a = v.get(path);
+    assert_eq!(a.status, 200, "{}", a.body);
+    a.body
 }

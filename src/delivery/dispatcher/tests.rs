@@ -365,7 +365,7 @@ fn a_paused_endpoint_gives_back_its_claims_and_sends_one_alone_after_its_check()
     );
     assert_eq!(claim_all(&mut l, until), 0, "nothing beside it");
     // Its 2xx reopens the endpoint, from the small start.
-    l.resume("ep_a", until);
+    l.resume("ep_a", None, until);
     finish(&mut l, "ep_a", &probe, until, MS);
     assert_eq!(l.hold_of("ep_a"), None);
     assert_eq!(claim_all(&mut l, until), 4);
@@ -379,4 +379,42 @@ fn resuming_by_hand_brings_the_check_forward() {
     let _ = l.hold("ep_a", t0 + Duration::from_secs(60));
     l.recheck("ep_a", t0);
     assert_eq!(l.due_checks(t0), vec!["ep_a".to_owned()]);
+}
+
+#[test]
+fn after_a_429_an_endpoint_reopens_at_the_rate_given_and_counts_what_it_sends() {
+    let mut l = Lanes::new(64, 100);
+    fill(&mut l, "ep_a", 40);
+    let t0 = Instant::now();
+    // It sends 12 in its first second: its rate is counted.
+    let sent = hand_out_over(&mut l, 64, t0, Duration::from_millis(900));
+    finish(&mut l, "ep_a", &sent, t0, MS);
+    assert!(l.sent_per_sec("ep_a", t0 + Duration::from_secs(1)) >= sent.len() as f64 * 0.9);
+    let _ = l.hold("ep_a", t0 + Duration::from_secs(1));
+    let t1 = t0 + Duration::from_secs(2);
+    l.resume("ep_a", Some(2), t1);
+    l.on_refill("ep_a", ids("ep_a", 40)[sent.len()..].to_vec(), LANE_WINDOW);
+    claim_all(&mut l, t1);
+    assert_eq!(l.hand_out(64, true, t1).len(), 1, "one at a time, at 2/s");
+    l.on_done("ep_a", t1, MS, Signal::Answered, t1);
+    claim_all(&mut l, t1);
+    assert!(
+        l.hand_out(64, true, t1 + Duration::from_millis(400))
+            .is_empty()
+    );
+    assert_eq!(
+        l.hand_out(64, true, t1 + Duration::from_millis(500)).len(),
+        1
+    );
+    // The cooling ends: back to its own (no) rate limit.
+    let later = t1 + COOLING + Duration::from_secs(1);
+    l.on_done(
+        "ep_a",
+        t1 + Duration::from_millis(500),
+        MS,
+        Signal::Answered,
+        later,
+    );
+    claim_all(&mut l, later);
+    assert!(l.hand_out(64, true, later).len() > 1);
 }

@@ -153,6 +153,10 @@ pub struct EndpointState {
     pub waiting: usize,
     /// When the receiver is checked next (or, after a 429/5xx, one delivery goes).
     pub next_check_at: Option<String>,
+    /// After a 429: half the rate at which it answered 429. The endpoint reopens at this
+    /// rate for 10 minutes; setting it as `rate_limit_per_sec` keeps it there.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub suggested_rate_limit_per_sec: Option<u32>,
 }
 
 impl EndpointView {
@@ -166,6 +170,7 @@ impl EndpointView {
                 detail: None,
                 waiting: 0,
                 next_check_at: None,
+                suggested_rate_limit_per_sec: None,
             },
             (Some(p), true) => EndpointState {
                 status: "paused",
@@ -174,6 +179,7 @@ impl EndpointView {
                 detail: Some(p.detail.clone()),
                 waiting,
                 next_check_at: Some(rfc3339(p.next_check_at)),
+                suggested_rate_limit_per_sec: p.suggested_rate_per_sec,
             },
             (None, true) => EndpointState {
                 status: "active",
@@ -182,6 +188,7 @@ impl EndpointView {
                 detail: None,
                 waiting: 0,
                 next_check_at: None,
+                suggested_rate_limit_per_sec: None,
             },
         };
         Self {

@@ -1,6 +1,7 @@
 //! The operator's dashboard (`/admin/dashboard`): deliveries per minute and per hour by
 //! outcome across every customer, queue depth, failure rate and latency, and the endpoints
-//! failing most, each with a small chart. Read from the per-minute counters.
+//! failing most, each with a small chart, and the endpoints paused. Read from the per-minute
+//! counters.
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
@@ -29,6 +30,16 @@ pub struct Failing {
     pub total: u64,
     pub rate: String,
     pub chart: Chart,
+    pub paused: bool,
+}
+
+/// An endpoint whose receiver is down: its deliveries wait, untried.
+pub struct Paused {
+    pub customer_id: String,
+    pub endpoint_id: String,
+    pub url: String,
+    pub since: String,
+    pub reason: String,
 }
 
 #[derive(Template)]
@@ -41,19 +52,22 @@ struct DashboardPage {
     last_hour: Chart,
     day: Chart,
     failing: Vec<Failing>,
+    paused: Vec<Paused>,
     endpoints_read: usize,
 }
 
 /// An endpoint's id, customer id and URL, with its counts.
 type Scored = (String, String, String, Counters);
 
-/// The endpoints with the most failed or interrupted deliveries in [since, until).
+/// The endpoints with the most failed or interrupted deliveries in [since, until), and the
+/// paused ones.
 fn failing_most(
     store: &dyn Store,
     since: i64,
     until: i64,
-) -> crate::store::Result<(Vec<Scored>, usize)> {
+) -> crate::store::Result<(Vec<Scored>, Vec<Paused>, usize)> {
     let mut scored = Vec::new();
+    let mut paused = Vec::new();
     let mut before: Option<String> = None;
     let mut read = 0;
     loop {
@@ -63,6 +77,15 @@ fn failing_most(
         })?;
         for e in &page.data {
             read += 1;
+            if let Some(p) = e.pause.as_ref().filter(|_| e.enabled) {
+                paused.push(Paused {
+                    customer_id: e.customer_id.clone(),
+                    endpoint_id: e.id.clone(),
+                    url: e.url.clone(),
+                    since: super::views::short_time(p.since),
+                    reason: p.reason.replace('_', " "),
+                });
+            }
             let mut sum = Counters::default();
             for (_, c) in store.minute_counters(&stats::endpoint_scope(&e.id), since, until)? {
                 sum.merge(&c);
@@ -78,7 +101,7 @@ fn failing_most(
     }
     scored.sort_by_key(|(_, _, _, c)| std::cmp::Reverse(c.failed + c.interrupted));
     scored.truncate(TOP);
-    Ok((scored, read))
+    Ok((scored, paused, read))
 }
 
 pub async fn dashboard(ctx: AdminCtx, st: State) -> Result<HttpResponse, PortalError> {
@@ -86,7 +109,7 @@ pub async fn dashboard(ctx: AdminCtx, st: State) -> Result<HttpResponse, PortalE
     let now = now_ms();
     let minute_end = Bucket::Minute.end_of(now);
     let hour_end = Bucket::Hour.end_of(now);
-    let (counts, last_hour, day, failing, read) = blocking(move || {
+    let (counts, last_hour, day, failing, paused, read) = blocking(move || {
         let s = store.as_ref();
         let counts = s.queue_counts()?;
         let last_hour = buckets(
@@ -103,7 +126,7 @@ pub async fn dashboard(ctx: AdminCtx, st: State) -> Result<HttpResponse, PortalE
             hour_end,
             Bucket::Hour,
         )?;
-        let (top, read) = failing_most(s, minute_end - HOUR_MS, minute_end)?;
+        let (top, paused, read) = failing_most(s, minute_end - HOUR_MS, minute_end)?;
         let mut failing = Vec::new();
         for (ep, customer_id, url, sum) in top {
             let hours = buckets(
@@ -119,6 +142,7 @@ pub async fn dashboard(ctx: AdminCtx, st: State) -> Result<HttpResponse, PortalE
                 .unwrap_or_default();
             let bad = sum.failed + sum.interrupted;
             failing.push(Failing {
+                paused: paused.iter().any(|p| p.endpoint_id == ep),
                 rate: format!("{:.0}%", 100.0 * bad as f64 / sum.total().max(1) as f64),
                 failed: bad,
                 total: sum.total(),
@@ -129,7 +153,7 @@ pub async fn dashboard(ctx: AdminCtx, st: State) -> Result<HttpResponse, PortalE
                 url,
             });
         }
-        Ok((counts, last_hour, day, failing, read))
+        Ok((counts, last_hour, day, failing, paused, read))
     })
     .await?;
     let page = DashboardPage {
@@ -152,6 +176,7 @@ pub async fn dashboard(ctx: AdminCtx, st: State) -> Result<HttpResponse, PortalE
         ),
         day: Chart::new("Deliveries per hour, last 24 hours", &day, Bucket::Hour),
         failing,
+        paused,
         endpoints_read: read,
     };
     Ok(html(StatusCode::OK, &page))

@@ -70,6 +70,8 @@ pub struct PauseView {
     pub detail: String,
     pub waiting: usize,
     pub next_check: String,
+    /// After a 429: a rate limit that would have kept it under.
+    pub suggested_rate: Option<u32>,
 }
 
 impl PauseView {
@@ -80,6 +82,7 @@ impl PauseView {
             detail: p.detail.clone(),
             waiting,
             next_check: short_time(p.next_check_at),
+            suggested_rate: p.suggested_rate_per_sec,
         }
     }
 }

@@ -55,6 +55,11 @@ pub enum ClientCommand {
         #[command(subcommand)]
         action: DeliveriesAction,
     },
+    /// The operator's portal sessions: `end` signs every operator out (after a leaked token)
+    OperatorSessions {
+        #[command(subcommand)]
+        action: OperatorSessionsAction,
+    },
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
     Completions { shell: clap_complete::Shell },
     /// Save a consistent copy of the running server's data file
@@ -322,6 +327,12 @@ pub struct ListenArgs {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum OperatorSessionsAction {
+    /// End every operator session: whoever is signed in at /admin signs in again
+    End(AdminArgs),
+}
+
+#[derive(Debug, Subcommand)]
 pub enum CustomersAction {
     /// Create a customer and print its first API key
     Add {
@@ -367,6 +378,9 @@ pub fn run_client(command: ClientCommand) -> ExitCode {
             client::backup(&admin.client(), &out, force, admin.json)
         }
         ClientCommand::Status(admin) => client::status(&admin.client(), admin.json),
+        ClientCommand::OperatorSessions {
+            action: OperatorSessionsAction::End(admin),
+        } => client::end_operator_sessions(&admin.client(), admin.json),
         ClientCommand::Endpoints { action } => {
             use client::manage::*;
             match action {

@@ -13,10 +13,12 @@ use crossbeam_channel::{RecvTimeoutError, Sender as ChannelSender};
 use crate::config::{ConfigError, LogFormat, ServeArgs};
 use crate::delivery::{Pool, SenderConfig, WebhookSender};
 use crate::domain::ApiKey;
+use crate::domain::secret::hash_token;
 use crate::http::AppState;
 use crate::http::client_addr::TrustedProxies;
 use crate::http::limits::Limits;
 use crate::http::portal::Portal;
+use crate::http::portal::sessions::LoginTokens;
 use crate::http::server::HttpServerHandle;
 use crate::metrics::Metrics;
 use crate::store::postgres::{PgOptions, PgStore};
@@ -57,6 +59,9 @@ impl StartError {
 /// The secrets made on the first start of a data file, printed once.
 pub struct FirstStart {
     pub admin_token: String,
+    /// The operator gave the admin token (`--admin-token`, `WEBHOOKS_ADMIN_TOKEN`): it is
+    /// theirs already, so it is never printed or written anywhere.
+    pub admin_token_given: bool,
     pub api_key: String,
 }
 
@@ -99,6 +104,7 @@ impl Server {
             .local_addr()
             .map_err(|e| StartError::Bind(args.listen, e))?;
         let first_start = bootstrap(store.as_ref(), args.admin_token.as_deref())?;
+        let form_key = store.form_key()?;
         let interrupted = store.interrupt_in_flight()?;
         if interrupted > 0 {
             tracing::warn!(
@@ -132,6 +138,7 @@ impl Server {
                 metrics,
                 portal: Arc::new(Portal {
                     secure_cookies: tls.is_some(),
+                    login_tokens: LoginTokens::new(form_key),
                     ..Portal::default()
                 }),
                 node_id: args.node_id().into(),
@@ -181,16 +188,24 @@ impl Server {
     pub fn banner(&self, terminal: bool, secrets_file: &Path) -> std::io::Result<String> {
         let mut s = format!("portal: {}://{}/\n", self.scheme, self.addr);
         if let Some(f) = &self.first_start {
-            let secrets = format!(
-                "admin token: {}\napi key (customer default): {}\n",
-                f.admin_token, f.api_key
-            );
+            let admin = if f.admin_token_given {
+                String::new()
+            } else {
+                format!("admin token: {}\n", f.admin_token)
+            };
+            let secrets = format!("{admin}api key (customer default): {}\n", f.api_key);
             if terminal {
                 s.push_str(&secrets);
+                s.push_str("(shown only this once: keep them somewhere safe)\n");
             } else {
                 write_private(secrets_file, &secrets)?;
+                let what = if f.admin_token_given {
+                    "the API key of customer default is"
+                } else {
+                    "the admin token and the API key of customer default are"
+                };
                 s.push_str(&format!(
-                    "first start: the admin token and the API key of customer default are in {} (readable by you only)\n",
+                    "first start: {what} in {} (readable by you only)\n",
                     secrets_file.display()
                 ));
             }
@@ -223,9 +238,17 @@ fn bootstrap(
     store: &dyn Store,
     given_token: Option<&str>,
 ) -> Result<Option<FirstStart>, StoreError> {
-    if store.admin_hash().is_some() {
-        if let Some(token) = given_token {
+    if let Some(stored) = store.admin_hash() {
+        if let Some(token) = given_token
+            && hash_token(token) != stored
+        {
+            // A new admin token: every operator session made with the old one ends.
             store.set_admin_token(token)?;
+            let ended = store.end_operator_sessions()?;
+            tracing::info!(
+                sessions_ended = ended,
+                "the admin token changed: operator sessions made with the old one ended"
+            );
         }
         return Ok(None);
     }
@@ -259,6 +282,7 @@ fn bootstrap(
     }
     Ok(Some(FirstStart {
         admin_token,
+        admin_token_given: given_token.is_some(),
         api_key: api_key.1,
     }))
 }

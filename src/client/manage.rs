@@ -30,9 +30,9 @@ fn scope(client: &Client, out: &Output) -> Result<String, ClientError> {
 impl Output {
     fn line(&self, v: &Value, text: impl FnOnce(&Value) -> String) {
         if self.json {
-            println!("{v}");
+            say!("{v}");
         } else {
-            println!("{}", text(v));
+            say!("{}", text(v));
         }
     }
 }
@@ -287,6 +287,12 @@ pub fn deliveries_recover(
         &format!("/api/v1/endpoints/{ep}/recover"),
         &body.to_string(),
     )?;
-    out.line(&r, |r| format!("{} deliveries resent", r["deliveries"]));
+    out.line(&r, |r| match r["left"].as_u64() {
+        Some(left) if left > 0 => format!(
+            "{} deliveries resent; {left} more wait for the send budget: run this again in a minute",
+            r["deliveries"]
+        ),
+        _ => format!("{} deliveries resent", r["deliveries"]),
+    });
     Ok(())
 }

@@ -1,6 +1,32 @@
 //! The client subcommands (`trigger`, `listen`, `customers`, `event-types`): they talk to a
 //! running server over its API and turn every failure into one line and an exit code.
 
+/// Prints a line for people with every control character but the line break escaped
+/// (`\x1b`), so text from a server or a customer (a description, a URL, an answer's body)
+/// cannot retitle, clear or rewrite the operator's terminal. `--json` output needs no
+/// escaping: JSON strings carry control characters escaped.
+macro_rules! say {
+    ($($arg:tt)*) => {
+        println!("{}", $crate::client::terminal_safe(&format!($($arg)*)))
+    };
+}
+
+/// The text with control characters other than line break and tab shown escaped.
+pub fn terminal_safe(s: &str) -> String {
+    use std::fmt::Write;
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '\n' | '\t' => out.push(c),
+            c if c.is_control() => {
+                let _ = write!(out, "\\x{{{:x}}}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 pub mod listen;
 pub mod manage;
 
@@ -46,7 +72,7 @@ pub fn finish(result: Result<(), ClientError>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", terminal_safe(&e.to_string()));
             e.exit_code()
         }
     }
@@ -372,13 +398,13 @@ pub fn trigger(
     let accepted = client.post("/api/v1/events", &body)?;
     let n = accepted["deliveries"].as_u64().unwrap_or(0);
     if json {
-        println!("{accepted}");
+        say!("{accepted}");
         if wait && n > 0 {
             return wait_for_outcomes(client, accepted["id"].as_str().unwrap_or_default(), n, true);
         }
         return Ok(());
     }
-    println!(
+    say!(
         "{} {} → {} {}",
         accepted["id"].as_str().unwrap_or("?"),
         event,
@@ -386,7 +412,7 @@ pub fn trigger(
         if n == 1 { "delivery" } else { "deliveries" }
     );
     if n == 0 {
-        println!(
+        say!(
             "no enabled endpoint of customer {customer} subscribes to {event}: nothing is sent \
              (register one in the portal, or run `webhooks listen --api-key …`)"
         );
@@ -436,7 +462,7 @@ fn wait_for_outcomes(
             failed += 1;
         }
         if json {
-            println!("{d}");
+            say!("{d}");
             continue;
         }
         let why = match (d["response_status"].as_u64(), d["error"].as_str()) {
@@ -444,7 +470,7 @@ fn wait_for_outcomes(
             (None, Some(e)) => e.to_owned(),
             (None, None) => String::new(),
         };
-        println!(
+        say!(
             "{}  {}  {status}  {why}  {} ms  {}",
             d["id"].as_str().unwrap_or("?"),
             d["endpoint_id"].as_str().unwrap_or("?"),
@@ -509,22 +535,22 @@ pub fn customers_add(client: &Client, name: &str, json: bool) -> Result<(), Clie
         &serde_json::json!({ "name": name }).to_string(),
     )?;
     if json {
-        println!("{c}");
+        say!("{c}");
         return Ok(());
     }
-    println!("customer: {}", c["id"].as_str().unwrap_or("?"));
-    println!("name: {}", c["name"].as_str().unwrap_or("?"));
-    println!("api key: {}", c["api_key"].as_str().unwrap_or("?"));
+    say!("customer: {}", c["id"].as_str().unwrap_or("?"));
+    say!("name: {}", c["name"].as_str().unwrap_or("?"));
+    say!("api key: {}", c["api_key"].as_str().unwrap_or("?"));
     Ok(())
 }
 
 pub fn customers_list(client: &Client, json: bool) -> Result<(), ClientError> {
     for c in client.get_all("/api/v1/customers")? {
         if json {
-            println!("{c}");
+            say!("{c}");
             continue;
         }
-        println!(
+        say!(
             "{}  {}  {}",
             c["id"].as_str().unwrap_or("?"),
             c["created_at"].as_str().unwrap_or("?"),
@@ -538,21 +564,33 @@ pub fn customers_list(client: &Client, json: bool) -> Result<(), ClientError> {
 pub fn status(client: &Client, json: bool) -> Result<(), ClientError> {
     let s = client.get("/api/v1/status")?;
     if json {
-        println!("{s}");
+        say!("{s}");
         return Ok(());
     }
-    println!("server:  {} (reachable)", client.server());
-    println!("version: {}", s["version"].as_str().unwrap_or("?"));
-    println!("engine:  {}", s["engine"].as_str().unwrap_or("?"));
-    println!(
+    say!("server:  {} (reachable)", client.server());
+    say!("version: {}", s["version"].as_str().unwrap_or("?"));
+    say!("engine:  {}", s["engine"].as_str().unwrap_or("?"));
+    say!(
         "node:    {} ({} serving)",
         s["node_id"].as_str().unwrap_or("?"),
         s["nodes"]
     );
-    println!(
+    say!(
         "queue:   {} pending, {} sending",
-        s["pending"], s["sending"]
+        s["pending"],
+        s["sending"]
     );
+    Ok(())
+}
+
+/// `webhooks operator-sessions end`: signs every operator out of the portal.
+pub fn end_operator_sessions(client: &Client, json: bool) -> Result<(), ClientError> {
+    client.delete("/api/v1/operator-sessions")?;
+    if json {
+        say!("{}", serde_json::json!({"ended": true}));
+    } else {
+        say!("every operator session ended: sign in at /admin again");
+    }
     Ok(())
 }
 
@@ -560,13 +598,13 @@ pub fn status(client: &Client, json: bool) -> Result<(), ClientError> {
 pub fn backup(client: &Client, out: &Path, force: bool, json: bool) -> Result<(), ClientError> {
     let n = client.download_backup(out, force)?;
     if json {
-        println!(
+        say!(
             "{}",
             serde_json::json!({ "wrote": out.display().to_string(), "bytes": n })
         );
         return Ok(());
     }
-    println!("wrote {} ({n} bytes)", out.display());
+    say!("wrote {} ({n} bytes)", out.display());
     Ok(())
 }
 
@@ -574,7 +612,7 @@ pub fn event_types(client: &Client, json: bool) -> Result<(), ClientError> {
     let all = client.get_all("/api/v1/event-types")?;
     if json {
         for t in &all {
-            println!("{t}");
+            say!("{t}");
         }
         return Ok(());
     }
@@ -585,11 +623,23 @@ pub fn event_types(client: &Client, json: bool) -> Result<(), ClientError> {
         .max()
         .unwrap_or(0);
     for t in all {
-        println!(
+        say!(
             "{:width$}  {}",
             t["name"].as_str().unwrap_or("?"),
             t["description"].as_str().unwrap_or("")
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn terminal_control_sequences_are_shown_not_obeyed() {
+        let evil = "shop\u{1b}]0;pwned\u{7}\u{1b}[2J\r\u{9b}31m";
+        let safe = super::terminal_safe(evil);
+        assert_eq!(safe, "shop\\x{1b}]0;pwned\\x{7}\\x{1b}[2J\\x{d}\\x{9b}31m");
+        assert!(!safe.chars().any(|c| c.is_control()));
+        assert_eq!(super::terminal_safe("two\nlines\tok"), "two\nlines\tok");
+    }
 }

@@ -105,7 +105,8 @@ fn in_v6(ip: Ipv6Addr, net: Ipv6Addr, len: u8) -> bool {
 }
 
 /// The IPv4 address an IPv6 address stands for, in the forms that carry one: IPv4-mapped
-/// (::ffff:0:0/96), IPv4-compatible (::/96), NAT64 (64:ff9b::/96), 6to4 (2002::/16) and
+/// (::ffff:0:0/96), SIIT's IPv4-translated (::ffff:0:0:0/96), IPv4-compatible (::/96),
+/// NAT64 (64:ff9b::/96), 6to4 (2002::/16) and
 /// Teredo (2001::/32, whose client address is stored inverted). A Teredo address yields its
 /// client; its server is checked separately.
 fn embedded_v4(v6: Ipv6Addr) -> Option<Ipv4Addr> {
@@ -114,6 +115,9 @@ fn embedded_v4(v6: Ipv6Addr) -> Option<Ipv4Addr> {
     let seg = v6.segments();
     if let Some(v4) = v6.to_ipv4_mapped() {
         return Some(v4);
+    }
+    if seg[..6] == [0, 0, 0, 0, 0xffff, 0] {
+        return Some(low32);
     }
     if seg[..6] == [0, 0, 0, 0, 0, 0] && bits > 1 {
         return Some(low32);
@@ -231,10 +235,14 @@ mod tests {
             "::127.0.0.1",
             "64:ff9b::10.0.0.1",
             "64:ff9b::192.168.0.1",
+            "::ffff:0:127.0.0.1",
+            "::ffff:0:10.0.0.1",
+            "::ffff:0:169.254.169.254",
         ] {
             assert!(blocked(a), "{a}");
         }
         assert!(!blocked("::ffff:8.8.8.8"));
+        assert!(!blocked("::ffff:0:8.8.8.8"));
         assert!(!blocked("64:ff9b::8.8.8.8"));
     }
 

@@ -32,6 +32,8 @@ pub struct Customer {
 /// query names (`?customer_id=`), or every customer's when it names none.
 pub struct Lister {
     pub customer: Option<String>,
+    /// Called with a customer's API key (not the admin token).
+    pub by_key: bool,
 }
 
 enum Caller {
@@ -61,6 +63,27 @@ fn customer_param(req: &HttpRequest) -> Result<Option<String>, ApiError> {
         )),
         named => Ok(named),
     }
+}
+
+/// A customer key acts for its own customer: naming one is a mistake worth saying.
+pub fn not_for_a_key() -> ApiError {
+    ApiError::invalid(
+        "unknown_field",
+        "customer_id is for the admin token; a customer API key always acts for its own customer",
+    )
+}
+
+/// The operator named a customer: it must exist (404 otherwise).
+async fn existing(req: &HttpRequest, id: String) -> Result<String, ApiError> {
+    let store = AppState::of(req).store.clone();
+    super::blocking(move || {
+        store
+            .get_customer(&id)
+            .map_err(ApiError::from)?
+            .map(|c| c.id)
+            .ok_or_else(ApiError::not_found)
+    })
+    .await
 }
 
 /// `?customer_id=` of the query, if it is one (a malformed one names nobody: 404).
@@ -142,8 +165,9 @@ impl FromRequest for Customer {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let req = req.clone();
         Box::pin(async move {
-            customer_param(&req)?;
+            let param = customer_param(&req)?;
             match caller(&req)? {
+                Caller::Key(_) if param.is_some() => Err(not_for_a_key()),
                 Caller::Key(id) => Ok(Customer { id }),
                 Caller::Operator => {
                     if let Some(object) = req.match_info().get("id") {
@@ -156,14 +180,15 @@ impl FromRequest for Customer {
                             .map(|id| Customer { id })
                             .ok_or_else(ApiError::not_found);
                     }
-                    named_customer(&req)?
-                        .map(|id| Customer { id })
-                        .ok_or_else(|| {
-                            ApiError::invalid(
-                                "customer_id_required",
-                                "with the admin token, name the customer: ?customer_id=cus_…",
-                            )
-                        })
+                    let named = named_customer(&req)?.ok_or_else(|| {
+                        ApiError::invalid(
+                            "customer_id_required",
+                            "with the admin token, name the customer: ?customer_id=cus_…",
+                        )
+                    })?;
+                    Ok(Customer {
+                        id: existing(&req, named).await?,
+                    })
                 }
             }
         })
@@ -172,16 +197,32 @@ impl FromRequest for Customer {
 
 impl FromRequest for Lister {
     type Error = ApiError;
-    type Future = Ready<Result<Self, ApiError>>;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(customer_param(req).and_then(|named| {
-            caller(req).map(|c| match c {
-                Caller::Key(id) => Lister { customer: Some(id) },
-                // A customer_id that is no customer's lists nothing.
-                Caller::Operator => Lister { customer: named },
-            })
-        }))
+        let req = req.clone();
+        Box::pin(async move {
+            let named = customer_param(&req)?;
+            match (caller(&req)?, named) {
+                (Caller::Key(_), Some(_)) => Err(not_for_a_key()),
+                (Caller::Key(id), None) => Ok(Lister {
+                    customer: Some(id),
+                    by_key: true,
+                }),
+                (Caller::Operator, None) => Ok(Lister {
+                    customer: None,
+                    by_key: false,
+                }),
+                // A customer_id that is no customer's is not found.
+                (Caller::Operator, Some(_)) => {
+                    let id = named_customer(&req)?.ok_or_else(ApiError::not_found)?;
+                    Ok(Lister {
+                        customer: Some(existing(&req, id).await?),
+                        by_key: false,
+                    })
+                }
+            }
+        })
     }
 }
 

@@ -44,10 +44,27 @@ impl Limits {
         }
     }
 
-    /// Charges the deliveries a recover made beyond the one `charge_send` took before it.
-    pub fn charge_recovered(&self, customer_id: &str, deliveries: usize) {
-        let more = u32::try_from(deliveries.saturating_sub(1)).unwrap_or(u32::MAX);
-        self.sends.charge_more(&customer_id.to_owned(), more);
+    /// Takes what the customer's send budget allows now for a recover, up to `most`; 429 when
+    /// nothing is left.
+    pub fn take_sends(&self, customer_id: &str, most: usize) -> Result<usize, ApiError> {
+        let most = u32::try_from(most).unwrap_or(u32::MAX);
+        self.sends
+            .take_up_to(&customer_id.to_owned(), most)
+            .map(|n| n as usize)
+            .map_err(|wait| rate_limited(wait, "test sends and resends"))
+    }
+
+    /// The send budget: test sends and resends a customer may start a minute.
+    pub fn sends_per_min(&self) -> u32 {
+        self.sends.per_minute()
+    }
+
+    /// Gives back sends taken and not used.
+    pub fn refund_sends(&self, customer_id: &str, n: usize) {
+        let n = u32::try_from(n).unwrap_or(u32::MAX);
+        if n > 0 {
+            self.sends.refund(&customer_id.to_owned(), n);
+        }
     }
 
     /// Takes one send from the customer's budget, or 429 with how long to wait.

@@ -70,9 +70,8 @@ impl FailureThrottle {
     }
 }
 
-/// A token bucket per key: `per_minute` tokens, refilled evenly. A charge may overdraw the
-/// bucket (a recover of many deliveries) as long as it starts with a token; the debt is
-/// paid off before the next charge is allowed.
+/// A token bucket per key: `per_minute` tokens, refilled evenly. A recover takes what the
+/// bucket holds (`take_up_to`) and gives back what it did not use.
 pub struct RateBudget<K> {
     per_minute: f64,
     buckets: Mutex<HashMap<K, (f64, Instant)>>,
@@ -110,15 +109,41 @@ impl<K: Hash + Eq + Clone> RateBudget<K> {
         Ok(())
     }
 
-    /// Adds a charge after the fact (a recover learns its count only once done).
-    pub fn charge_more(&self, key: &K, n: u32) {
+    /// Takes as many whole tokens as there are, up to `most`; or, with none, says how long
+    /// until one is there.
+    pub fn take_up_to(&self, key: &K, most: u32) -> Result<u32, Duration> {
         let mut map = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
         let (tokens, since) = map
             .get(key)
             .copied()
             .unwrap_or((self.per_minute, Instant::now()));
         let now_tokens = self.refill(tokens, since);
-        map.insert(key.clone(), (now_tokens - f64::from(n), Instant::now()));
+        if now_tokens < 1.0 {
+            let wait = (1.0 - now_tokens) * 60.0 / self.per_minute;
+            return Err(Duration::from_secs_f64(wait));
+        }
+        let taken = (now_tokens.floor() as u32).min(most);
+        map.insert(key.clone(), (now_tokens - f64::from(taken), Instant::now()));
+        Ok(taken)
+    }
+
+    pub fn per_minute(&self) -> u32 {
+        self.per_minute as u32
+    }
+
+    /// Gives back tokens taken and not used.
+    pub fn refund(&self, key: &K, n: u32) {
+        let mut map = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((tokens, since)) = map.get(key).copied() {
+            let now_tokens = self.refill(tokens, since);
+            map.insert(
+                key.clone(),
+                (
+                    (now_tokens + f64::from(n)).min(self.per_minute),
+                    Instant::now(),
+                ),
+            );
+        }
     }
 }
 
@@ -154,11 +179,15 @@ mod tests {
         let wait = b.charge(&"c", 1).unwrap_err();
         assert!(wait <= Duration::from_secs(1), "{wait:?}");
         assert!(b.charge(&"other", 1).is_ok(), "per key");
-        // A large charge with a token in hand goes through and leaves a debt.
-        let b = RateBudget::new(60);
-        assert!(b.charge(&"c", 1).is_ok());
-        b.charge_more(&"c", 500);
-        let wait = b.charge(&"c", 1).unwrap_err();
-        assert!(wait > Duration::from_secs(400), "{wait:?}");
+    }
+
+    #[test]
+    fn a_budget_grants_what_it_has_and_takes_back_what_was_not_used() {
+        let b = RateBudget::new(5);
+        assert_eq!(b.take_up_to(&"c", 65), Ok(5));
+        assert!(b.take_up_to(&"c", 65).is_err(), "nothing left");
+        b.refund(&"c", 2);
+        assert_eq!(b.take_up_to(&"c", 1), Ok(1));
+        assert_eq!(b.take_up_to(&"c", 9), Ok(1));
     }
 }

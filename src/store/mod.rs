@@ -332,10 +332,25 @@ pub trait Endpoints {
         id: &str,
         event_type: Option<String>,
     ) -> Result<(String, String)>;
-    /// Resends, once per event, the latest failed or interrupted delivery in the window that
-    /// did not succeed since and is not on its way; returns how many.
-    fn recover(&self, customer_id: &str, id: &str, since: i64, until: Option<i64>)
-    -> Result<usize>;
+    /// Resends, once per event, oldest event first and at most `max`, the latest failed or
+    /// interrupted delivery in the window that did not succeed since and is not on its way;
+    /// returns how many it resent and how many more it could (`max` 0 only counts them).
+    fn recover(
+        &self,
+        customer_id: &str,
+        id: &str,
+        since: i64,
+        until: Option<i64>,
+        max: usize,
+    ) -> Result<Recovery>;
+}
+
+/// What a recover did: deliveries resent, and how many more it would resend (beyond its
+/// `max`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Recovery {
+    pub made: usize,
+    pub left: usize,
 }
 
 /// Events: durable ingest with fan-out, and the customer's event log.
@@ -498,6 +513,12 @@ pub trait Sessions {
     fn end_session(&self, token_hash: &[u8; 32]) -> Result<()>;
     /// Ends every portal session of this customer (the operator's "sign them out").
     fn end_customer_sessions(&self, customer_id: &str) -> Result<()>;
+    /// Ends every operator session (the admin token changed, or the operator asked); how
+    /// many.
+    fn end_operator_sessions(&self) -> Result<usize>;
+    /// The server's key for the tokens its sign-in forms carry: made on first use, stored,
+    /// so the same after a restart and on every node.
+    fn form_key(&self) -> Result<[u8; 32]>;
     /// Stores a one-time portal sign-in link (the hash of its token) for a customer.
     fn put_portal_link(
         &self,

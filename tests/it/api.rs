@@ -122,7 +122,7 @@ fn the_operator_acts_on_any_customers_objects_through_the_customer_routes() {
     );
     assert_eq!(st, 201, "{ep}");
     let ep_id = ep["id"].as_str().unwrap().to_owned();
-    // …or names it in the body; a customer's own key ignores a body customer_id.
+    // …or names it in the body.
     let in_body = json!({"url": r.url("/body"), "events": ["*"], "customer_id": globex});
     let (st, ep) = s.api.post("/api/v1/endpoints", &s.admin, &in_body);
     assert_eq!(st, 201, "{ep}");
@@ -139,20 +139,18 @@ fn the_operator_acts_on_any_customers_objects_through_the_customer_routes() {
         .api
         .get(&format!("/api/v1/endpoints?customer_id={globex}"), &s.admin);
     assert_eq!(globex_eps["data"].as_array().unwrap().len(), 1);
+    // A customer's own key cannot name a customer: 422, nothing made.
+    let count = || {
+        let (_, eps) = s.api.get("/api/v1/endpoints", &acme_key);
+        eps["data"].as_array().unwrap().len()
+    };
+    let before = count();
     let (st, own) = s.api.post("/api/v1/endpoints", &acme_key, &in_body);
-    assert_eq!(st, 201, "{own}");
-    let (_, acme_eps) = s.api.get("/api/v1/endpoints", &acme_key);
-    assert!(
-        acme_eps["data"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|e| e["id"] == own["id"])
+    assert_eq!(
+        (st, own["error"]["code"].as_str()),
+        (422, Some("unknown_field"))
     );
-    s.api.delete(
-        &format!("/api/v1/endpoints/{}", own["id"].as_str().unwrap()),
-        &acme_key,
-    );
+    assert_eq!(count(), before);
     let nobody = json!({"url": r.url("/x"), "events": ["*"], "customer_id": "cus_nope"});
     assert_eq!(s.api.post("/api/v1/endpoints", &s.admin, &nobody).0, 404);
     let (st, _) = s.api.post(
@@ -186,8 +184,9 @@ fn the_operator_acts_on_any_customers_objects_through_the_customer_routes() {
     assert_eq!(failed["data"][0]["id"], dlv.as_str());
     let (_, events) = s.api.get("/api/v1/events", &s.admin);
     assert_eq!(events["data"][0]["id"], evt_id);
-    let (_, eps) = s.api.get("/api/v1/endpoints?customer_id=nobody", &s.admin);
-    assert_eq!(eps["data"].as_array().unwrap().len(), 0);
+    // A customer that does not exist is not found.
+    let (st, _) = s.api.get("/api/v1/endpoints?customer_id=nobody", &s.admin);
+    assert_eq!(st, 404);
     // Objects: acted on as their owner's.
     assert_eq!(
         s.api.get(&format!("/api/v1/events/{evt_id}"), &s.admin).0,

@@ -283,7 +283,7 @@ fn a_customer_cannot_make_endpoints_or_sends_without_bound() {
 }
 
 #[test]
-fn a_recover_counts_every_delivery_it_makes() {
+fn a_recover_starts_only_what_the_budget_allows_and_spends_it() {
     let s = TestServer::start_with(|a| a.max_sends_per_customer_per_min = 3);
     // Nothing listens on port 9, and the endpoint never holds: every delivery fails, ready
     // to be recovered.
@@ -303,8 +303,8 @@ fn a_recover_counts_every_delivery_it_makes() {
         &json!({"since": "2020-01-01T00:00:00Z"}),
     );
     assert_eq!(st, 202, "{body}");
-    assert_eq!(body["deliveries"], 5);
-    // Five taken from a budget of three: nothing more this minute.
+    assert_eq!(body, json!({"deliveries": 3, "left": 2}), "the budget's three, oldest first");
+    // The budget of three is spent: nothing more this minute.
     let (st, text) = s.api.send_raw(
         "POST",
         &format!("/api/v1/endpoints/{}/test", ep["id"].as_str().unwrap()),

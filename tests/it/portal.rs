@@ -8,21 +8,21 @@ use serde_json::json;
 use crate::support::TestServer;
 
 /// A cookie-keeping browser stand-in that does not follow redirects.
-struct Visitor {
-    base: String,
+pub struct Visitor {
+    pub base: String,
     agent: ureq::Agent,
-    cookies: Vec<(String, String)>,
+    pub cookies: Vec<(String, String)>,
 }
 
-struct Answer {
-    status: u16,
-    location: Option<String>,
-    set_cookies: Vec<String>,
-    body: String,
+pub struct Answer {
+    pub status: u16,
+    pub location: Option<String>,
+    pub set_cookies: Vec<String>,
+    pub body: String,
 }
 
 impl Visitor {
-    fn new(s: &TestServer) -> Self {
+    pub fn new(s: &TestServer) -> Self {
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .max_redirects(0)
@@ -36,7 +36,7 @@ impl Visitor {
         }
     }
 
-    fn request(&mut self, method: &str, path: &str, form: Option<&[(&str, &str)]>) -> Answer {
+    pub fn request(&mut self, method: &str, path: &str, form: Option<&[(&str, &str)]>) -> Answer {
         let mut req = ureq::http::Request::builder()
             .method(method)
             .uri(format!("{}{}", self.base, path));
@@ -87,16 +87,16 @@ impl Visitor {
         }
     }
 
-    fn get(&mut self, path: &str) -> Answer {
+    pub fn get(&mut self, path: &str) -> Answer {
         self.request("GET", path, None)
     }
 
-    fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Answer {
+    pub fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Answer {
         self.request("POST", path, Some(form))
     }
 
     /// Signs in through the form at `page` (posting to `action` with `field`).
-    fn sign_in(&mut self, page: &str, action: &str, field: &str, secret: &str) -> Answer {
+    pub fn sign_in(&mut self, page: &str, action: &str, field: &str, secret: &str) -> Answer {
         let login = self.get(page);
         let csrf = csrf_of(&login.body);
         self.post(action, &[("csrf", &csrf), (field, secret)])
@@ -104,7 +104,7 @@ impl Visitor {
 }
 
 /// The first CSRF token in a page's forms.
-fn csrf_of(html: &str) -> String {
+pub fn csrf_of(html: &str) -> String {
     let at = html
         .find("name=\"csrf\" value=\"")
         .expect("a form with a CSRF token");

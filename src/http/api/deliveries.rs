@@ -50,7 +50,8 @@ fn time_param(field: &str, v: Option<&str>) -> Result<Option<i64>, ApiError> {
 
 #[utoipa::path(get, path = "/api/v1/deliveries", tag = "customer", security(("bearer" = [])),
     params(DeliveryParams, super::OwnerParam),
-    responses((status = 200, body = List<DeliveryView>), (status = 422, body = ErrorBody), (status = 401, body = ErrorBody)))]
+    responses((status = 200, body = List<DeliveryView>), (status = 422, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 404, description = "With the admin token: no such customer", body = ErrorBody)))]
 pub async fn list_deliveries(
     who: Lister,
     st: State,

@@ -4,7 +4,7 @@ use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use super::views::{EndpointView, List, Recovered, SecretView, TestSent};
+use super::views::{EndpointView, FailedWaiting, List, Recovered, SecretView, TestSent};
 use super::{ListParams, State, blocking};
 use crate::domain::input::{TargetUrl, validate_headers, validate_text};
 use crate::domain::time::parse_rfc3339;
@@ -133,7 +133,7 @@ pub async fn resume(
 
 #[utoipa::path(post, path = "/api/v1/endpoints/{id}/fail-waiting", tag = "customer", security(("bearer" = [])),
     params(("id" = String, Path)),
-    responses((status = 200, description = "How many waiting deliveries failed (`receiver_unavailable`, never sent); the pause goes on", body = Recovered),
+    responses((status = 200, description = "How many waiting deliveries failed (`receiver_unavailable`, never sent); the pause goes on", body = FailedWaiting),
         (status = 404, body = ErrorBody), (status = 401, body = ErrorBody)))]
 pub async fn fail_waiting(
     who: Customer,
@@ -150,7 +150,7 @@ pub async fn fail_waiting(
             s.fail_all_waiting(&id)
         })
         .await?;
-    Ok(HttpResponse::Ok().json(Recovered { deliveries: n }))
+    Ok(HttpResponse::Ok().json(FailedWaiting { deliveries: n }))
 }
 
 /// The longest `max_hold_secs`: 30 days.
@@ -177,7 +177,9 @@ fn check_description(d: &Option<String>) -> Result<(), ApiError> {
 
 #[utoipa::path(get, path = "/api/v1/endpoints", tag = "customer", security(("bearer" = [])),
     params(ListParams, super::OwnerParam),
-    responses((status = 200, body = List<EndpointView>), (status = 401, body = ErrorBody)))]
+    responses((status = 200, body = List<EndpointView>), (status = 401, body = ErrorBody),
+        (status = 422, description = "A customer key named a customer", body = ErrorBody),
+        (status = 404, description = "With the admin token: no such customer", body = ErrorBody)))]
 pub async fn list_endpoints(
     who: Lister,
     st: State,
@@ -216,6 +218,9 @@ pub async fn create_endpoint(
 ) -> Result<HttpResponse, ApiError> {
     let b = body.value;
     // A customer key: its own. The operator: `?customer_id=`, else the body's `customer_id`.
+    if who.by_key && b.customer_id.is_some() {
+        return Err(crate::http::auth::not_for_a_key());
+    }
     let owner = match (who.customer, b.customer_id.filter(|c| !c.is_empty())) {
         (Some(c), _) => c,
         (None, Some(c)) => IdKind::Customer.check(c)?,
@@ -357,7 +362,8 @@ pub async fn send_test(
 
 #[utoipa::path(post, path = "/api/v1/endpoints/{id}/recover", tag = "customer", security(("bearer" = [])),
     params(("id" = String, Path)), request_body = Recover,
-    responses((status = 202, body = Recovered), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 202, body = Recovered), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody),
+        (status = 429, description = "The customer's send budget is spent; `Retry-After` says when it has room", body = ErrorBody)))]
 pub async fn recover(
     who: Customer,
     st: State,
@@ -377,11 +383,17 @@ pub async fn recover(
         .as_deref()
         .map(|u| time("until", u))
         .transpose()?;
-    st.limits.charge_send(&who.id)?;
+    // As many as the send budget allows now, the oldest first; the rest on a later call.
+    let budget = st.limits.take_sends(&who.id, usize::MAX)?;
     let customer = who.id.clone();
-    let n = st
-        .run(move |s| s.recover(&customer, &id, since, until))
-        .await?;
-    st.limits.charge_recovered(&who.id, n);
-    Ok(HttpResponse::Accepted().json(Recovered { deliveries: n }))
+    let done = st
+        .run(move |s| s.recover(&customer, &id, since, until, budget))
+        .await;
+    let made = done.as_ref().map_or(0, |r| r.made);
+    st.limits.refund_sends(&who.id, budget - made);
+    let r = done?;
+    Ok(HttpResponse::Accepted().json(Recovered {
+        deliveries: r.made,
+        left: r.left,
+    }))
 }

@@ -130,7 +130,9 @@ pub async fn create_events(
 
 #[utoipa::path(get, path = "/api/v1/events", tag = "customer", security(("bearer" = [])),
     params(ListParams, super::OwnerParam),
-    responses((status = 200, body = List<EventView>), (status = 401, body = ErrorBody)))]
+    responses((status = 200, body = List<EventView>), (status = 401, body = ErrorBody),
+        (status = 422, description = "A customer key named a customer", body = ErrorBody),
+        (status = 404, description = "With the admin token: no such customer", body = ErrorBody)))]
 pub async fn list_events(
     who: Lister,
     st: State,

@@ -45,7 +45,8 @@ pub struct ListParams {
 #[into_params(parameter_in = Query)]
 pub struct OwnerParam {
     /// With the admin token: the customer to act for (lists: only this customer's, every
-    /// customer's when absent; creating an endpoint: required). Ignored with a customer key.
+    /// customer's when absent; creating an endpoint: required); 404 when no such customer.
+    /// Refused with a customer key (422 `unknown_field`): a key acts for its own customer.
     #[param(min_length = 1, max_length = 64)]
     pub customer_id: Option<String>,
 }
@@ -78,6 +79,18 @@ pub async fn status(_: crate::http::auth::Admin, st: State) -> Result<HttpRespon
         sending,
         nodes: st.store.live_nodes() as u64,
     }))
+}
+
+#[utoipa::path(delete, path = "/api/v1/operator-sessions", tag = "operator", security(("bearer" = [])),
+    responses((status = 204, description = "Every operator session (portal sign-in at /admin) ended"),
+        (status = 401, body = crate::error::ErrorBody)))]
+pub async fn end_operator_sessions(
+    _: crate::http::auth::Admin,
+    st: State,
+) -> Result<HttpResponse, ApiError> {
+    let n = st.run(|s| s.end_operator_sessions()).await?;
+    tracing::info!(sessions_ended = n, "operator sessions ended by request");
+    Ok(HttpResponse::NoContent().finish())
 }
 
 #[utoipa::path(get, path = "/metrics", tag = "system",
@@ -179,6 +192,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 )
                 .service(r("/backup").route(post().to(backup::backup)))
                 .service(r("/status").route(get().to(status)))
+                .service(r("/operator-sessions").route(delete().to(end_operator_sessions)))
                 .service(r("/deliveries").route(get().to(deliveries::list_deliveries)))
                 .service(r("/stats/deliveries").route(get().to(stats::delivery_stats)))
                 .service(r("/deliveries/{id}").route(get().to(deliveries::get_delivery)))

@@ -318,7 +318,17 @@ pub struct TestSent {
 
 #[derive(Serialize, ToSchema)]
 pub struct Recovered {
-    /// How many deliveries were sent again.
+    /// How many deliveries were sent again (the oldest first, as many as the customer's send
+    /// budget allowed).
+    pub deliveries: usize,
+    /// How many more would be sent again: call again (when the budget has refilled) to go on.
+    pub left: usize,
+}
+
+/// What "fail the waiting ones" did.
+#[derive(Serialize, ToSchema)]
+pub struct FailedWaiting {
+    /// How many waiting deliveries failed (`receiver_unavailable`), never sent.
     pub deliveries: usize,
 }
 

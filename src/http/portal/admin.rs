@@ -328,6 +328,7 @@ pub async fn confirm_delete(
         action: format!("/admin/customers/{id}/delete"),
         button: "Delete customer",
         cancel: "/admin#customers".into(),
+        fields: Vec::new(),
     })
 }
 

@@ -94,7 +94,7 @@ pub async fn open(st: State, token: web::Path<String>) -> Result<HttpResponse, P
     let Some(name) = name else {
         return Ok(spent());
     };
-    let csrf = ApiKey::generate("l_").as_str().to_owned();
+    let csrf = st.portal.login_tokens.issue(now_ms());
     let page = LinkPage {
         layout: Layout::public("Sign in"),
         heading: "Continue to Webhooks".into(),

@@ -39,6 +39,8 @@ pub const LOGIN_COOKIE: &str = "wh_login";
 pub struct Portal {
     pub sessions: Sessions,
     pub secure_cookies: bool,
+    /// The tokens of the sign-in forms, bound to this server's stored key.
+    pub login_tokens: sessions::LoginTokens,
 }
 
 impl Portal {
@@ -379,6 +381,8 @@ pub struct ConfirmPage {
     pub action: String,
     pub button: &'static str,
     pub cancel: String,
+    /// Hidden fields the confirming form carries on.
+    pub fields: Vec<(&'static str, String)>,
 }
 
 /// The first value of a query parameter, read leniently: portal pages ignore what they do

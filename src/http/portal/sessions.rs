@@ -28,6 +28,56 @@ pub struct Flash {
     pub secret: Option<String>,
 }
 
+/// How long a sign-in form (or a portal link's Continue form) stays good.
+pub const LOGIN_TOKEN_TTL_MS: i64 = 2 * 3600 * 1000;
+
+/// The tokens the sign-in forms carry, bound to this server: a random nonce and the time it
+/// was issued, with an HMAC under the stored form key. A pair someone made up (however well
+/// the cookie and the form field agree) fails the HMAC.
+#[derive(Default)]
+pub struct LoginTokens {
+    key: [u8; 32],
+}
+
+impl LoginTokens {
+    pub fn new(key: [u8; 32]) -> Self {
+        Self { key }
+    }
+
+    fn mac(&self, issued_ms: i64, nonce: &str) -> String {
+        use hmac::{Hmac, KeyInit, Mac};
+        let mut mac =
+            Hmac::<sha2::Sha256>::new_from_slice(&self.key).expect("HMAC takes any key length");
+        mac.update(format!("login|{issued_ms}|{nonce}").as_bytes());
+        crate::domain::secret::hex(&mac.finalize().into_bytes()[..16])
+    }
+
+    /// A new token, issued at `now_ms`.
+    pub fn issue(&self, now_ms: i64) -> String {
+        let nonce = ApiKey::generate("").as_str().to_owned();
+        format!(
+            "l_{issued:x}.{nonce}.{mac}",
+            issued = now_ms,
+            mac = self.mac(now_ms, &nonce)
+        )
+    }
+
+    /// True for a token this server issued within `LOGIN_TOKEN_TTL_MS` of `now_ms`.
+    pub fn valid(&self, token: &str, now_ms: i64) -> bool {
+        use subtle::ConstantTimeEq;
+        let mut parts = token.strip_prefix("l_").unwrap_or_default().splitn(3, '.');
+        let (Some(issued), Some(nonce), Some(mac)) = (parts.next(), parts.next(), parts.next())
+        else {
+            return false;
+        };
+        let Ok(issued) = i64::from_str_radix(issued, 16) else {
+            return false;
+        };
+        let fresh = issued <= now_ms + 60_000 && now_ms - issued <= LOGIN_TOKEN_TTL_MS;
+        fresh && bool::from(self.mac(issued, nonce).as_bytes().ct_eq(mac.as_bytes()))
+    }
+}
+
 pub struct Sessions {
     flashes: Mutex<HashMap<[u8; 32], Flash>>,
     failures: FailureThrottle,
@@ -85,6 +135,25 @@ impl Sessions {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_login_tokens_this_server_issued_are_valid() {
+        let t = LoginTokens::new([7; 32]);
+        let token = t.issue(1_000_000);
+        assert!(t.valid(&token, 1_000_000));
+        assert!(t.valid(&token, 1_000_000 + LOGIN_TOKEN_TTL_MS));
+        assert!(!t.valid(&token, 1_000_001 + LOGIN_TOKEN_TTL_MS), "expired");
+        assert!(
+            !LoginTokens::new([8; 32]).valid(&token, 1_000_000),
+            "another key"
+        );
+        for forged in ["x", "", "l_", "l_f4240.abc.def", "l_zz.a.b"] {
+            assert!(!t.valid(forged, 1_000_000), "{forged}");
+        }
+        // Another time under the same MAC fails.
+        let moved = token.replacen("l_f4240", "l_f4241", 1);
+        assert!(!t.valid(&moved, 1_000_000));
+    }
 
     #[test]
     fn a_flash_is_shown_once() {

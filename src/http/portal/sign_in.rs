@@ -40,7 +40,7 @@ pub(super) fn login_page(
     status: StatusCode,
     error: Option<String>,
 ) -> HttpResponse {
-    let csrf = ApiKey::generate("l_").as_str().to_owned();
+    let csrf = st.portal.login_tokens.issue(now_ms());
     let page = if admin {
         LoginPage {
             layout: Layout::public("Operator sign-in"),
@@ -81,7 +81,8 @@ pub(super) fn login_token_ok(req: &HttpRequest, form: &Form) -> bool {
         .cookie(LOGIN_COOKIE)
         .map(|c| c.value().to_owned())
         .unwrap_or_default();
-    form.check_csrf(&cookie).is_ok()
+    let st = AppState::of(req);
+    st.portal.login_tokens.valid(&cookie, now_ms()) && form.check_csrf(&cookie).is_ok()
 }
 
 pub async fn home(req: HttpRequest, st: State) -> HttpResponse {

@@ -502,6 +502,7 @@ pub async fn confirm_delete(
         action: format!("/webhooks/{id}/delete"),
         button: "Delete endpoint",
         cancel: format!("/webhooks/{id}"),
+        fields: Vec::new(),
     })
 }
 
@@ -580,15 +581,57 @@ pub async fn recover(
         )
         .await;
     };
-    st.limits.charge_send(&ctx.customer_id)?;
     let (cid, eid) = (ctx.customer_id.clone(), id.clone());
-    let n = st.run(move |s| s.recover(&cid, &eid, since, None)).await?;
-    st.limits.charge_recovered(&ctx.customer_id, n);
-    let msg = match n {
+    if form.get("confirm") != "1" {
+        // First say how many, and ask.
+        let count = st
+            .run(move |s| s.recover(&cid, &eid, since, None, 0))
+            .await?
+            .left;
+        if count == 0 {
+            let msg = "No failed deliveries since then: nothing to resend.";
+            flash(&st, &ctx.token, msg, None);
+            return Ok(see_other(&format!("/webhooks/{id}#log")));
+        }
+        let per_min = st.limits.sends_per_min();
+        let store = st.store.clone();
+        let cid = ctx.customer_id.clone();
+        let name = blocking(move || customer_name(store.as_ref(), &cid)).await?;
+        let many = if count == 1 {
+            "1 failed delivery".to_owned()
+        } else {
+            format!("{count} failed deliveries")
+        };
+        return super::ok_page(&ConfirmPage {
+            layout: customer_layout(&st, &ctx, name, "Resend failed", "webhooks"),
+            heading: format!("Resend {many}?"),
+            message: format!(
+                "{many} since {raw} did not succeed: each goes once more, the oldest first. Resends count toward your limit of {per_min} a minute; what it leaves for now stays failed until you resend again."
+            ),
+            action: format!("/webhooks/{id}/recover"),
+            button: "Resend",
+            cancel: format!("/webhooks/{id}#log"),
+            fields: vec![("since", raw.to_owned()), ("confirm", "1".to_owned())],
+        });
+    }
+    let budget = st.limits.take_sends(&ctx.customer_id, usize::MAX)?;
+    let done = st
+        .run(move |s| s.recover(&cid, &eid, since, None, budget))
+        .await;
+    let made = done.as_ref().map_or(0, |r| r.made);
+    st.limits.refund_sends(&ctx.customer_id, budget - made);
+    let r = done?;
+    let mut msg = match r.made {
         0 => "No failed deliveries since then: nothing to resend.".to_owned(),
         1 => "1 failed delivery sent again.".to_owned(),
         n => format!("{n} failed deliveries sent again."),
     };
+    if r.left > 0 {
+        msg.push_str(&format!(
+            " {} more wait for your send limit to refill: resend again in a minute.",
+            r.left
+        ));
+    }
     flash(&st, &ctx.token, msg, None);
     Ok(see_other(&format!("/webhooks/{id}#log")))
 }

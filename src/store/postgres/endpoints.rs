@@ -11,7 +11,9 @@ use crate::domain::time::now_ms;
 use crate::domain::{
     Delivery, DeliveryError, Endpoint, EndpointPatch, Event, IdKind, NewEndpoint, SigningSecret,
 };
-use crate::store::{Endpoints, Holds, Page, PageQuery, PauseChange, Ready, Result, StoreError};
+use crate::store::{
+    Endpoints, Holds, Page, PageQuery, PauseChange, Ready, Recovery, Result, StoreError,
+};
 
 /// The advisory-lock class that serialises resends and recovers of one endpoint.
 const RESEND_CLASS: i32 = 0x5768_6b74;
@@ -332,7 +334,8 @@ impl Endpoints for PgStore {
         id: &str,
         since: i64,
         until: Option<i64>,
-    ) -> Result<usize> {
+        max: usize,
+    ) -> Result<Recovery> {
         self.write(|tx, ready| {
             let e = owned_in(tx, customer_id, id)?;
             lock_resends(tx, &e.id)?;
@@ -372,9 +375,14 @@ impl Endpoints for PgStore {
                     made.push(Delivery::pending(&self.ids, &event, &e, Some(original), now));
                 }
             }
+            let left = made.len().saturating_sub(max);
+            made.truncate(max);
             insert_deliveries(tx, &made)?;
             ready.extend(made.iter().map(|d| Ready::of(d, &e)));
-            Ok(made.len())
+            Ok(Recovery {
+                made: made.len(),
+                left,
+            })
         })
     }
 }

@@ -3,7 +3,7 @@
 
 use super::PgStore;
 use super::rows::{decode, encode};
-use crate::domain::secret::hex;
+use crate::domain::secret::{hex, random_bytes};
 use crate::domain::session::{Session, Who};
 use crate::store::{Result, Sessions};
 
@@ -122,6 +122,29 @@ impl Sessions for PgStore {
                 &[&customer_id],
             )?;
             Ok(())
+        })
+    }
+
+    fn form_key(&self) -> Result<[u8; 32]> {
+        let fresh = random_bytes::<32>();
+        self.write(|tx, _| {
+            // The first node to ask makes it; every other reads that one.
+            tx.execute(
+                "INSERT INTO meta (key, value) VALUES ('form_key', $1) ON CONFLICT (key) DO NOTHING",
+                &[&fresh.as_slice()],
+            )?;
+            let row = tx.query_one("SELECT value FROM meta WHERE key = 'form_key'", &[])?;
+            <[u8; 32]>::try_from(row.get::<_, &[u8]>(0)).map_err(|_| {
+                crate::store::StoreError::Storage("the stored form key is not 32 bytes".into())
+            })
+        })
+    }
+
+    fn end_operator_sessions(&self) -> Result<usize> {
+        self.write(|tx, _| {
+            // Only the operator's sessions have no customer.
+            let n = tx.execute("DELETE FROM sessions WHERE customer_id IS NULL", &[])?;
+            Ok(usize::try_from(n).unwrap_or(usize::MAX))
         })
     }
 

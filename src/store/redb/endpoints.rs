@@ -13,7 +13,9 @@ use crate::domain::time::now_ms;
 use crate::domain::{
     DeliveryError, DeliveryStatus, EndpointPatch, IdKind, NewEndpoint, SigningSecret,
 };
-use crate::store::{Endpoints, Holds, Page, PageQuery, PauseChange, Ready, Result, StoreError};
+use crate::store::{
+    Endpoints, Holds, Page, PageQuery, PauseChange, Ready, Recovery, Result, StoreError,
+};
 
 pub(super) fn get_in(tx: &WriteTransaction, id: &str) -> Result<Option<Endpoint>> {
     tx.open_table(ENDPOINTS)?
@@ -332,7 +334,8 @@ impl Endpoints for RedbStore {
         id: &str,
         since: i64,
         until: Option<i64>,
-    ) -> Result<usize> {
+        max: usize,
+    ) -> Result<Recovery> {
         // Choose in a read transaction (a long history is read without holding the writer)…
         let candidates = self.read(|tx| {
             let endpoint: Option<Endpoint> = tx
@@ -395,6 +398,8 @@ impl Endpoints for RedbStore {
                     fresh.push((event, original));
                 }
             }
+            let left = fresh.len().saturating_sub(max);
+            fresh.truncate(max);
             let events = fresh;
             let now = now_ms();
             for (event, original) in &events {
@@ -402,7 +407,10 @@ impl Endpoints for RedbStore {
                 dt.insert_pending(&d)?;
                 ctx.ready.push(Ready::of(&d, &e));
             }
-            Ok(events.len())
+            Ok(Recovery {
+                made: events.len(),
+                left,
+            })
         })
     }
 }

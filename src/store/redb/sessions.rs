@@ -1,12 +1,12 @@
 //! Portal sessions, under the hex SHA-256 of their cookie token: a restart signs no one out,
 //! and the file never holds a token itself.
 
-use redb::{ReadableTable, WriteTransaction};
+use redb::{ReadableTable, ReadableTableMetadata, WriteTransaction};
 
 use super::RedbStore;
 use super::records::{decode, encode};
 use super::tables::*;
-use crate::domain::secret::hex;
+use crate::domain::secret::{hex, random_bytes};
 use crate::domain::session::{Session, Who};
 use crate::store::{Result, Sessions};
 
@@ -95,6 +95,29 @@ impl Sessions for RedbStore {
         self.write(move |ctx| end_customer_sessions(ctx.tx, &id))
     }
 
+    fn form_key(&self) -> Result<[u8; 32]> {
+        self.write(move |ctx| {
+            let mut meta = ctx.tx.open_table(META)?;
+            if let Some(k) = meta.get(FORM_KEY)?
+                && let Ok(key) = <[u8; 32]>::try_from(k.value())
+            {
+                return Ok(key);
+            }
+            let key = random_bytes::<32>();
+            meta.insert(FORM_KEY, key.as_slice())?;
+            Ok(key)
+        })
+    }
+
+    fn end_operator_sessions(&self) -> Result<usize> {
+        self.write(move |ctx| {
+            let mut table = ctx.tx.open_table(SESSIONS)?;
+            let before = table.len()?;
+            table.retain(|_, v| decode::<Session>(v).map_or(true, |s| s.who != Who::Admin))?;
+            Ok(usize::try_from(before - table.len()?).unwrap_or(usize::MAX))
+        })
+    }
+
     fn end_session(&self, token_hash: &[u8; 32]) -> Result<()> {
         let key = hex(token_hash);
         self.write(move |ctx| {
@@ -103,6 +126,9 @@ impl Sessions for RedbStore {
         })
     }
 }
+
+/// The `meta` key of the sign-in forms' token key.
+const FORM_KEY: &str = "form_key";
 
 /// A one-time portal sign-in link, under the hash of its token.
 #[derive(serde::Serialize, serde::Deserialize)]

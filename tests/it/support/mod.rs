@@ -163,6 +163,27 @@ pub fn restart_on(data: PathBuf) -> Server {
     })
 }
 
+impl TestServer {
+    /// Stops the server and starts it again on the same data with changed settings.
+    pub fn restart_with(&mut self, tweak: impl Fn(&mut ServeArgs)) {
+        self.stop();
+        let data = self.data.clone();
+        let server = wait_for(10, "the data file to be free", || {
+            let mut args = serve_args(data.clone());
+            tweak(&mut args);
+            match Server::start(&args) {
+                Ok(s) => Some(s),
+                Err(webhooks::serve::StartError::Open(webhooks::store::OpenError::InUse(_))) => {
+                    None
+                }
+                Err(e) => panic!("the server does not start again: {e}"),
+            }
+        });
+        self.api = Api::new(&format!("http://{}", server.addr));
+        self.server = Some(server);
+    }
+}
+
 /// Opens a data file with redb itself, once a stopped in-process server has let go of it.
 pub fn open_raw(data: &std::path::Path) -> redb::Database {
     wait_for(

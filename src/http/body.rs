@@ -55,7 +55,15 @@ async fn read_limited(mut payload: Payload) -> Result<actix_web::web::Bytes, Api
 /// Parses JSON text into `T`: malformed JSON is 400, valid JSON that breaks a rule (unknown
 /// field, wrong type, missing field) is 422.
 pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    serde_json::from_slice(bytes).map_err(|e| {
+    let first = serde_json::from_slice(bytes);
+    // JSON Schema counts `7427.0` as an integer: so do we, for the fields that take one.
+    let first = match first {
+        Err(e) if e.to_string().starts_with("invalid type: floating point") => {
+            integral_floats_as_integers(bytes).map_or(Err(e), |b| serde_json::from_slice(&b))
+        }
+        done => done,
+    };
+    first.map_err(|e| {
         use serde_json::error::Category;
         // A type error can come before the syntax error further on: check the whole text.
         let well_formed = || serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_ok();
@@ -74,6 +82,29 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             _ => ApiError::bad_json(format!("the body is not valid JSON: {e}")),
         }
     })
+}
+
+/// The JSON text again with every number that has no fraction (`7427.0`, `1e3`) written as
+/// an integer; `None` when it is not JSON.
+fn integral_floats_as_integers(bytes: &[u8]) -> Option<Vec<u8>> {
+    fn walk(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::Number(n) if !n.is_i64() && !n.is_u64() => {
+                if let Some(f) = n.as_f64()
+                    && f.fract() == 0.0
+                    && f.abs() < 9_007_199_254_740_992.0
+                {
+                    *v = serde_json::Value::from(f as i64);
+                }
+            }
+            serde_json::Value::Array(a) => a.iter_mut().for_each(walk),
+            serde_json::Value::Object(o) => o.values_mut().for_each(walk),
+            _ => {}
+        }
+    }
+    let mut v: serde_json::Value = serde_json::from_slice(bytes).ok()?;
+    walk(&mut v);
+    serde_json::to_vec(&v).ok()
 }
 
 fn unsupported() -> ApiError {
@@ -139,7 +170,7 @@ pub fn page_query<'a>(
             }
         },
     };
-    if before.is_some_and(|b| b.is_empty() || b.len() > 64) {
+    if before.is_some_and(|b| b.is_empty() || b.chars().count() > 64) {
         return Err(ApiError::invalid(
             "invalid_before",
             "before must be an id (or name) from a previous page's next",
@@ -155,4 +186,23 @@ where
     T: serde::Deserialize<'de>,
 {
     <Option<T> as serde::Deserialize>::deserialize(d).map(Some)
+}
+
+#[cfg(test)]
+mod tests {
+    #[derive(serde::Deserialize, Debug)]
+    #[serde(deny_unknown_fields)]
+    struct Rotate {
+        keep_old_for_secs: Option<u64>,
+    }
+
+    #[test]
+    fn an_integer_field_takes_an_integral_number_written_as_a_float() {
+        let r: Rotate = super::parse(br#"{"keep_old_for_secs": 7427.0}"#).unwrap();
+        assert_eq!(r.keep_old_for_secs, Some(7427));
+        let r: Rotate = super::parse(br#"{"keep_old_for_secs": 1e3}"#).unwrap();
+        assert_eq!(r.keep_old_for_secs, Some(1000));
+        let e = super::parse::<Rotate>(br#"{"keep_old_for_secs": 7427.5}"#).unwrap_err();
+        assert_eq!(e.code, "invalid_field");
+    }
 }

@@ -303,7 +303,11 @@ fn a_recover_starts_only_what_the_budget_allows_and_spends_it() {
         &json!({"since": "2020-01-01T00:00:00Z"}),
     );
     assert_eq!(st, 202, "{body}");
-    assert_eq!(body, json!({"deliveries": 3, "left": 2}), "the budget's three, oldest first");
+    assert_eq!(
+        body,
+        json!({"deliveries": 3, "left": 2}),
+        "the budget's three, oldest first"
+    );
     // The budget of three is spent: nothing more this minute.
     let (st, text) = s.api.send_raw(
         "POST",

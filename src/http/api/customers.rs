@@ -16,7 +16,8 @@ use crate::http::body::{Json, page_query};
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateCustomer {
-    /// Unique; at most 1024 bytes.
+    /// Unique; at most 1024 bytes, not blank.
+    #[schema(min_length = 1, max_length = 1024, pattern = "\\S")]
     pub name: String,
 }
 

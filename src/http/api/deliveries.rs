@@ -24,22 +24,35 @@ pub struct DeliveryParams {
     pub endpoint_id: Option<String>,
     pub event_id: Option<String>,
     /// pending, sending, succeeded, failed or interrupted.
+    #[param(value_type = Option<DeliveryStatusParam>)]
     pub status: Option<String>,
     /// Only deliveries of this event type.
     #[param(max_length = 128)]
     pub event_type: Option<String>,
     /// RFC 3339: only deliveries made at or after this time.
-    #[param(max_length = 64)]
+    #[param(format = DateTime)]
     pub since: Option<String>,
     /// RFC 3339: only deliveries made before this time.
-    #[param(max_length = 64)]
+    #[param(format = DateTime)]
     pub until: Option<String>,
 }
 
-/// An optional RFC 3339 query value; 422 `invalid_time` when it is not one.
+/// The statuses a delivery list can be filtered by.
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)] // only its schema is used: the handler parses the text itself
+pub enum DeliveryStatusParam {
+    Pending,
+    Sending,
+    Succeeded,
+    Failed,
+    Interrupted,
+}
+
+/// An optional RFC 3339 query value; 422 `invalid_time` when it is not one (empty included).
 fn time_param(field: &str, v: Option<&str>) -> Result<Option<i64>, ApiError> {
     match v {
-        None | Some("") => Ok(None),
+        None => Ok(None),
         Some(s) => crate::domain::time::parse_rfc3339(s)
             .map(Some)
             .ok_or_else(|| {
@@ -59,7 +72,7 @@ pub async fn list_deliveries(
 ) -> Result<HttpResponse, ApiError> {
     let q = q.into_inner();
     let status = match q.status.as_deref() {
-        None | Some("") => None,
+        None => None,
         Some(s) => Some(DeliveryStatus::parse(s).ok_or_else(|| {
             ApiError::invalid(
                 "invalid_status",
@@ -72,10 +85,10 @@ pub async fn list_deliveries(
         event_id: q.event_id.filter(|s| !s.is_empty()),
         status,
         event: match q.event_type.filter(|s| !s.is_empty()) {
-            Some(t) if t.len() > 128 => {
+            Some(t) if t.chars().count() > 128 => {
                 return Err(ApiError::invalid(
                     "invalid_event_type",
-                    "event_type must be an event type's name (at most 128 bytes)",
+                    "event_type must be an event type's name (at most 128 characters)",
                 ));
             }
             t => t,

@@ -19,13 +19,21 @@ use crate::store::{Store, StoreError};
 #[serde(deny_unknown_fields)]
 pub struct CreateEndpoint {
     /// With the admin token: the customer the endpoint is for (or `?customer_id=`, which wins).
-    /// Ignored with a customer key.
-    #[schema(max_length = 64)]
+    /// Refused (422 `unknown_field`) with a customer key.
+    #[schema(min_length = 1, max_length = 64)]
     pub customer_id: Option<String>,
     /// Absolute http(s) URL, at most 2048 bytes.
+    #[schema(
+        min_length = 8,
+        max_length = 2048,
+        pattern = "^[Hh][Tt][Tt][Pp][Ss]?://"
+    )]
     pub url: String,
     /// Distinct catalog event types, or `["*"]` for every type (also ones added later).
+    #[schema(min_items = 1, max_items = 1000)]
     pub events: Vec<String>,
+    /// At most 1024 bytes.
+    #[schema(max_length = 1024)]
     pub description: Option<String>,
     /// Default true.
     pub enabled: Option<bool>,
@@ -44,10 +52,16 @@ pub struct CreateEndpoint {
 #[derive(Deserialize, ToSchema, Default)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateEndpoint {
+    #[schema(
+        min_length = 8,
+        max_length = 2048,
+        pattern = "^[Hh][Tt][Tt][Pp][Ss]?://"
+    )]
     pub url: Option<String>,
+    #[schema(min_items = 1, max_items = 1000)]
     pub events: Option<Vec<String>>,
     #[serde(default, deserialize_with = "double_option")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, max_length = 1024)]
     pub description: Option<Option<String>>,
     pub enabled: Option<bool>,
     /// 1–1000000 a second, or null for none.
@@ -65,6 +79,7 @@ pub struct UpdateEndpoint {
 #[serde(deny_unknown_fields)]
 pub struct RotateSecret {
     /// How long the old secret keeps signing too (0–604800 s, default 0).
+    #[schema(minimum = 0, maximum = 604800)]
     pub keep_old_for_secs: Option<u64>,
 }
 
@@ -72,6 +87,7 @@ pub struct RotateSecret {
 #[serde(deny_unknown_fields)]
 pub struct SendTest {
     /// Default: the endpoint's first subscribed type.
+    #[schema(min_length = 1, max_length = 128)]
     pub event: Option<String>,
 }
 
@@ -79,8 +95,10 @@ pub struct SendTest {
 #[serde(deny_unknown_fields)]
 pub struct Recover {
     /// RFC 3339.
+    #[schema(format = DateTime)]
     pub since: String,
     /// RFC 3339; default now.
+    #[schema(format = DateTime)]
     pub until: Option<String>,
 }
 

@@ -20,7 +20,14 @@ use crate::domain::EventType;
 #[serde(deny_unknown_fields)]
 pub struct CreateEventType {
     /// Dot-separated lowercase words, e.g. `payments.settled`.
+    #[schema(
+        min_length = 1,
+        max_length = 128,
+        pattern = "^[a-z0-9_-]+(\\.[a-z0-9_-]+)*$"
+    )]
     pub name: String,
+    /// At most 1024 bytes.
+    #[schema(max_length = 1024)]
     pub description: String,
     /// An example `data` object.
     #[schema(value_type = Object)]

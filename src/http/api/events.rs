@@ -20,8 +20,10 @@ use crate::store::{IdempotencyKey, Ingested};
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateEvent {
+    #[schema(min_length = 1, max_length = 64)]
     pub customer_id: String,
     /// An event type from the catalog.
+    #[schema(min_length = 1, max_length = 128)]
     pub event: String,
     /// A JSON object of at most 256 KiB, delivered as sent.
     #[schema(value_type = Object)]
@@ -35,6 +37,7 @@ pub const MAX_BATCH: usize = 1000;
 #[serde(deny_unknown_fields)]
 pub struct CreateEvents {
     /// 1 to 1000 events, accepted all together or not at all.
+    #[schema(min_items = 1, max_items = 1000)]
     pub events: Vec<CreateEvent>,
 }
 
@@ -64,7 +67,7 @@ fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
 
 #[utoipa::path(post, path = "/api/v1/events", tag = "operator", security(("bearer" = [])),
     request_body = CreateEvent,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Replays within 24 h return the first answer")),
+    params(("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, description = "Replays within 24 h return the first answer; 1 to 255 visible ASCII characters")),
     responses((status = 202, body = AcceptedView), (status = 409, body = ErrorBody),
         (status = 422, body = ErrorBody), (status = 401, body = ErrorBody)))]
 pub async fn create_event(

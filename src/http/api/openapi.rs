@@ -78,6 +78,273 @@ impl Modify for ErrorResponses {
     }
 }
 
+/// OpenAPI links from each answer that makes an object to the operations on it, so a client
+/// (or a stateful fuzzer) can follow them: a new customer's id to its keys, links, sessions
+/// and endpoints; a new endpoint's to everything done to an endpoint; a new event's to the
+/// event; a delivery made by a test send or a resend to the delivery.
+struct Links;
+
+/// (path, method, status, link name, target operation id, parameter, value expression).
+const LINKS: &[(&str, &str, &str, &str, &str, &str, &str)] = {
+    const CUS: &str = "/api/v1/customers";
+    const KEYS: &str = "/api/v1/customers/{id}/api-keys";
+    const EPS: &str = "/api/v1/endpoints";
+    const EVS: &str = "/api/v1/events";
+    const TEST: &str = "/api/v1/endpoints/{id}/test";
+    const RESEND: &str = "/api/v1/deliveries/{id}/resend";
+    const BODY_ID: &str = "$response.body#/id";
+    &[
+        (
+            CUS,
+            "post",
+            "201",
+            "GetCustomer",
+            "get_customer",
+            "id",
+            BODY_ID,
+        ),
+        (
+            CUS,
+            "post",
+            "201",
+            "ListApiKeys",
+            "list_api_keys",
+            "id",
+            BODY_ID,
+        ),
+        (
+            CUS,
+            "post",
+            "201",
+            "CreateApiKey",
+            "create_api_key",
+            "id",
+            BODY_ID,
+        ),
+        (
+            CUS,
+            "post",
+            "201",
+            "CreatePortalLink",
+            "create_portal_link",
+            "id",
+            BODY_ID,
+        ),
+        (
+            CUS,
+            "post",
+            "201",
+            "EndSessions",
+            "end_sessions",
+            "id",
+            BODY_ID,
+        ),
+        (
+            CUS,
+            "post",
+            "201",
+            "ListEndpoints",
+            "list_endpoints",
+            "customer_id",
+            BODY_ID,
+        ),
+        (
+            CUS,
+            "post",
+            "201",
+            "CreateEndpoint",
+            "create_endpoint",
+            "customer_id",
+            BODY_ID,
+        ),
+        (
+            CUS,
+            "post",
+            "201",
+            "ListEvents",
+            "list_events",
+            "customer_id",
+            BODY_ID,
+        ),
+        (
+            CUS,
+            "post",
+            "201",
+            "ListDeliveries",
+            "list_deliveries",
+            "customer_id",
+            BODY_ID,
+        ),
+        (
+            CUS,
+            "post",
+            "201",
+            "DeliveryStats",
+            "delivery_stats",
+            "customer_id",
+            BODY_ID,
+        ),
+        (
+            CUS,
+            "post",
+            "201",
+            "DeleteCustomer",
+            "delete_customer",
+            "id",
+            BODY_ID,
+        ),
+        (
+            KEYS,
+            "post",
+            "201",
+            "DeleteApiKey",
+            "delete_api_key",
+            "key_id",
+            BODY_ID,
+        ),
+        (
+            EPS,
+            "post",
+            "201",
+            "GetEndpoint",
+            "get_endpoint",
+            "id",
+            BODY_ID,
+        ),
+        (
+            EPS,
+            "post",
+            "201",
+            "UpdateEndpoint",
+            "update_endpoint",
+            "id",
+            BODY_ID,
+        ),
+        (
+            EPS,
+            "post",
+            "201",
+            "RotateSecret",
+            "rotate_secret",
+            "id",
+            BODY_ID,
+        ),
+        (EPS, "post", "201", "SendTest", "send_test", "id", BODY_ID),
+        (EPS, "post", "201", "Recover", "recover", "id", BODY_ID),
+        (EPS, "post", "201", "Resume", "resume", "id", BODY_ID),
+        (
+            EPS,
+            "post",
+            "201",
+            "FailWaiting",
+            "fail_waiting",
+            "id",
+            BODY_ID,
+        ),
+        (
+            EPS,
+            "post",
+            "201",
+            "ListDeliveries",
+            "list_deliveries",
+            "endpoint_id",
+            BODY_ID,
+        ),
+        (
+            EPS,
+            "post",
+            "201",
+            "DeliveryStats",
+            "delivery_stats",
+            "endpoint_id",
+            BODY_ID,
+        ),
+        (
+            EPS,
+            "post",
+            "201",
+            "DeleteEndpoint",
+            "delete_endpoint",
+            "id",
+            BODY_ID,
+        ),
+        (EVS, "post", "202", "GetEvent", "get_event", "id", BODY_ID),
+        (
+            EVS,
+            "post",
+            "202",
+            "ListDeliveries",
+            "list_deliveries",
+            "event_id",
+            BODY_ID,
+        ),
+        (
+            TEST,
+            "post",
+            "202",
+            "GetDelivery",
+            "get_delivery",
+            "id",
+            "$response.body#/delivery_id",
+        ),
+        (
+            TEST,
+            "post",
+            "202",
+            "Resend",
+            "resend_delivery",
+            "id",
+            "$response.body#/delivery_id",
+        ),
+        (
+            TEST,
+            "post",
+            "202",
+            "GetEvent",
+            "get_event",
+            "id",
+            "$response.body#/event_id",
+        ),
+        (
+            RESEND,
+            "post",
+            "202",
+            "GetDelivery",
+            "get_delivery",
+            "id",
+            BODY_ID,
+        ),
+    ]
+};
+
+impl Modify for Links {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for (path, method, status, name, target, param, value) in LINKS {
+            let Some(item) = openapi.paths.paths.get_mut(*path) else {
+                continue;
+            };
+            let op = match *method {
+                "post" => item.post.as_mut(),
+                _ => item.get.as_mut(),
+            };
+            let Some(RefOr::T(resp)) = op.and_then(|op| op.responses.responses.get_mut(*status))
+            else {
+                continue;
+            };
+            let mut link = utoipa::openapi::link::Link::default();
+            link.operation_id = (*target).to_owned();
+            link.parameters
+                .insert((*param).to_owned(), serde_json::Value::from(*value));
+            // A key's deletion also names its customer: the path the key was made on.
+            if *target == "delete_api_key" {
+                link.parameters
+                    .insert("id".into(), serde_json::Value::from("$request.path.id"));
+            }
+            resp.links.insert((*name).to_owned(), RefOr::T(link));
+        }
+    }
+}
+
 fn error_response(status: u16) -> Response {
     let description = match status {
         400 => "Malformed JSON or query (`invalid_json`, `invalid_query`, `invalid_body`)",
@@ -120,7 +387,7 @@ fn error_response(status: u16) -> Response {
         super::stats::delivery_stats,
         super::backup::backup,
     ),
-    modifiers(&BearerAuth, &ErrorResponses)
+    modifiers(&BearerAuth, &ErrorResponses, &Links)
 )]
 pub struct ApiDoc;
 

@@ -18,16 +18,25 @@ use crate::http::stats::{Scope, buckets};
 #[into_params(parameter_in = Query)]
 pub struct StatsParams {
     /// Only this endpoint's deliveries.
-    #[param(max_length = 64)]
     pub endpoint_id: Option<String>,
     /// RFC 3339; default 24 hours before `until`.
-    #[param(max_length = 64)]
+    #[param(format = DateTime)]
     pub since: Option<String>,
     /// RFC 3339; default now.
-    #[param(max_length = 64)]
+    #[param(format = DateTime)]
     pub until: Option<String>,
     /// `minute` or `hour` (default).
+    #[param(value_type = Option<BucketParam>)]
     pub bucket: Option<String>,
+}
+
+/// The widths a statistics bucket can have.
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)] // only its schema is used: the handler parses the text itself
+pub enum BucketParam {
+    Minute,
+    Hour,
 }
 
 const DAY_MS: i64 = 24 * crate::domain::stats::HOUR_MS;
@@ -44,7 +53,7 @@ pub async fn delivery_stats(
     let q = q.into_inner();
     let time = |field: &str, v: &Option<String>| -> Result<Option<i64>, ApiError> {
         match v.as_deref() {
-            None | Some("") => Ok(None),
+            None => Ok(None),
             Some(s) => parse_rfc3339(s).map(Some).ok_or_else(|| {
                 ApiError::invalid("invalid_time", format!("{field} must be an RFC 3339 time"))
             }),
@@ -53,7 +62,7 @@ pub async fn delivery_stats(
     let until = time("until", &q.until)?.unwrap_or_else(now_ms);
     let since = time("since", &q.since)?.unwrap_or(until - DAY_MS);
     let bucket = match q.bucket.as_deref() {
-        None | Some("") => Bucket::Hour,
+        None => Bucket::Hour,
         Some(b) => Bucket::parse(b)
             .ok_or_else(|| ApiError::invalid("invalid_bucket", "bucket must be minute or hour"))?,
     };

@@ -41,10 +41,16 @@ pub enum ClientCommand {
         #[command(subcommand)]
         action: CustomersAction,
     },
-    /// List the event types of the catalog
-    EventTypes(AdminArgs),
+    /// List the event types of the catalog (with a customer's API key or the admin token)
+    EventTypes(CustomerArgs),
     /// Is the server up: version, engine, node, deliveries waiting and in flight
     Status(AdminArgs),
+    /// Liveness, with no credentials: exit 0 when the server's /healthz answers 200 (for a
+    /// container's HEALTHCHECK or a monitor), 1 otherwise
+    Health {
+        #[command(flatten)]
+        server: ServerArg,
+    },
     /// A customer's endpoints: list, show, enable, disable, delete
     Endpoints {
         #[command(subcommand)]
@@ -174,25 +180,28 @@ pub struct CustomerArgs {
 impl CustomerArgs {
     /// The customer's key if given; else the operator's token.
     fn client(&self) -> Client {
-        match (&self.api_key, &self.token) {
+        let given = |s: &Option<String>| s.clone().filter(|s| !s.trim().is_empty());
+        match (given(&self.api_key), given(&self.token)) {
             (None, Some(token)) => Client::new(
                 &self.server.server,
                 self.server.server_ca_file.as_deref(),
-                Some(token.clone()),
+                Some(token),
                 "--token / WEBHOOKS_ADMIN_TOKEN",
             ),
-            _ => Client::new(
+            (key, _) => Client::new(
                 &self.server.server,
                 self.server.server_ca_file.as_deref(),
-                self.api_key.clone(),
+                key,
                 "--api-key / WEBHOOKS_API_KEY",
             ),
         }
     }
 
     fn out(&self) -> client::manage::Output {
+        let given = |s: &Option<String>| s.as_ref().is_some_and(|s| !s.trim().is_empty());
         client::manage::Output {
             json: self.json,
+            operator: !given(&self.api_key) && given(&self.token),
             customer: self.customer.clone(),
         }
     }
@@ -253,6 +262,9 @@ pub enum DeliveriesAction {
         /// Keep printing new deliveries until interrupted
         #[arg(long)]
         follow: bool,
+        /// How many of the newest to show (it says when there are more)
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+        limit: u32,
         #[command(flatten)]
         who: CustomerArgs,
     },
@@ -322,6 +334,10 @@ pub struct ListenArgs {
     /// Relay each verified request to your app at this URL and answer what it answers
     #[arg(long, conflicts_with = "status")]
     pub forward_to: Option<String>,
+    /// One JSON object per received request on stdout (time, event, id, verified, body);
+    /// the rest goes to stderr
+    #[arg(long)]
+    pub json: bool,
     #[command(flatten)]
     pub server: ServerArg,
 }
@@ -365,6 +381,7 @@ pub fn run_client(command: ClientCommand) -> ExitCode {
             secret: l.secret,
             status: l.status,
             delay_ms: l.delay_ms,
+            json: l.json,
             forward_to: l.forward_to,
         }),
         ClientCommand::Customers {
@@ -373,11 +390,17 @@ pub fn run_client(command: ClientCommand) -> ExitCode {
         ClientCommand::Customers {
             action: CustomersAction::List(admin),
         } => client::customers_list(&admin.client(), admin.json),
-        ClientCommand::EventTypes(admin) => client::event_types(&admin.client(), admin.json),
+        ClientCommand::EventTypes(who) => client::event_types(&who.client(), who.json),
         ClientCommand::Backup { out, force, admin } => {
             client::backup(&admin.client(), &out, force, admin.json)
         }
         ClientCommand::Status(admin) => client::status(&admin.client(), admin.json),
+        ClientCommand::Health { server } => client::health(&Client::new(
+            &server.server,
+            server.server_ca_file.as_deref(),
+            None,
+            "",
+        )),
         ClientCommand::OperatorSessions {
             action: OperatorSessionsAction::End(admin),
         } => client::end_operator_sessions(&admin.client(), admin.json),
@@ -410,6 +433,7 @@ pub fn run_client(command: ClientCommand) -> ExitCode {
                     endpoint,
                     status,
                     follow,
+                    limit,
                     who,
                 } => deliveries_list(
                     &who.client(),
@@ -417,6 +441,7 @@ pub fn run_client(command: ClientCommand) -> ExitCode {
                     endpoint.as_deref(),
                     status.as_deref(),
                     follow,
+                    limit as usize,
                 ),
                 DeliveriesAction::Resend { id, who } => {
                     deliveries_resend(&who.client(), &who.out(), &id)
@@ -437,12 +462,10 @@ pub fn run_client(command: ClientCommand) -> ExitCode {
         }
         ClientCommand::Completions { shell } => {
             use clap::CommandFactory;
-            clap_complete::generate(
-                shell,
-                &mut Cli::command(),
-                "webhooks",
-                &mut std::io::stdout(),
-            );
+            // Written whole, then printed: a reader that stops early (`| head`) ends it quietly.
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "webhooks", &mut script);
+            client::print_quietly(&script);
             Ok(())
         }
     })

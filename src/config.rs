@@ -27,9 +27,10 @@ pub struct ServeArgs {
     #[arg(long, env = "WEBHOOKS_DATABASE", hide_env_values = true)]
     pub database: Option<String>,
     /// With --database: how long a node's claims stay its own without a heartbeat; a node
-    /// sends only while its lease outlasts --request-timeout-secs
-    #[arg(long, env = "WEBHOOKS_LEASE_SECS", default_value_t = 30)]
-    pub lease_secs: u64,
+    /// sends only while its lease outlasts --request-timeout-secs [default: 30, or
+    /// --request-timeout-secs + 15 when that is more]
+    #[arg(long, env = "WEBHOOKS_LEASE_SECS")]
+    pub lease_secs: Option<u64>,
     /// Most POSTs in flight at once (worker threads, started as needed); every endpoint is
     /// guaranteed a quarter, a quick one may use what is idle
     #[arg(long, env = "WEBHOOKS_WORKERS", default_value_t = 512)]
@@ -131,7 +132,9 @@ impl ServeArgs {
         if self.max_connections_per_ip == 0 {
             return bad("--max-connections-per-ip must be at least 1");
         }
-        if self.lease_secs < self.request_timeout_secs + 2 || self.lease_secs > 3600 {
+        // The lease is a PostgreSQL setting: the data file has one process and no lease.
+        let lease = self.lease_secs();
+        if self.database.is_some() && (lease < self.request_timeout_secs + 2 || lease > 3600) {
             return bad(
                 "--lease-secs must be at least --request-timeout-secs + 2 (and at most 3600): a node sends only while its lease outlasts a request",
             );
@@ -183,6 +186,12 @@ impl ServeArgs {
                 .filter(|h| !h.is_empty())
                 .unwrap_or_else(|| "localhost".into())
         })
+    }
+
+    /// `--lease-secs`, or by default 30 s, or the request timeout + 15 s when that is more.
+    pub fn lease_secs(&self) -> u64 {
+        self.lease_secs
+            .unwrap_or_else(|| (self.request_timeout_secs + 15).max(30))
     }
 
     pub fn connect_timeout(&self) -> Duration {

@@ -93,7 +93,7 @@ impl Server {
                 url,
                 PgOptions {
                     node_id: args.node_id(),
-                    lease: Duration::from_secs(args.lease_secs),
+                    lease: Duration::from_secs(args.lease_secs()),
                     request_timeout: args.request_timeout(),
                 },
             )?,

@@ -71,8 +71,15 @@ impl Server {
         let mut child = Command::new(server_binary())
             .args(["serve", "--listen", "127.0.0.1:0"])
             .args(extra)
-            .arg("--data")
-            .arg(data)
+            // On PostgreSQL (`--database` among the flags) there is no data file.
+            .args(if extra.iter().any(|a| a == "--database") {
+                Vec::new()
+            } else {
+                vec![
+                    std::ffi::OsString::from("--data"),
+                    data.as_os_str().to_owned(),
+                ]
+            })
             .current_dir(data.parent().unwrap_or(Path::new(".")))
             .env("RUST_LOG", "error")
             .stdout(Stdio::piped())

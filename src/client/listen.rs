@@ -26,6 +26,8 @@ pub struct ListenOptions {
     pub delay_ms: u64,
     /// Relay each verified request to this URL and answer what it answers.
     pub forward_to: Option<String>,
+    /// One JSON object per request on stdout; everything else on stderr.
+    pub json: bool,
 }
 
 struct Shared {
@@ -33,7 +35,17 @@ struct Shared {
     status: actix_web::http::StatusCode,
     delay: Duration,
     colour: bool,
+    json: bool,
     forward: Option<(String, ureq::Agent)>,
+}
+
+/// A line for people: on stdout, or on stderr when stdout carries JSON.
+fn note(json: bool, text: &str) {
+    if json {
+        eprintln!("{text}");
+    } else {
+        println!("{text}");
+    }
 }
 
 /// Most of an app's answer that is passed back (and shown).
@@ -100,35 +112,44 @@ pub fn run(opts: ListenOptions) -> Result<(), ClientError> {
         Some((client, scope)) => {
             let events = parse_events(&opts.events);
             let (id, secret, reused) = register(&client, &scope, &url, &events)?;
-            println!(
-                "{} endpoint {id} → {url} (events: {})",
-                if reused { "reusing" } else { "registered" },
-                events.join(",")
+            note(
+                opts.json,
+                &format!(
+                    "{} endpoint {id} → {url} (events: {})",
+                    if reused { "reusing" } else { "registered" },
+                    events.join(",")
+                ),
             );
-            println!("secret: {secret}");
+            note(opts.json, &format!("secret: {secret}"));
             Some(secret)
         }
         None => opts.secret.clone(),
     };
     if secret.is_none() {
-        println!(
-            "no --api-key (or --customer with the admin token) or --secret: signatures will not be verified"
+        note(
+            opts.json,
+            "no --api-key (or --customer with the admin token) or --secret: signatures will not be verified",
         );
     }
     match &forward {
-        Some((to, _)) => {
-            println!("listening on {url} (forwarding verified requests to {to}) — Ctrl-C to stop")
-        }
-        None => println!(
-            "listening on {url} (answering {}) — Ctrl-C to stop",
-            status.as_u16()
+        Some((to, _)) => note(
+            opts.json,
+            &format!("listening on {url} (forwarding verified requests to {to}) — Ctrl-C to stop"),
+        ),
+        None => note(
+            opts.json,
+            &format!(
+                "listening on {url} (answering {}) — Ctrl-C to stop",
+                status.as_u16()
+            ),
         ),
     }
     let shared = Arc::new(Shared {
         secret,
         status,
         delay: Duration::from_millis(opts.delay_ms),
-        colour: std::io::stdout().is_terminal(),
+        colour: std::io::stdout().is_terminal() && !opts.json,
+        json: opts.json,
         forward,
     });
     let sys = actix_web::rt::System::new();
@@ -251,23 +272,36 @@ async fn receive(
         Ok(v) => paint("32", v),
         Err(v) => paint("31", v),
     };
-    println!(
-        "\n{} {} {} {}\n{}\n{}",
-        paint("2", &rfc3339(now_ms())),
-        req.method(),
-        paint("1", &event),
-        id,
-        verdict_line,
-        pretty
-    );
+    if shared.json {
+        // Exact JSON: strings carry any control character escaped.
+        let line = serde_json::json!({
+            "time": rfc3339(now_ms()),
+            "event": parsed.as_ref().and_then(|v| v["event"].as_str()),
+            "id": header("webhook-id"),
+            "verified": verdict.is_ok(),
+            "detail": match &verdict { Ok(v) | Err(v) => v },
+            "body": parsed.clone().unwrap_or_else(|| Value::from(String::from_utf8_lossy(&body).into_owned())),
+        });
+        println!("{line}");
+    } else {
+        println!(
+            "\n{} {} {} {}\n{}\n{}",
+            paint("2", &rfc3339(now_ms())),
+            req.method(),
+            paint("1", &event),
+            id,
+            verdict_line,
+            pretty
+        );
+    }
     if !shared.delay.is_zero() {
         actix_web::rt::time::sleep(shared.delay).await;
     }
     if let Some((to, agent)) = &shared.forward {
         if verdict.is_err() {
-            println!(
-                "{}",
-                paint("31", "not forwarded: the signature was not verified")
+            note(
+                shared.json,
+                &paint("31", "not forwarded: the signature was not verified"),
             );
             return HttpResponse::Unauthorized().finish();
         }
@@ -303,28 +337,31 @@ async fn receive(
             Ok(Ok((status, body))) => {
                 let text = printable(&String::from_utf8_lossy(&body));
                 let line = format!("→ your app answered {status} in {took} ms");
-                println!(
-                    "{}{}",
-                    paint(if status < 300 { "32" } else { "31" }, &line),
-                    if text.is_empty() {
-                        String::new()
-                    } else {
-                        format!("\n{text}")
-                    }
+                note(
+                    shared.json,
+                    &format!(
+                        "{}{}",
+                        paint(if status < 300 { "32" } else { "31" }, &line),
+                        if text.is_empty() {
+                            String::new()
+                        } else {
+                            format!("\n{text}")
+                        }
+                    ),
                 );
                 let code = actix_web::http::StatusCode::from_u16(status)
                     .unwrap_or(actix_web::http::StatusCode::BAD_GATEWAY);
                 HttpResponse::build(code).body(body)
             }
             Ok(Err(e)) => {
-                println!(
-                    "{}",
-                    paint("31", &format!("→ your app did not answer: {e}"))
+                note(
+                    shared.json,
+                    &paint("31", &format!("→ your app did not answer: {e}")),
                 );
                 HttpResponse::BadGateway().finish()
             }
             Err(e) => {
-                println!("{}", paint("31", &format!("→ cannot forward: {e}")));
+                note(shared.json, &paint("31", &format!("→ cannot forward: {e}")));
                 HttpResponse::BadGateway().finish()
             }
         };

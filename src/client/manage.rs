@@ -12,6 +12,8 @@ use super::{Client, ClientError};
 #[derive(Debug, Clone)]
 pub struct Output {
     pub json: bool,
+    /// The operator (admin token) is asking: lists show whose each row is.
+    pub operator: bool,
     /// `--customer`, by name or id.
     pub customer: Option<String>,
 }
@@ -47,7 +49,7 @@ fn endpoint_line(e: &Value) -> String {
         .map(|a| a.iter().filter_map(Value::as_str).collect())
         .unwrap_or_default();
     format!(
-        "{}  {}  {}  {}",
+        "{:<30}  {}  {}  {}",
         s(e, "id"),
         state_word(e),
         s(e, "url"),
@@ -104,14 +106,32 @@ pub fn endpoints_fail_waiting(client: &Client, out: &Output, ep: &str) -> Result
     Ok(())
 }
 
-fn delivery_line(d: &Value) -> String {
+/// The column heads of `delivery_line`.
+fn delivery_header(out: &Output) -> String {
+    let customer = if out.operator {
+        "CUSTOMER                      "
+    } else {
+        ""
+    };
+    format!(
+        "{customer}{:<30}  {:<24}  {:<11}  {:>4}  {:<32}  ENDPOINT",
+        "DELIVERY", "CREATED", "STATUS", "CODE", "EVENT"
+    )
+}
+
+fn delivery_line(d: &Value, out: &Output) -> String {
     let outcome = match (d["response_status"].as_u64(), d["error"].as_str()) {
         (Some(code), _) => code.to_string(),
         (None, Some(e)) => e.to_owned(),
         (None, None) => "-".to_owned(),
     };
+    let customer = if out.operator {
+        format!("{:<30}", s(d, "customer_id"))
+    } else {
+        String::new()
+    };
     format!(
-        "{}  {}  {:<11}  {:>4}  {}  {}",
+        "{customer}{:<30}  {:<24}  {:<11}  {:>4}  {:<32}  {}",
         s(d, "id"),
         s(d, "created_at"),
         s(d, "status"),
@@ -140,8 +160,31 @@ pub fn endpoints_list(client: &Client, out: &Output) -> Result<(), ClientError> 
         "" => "/api/v1/endpoints".to_owned(),
         q => format!("/api/v1/endpoints?{q}"),
     };
-    for e in client.get_all(&path)? {
-        out.line(&e, endpoint_line);
+    let all = client.get_all(&path)?;
+    if !out.json {
+        let customer = if out.operator {
+            "CUSTOMER                        "
+        } else {
+            ""
+        };
+        say!(
+            "{customer}{:<30}  {:<8}  {}  EVENTS",
+            "ENDPOINT",
+            "STATE",
+            "URL"
+        );
+        if all.is_empty() {
+            say!("(none)");
+        }
+    }
+    for e in all {
+        out.line(&e, |e| {
+            if out.operator {
+                format!("{:<30}  {}", s(e, "customer_id"), endpoint_line(e))
+            } else {
+                endpoint_line(e)
+            }
+        });
     }
     Ok(())
 }
@@ -199,67 +242,122 @@ fn query(endpoint: Option<&str>, status: Option<&str>) -> Result<String, ClientE
     Ok(q.finish())
 }
 
-/// The newest deliveries (up to 50), oldest first; with `follow`, then every new one once it
-/// has finished, until interrupted.
+/// The newest `limit` deliveries, oldest first (saying when more exist); with `follow`, then
+/// every new one once it has finished, until interrupted.
 pub fn deliveries_list(
     client: &Client,
     out: &Output,
     endpoint: Option<&str>,
     status: Option<&str>,
     follow: bool,
+    limit: usize,
 ) -> Result<(), ClientError> {
     let q = format!("{}{}", scope(client, out)?, query(endpoint, status)?);
-    let page = client.get(&format!("/api/v1/deliveries?limit=50&{q}"))?;
-    let mut shown: Vec<Value> = page["data"].as_array().cloned().unwrap_or_default();
+    let mut shown: Vec<Value> = Vec::new();
+    let mut before: Option<String> = None;
+    let mut more = false;
+    while shown.len() < limit {
+        let want = (limit - shown.len()).min(250);
+        let cursor = before
+            .as_deref()
+            .map_or(String::new(), |b| format!("&before={b}"));
+        let page = client.get(&format!("/api/v1/deliveries?limit={want}&{q}{cursor}"))?;
+        shown.extend(page["data"].as_array().cloned().unwrap_or_default());
+        match page["next"].as_str() {
+            Some(n) => before = Some(n.to_owned()),
+            None => break,
+        }
+        more = shown.len() >= limit;
+    }
     shown.reverse(); // oldest first, as a log reads
+    if !out.json {
+        say!("{}", delivery_header(out));
+        if shown.is_empty() && !follow {
+            say!("(none)");
+        }
+    }
     for d in &shown {
-        out.line(d, delivery_line);
+        out.line(d, |d| delivery_line(d, out));
+    }
+    if more && !out.json {
+        say!("(more, older: raise --limit, now {limit}, or filter with --endpoint / --status)");
     }
     if !follow {
         return Ok(());
     }
-    // Follows by id (ids grow with time): a delivery is shown once, when it has finished,
-    // so its outcome is on the line.
-    let mut newest = shown
-        .iter()
-        .filter_map(|d| d["id"].as_str())
-        .max()
-        .map(str::to_owned)
-        .unwrap_or_default();
-    let mut waiting: Vec<String> = shown
-        .iter()
-        .filter(|d| matches!(d["status"].as_str(), Some("pending" | "sending")))
-        .filter_map(|d| d["id"].as_str().map(str::to_owned))
-        .collect();
-    loop {
-        std::thread::sleep(Duration::from_millis(500));
-        let page = client.get(&format!("/api/v1/deliveries?limit=250&{q}"))?;
-        let mut fresh: Vec<Value> = page["data"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|d| d["id"].as_str().is_some_and(|i| i > newest.as_str()))
-            .collect();
-        fresh.reverse();
-        for d in fresh {
-            let i = d["id"].as_str().unwrap_or_default().to_owned();
-            newest = newest.max(i.clone());
-            waiting.push(i);
+    follow_deliveries(client, out, &q, &shown)
+}
+
+/// `--follow`: reads what is new with `after=<id>` (oldest first, every page, so a burst is
+/// never skipped) and prints each delivery once it has finished. Deliveries still under way
+/// wait in order, each with the id before it; one request a tick reads the oldest of them
+/// again.
+fn follow_deliveries(
+    client: &Client,
+    out: &Output,
+    q: &str,
+    shown: &[Value],
+) -> Result<(), ClientError> {
+    const TICK: Duration = Duration::from_millis(500);
+    let mut cursor = match shown.last() {
+        Some(d) => s(d, "id").to_owned(),
+        // Nothing shown: start after the newest there is.
+        None => client.get(&format!("/api/v1/deliveries?limit=1&{q}"))?["data"][0]["id"]
+            .as_str()
+            .unwrap_or("dlv_")
+            .to_owned(),
+    };
+    // (the id before it, id) of each shown delivery still under way, oldest first.
+    let mut waiting: std::collections::VecDeque<(String, String)> = Default::default();
+    let mut prev = String::from("dlv_");
+    for d in shown {
+        if unfinished(d) {
+            waiting.push_back((prev.clone(), s(d, "id").to_owned()));
         }
-        let mut still = Vec::new();
-        for i in waiting {
-            let d = client.get(&format!("/api/v1/deliveries/{i}"))?;
-            if matches!(d["status"].as_str(), Some("pending" | "sending")) {
-                still.push(i);
-            } else {
-                out.line(&d, delivery_line);
-            }
-        }
-        waiting = still;
+        prev = s(d, "id").to_owned();
+    }
+    let show = |d: &Value| {
+        out.line(d, |d| delivery_line(d, out));
         use std::io::Write;
         let _ = std::io::stdout().flush();
+    };
+    loop {
+        std::thread::sleep(TICK);
+        // What is new, every page of it.
+        loop {
+            let page = client.get(&format!("/api/v1/deliveries?after={cursor}&limit=250&{q}"))?;
+            let mut prev = cursor.clone();
+            for d in page["data"].as_array().into_iter().flatten() {
+                let id = s(d, "id").to_owned();
+                if unfinished(d) {
+                    waiting.push_back((prev, id.clone()));
+                } else {
+                    show(d);
+                }
+                prev = id;
+            }
+            cursor = prev;
+            if page["next"].is_null() {
+                break;
+            }
+        }
+        // The oldest still under way: one request.
+        if let Some((after, _)) = waiting.front().cloned() {
+            let page = client.get(&format!("/api/v1/deliveries?after={after}&limit=250&{q}"))?;
+            for d in page["data"].as_array().into_iter().flatten() {
+                if !unfinished(d)
+                    && let Some(i) = waiting.iter().position(|(_, id)| id == s(d, "id"))
+                {
+                    waiting.remove(i);
+                    show(d);
+                }
+            }
+        }
     }
+}
+
+fn unfinished(d: &Value) -> bool {
+    matches!(d["status"].as_str(), Some("pending" | "sending"))
 }
 
 pub fn deliveries_resend(client: &Client, out: &Output, dlv: &str) -> Result<(), ClientError> {

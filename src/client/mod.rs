@@ -7,8 +7,23 @@
 /// escaping: JSON strings carry control characters escaped.
 macro_rules! say {
     ($($arg:tt)*) => {
-        println!("{}", $crate::client::terminal_safe(&format!($($arg)*)))
+        $crate::client::print_quietly(
+            format!("{}\n", $crate::client::terminal_safe(&format!($($arg)*))).as_bytes(),
+        )
     };
+}
+
+/// Writes to stdout; a reader that went away (`| head`) ends the command quietly, exit 0.
+pub fn print_quietly(bytes: &[u8]) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_all(bytes).and_then(|()| out.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("error: cannot write to stdout: {e}");
+        std::process::exit(1);
+    }
 }
 
 /// The text with control characters other than line break and tab shown escaped.
@@ -67,6 +82,39 @@ impl ClientError {
     }
 }
 
+/// What a 404 means, naming the object the path is about and the command that lists them.
+fn not_found(path: &str) -> String {
+    let path = path.split('?').next().unwrap_or_default();
+    let mut parts = path.trim_start_matches("/api/v1/").split('/');
+    let (kind, id) = (parts.next().unwrap_or_default(), parts.next());
+    let (what, list) = match kind {
+        "endpoints" => ("endpoint", "webhooks endpoints list"),
+        "deliveries" => ("delivery", "webhooks deliveries list"),
+        "events" => ("event", "webhooks deliveries list"),
+        "customers" => ("customer", "webhooks customers list"),
+        _ => return format!("not found: {path}"),
+    };
+    match id {
+        Some(id) => {
+            format!("no {what} {id} (or it is not this key's customer's): `{list}` shows them")
+        }
+        None => format!("not found: {path}"),
+    }
+}
+
+/// The first start's secrets file in this directory, if there is one (where `webhooks serve`
+/// leaves it when its output is not a terminal).
+fn first_start_file_here() -> Option<String> {
+    let data = std::env::var("WEBHOOKS_DATA").unwrap_or_else(|_| "./webhooks.redb".into());
+    [
+        crate::serve::first_start_file(Path::new(&data)),
+        Path::new("webhooks.first-start.txt").to_path_buf(),
+    ]
+    .into_iter()
+    .find(|p| p.is_file())
+    .map(|p| p.display().to_string())
+}
+
 /// Prints the error as one line and gives the exit code.
 pub fn finish(result: Result<(), ClientError>) -> ExitCode {
     match result {
@@ -119,6 +167,8 @@ impl Client {
             config = config.tls_config(tls.clone());
         }
         let agent = config.build().new_agent();
+        // An empty variable (`WEBHOOKS_ADMIN_TOKEN=`) gives no credentials.
+        let token = token.filter(|t| !t.trim().is_empty());
         let server = server.trim().trim_end_matches('/');
         let server = if server.contains("://") {
             server.to_owned()
@@ -141,8 +191,12 @@ impl Client {
 
     fn token(&self) -> Result<&str, ClientError> {
         let token = self.token.as_deref().ok_or_else(|| {
+            let printed = match first_start_file_here() {
+                Some(f) => format!("the first start of `webhooks serve` wrote them to {f}"),
+                None => "the first start of `webhooks serve` printed them".to_owned(),
+            };
             ClientError::Usage(format!(
-                "no credentials: pass {} (the first start of `webhooks serve` printed them)",
+                "no credentials: pass {} ({printed})",
                 self.token_flag
             ))
         })?;
@@ -214,6 +268,7 @@ impl Client {
         match status {
             200..=299 => Ok(value),
             401 => Err(ClientError::Unauthorized(self.token_flag)),
+            404 => Err(ClientError::Rejected(not_found(path))),
             400..=499 => Err(ClientError::Rejected(message())),
             _ => Err(ClientError::Failed(format!(
                 "the server failed ({status}): {}",
@@ -245,12 +300,6 @@ impl Client {
     /// synced, then renamed into place. Returns the bytes written.
     pub fn download_backup(&self, out: &Path, force: bool) -> Result<u64, ClientError> {
         let exists = std::fs::symlink_metadata(out).is_ok();
-        if exists && !force {
-            return Err(ClientError::Usage(format!(
-                "{} exists; pass --force to replace it",
-                out.display()
-            )));
-        }
         let url = format!("{}/api/v1/backup", self.server);
         // A large copy may take long: bound connecting and the wait for the answer, not the
         // whole transfer.
@@ -308,7 +357,14 @@ impl Client {
             }
             Ok(())
         };
+        // The live file first: --force would not make that target right.
         refuse_live()?;
+        if exists && !force {
+            return Err(ClientError::Usage(format!(
+                "{} exists; pass --force to replace it",
+                out.display()
+            )));
+        }
         let cannot =
             |e: std::io::Error| ClientError::Failed(format!("cannot write {}: {e}", out.display()));
         let dir = match out.parent() {
@@ -545,13 +601,20 @@ pub fn customers_add(client: &Client, name: &str, json: bool) -> Result<(), Clie
 }
 
 pub fn customers_list(client: &Client, json: bool) -> Result<(), ClientError> {
-    for c in client.get_all("/api/v1/customers")? {
+    let all = client.get_all("/api/v1/customers")?;
+    if !json {
+        say!("{:<30}  {:<24}  NAME", "CUSTOMER", "CREATED");
+        if all.is_empty() {
+            say!("(none)");
+        }
+    }
+    for c in all {
         if json {
             say!("{c}");
             continue;
         }
         say!(
-            "{}  {}  {}",
+            "{:<30}  {:<24}  {}",
             c["id"].as_str().unwrap_or("?"),
             c["created_at"].as_str().unwrap_or("?"),
             c["name"].as_str().unwrap_or("?")
@@ -581,6 +644,36 @@ pub fn status(client: &Client, json: bool) -> Result<(), ClientError> {
         s["sending"]
     );
     Ok(())
+}
+
+/// `webhooks health`: the server's `/healthz`, no credentials needed.
+pub fn health(client: &Client) -> Result<(), ClientError> {
+    let url = format!("{}/healthz", client.server);
+    let mut resp = client
+        .agent
+        .get(&url)
+        .call()
+        .map_err(|e| client.transport_error(e, &url))?;
+    let status = resp.status().as_u16();
+    let body: Value = serde_json::from_str(&resp.body_mut().read_to_string().unwrap_or_default())
+        .unwrap_or(Value::Null);
+    match status {
+        200 => {
+            say!(
+                "{}: {}",
+                client.server,
+                body["status"].as_str().unwrap_or("ok")
+            );
+            Ok(())
+        }
+        s => Err(ClientError::Failed(format!(
+            "{} is not healthy ({s}): {}",
+            client.server,
+            body["error"]["message"]
+                .as_str()
+                .unwrap_or("no reason given")
+        ))),
+    }
 }
 
 /// `webhooks operator-sessions end`: signs every operator out of the portal.

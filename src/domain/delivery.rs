@@ -175,6 +175,9 @@ pub struct DeliveryFilter {
     pub since: Option<i64>,
     /// Made before this time (ms).
     pub until: Option<i64>,
+    /// Made after this delivery (its id): the page is oldest first, and its `next` is the
+    /// `after` of the following one (what `deliveries --follow` reads).
+    pub after: Option<String>,
 }
 
 impl DeliveryFilter {

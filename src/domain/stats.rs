@@ -7,6 +7,10 @@ use serde::{Deserialize, Serialize};
 
 use super::DeliveryStatus;
 
+/// Statistics are kept this long (the endpoint page's longest chart is 7 days), on both
+/// engines.
+pub const STATS_KEPT_MS: i64 = 8 * 24 * 3600 * 1000;
+
 /// Upper bounds (ms, inclusive) of the duration histogram's buckets; the last is open.
 pub const BOUNDS_MS: [u64; 15] = [
     1, 2, 5, 10, 20, 50, 100, 200, 500, 1_000, 2_000, 5_000, 10_000, 30_000, 60_000,

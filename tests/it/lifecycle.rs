@@ -33,13 +33,11 @@ impl Proc {
                 .args(["--database", &url])
                 .current_dir(data.parent().unwrap());
         } else {
-            cmd.arg("serve");
+            cmd.arg("serve").arg("--data").arg(data);
         }
         let mut child = cmd
             .args(["--listen", "127.0.0.1:0"])
             .args(extra)
-            .arg("--data")
-            .arg(data)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -204,16 +202,17 @@ fn a_second_process_on_the_same_data_file_fails_at_once() {
     let data = dir.path().join("w.redb");
     let _first = Proc::start(&data);
     let mut second = Command::new(BIN);
-    second
-        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
-        .arg(&data);
+    second.args(["serve", "--listen", "127.0.0.1:0"]);
     let expected = match crate::support::database_for(&data) {
         // On PostgreSQL the same node id (the host name) is what is in use.
         Some(url) => {
             second.args(["--database", &url]);
             "is held by a live webhooks process"
         }
-        None => "already in use by another webhooks process",
+        None => {
+            second.arg("--data").arg(&data);
+            "already in use by another webhooks process"
+        }
     };
     let out = second.output().unwrap();
     assert_eq!(out.status.code(), Some(1));
@@ -259,6 +258,30 @@ fn bad_flags_are_usage_errors() {
         assert_eq!(out.status.code(), Some(2), "{args:?}");
         assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
     }
+    // Two stores named at once: one line, nothing started.
+    let out = Command::new(BIN)
+        .args(["serve", "--data", "w.redb"])
+        .env("WEBHOOKS_DATABASE", "postgres://nobody@127.0.0.1:9/none")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("two different stores"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    // The lease is PostgreSQL's: a long request timeout on the data file is fine.
+    let out = Command::new(BIN)
+        .args([
+            "serve",
+            "--request-timeout-secs",
+            "30",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .args(["--data", "/proc/no-such-dir/w.redb"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cannot open the data file"), "{err}");
 }
 
 #[test]

@@ -11,6 +11,7 @@ mod doors;
 mod exposure;
 mod hold;
 pub mod lifecycle;
+mod newcomer;
 mod openapi;
 pub mod portal;
 mod safety;

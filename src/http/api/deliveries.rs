@@ -26,6 +26,10 @@ pub struct DeliveryParams {
     /// pending, sending, succeeded, failed or interrupted.
     #[param(value_type = Option<DeliveryStatusParam>)]
     pub status: Option<String>,
+    /// Only deliveries made after this one (a delivery id), oldest first; the answer's `next`
+    /// is the `after` of the following page. For following the log as it grows.
+    #[param(min_length = 1, max_length = 64)]
+    pub after: Option<String>,
     /// Only deliveries of this event type.
     #[param(max_length = 128)]
     pub event_type: Option<String>,
@@ -95,6 +99,15 @@ pub async fn list_deliveries(
         },
         since: time_param("since", q.since.as_deref())?,
         until: time_param("until", q.until.as_deref())?,
+        after: match q.after {
+            Some(a) if a.is_empty() || a.chars().count() > 64 => {
+                return Err(ApiError::invalid(
+                    "invalid_after",
+                    "after must be a delivery id (at most 64 characters)",
+                ));
+            }
+            a => a,
+        },
     };
     let store = st.store.clone();
     let page = blocking(move || {

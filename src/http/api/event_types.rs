@@ -7,13 +7,10 @@ use utoipa::ToSchema;
 
 use super::views::{EventTypeList, EventTypeView};
 use super::{ListParams, State, blocking};
-use crate::domain::input::{validate_data, validate_event_type_name, validate_text};
 use crate::error::{ApiError, ErrorBody};
 use crate::http::auth::{Admin, AnyRole};
 use crate::http::body::{Json, page_query};
 
-/// An example is shown in lists and forms: small, unlike the events themselves.
-pub const MAX_EXAMPLE_BYTES: usize = 16 * 1024;
 use crate::domain::EventType;
 
 #[derive(Deserialize, ToSchema)]
@@ -64,15 +61,7 @@ pub async fn create_event_type(
     body: Json<CreateEventType>,
 ) -> Result<HttpResponse, ApiError> {
     let b = body.value;
-    validate_event_type_name(&b.name)?;
-    validate_text("description", &b.description, true)?;
-    validate_data(b.example.get())?;
-    if b.example.get().len() > MAX_EXAMPLE_BYTES {
-        return Err(ApiError::invalid(
-            "example_too_large",
-            format!("an example may be at most {MAX_EXAMPLE_BYTES} bytes of JSON"),
-        ));
-    }
+    // The rules are the store's (`EventType::validate`), the same for the console.
     let et = EventType {
         name: b.name,
         description: b.description,

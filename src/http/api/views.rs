@@ -120,6 +120,8 @@ pub struct EventTypeList {
 #[derive(Serialize, ToSchema)]
 pub struct EndpointView {
     pub id: String,
+    /// Whose endpoint it is (the operator's lists span customers).
+    pub customer_id: String,
     pub url: String,
     pub events: Vec<String>,
     pub description: Option<String>,
@@ -193,6 +195,7 @@ impl EndpointView {
         };
         Self {
             id: e.id,
+            customer_id: e.customer_id,
             url: e.url,
             events: e.events,
             description: e.description,
@@ -272,6 +275,8 @@ pub struct EventDetail {
 #[derive(Serialize, ToSchema)]
 pub struct DeliveryView {
     pub id: String,
+    /// Whose delivery it is (the operator's lists span customers).
+    pub customer_id: String,
     pub event_id: String,
     pub endpoint_id: String,
     pub event: String,
@@ -292,6 +297,7 @@ impl From<Delivery> for DeliveryView {
     fn from(d: Delivery) -> Self {
         Self {
             id: d.id,
+            customer_id: d.customer_id,
             event_id: d.event_id,
             endpoint_id: d.endpoint_id,
             event: d.event,

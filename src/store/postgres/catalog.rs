@@ -68,6 +68,7 @@ impl Catalog for PgStore {
     }
 
     fn create_event_type(&self, et: EventType) -> Result<EventType> {
+        et.validate()?;
         self.write(|tx, _| {
             let n = tx.execute(
                 "INSERT INTO event_types (name, description, example) VALUES ($1, $2, $3)

@@ -89,7 +89,13 @@ impl PgStore {
                      AND ($7::text IS NULL OR event = $7)
                      AND ($8::bigint IS NULL OR created_at >= $8)
                      AND ($9::bigint IS NULL OR created_at < $9)
-                     ORDER BY id DESC LIMIT $6"
+                     AND ($10::text IS NULL OR id > $10)
+                     ORDER BY id {order} LIMIT $6",
+                    order = if filter.after.is_some() {
+                        "ASC"
+                    } else {
+                        "DESC"
+                    },
                 ),
                 &[
                     &customer_id,
@@ -101,6 +107,7 @@ impl PgStore {
                     &filter.event,
                     &filter.since,
                     &filter.until,
+                    &filter.after,
                 ],
             )?;
             let mut data = rows.iter().map(delivery).collect::<Result<Vec<_>>>()?;

@@ -101,8 +101,39 @@ impl Connector {
     fn connect(&self) -> Result<Client> {
         self.config
             .connect(self.tls.clone())
-            .map_err(|e| StoreError::Unavailable(format!("cannot reach the database: {e}")))
+            .map_err(|e| StoreError::Unavailable(explain(&e)))
     }
+}
+
+/// What PostgreSQL said, in a line an operator can act on: the server's own message and
+/// SQLSTATE (the client library prints a bare "db error"), or the connection's cause, with
+/// what to do for the usual setup mistakes.
+pub fn explain(e: &postgres::Error) -> String {
+    if let Some(db) = e.as_db_error() {
+        let code = db.code().code();
+        let advice = match code {
+            "28P01" => "; check the user and password in the URL",
+            "28000" => "; create the role, or fix the user in the URL (README: PostgreSQL setup)",
+            "3D000" => "; create the database first (README: PostgreSQL setup)",
+            "42501" => {
+                "; the role needs rights on the database and its schema public: on PostgreSQL 15+ run GRANT CREATE ON SCHEMA public TO the role, or make it the database's owner (README: PostgreSQL setup)"
+            }
+            "53300" => "; the server has no free connection slots: raise max_connections",
+            _ => "",
+        };
+        let detail = db.detail().map_or(String::new(), |d| format!(" ({d})"));
+        return format!("{}{detail} [SQLSTATE {code}]{advice}", db.message());
+    }
+    let mut why = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        why = format!("{why}: {s}");
+        source = s.source();
+    }
+    if why.contains("refused") {
+        why.push_str("; is PostgreSQL running, and listening on that host and port?");
+    }
+    format!("cannot reach the database: {why}")
 }
 
 impl PgStore {
@@ -419,9 +450,9 @@ fn redact(url: &str) -> String {
 impl From<postgres::Error> for StoreError {
     fn from(e: postgres::Error) -> Self {
         if e.is_closed() || e.as_db_error().is_none() {
-            StoreError::Unavailable(format!("the database connection failed: {e}"))
+            StoreError::Unavailable(format!("the database connection failed: {}", explain(&e)))
         } else {
-            StoreError::Storage(format!("database error: {e}"))
+            StoreError::Storage(format!("database error: {}", explain(&e)))
         }
     }
 }

@@ -52,6 +52,12 @@ impl Retention for PgStore {
                    (SELECT ctid FROM portal_links WHERE expires_at <= $1 LIMIT $2)",
                 &[&now, &(max as i64)],
             )?;
+            // Statistics are kept 8 days, as on the data file.
+            tx.execute(
+                "DELETE FROM delivery_stats WHERE ctid IN
+                   (SELECT ctid FROM delivery_stats WHERE minute < $1 LIMIT $2)",
+                &[&(now - crate::domain::stats::STATS_KEPT_MS), &(max as i64)],
+            )?;
             Ok((keys as usize).max(sessions as usize))
         })
     }

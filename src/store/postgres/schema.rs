@@ -22,7 +22,7 @@ pub enum PrepareError {
 
 impl From<postgres::Error> for PrepareError {
     fn from(e: postgres::Error) -> Self {
-        PrepareError::Other(e.to_string())
+        PrepareError::Other(super::explain(&e))
     }
 }
 
@@ -51,7 +51,20 @@ fn migrate(client: &mut Client) -> Result<(), PrepareError> {
     let report = embedded::migrations::runner()
         .set_grouped(false)
         .run(client)
-        .map_err(|e| PrepareError::Other(format!("migrating the schema failed: {e}")))?;
+        .map_err(|e| {
+            // refinery wraps the database's error: find it, to say what PostgreSQL said.
+            let mut source = std::error::Error::source(&e);
+            while let Some(s) = source {
+                if let Some(pg) = s.downcast_ref::<postgres::Error>() {
+                    return PrepareError::Other(format!(
+                        "migrating the schema failed: {}",
+                        super::explain(pg)
+                    ));
+                }
+                source = s.source();
+            }
+            PrepareError::Other(format!("migrating the schema failed: {e}"))
+        })?;
     for m in report.applied_migrations() {
         tracing::info!(
             version = m.version(),

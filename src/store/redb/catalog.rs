@@ -88,6 +88,7 @@ impl Catalog for RedbStore {
     }
 
     fn create_event_type(&self, et: EventType) -> Result<EventType> {
+        et.validate()?;
         self.write(move |ctx| {
             let mut table = ctx.tx.open_table(EVENT_TYPES)?;
             if table.get(et.name.as_str())?.is_some() {

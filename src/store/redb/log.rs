@@ -117,6 +117,12 @@ impl RedbStore {
             let view = ReadView::open(tx)?;
             let bound = upper_bound(filter);
             let upper = page.before.unwrap_or(ID_MAX).min(bound.as_str());
+            if let Some(after) = filter.after.as_deref().filter(|a| *a < upper) {
+                let ids = table
+                    .range((owner, after)..(owner, upper))?
+                    .map(|row| row.map(|(k, _)| k.value().1.to_owned()));
+                return scan_forward(&view, ids, after, customer_id, filter, page.limit);
+            }
             let ids = table
                 .range((owner, "")..(owner, upper))?
                 .rev()
@@ -169,6 +175,37 @@ fn scan_page(
     Ok(Page { data, next })
 }
 
+/// A page of deliveries made after `after`, oldest first, read from `ids` (ascending, from
+/// `after` itself on); `next` is the last id read when more may follow.
+fn scan_forward(
+    view: &ReadView,
+    ids: impl Iterator<Item = std::result::Result<String, redb::StorageError>>,
+    after: &str,
+    customer_id: Option<&str>,
+    filter: &DeliveryFilter,
+    limit: usize,
+) -> Result<Page<Delivery>> {
+    let mut data = Vec::new();
+    let mut next = None;
+    let mut last_scanned: Option<String> = None;
+    for (scanned, id) in ids.enumerate() {
+        let id = id?;
+        if id.as_str() <= after {
+            continue;
+        }
+        if scanned == MAX_SCAN || data.len() == limit {
+            next = last_scanned;
+            break;
+        }
+        let kept = view
+            .get(&id)?
+            .filter(|d| customer_id.is_none_or(|c| d.customer_id == c) && filter.keeps(d));
+        last_scanned = Some(id);
+        data.extend(kept);
+    }
+    Ok(Page { data, next })
+}
+
 /// No delivery made before `until` has an id at or above this.
 fn upper_bound(filter: &DeliveryFilter) -> String {
     match filter.until {
@@ -190,6 +227,12 @@ fn all_deliveries(
     let bound = upper_bound(filter);
     let upper = page.before.unwrap_or(ID_MAX).min(bound.as_str());
     let records = tx.open_table(DELIVERIES)?;
+    if let Some(after) = filter.after.as_deref().filter(|a| *a < upper) {
+        let ids = records
+            .range(after..upper)?
+            .map(|row| row.map(|(k, _)| k.value().to_owned()));
+        return scan_forward(&view, ids, after, None, filter, page.limit);
+    }
     let ids = records
         .range(..upper)?
         .rev()

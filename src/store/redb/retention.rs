@@ -92,14 +92,11 @@ impl Retention for RedbStore {
                 table.remove((c.as_str(), key.as_str()))?;
             }
             let sessions = super::sessions::prune_expired(ctx.tx, now, max)?;
-            prune_stats(ctx.tx, now - STATS_KEPT_MS, max)?;
+            prune_stats(ctx.tx, now - crate::domain::stats::STATS_KEPT_MS, max)?;
             Ok(old.len().max(sessions))
         })
     }
 }
-
-/// Statistics are kept this long (the endpoint page's longest chart is 7 days).
-pub const STATS_KEPT_MS: i64 = 8 * 24 * 3600 * 1000;
 
 /// Forgets per-minute statistics older than `before`; at most `max` rows per call.
 fn prune_stats(tx: &redb::WriteTransaction, before: i64, max: usize) -> Result<()> {

@@ -126,7 +126,7 @@ pub fn serve_args(data: PathBuf) -> ServeArgs {
     ServeArgs {
         listen: "127.0.0.1:0".parse().unwrap(),
         database: database_for(&data),
-        lease_secs: 30,
+        lease_secs: None,
         data,
         workers: 8,
         admin_token: None,

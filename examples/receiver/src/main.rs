@@ -2,9 +2,10 @@
 //! over the raw body with a Standard Webhooks library before it trusts or parses anything.
 //!
 //! ```sh
-//! WEBHOOK_SECRET=whsec_… RECEIVER_ADDR=127.0.0.1:9000 cargo run --example receiver
+//! WEBHOOK_SECRET=whsec_… cargo run --manifest-path examples/receiver/Cargo.toml
 //! ```
-//! then register `http://127.0.0.1:9000/webhooks` as an endpoint. Answers 204 to a verified
+//! (listening on 127.0.0.1:9002, or `RECEIVER_ADDR`), then register
+//! `http://127.0.0.1:9002/webhooks` as an endpoint. Answers 204 to a verified
 //! webhook and 401 to anything else.
 
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
@@ -14,7 +15,7 @@ use standardwebhooks::Webhook;
 async fn main() -> std::io::Result<()> {
     let secret = std::env::var("WEBHOOK_SECRET")
         .expect("set WEBHOOK_SECRET to the endpoint's whsec_… signing secret");
-    let addr = std::env::var("RECEIVER_ADDR").unwrap_or_else(|_| "127.0.0.1:9000".into());
+    let addr = std::env::var("RECEIVER_ADDR").unwrap_or_else(|_| "127.0.0.1:9002".into());
     let webhook = web::Data::new(Webhook::new(&secret).expect("a whsec_… secret"));
     println!("receiver listening on http://{addr}/webhooks");
     HttpServer::new(move || {

@@ -119,4 +119,52 @@ mod tests {
         assert_eq!(c[0].name, "transactions.fetched");
         assert!(c.iter().all(|e| e.example.starts_with('{')));
     }
+
+    use super::*;
+
+    #[test]
+    fn an_event_type_keeps_its_rules_wherever_it_is_made() {
+        let ok = EventType {
+            name: "payments.settled".into(),
+            description: "d".into(),
+            example: r#"{"a":1}"#.into(),
+        };
+        assert!(ok.validate().is_ok());
+        let big = EventType {
+            example: format!(r#"{{"a":"{}"}}"#, "x".repeat(MAX_EXAMPLE_BYTES)),
+            ..ok.clone()
+        };
+        assert_eq!(big.validate().unwrap_err().code, "example_too_large");
+        let bad_name = EventType {
+            name: "Payments".into(),
+            ..ok.clone()
+        };
+        assert!(bad_name.validate().is_err());
+        let not_object = EventType {
+            example: "[1]".into(),
+            ..ok
+        };
+        assert!(not_object.validate().is_err());
+    }
+
+    #[test]
+    fn data_of_a_damaged_record_is_null_not_a_panic() {
+        let mut e = Event {
+            id: "evt_1".into(),
+            customer_id: "cus_1".into(),
+            event: "a.b".into(),
+            test: false,
+            created_at: 0,
+            body: r#"{"event":"a.b","data":{"x":1}}"#.into(),
+            data_start: 22,
+        };
+        assert_eq!(e.data(), r#"{"x":1}"#);
+        for (body, start) in [("", 0), ("{}", 5), ("{\"é\":1}", 3)] {
+            e.body = body.into();
+            e.data_start = start;
+            let _ = e.data();
+        }
+        e.body = String::new();
+        assert_eq!(e.data(), "null");
+    }
 }

@@ -514,3 +514,60 @@ fn a_pause_made_by_one_node_holds_on_the_other_with_one_probe_a_step() {
     assert_eq!(state(&b.api)["status"], "active");
     assert_eq!(state(&a.api)["status"], "active");
 }
+
+#[test]
+fn postgresql_setup_mistakes_are_named_with_what_to_do() {
+    if !on_postgres() {
+        return crate::support::skipped(
+            "cluster::postgresql_setup_mistakes_are_named_with_what_to_do",
+            "needs PostgreSQL; scripts/test runs it in its PostgreSQL pass",
+        );
+    }
+    let base = crate::support::pg_base().unwrap();
+    let (root, _) = base.rsplit_once('/').unwrap();
+    let host = root.rsplit_once('@').map_or(root, |(_, h)| h);
+    let mut su = postgres::Client::connect(&base, postgres::NoTls).unwrap();
+    // A role with no rights on schema public (PostgreSQL 15+), in a database it does not own.
+    let _ = su.batch_execute("DROP DATABASE IF EXISTS wh_setup_weak");
+    let _ = su.batch_execute("DROP ROLE IF EXISTS wh_weak");
+    su.batch_execute("CREATE ROLE wh_weak LOGIN").unwrap();
+    su.batch_execute("CREATE DATABASE wh_setup_weak").unwrap();
+    let start = |url: &str| {
+        let out = std::process::Command::new(BIN)
+            .args(["serve", "--listen", "127.0.0.1:0", "--database", url])
+            .current_dir(std::env::temp_dir())
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let cases = [
+        (
+            format!("postgres://wh_weak@{host}/wh_setup_weak"),
+            "SQLSTATE 42501",
+        ),
+        (
+            format!("postgres://wh_weak@{host}/wh_no_such_db"),
+            "SQLSTATE 3D000",
+        ),
+        (
+            format!("postgres://wh_nobody@{host}/postgres"),
+            "SQLSTATE 28000",
+        ),
+        (
+            "postgres://webhooks@127.0.0.1:9/x".to_owned(),
+            "is PostgreSQL running",
+        ),
+    ];
+    for (url, says) in cases {
+        let (code, err) = start(&url);
+        assert_eq!(code, Some(1), "{url}: {err}");
+        assert!(err.contains(says), "{url}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        assert!(!err.contains("db error"), "{err}");
+    }
+    let (_, err) = start(&format!("postgres://wh_weak@{host}/wh_setup_weak"));
+    assert!(err.contains("GRANT CREATE ON SCHEMA public"), "{err}");
+}

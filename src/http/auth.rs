@@ -41,13 +41,37 @@ enum Caller {
     Operator,
 }
 
-/// The customer or the operator (a failed check counts toward the address's throttle).
-fn caller(req: &HttpRequest) -> Result<Caller, ApiError> {
-    authenticate(req, || {
-        customer(req)
-            .map(Caller::Key)
-            .or_else(|| admin(req).then_some(Caller::Operator))
-    })
+/// The customer or the operator. A customer key this node's cache does not know yet (made
+/// on another node a moment ago) is looked up in the store before the answer is 401; a
+/// failure counts toward the address's throttle only once the store said no.
+async fn caller(req: &HttpRequest) -> Result<Caller, ApiError> {
+    let st = AppState::of(req);
+    let ip = client_ip(req, &st.limits.trusted);
+    if let Some(wait) = st.limits.bearer_failures.blocked(ip) {
+        return Err(rate_limited(wait, "failed authentication attempts"));
+    }
+    if let Some(c) = customer(req)
+        .map(Caller::Key)
+        .or_else(|| admin(req).then_some(Caller::Operator))
+    {
+        return Ok(c);
+    }
+    if let Some(token) =
+        bearer(req).filter(|t| t.starts_with(crate::domain::ApiKey::CUSTOMER_PREFIX))
+    {
+        let (store, hash) = (st.store.clone(), hash_token(token));
+        let found = super::blocking(move || store.lookup_key(&hash).map_err(ApiError::from)).await;
+        match found {
+            Ok(Some(owner)) => return Ok(Caller::Key(owner.customer_id)),
+            Ok(None) => {}
+            // The store could not say: not the client's failure.
+            Err(e) => return Err(e),
+        }
+    }
+    if bearer(req).is_some() {
+        st.limits.bearer_failures.fail(ip);
+    }
+    Err(ApiError::unauthorized())
 }
 
 /// `?customer_id=` as given: 1 to 64 characters (whoever calls; a customer's is ignored).
@@ -166,7 +190,7 @@ impl FromRequest for Customer {
         let req = req.clone();
         Box::pin(async move {
             let param = customer_param(&req)?;
-            match caller(&req)? {
+            match caller(&req).await? {
                 Caller::Key(_) if param.is_some() => Err(not_for_a_key()),
                 Caller::Key(id) => Ok(Customer { id }),
                 Caller::Operator => {
@@ -203,7 +227,7 @@ impl FromRequest for Lister {
         let req = req.clone();
         Box::pin(async move {
             let named = customer_param(&req)?;
-            match (caller(&req)?, named) {
+            match (caller(&req).await?, named) {
                 (Caller::Key(_), Some(_)) => Err(not_for_a_key()),
                 (Caller::Key(id), None) => Ok(Lister {
                     customer: Some(id),
@@ -228,11 +252,10 @@ impl FromRequest for Lister {
 
 impl FromRequest for AnyRole {
     type Error = ApiError;
-    type Future = Ready<Result<Self, ApiError>>;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(authenticate(req, || {
-            (admin(req) || customer(req).is_some()).then_some(AnyRole)
-        }))
+        let req = req.clone();
+        Box::pin(async move { caller(&req).await.map(|_| AnyRole) })
     }
 }

@@ -12,7 +12,13 @@ use crate::domain::ApiKeyRecord;
 pub struct KeyCache {
     keys: RwLock<HashMap<[u8; 32], KeyOwner>>,
     admin_hash: RwLock<Option<[u8; 32]>>,
+    /// Keys the store said it does not have, and when (kept `MISS_KEPT`, at most `MAX_MISSES`).
+    misses: std::sync::Mutex<HashMap<[u8; 32], std::time::Instant>>,
 }
+
+/// How long a key the store does not have is not asked for again.
+const MISS_KEPT: std::time::Duration = std::time::Duration::from_secs(2);
+const MAX_MISSES: usize = 10_000;
 
 impl KeyCache {
     /// Replaces everything with what the store holds now.
@@ -33,6 +39,27 @@ impl KeyCache {
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .retain(|_, owner| !pred(owner));
+    }
+
+    /// The store said it has no such key.
+    pub fn missed(&self, hash: [u8; 32]) {
+        let mut m = self.misses.lock().unwrap_or_else(|e| e.into_inner());
+        if m.len() >= MAX_MISSES {
+            m.retain(|_, at| at.elapsed() < MISS_KEPT);
+            if m.len() >= MAX_MISSES {
+                m.clear();
+            }
+        }
+        m.insert(hash, std::time::Instant::now());
+    }
+
+    /// The store said so a moment ago.
+    pub fn recently_missed(&self, hash: &[u8; 32]) -> bool {
+        self.misses
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(hash)
+            .is_some_and(|at| at.elapsed() < MISS_KEPT)
     }
 
     pub fn admin_hash(&self) -> Option<[u8; 32]> {

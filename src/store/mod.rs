@@ -249,6 +249,12 @@ pub trait Keys {
     fn init_admin_token(&self, token: &str) -> Result<bool>;
     /// The customer that owns this bearer key's hash; never blocks.
     fn key_owner(&self, hash: &[u8; 32]) -> Option<KeyOwner>;
+    /// A key the cache does not know, looked up where every node's keys are (a key made on
+    /// another node a moment ago), and remembered. Blocks. The data file's cache holds every
+    /// key, so there it is the cache's answer.
+    fn lookup_key(&self, hash: &[u8; 32]) -> Result<Option<KeyOwner>> {
+        Ok(self.key_owner(hash))
+    }
     /// True while this key still exists and belongs to this customer.
     fn key_still_owned(&self, key_id: &str, customer_id: &str) -> bool;
     /// Records a key's use, without waiting.

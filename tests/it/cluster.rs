@@ -571,3 +571,97 @@ fn postgresql_setup_mistakes_are_named_with_what_to_do() {
     let (_, err) = start(&format!("postgres://wh_weak@{host}/wh_setup_weak"));
     assert!(err.contains("GRANT CREATE ON SCHEMA public"), "{err}");
 }
+
+#[test]
+fn a_key_made_on_one_node_works_on_the_other_at_once() {
+    if !on_postgres() {
+        return crate::support::skipped(
+            "cluster::a_key_made_on_one_node_works_on_the_other_at_once",
+            "needs PostgreSQL; scripts/test runs it in its PostgreSQL pass",
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("w.redb");
+    let (a, b, admin, _, _) = two_nodes(&data, "4");
+    for (i, (maker, user)) in [(&a, &b), (&b, &a)].into_iter().enumerate() {
+        // A provisioning script: create a customer through one node, use its key through
+        // the other at once (no wait for the NOTIFY).
+        let (st, c) = maker.api.post(
+            "/api/v1/customers",
+            &admin,
+            &json!({"name": format!("provisioned-{i}")}),
+        );
+        assert_eq!(st, 201, "{c}");
+        let key = c["api_key"].as_str().unwrap();
+        let (st, eps) = user.api.get("/api/v1/endpoints", key);
+        assert_eq!(st, 200, "{eps}");
+        let (st, made) = user.api.post(
+            "/api/v1/endpoints",
+            key,
+            &json!({"url": "http://127.0.0.1:9/", "events": ["*"]}),
+        );
+        assert_eq!(st, 201, "{made}");
+        // A deleted key stops working on every node once the NOTIFY arrives.
+        let cid = c["id"].as_str().unwrap();
+        let (_, keys) = maker
+            .api
+            .get(&format!("/api/v1/customers/{cid}/api-keys"), &admin);
+        let key_id = keys["data"][0]["id"].as_str().unwrap();
+        let (st, _) = maker.api.delete(
+            &format!("/api/v1/customers/{cid}/api-keys/{key_id}"),
+            &admin,
+        );
+        assert_eq!(st, 204);
+        wait_for(
+            10,
+            "the deleted key to stop working on the other node",
+            || (user.api.get("/api/v1/endpoints", key).0 == 401).then_some(()),
+        );
+    }
+    // A wrong key is still 401 (after the database said no), not an error.
+    let (st, _) = b
+        .api
+        .get("/api/v1/endpoints", "whk_not_a_key_anywhere_0000000000");
+    assert_eq!(st, 401);
+}
+
+#[test]
+fn three_nodes_starting_at_once_on_an_empty_database_migrate_and_bootstrap_once() {
+    if !on_postgres() {
+        return crate::support::skipped(
+            "cluster::three_nodes_starting_at_once_on_an_empty_database_migrate_and_bootstrap_once",
+            "needs PostgreSQL; scripts/test runs it in its PostgreSQL pass",
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("w.redb");
+    let nodes: Vec<Proc> = std::thread::scope(|scope| {
+        let started: Vec<_> = ["n1", "n2", "n3"]
+            .into_iter()
+            .map(|id| {
+                let data = &data;
+                scope.spawn(move || node(data, id, "4"))
+            })
+            .collect();
+        started.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let bootstrapped: Vec<&Proc> = nodes.iter().filter(|n| !n.secrets.is_empty()).collect();
+    assert_eq!(bootstrapped.len(), 1, "exactly one node prints the secrets");
+    let admin = bootstrapped[0].secret("admin token:");
+    for n in &nodes {
+        let (st, status) = n.api.get("/api/v1/status", &admin);
+        assert_eq!(st, 200, "{status}");
+        let (_, customers) = n.api.get("/api/v1/customers", &admin);
+        assert_eq!(
+            customers["data"].as_array().unwrap().len(),
+            1,
+            "one default customer"
+        );
+        let (_, types) = n.api.get("/api/v1/event-types", &admin);
+        assert_eq!(
+            types["data"].as_array().unwrap().len(),
+            7,
+            "the catalog seeded once"
+        );
+    }
+}

@@ -37,8 +37,16 @@ fn a_failed_commit_refuses_writes_and_keeps_accepted_data_readable() {
     let (status, err) = s.api.post("/api/v1/events", &s.admin, &body);
     assert_eq!(status, 503, "{err}");
     assert_eq!(err["error"]["code"], "unavailable");
+    // Alive but degraded: a liveness probe must not kill it; not ready for traffic.
     let (status, health) = s.api.get("/healthz", "");
-    assert_eq!(status, 503, "{health}");
+    assert_eq!(
+        (status, health["status"].as_str()),
+        (200, Some("degraded")),
+        "{health}"
+    );
+    assert!(health["reason"].is_string());
+    let (status, ready) = s.api.get("/readyz", "");
+    assert_eq!(status, 503, "{ready}");
     // Stays refused: a commit that failed once is not trusted again until restart.
     s.server().store.faults().fail_commits(false);
     let (status, _) = s.api.post("/api/v1/events", &s.admin, &body);

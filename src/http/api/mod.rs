@@ -51,19 +51,37 @@ pub struct OwnerParam {
     pub customer_id: Option<String>,
 }
 
+/// A liveness check: 200 while the process answers, `degraded` (with the reason) while its
+/// store cannot be written. Never 503: a supervisor must not kill a node for its database.
 #[utoipa::path(get, path = "/healthz", tag = "system",
-    responses((status = 200, body = Health), (status = 503, body = crate::error::ErrorBody)))]
+    responses((status = 200, body = Health)))]
 pub async fn healthz(st: State) -> Result<HttpResponse, ApiError> {
+    let failed = st.store.is_failed();
+    Ok(HttpResponse::Ok().json(Health {
+        status: if failed { "degraded" } else { "ok" }.into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        reason: failed.then(|| "the store cannot be written; see the server log".into()),
+    }))
+}
+
+/// A readiness check: 200 when the store answers and can be written; 503 `unavailable`
+/// otherwise (a load balancer sends this node nothing meanwhile).
+#[utoipa::path(get, path = "/readyz", tag = "system",
+    responses((status = 200, body = Health), (status = 503, body = crate::error::ErrorBody)))]
+pub async fn readyz(st: State) -> Result<HttpResponse, ApiError> {
     if st.store.is_failed() {
         return Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "unavailable",
-            "the data file cannot be written; see the server log",
-        ));
+            "the store cannot be written; see the server log",
+        )
+        .retry_after(5));
     }
+    st.run(|s| s.queue_counts()).await?;
     Ok(HttpResponse::Ok().json(Health {
         status: "ok".into(),
         version: env!("CARGO_PKG_VERSION").into(),
+        reason: None,
     }))
 }
 
@@ -130,6 +148,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     use web::{delete, get, patch, post, resource};
     let r = |path: &str| resource(path).default_service(web::to(method_not_allowed));
     cfg.service(r("/healthz").route(get().to(healthz)))
+        .service(r("/readyz").route(get().to(readyz)))
         .service(r("/metrics").route(get().to(metrics)))
         .service(
             web::scope("/api/v1")

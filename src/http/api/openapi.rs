@@ -373,7 +373,7 @@ fn error_response(status: u16) -> Response {
 #[openapi(
     info(title = "webhooks", description = "The EnableNow webhook appliance: operators post events, customers manage endpoints and read deliveries. Operator routes take the admin token, customer routes an API key, both as `Authorization: Bearer …`."),
     paths(
-        super::healthz, super::metrics, super::status, super::end_operator_sessions, openapi,
+        super::healthz, super::readyz, super::metrics, super::status, super::end_operator_sessions, openapi,
         super::customers::create_customer, super::customers::list_customers, super::customers::get_customer,
         super::customers::delete_customer, super::customers::create_api_key, super::customers::list_api_keys,
         super::customers::delete_api_key, super::customers::end_sessions, super::customers::create_portal_link,

@@ -340,8 +340,12 @@ pub struct FailedWaiting {
 
 #[derive(Serialize, ToSchema)]
 pub struct Health {
+    /// `ok`, or `degraded` while the store cannot be written.
     pub status: String,
     pub version: String,
+    /// Why it is degraded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// `GET /api/v1/status`: what runs, and how much waits.

@@ -139,13 +139,17 @@ pub(super) async fn sign_in(
             .then_some(Who::Admin)
     } else {
         let key = form.get("api_key").trim();
-        key.starts_with(ApiKey::CUSTOMER_PREFIX)
-            .then(|| st.store.key_owner(&hash_token(key)))
-            .flatten()
-            .map(|owner| Who::Customer {
-                customer_id: owner.customer_id,
-                key_id: owner.key_id,
-            })
+        // A key made on another node a moment ago is looked up before it is refused.
+        let owner = if key.starts_with(ApiKey::CUSTOMER_PREFIX) {
+            let (store, hash) = (st.store.clone(), hash_token(key));
+            blocking(move || Ok(store.lookup_key(&hash)?)).await?
+        } else {
+            None
+        };
+        owner.map(|owner| Who::Customer {
+            customer_id: owner.customer_id,
+            key_id: owner.key_id,
+        })
     };
     let Some(who) = who else {
         sessions.failed_login(ip);

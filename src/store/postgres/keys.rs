@@ -103,6 +103,34 @@ impl Keys for PgStore {
         self.keys.owner(hash)
     }
 
+    fn lookup_key(&self, hash: &[u8; 32]) -> Result<Option<KeyOwner>> {
+        if let Some(o) = self.keys.owner(hash) {
+            return Ok(Some(o));
+        }
+        // A key just refused is not asked for again for a moment (a client retrying a wrong
+        // key costs the database one query, not one per request).
+        if self.keys.recently_missed(hash) {
+            return Ok(None);
+        }
+        let row = self.read(|tx| {
+            Ok(tx.query_opt(
+                &format!("SELECT {KEY_COLS} FROM api_keys WHERE hash = $1"),
+                &[&crate::domain::secret::hex(hash)],
+            )?)
+        })?;
+        match row {
+            Some(row) => {
+                let rec = record(&row);
+                self.keys.remember(*hash, &rec);
+                Ok(self.keys.owner(hash))
+            }
+            None => {
+                self.keys.missed(*hash);
+                Ok(None)
+            }
+        }
+    }
+
     fn key_still_owned(&self, key_id: &str, customer_id: &str) -> bool {
         self.keys.still_owned(key_id, customer_id)
     }

@@ -434,6 +434,8 @@ fn redact(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return "(a PostgreSQL URL)".into();
     };
+    // Query parameters may carry a password (`?password=…`) or key files: never shown.
+    let rest = rest.split_once('?').map_or(rest, |(r, _)| r);
     let (auth, host) = match rest.rsplit_once('@') {
         Some((auth, host)) => (Some(auth), host),
         None => (None, rest),
@@ -447,9 +449,24 @@ fn redact(url: &str) -> String {
     }
 }
 
+/// Whether PostgreSQL's answer means "not now" rather than "never": a lost or refused
+/// connection, the server shutting down or starting, no free slots. Those are 503 with
+/// `Retry-After` to a client, never 500.
+fn is_transient(e: &postgres::Error) -> bool {
+    let Some(db) = e.as_db_error() else {
+        return true;
+    };
+    let code = db.code().code();
+    code.starts_with("08") // connection exception
+        || code.starts_with("57P") // admin shutdown, crash shutdown, cannot connect now
+        || code == "53300" // too many connections
+        || code == "40001" // serialization failure
+        || code == "40P01" // deadlock detected
+}
+
 impl From<postgres::Error> for StoreError {
     fn from(e: postgres::Error) -> Self {
-        if e.is_closed() || e.as_db_error().is_none() {
+        if e.is_closed() || is_transient(&e) {
             StoreError::Unavailable(format!("the database connection failed: {}", explain(&e)))
         } else {
             StoreError::Storage(format!("database error: {}", explain(&e)))
@@ -525,5 +542,26 @@ impl Engine for PgStore {
 
     fn lost(&self) -> bool {
         self.node.lost()
+    }
+}
+
+#[cfg(test)]
+mod redact_tests {
+    #[test]
+    fn a_password_never_shows() {
+        for (url, shown) in [
+            ("postgres://u:s3cret@db:5432/w", "postgres://u@db:5432/w"),
+            (
+                "postgresql://u:p%40ss@db/w?sslmode=require",
+                "postgresql://u@db/w",
+            ),
+            ("postgres://u@db/w?password=s3cret", "postgres://u@db/w"),
+            ("postgres://db/w", "postgres://db/w"),
+            ("not a url s3cret", "(a PostgreSQL URL)"),
+        ] {
+            let r = super::redact(url);
+            assert_eq!(r, shown);
+            assert!(!r.contains("s3cret") && !r.contains("p%40ss"), "{r}");
+        }
     }
 }

@@ -115,7 +115,9 @@ pub fn database_for(data: &std::path::Path) -> Option<String> {
     let mut admin = postgres::Client::connect(&base, postgres::NoTls)
         .expect("the test cluster (WEBHOOKS_TEST_DATABASE) answers");
     if let Err(e) = admin.batch_execute(&format!("CREATE DATABASE {name}")) {
-        let exists = e.code() == Some(&postgres::error::SqlState::DUPLICATE_DATABASE);
+        // Two creating it at once: the loser may see the catalog's unique index instead.
+        let exists = e.code() == Some(&postgres::error::SqlState::DUPLICATE_DATABASE)
+            || e.code() == Some(&postgres::error::SqlState::UNIQUE_VIOLATION);
         assert!(exists, "cannot create the test database: {e}");
     }
     let (root, _) = base.rsplit_once('/').expect("a URL with a database");

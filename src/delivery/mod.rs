@@ -86,6 +86,8 @@ enum Control {
     CheckPassed {
         endpoint: String,
     },
+    /// Claimed deliveries a worker did not start and could not give back: owed.
+    GiveBack(Vec<(String, String)>),
     /// The endpoint is no longer paused (or is gone).
     Resumed {
         endpoint: String,
@@ -230,11 +232,21 @@ impl Pool {
 }
 
 /// Claims that a paused endpoint will not use go back to `pending`.
-fn give_back(store: &SharedStore, claims: Vec<(String, String)>) {
-    if !claims.is_empty()
-        && let Err(e) = store.unclaim(claims)
-    {
-        tracing::error!(error = %e, "cannot return a paused endpoint's deliveries to pending");
+/// What is handed back at shutdown: the claims no worker took, and what was owed.
+fn owing(mut claimed: Vec<(String, String)>, owed: Vec<(String, String)>) -> Vec<(String, String)> {
+    claimed.extend(owed);
+    claimed
+}
+
+/// Returns claimed, unstarted deliveries to `pending`; what the store cannot take now is owed
+/// and tried again each second (`owed`), so none is left `sending` while the node lives.
+fn give_back(store: &SharedStore, claims: Vec<(String, String)>, owed: &mut Vec<(String, String)>) {
+    if claims.is_empty() {
+        return;
+    }
+    if let Err(e) = store.unclaim(claims.clone()) {
+        tracing::warn!(error = %e, count = claims.len(), "cannot return deliveries to pending yet; trying again");
+        owed.extend(claims);
     }
 }
 
@@ -282,6 +294,8 @@ fn dispatch(
     let idle_tick = Duration::from_secs(1);
     let mut last_prune = Instant::now();
     let mut claims_out = 0usize;
+    // Claimed, unstarted deliveries the store could not take back yet.
+    let mut owed: Vec<(String, String)> = Vec::new();
     let mut stopping = false;
     loop {
         let now = Instant::now();
@@ -290,6 +304,10 @@ fn dispatch(
             metrics.endpoints_paused.set(lanes.held() as i64);
             metrics.deliveries_held.set(lanes.held_waiting() as i64);
             last_prune = now;
+            if !owed.is_empty() {
+                let again = std::mem::take(&mut owed);
+                give_back(&store, again, &mut owed);
+            }
         }
         let mut pool_full = false;
         lanes.set_nodes(store.live_nodes());
@@ -337,7 +355,7 @@ fn dispatch(
                     work,
                 };
                 if jobs.send(job).is_err() {
-                    return lanes.take_claimed();
+                    return owing(lanes.take_claimed(), owed);
                 }
             }
             for endpoint_id in lanes.due_checks(now) {
@@ -356,7 +374,7 @@ fn dispatch(
             }
             pool_full = lanes.in_flight() >= capacity;
         } else if claims_out == 0 {
-            return lanes.take_claimed();
+            return owing(lanes.take_claimed(), owed);
         }
         // A rate-limited lane's wake-up only matters when a worker could take its delivery;
         // while stopping, only the claims still being committed are waited for.
@@ -372,9 +390,9 @@ fn dispatch(
         };
         let first = match control.recv_timeout(wait) {
             Ok(msg) => Some(msg),
-            Err(RecvTimeoutError::Timeout) if stopping => return lanes.take_claimed(),
+            Err(RecvTimeoutError::Timeout) if stopping => return owing(lanes.take_claimed(), owed),
             Err(RecvTimeoutError::Timeout) => None,
-            Err(RecvTimeoutError::Disconnected) => return lanes.take_claimed(),
+            Err(RecvTimeoutError::Disconnected) => return owing(lanes.take_claimed(), owed),
         };
         for msg in first.into_iter().chain(control.try_iter()) {
             match msg {
@@ -405,7 +423,9 @@ fn dispatch(
                 Control::Claimed { asked, result } => {
                     claims_out = claims_out.saturating_sub(1);
                     match result {
-                        Ok(claimed) => give_back(&store, lanes.on_claimed(&asked, claimed)),
+                        Ok(claimed) => {
+                            give_back(&store, lanes.on_claimed(&asked, claimed), &mut owed)
+                        }
                         Err(e) => {
                             tracing::error!(error = %e, "cannot claim deliveries");
                             lanes.on_claim_failed(&asked);
@@ -415,7 +435,7 @@ fn dispatch(
                 Control::Held { endpoint, until_ms } => {
                     let wait = (until_ms - now_ms()).max(0) as u64;
                     let until = Instant::now() + Duration::from_millis(wait);
-                    give_back(&store, lanes.hold(&endpoint, until));
+                    give_back(&store, lanes.hold(&endpoint, until), &mut owed);
                 }
                 Control::Counted { endpoint, waiting } => {
                     lanes.set_held_waiting(&endpoint, waiting)
@@ -425,6 +445,7 @@ fn dispatch(
                     lanes.resume(&endpoint, cool_to, Instant::now())
                 }
                 // Hand out nothing more; wait (a moment) for claims still being committed.
+                Control::GiveBack(claims) => owed.extend(claims),
                 Control::Stop => stopping = true,
             }
         }

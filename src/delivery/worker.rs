@@ -44,7 +44,8 @@ pub(super) fn run(ctx: WorkerCtx) {
                 .store
                 .unclaim(vec![(job.endpoint_id.clone(), job.delivery_id.clone())])
             {
-                tracing::error!(error = %e, delivery = %job.delivery_id, "cannot return a delivery to pending");
+                tracing::warn!(error = %e, delivery = %job.delivery_id, "cannot return a delivery to pending yet; the dispatcher retries");
+                owe(&ctx, &job);
             }
             continue;
         }
@@ -56,7 +57,8 @@ pub(super) fn run(ctx: WorkerCtx) {
                     .store
                     .unclaim(vec![(job.endpoint_id.clone(), job.delivery_id.clone())])
                 {
-                    tracing::error!(error = %e, delivery = %job.delivery_id, "cannot return a delivery to pending");
+                    tracing::warn!(error = %e, delivery = %job.delivery_id, "cannot return a delivery to pending yet; the dispatcher retries");
+                    owe(&ctx, &job);
                 }
             }
             // Paused since it was claimed (here or on another node): it waits, untried. A
@@ -70,7 +72,8 @@ pub(super) fn run(ctx: WorkerCtx) {
                     .store
                     .unclaim(vec![(job.endpoint_id.clone(), job.delivery_id.clone())])
                 {
-                    tracing::error!(error = %e, delivery = %job.delivery_id, "cannot return a delivery to pending");
+                    tracing::warn!(error = %e, delivery = %job.delivery_id, "cannot return a delivery to pending yet; the dispatcher retries");
+                    owe(&ctx, &job);
                 }
                 tell(&ctx, &job.endpoint_id, Some(pause));
             }
@@ -175,6 +178,15 @@ fn announce(before: &Endpoint, after: &Endpoint) {
         (Some(_), None) => tracing::info!(endpoint = %after.id, "endpoint resumed"),
         _ => {}
     }
+}
+
+/// A claimed delivery this worker did not start, that the store could not take back now: the
+/// dispatcher gives it back once the store answers (it is never left `sending`).
+fn owe(ctx: &WorkerCtx, job: &Job) {
+    let _ = ctx.done.send(Control::GiveBack(vec![(
+        job.endpoint_id.clone(),
+        job.delivery_id.clone(),
+    )]));
 }
 
 /// Tells the dispatcher where the endpoint's pause stands.

@@ -35,6 +35,17 @@ impl Proc {
         } else {
             cmd.arg("serve").arg("--data").arg(data);
         }
+        Self::spawn(cmd, extra)
+    }
+
+    /// `webhooks serve` in `dir` with exactly these flags (say, a `--database` of its own).
+    pub fn start_in(dir: &Path, extra: &[&str]) -> Self {
+        let mut cmd = Command::new(BIN);
+        cmd.arg("serve").current_dir(dir);
+        Self::spawn(cmd, extra)
+    }
+
+    fn spawn(mut cmd: Command, extra: &[&str]) -> Self {
         let mut child = cmd
             .args(["--listen", "127.0.0.1:0"])
             .args(extra)

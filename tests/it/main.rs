@@ -13,6 +13,7 @@ mod hold;
 pub mod lifecycle;
 mod newcomer;
 mod openapi;
+mod outage;
 pub mod portal;
 mod safety;
 mod support;

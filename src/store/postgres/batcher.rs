@@ -145,7 +145,7 @@ fn run(
         } else {
             None
         };
-        let claim_ids: Vec<(String, String)> = if refuse.is_some() {
+        let mut claim_ids: Vec<(String, String)> = if refuse.is_some() {
             Vec::new()
         } else {
             claims
@@ -178,10 +178,13 @@ fn run(
                     break;
                 }
                 Err(e) if Instant::now() < deadline => {
-                    // Claims wait for no retry: they stay pending and are asked again.
+                    // Claims wait for no retry: they stay pending and are asked again. So the
+                    // retry writes only the results: a claim written now would leave its
+                    // delivery `sending` with no worker to take it (stranded, never sent).
                     if claimed.is_none() {
                         answer(std::mem::take(&mut claims), Err(e.clone()));
                         claimed = Some(Err(e.clone()));
+                        claim_ids.clear();
                     }
                     tracing::warn!(error = %e, "cannot write delivery results; retrying");
                     std::thread::sleep(Duration::from_millis(500));

@@ -47,7 +47,11 @@ enum Caller {
 async fn caller(req: &HttpRequest) -> Result<Caller, ApiError> {
     let st = AppState::of(req);
     let ip = client_ip(req, &st.limits.trusted);
-    if let Some(wait) = st.limits.bearer_failures.blocked(ip) {
+    if let Some(wait) = st
+        .limits
+        .bearer_failures
+        .blocked_among(ip, st.store.live_nodes())
+    {
         return Err(rate_limited(wait, "failed authentication attempts"));
     }
     if let Some(c) = customer(req)
@@ -162,7 +166,11 @@ fn customer(req: &HttpRequest) -> Option<String> {
 fn authenticate<T>(req: &HttpRequest, check: impl FnOnce() -> Option<T>) -> Result<T, ApiError> {
     let st = AppState::of(req);
     let ip = client_ip(req, &st.limits.trusted);
-    if let Some(wait) = st.limits.bearer_failures.blocked(ip) {
+    if let Some(wait) = st
+        .limits
+        .bearer_failures
+        .blocked_among(ip, st.store.live_nodes())
+    {
         return Err(rate_limited(wait, "failed authentication attempts"));
     }
     check().ok_or_else(|| {

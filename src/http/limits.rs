@@ -66,13 +66,6 @@ impl Limits {
             self.sends.refund(&customer_id.to_owned(), n);
         }
     }
-
-    /// Takes one send from the customer's budget, or 429 with how long to wait.
-    pub fn charge_send(&self, customer_id: &str) -> Result<(), ApiError> {
-        self.sends
-            .charge(&customer_id.to_owned(), 1)
-            .map_err(|wait| rate_limited(wait, "test sends and resends"))
-    }
 }
 
 /// 429 `rate_limited` with `retry-after` in whole seconds (at least 1).

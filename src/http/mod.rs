@@ -32,6 +32,50 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// Takes up to `most` test sends or resends from the customer's budget: shared by every
+    /// node where the store is shared (one counter in the database), else this process's.
+    /// 429 `rate_limited` with `Retry-After` when none is left.
+    pub async fn take_sends(
+        &self,
+        customer_id: &str,
+        most: usize,
+    ) -> Result<usize, crate::error::ApiError> {
+        let per_minute = self.limits.sends_per_min();
+        let most_u32 = u32::try_from(most).unwrap_or(u32::MAX);
+        let c = customer_id.to_owned();
+        match self
+            .run(move |s| s.take_sends(&c, per_minute, most_u32))
+            .await?
+        {
+            Some(Ok(n)) => Ok(n as usize),
+            Some(Err(wait)) => Err(limits::rate_limited(wait, "test sends and resends")),
+            None => self.limits.take_sends(customer_id, most),
+        }
+    }
+
+    /// Gives back sends taken by `take_sends` and not used.
+    pub async fn refund_sends(&self, customer_id: &str, n: usize) {
+        if n == 0 {
+            return;
+        }
+        let per_minute = self.limits.sends_per_min();
+        let n32 = u32::try_from(n).unwrap_or(u32::MAX);
+        let c = customer_id.to_owned();
+        let shared = self.store.engine_name() == "postgres";
+        if shared {
+            if let Err(e) = self.run(move |s| s.refund_sends(&c, per_minute, n32)).await {
+                tracing::warn!(error = %e, "cannot give back unused sends");
+            }
+        } else {
+            self.limits.refund_sends(customer_id, n);
+        }
+    }
+
+    /// One test send or resend from the customer's budget.
+    pub async fn charge_send(&self, customer_id: &str) -> Result<(), crate::error::ApiError> {
+        self.take_sends(customer_id, 1).await.map(|_| ())
+    }
+
     /// Runs store work off the actix threads: `st.run(move |s| s.get_endpoint(&c, &id))`.
     pub async fn run<T: Send + 'static>(
         &self,

@@ -49,10 +49,17 @@ impl FailureThrottle {
 
     /// `Some(wait)` while this address has failed too often lately.
     pub fn blocked(&self, ip: IpAddr) -> Option<Duration> {
+        self.blocked_among(ip, 1)
+    }
+
+    /// As `blocked`, for one of `nodes` nodes behind a balancer: each allows its part of the
+    /// limit (at least one), so together they allow it about once.
+    pub fn blocked_among(&self, ip: IpAddr, nodes: usize) -> Option<Duration> {
+        let max = (self.max / u32::try_from(nodes.max(1)).unwrap_or(u32::MAX)).max(1);
         let map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
         let (n, since) = map.get(&throttle_key(ip))?;
         let left = self.window.checked_sub(since.elapsed())?;
-        (*n >= self.max).then_some(left)
+        (*n >= max).then_some(left)
     }
 
     pub fn fail(&self, ip: IpAddr) {

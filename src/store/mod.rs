@@ -278,6 +278,21 @@ pub trait Customers {
     /// acting on a customer's object.
     fn owner_of(&self, id: &str) -> Result<Option<String>>;
     fn delete_customer(&self, id: &str) -> Result<()>;
+    /// Takes up to `most` sends from the customer's budget of `per_minute` where every node
+    /// takes from it: `Some(Ok(taken))`, or `Some(Err(wait))` with none left. `None` where one
+    /// process serves (the data file): the HTTP side keeps the budget in memory.
+    fn take_sends(
+        &self,
+        _customer_id: &str,
+        _per_minute: u32,
+        _most: u32,
+    ) -> Result<Option<std::result::Result<u32, std::time::Duration>>> {
+        Ok(None)
+    }
+    /// Gives back sends taken and not used (where `take_sends` is shared).
+    fn refund_sends(&self, _customer_id: &str, _per_minute: u32, _n: u32) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// The event-type catalog.

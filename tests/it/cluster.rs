@@ -665,3 +665,46 @@ fn three_nodes_starting_at_once_on_an_empty_database_migrate_and_bootstrap_once(
         );
     }
 }
+
+#[test]
+fn the_send_budget_is_one_for_the_cluster_not_one_per_node() {
+    if !on_postgres() {
+        return crate::support::skipped(
+            "cluster::the_send_budget_is_one_for_the_cluster_not_one_per_node",
+            "needs PostgreSQL; scripts/test runs it in its PostgreSQL pass",
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("w.redb");
+    let flags = |id: &'static str| {
+        vec![
+            "--node-id",
+            id,
+            "--workers",
+            "4",
+            "--max-sends-per-customer-per-min",
+            "5",
+        ]
+    };
+    let a = Proc::start_with(&data, &flags("budget-a"));
+    let b = Proc::start_with(&data, &flags("budget-b"));
+    let key = a.secret("api key (customer default):");
+    let (st, ep) = a.api.post(
+        "/api/v1/endpoints",
+        &key,
+        &json!({"url": "http://127.0.0.1:9/", "events": ["*"], "max_hold_secs": 0}),
+    );
+    assert_eq!(st, 201, "{ep}");
+    let test = format!("/api/v1/endpoints/{}/test", ep["id"].as_str().unwrap());
+    let mut ok = 0;
+    let mut refused = 0;
+    for i in 0..8 {
+        let api = if i % 2 == 0 { &a.api } else { &b.api };
+        match api.send("POST", &test, &key, None, &[]).0 {
+            202 => ok += 1,
+            429 => refused += 1,
+            other => panic!("test send answered {other}"),
+        }
+    }
+    assert_eq!((ok, refused), (5, 3), "five a minute across both nodes");
+}

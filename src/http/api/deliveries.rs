@@ -146,7 +146,7 @@ pub async fn resend_delivery(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = IdKind::Delivery.check(id.into_inner())?;
-    st.limits.charge_send(&who.id)?;
+    st.charge_send(&who.id).await?;
     let d = st.run(move |s| s.resend_delivery(&who.id, &id)).await?;
     Ok(HttpResponse::Accepted().json(DeliveryView::from(d)))
 }

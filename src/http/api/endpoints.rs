@@ -369,7 +369,7 @@ pub async fn send_test(
     body: OptionalJson<SendTest>,
 ) -> Result<HttpResponse, ApiError> {
     let id = IdKind::Endpoint.check(id.into_inner())?;
-    st.limits.charge_send(&who.id)?;
+    st.charge_send(&who.id).await?;
     let event = body.0.event;
     let (event_id, delivery_id) = st.run(move |s| s.send_test(&who.id, &id, event)).await?;
     Ok(HttpResponse::Accepted().json(TestSent {
@@ -402,13 +402,13 @@ pub async fn recover(
         .map(|u| time("until", u))
         .transpose()?;
     // As many as the send budget allows now, the oldest first; the rest on a later call.
-    let budget = st.limits.take_sends(&who.id, usize::MAX)?;
+    let budget = st.take_sends(&who.id, usize::MAX).await?;
     let customer = who.id.clone();
     let done = st
         .run(move |s| s.recover(&customer, &id, since, until, budget))
         .await;
     let made = done.as_ref().map_or(0, |r| r.made);
-    st.limits.refund_sends(&who.id, budget - made);
+    st.refund_sends(&who.id, budget - made).await;
     let r = done?;
     Ok(HttpResponse::Accepted().json(Recovered {
         deliveries: r.made,

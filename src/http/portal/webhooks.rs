@@ -548,7 +548,7 @@ pub async fn send_test(
 ) -> Result<HttpResponse, PortalError> {
     let id = IdKind::Endpoint.check(path.into_inner())?;
     let event = Some(form.get("event").to_owned()).filter(|e| !e.is_empty());
-    st.limits.charge_send(&ctx.customer_id)?;
+    st.charge_send(&ctx.customer_id).await?;
     let (cid, eid) = (ctx.customer_id.clone(), id.clone());
     st.run(move |s| s.send_test(&cid, &eid, event)).await?;
     flash(
@@ -614,12 +614,12 @@ pub async fn recover(
             fields: vec![("since", raw.to_owned()), ("confirm", "1".to_owned())],
         });
     }
-    let budget = st.limits.take_sends(&ctx.customer_id, usize::MAX)?;
+    let budget = st.take_sends(&ctx.customer_id, usize::MAX).await?;
     let done = st
         .run(move |s| s.recover(&cid, &eid, since, None, budget))
         .await;
     let made = done.as_ref().map_or(0, |r| r.made);
-    st.limits.refund_sends(&ctx.customer_id, budget - made);
+    st.refund_sends(&ctx.customer_id, budget - made).await;
     let r = done?;
     let mut msg = match r.made {
         0 => "No failed deliveries since then: nothing to resend.".to_owned(),
@@ -642,7 +642,7 @@ pub async fn resend(
     path: web::Path<String>,
 ) -> Result<HttpResponse, PortalError> {
     let id = IdKind::Delivery.check(path.into_inner())?;
-    st.limits.charge_send(&ctx.customer_id)?;
+    st.charge_send(&ctx.customer_id).await?;
     let cid = ctx.customer_id.clone();
     let d = st.run(move |s| s.resend_delivery(&cid, &id)).await?;
     flash(&st, &ctx.token, "Delivery sent again.", None);

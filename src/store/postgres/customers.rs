@@ -108,6 +108,51 @@ impl Customers for PgStore {
         self.keys.forget(|owner| owner.customer_id == id);
         Ok(())
     }
+
+    fn take_sends(
+        &self,
+        customer_id: &str,
+        per_minute: u32,
+        most: u32,
+    ) -> Result<Option<std::result::Result<u32, std::time::Duration>>> {
+        let full = f64::from(per_minute);
+        self.write(|tx, _| {
+            // The database's clock: every node reads the same time.
+            tx.execute(
+                "INSERT INTO send_budget (customer_id, tokens, at_ms)
+                 VALUES ($1, $2, (extract(epoch FROM now()) * 1000)::bigint)
+                 ON CONFLICT (customer_id) DO NOTHING",
+                &[&customer_id, &full],
+            )?;
+            let row = tx.query_one(
+                "SELECT tokens, at_ms, (extract(epoch FROM now()) * 1000)::bigint
+                 FROM send_budget WHERE customer_id = $1 FOR UPDATE",
+                &[&customer_id],
+            )?;
+            let (tokens, at, now): (f64, i64, i64) = (row.get(0), row.get(1), row.get(2));
+            let now_tokens = (tokens + (now - at).max(0) as f64 * full / 60_000.0).min(full);
+            if now_tokens < 1.0 {
+                let wait = (1.0 - now_tokens) * 60.0 / full;
+                return Ok(Some(Err(std::time::Duration::from_secs_f64(wait))));
+            }
+            let taken = (now_tokens.floor() as u32).min(most);
+            tx.execute(
+                "UPDATE send_budget SET tokens = $2, at_ms = $3 WHERE customer_id = $1",
+                &[&customer_id, &(now_tokens - f64::from(taken)), &now],
+            )?;
+            Ok(Some(Ok(taken)))
+        })
+    }
+
+    fn refund_sends(&self, customer_id: &str, per_minute: u32, n: u32) -> Result<()> {
+        self.write(|tx, _| {
+            tx.execute(
+                "UPDATE send_budget SET tokens = least($2, tokens + $3) WHERE customer_id = $1",
+                &[&customer_id, &f64::from(per_minute), &f64::from(n)],
+            )?;
+            Ok(())
+        })
+    }
 }
 
 /// Cuts `limit + 1` rows to a page: the extra row only says there is a next one.

@@ -41,6 +41,10 @@ pub fn start(
                         headers = headers.add(("strict-transport-security", "max-age=31536000"));
                     }
                     App::new()
+                        // Static assets, JSON and metrics are compressed when asked; portal
+                        // pages never are (`html` marks them): they carry CSRF tokens and
+                        // secrets next to text from the query (BREACH).
+                        .wrap(middleware::Compress::default())
                         .wrap(headers)
                         .wrap(middleware::from_fn(super::guard::guard))
                         .app_data(data.clone())

@@ -408,7 +408,11 @@ fn a_customer_and_the_operator_use_the_portal_in_a_browser() {
         p.go("/admin").await;
         p.fill("input[name=token]", &s.key).await; // a customer key is not an admin token
         p.submit("form button[type=submit]").await;
-        assert!(p.text().await.contains("That admin token is not valid."));
+        assert!(
+            p.text()
+                .await
+                .contains("That is a customer's API key: customers sign in at /.")
+        );
         p.fill("input[name=token]", &s.admin).await;
         p.submit("form button[type=submit]").await;
         assert!(p.text().await.contains("Operator console"));

@@ -447,3 +447,51 @@ pub fn page_of(s: &TestServer, path: &str) -> String {
     assert_eq!(a.status, 200, "{}", a.body);
     a.body
 }
+
+/// The answer's head to a raw GET asking for gzip (the test's HTTP client would decode it).
+fn head_of(s: &TestServer, path: &str) -> String {
+    use std::io::{Read, Write};
+    let addr = s.api.base.trim_start_matches("http://");
+    let mut c = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        c,
+        "GET {path} HTTP/1.1\r\nhost: {addr}\r\naccept-encoding: gzip\r\nconnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut all = Vec::new();
+    c.read_to_end(&mut all).unwrap();
+    let text = String::from_utf8_lossy(&all);
+    text.split("\r\n\r\n").next().unwrap().to_ascii_lowercase()
+}
+
+#[test]
+fn assets_and_json_are_compressed_but_pages_never_are() {
+    let s = TestServer::start();
+    assert!(head_of(&s, "/static/style.css").contains("content-encoding: gzip"));
+    assert!(head_of(&s, "/api/v1/openapi.json").contains("content-encoding: gzip"));
+    // A page carries a CSRF token next to what the query says: never compressed (BREACH).
+    let page = head_of(&s, "/?q=abc");
+    assert!(page.contains("content-type: text/html"), "{page}");
+    assert!(!page.contains("content-encoding: gzip"), "{page}");
+}
+
+#[test]
+fn the_wrong_kind_of_secret_at_a_sign_in_form_says_where_it_goes() {
+    let s = TestServer::start();
+    let mut v = Visitor::new(&s);
+    let a = v.sign_in("/", "/login", "api_key", &s.admin);
+    assert!(a.body.contains("operators sign in at /admin"), "{}", a.body);
+    let mut v = Visitor::new(&s);
+    let a = v.sign_in("/admin", "/admin/login", "token", &s.key);
+    assert!(a.body.contains("customers sign in at /"), "{}", a.body);
+    // A missing page keeps a way around.
+    let mut v = Visitor::new(&s);
+    v.sign_in("/", "/login", "api_key", &s.key);
+    let missing = v.get("/webhooks/ep_01M8GNG7X8E5K1T5H91J3G4DM8");
+    assert_eq!(missing.status, 404);
+    assert!(
+        missing.body.contains(r#"href="/webhooks""#),
+        "{}",
+        missing.body
+    );
+}

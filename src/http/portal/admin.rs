@@ -275,7 +275,8 @@ pub async fn create_customer(
         Ok((c, _, key)) => {
             let msg = format!("Customer {} created. Its API key, shown only now:", c.name);
             flash(&st, &ctx.token, msg, Some(key));
-            Ok(see_other("/admin#customers"))
+            // To the message holding the key, not past it.
+            Ok(see_other("/admin#flash"))
         }
         Err(StoreError::Invalid(v)) => {
             render_console(
@@ -309,7 +310,7 @@ pub async fn new_key(
         format!("New API key for {name}, shown only now:"),
         Some(key),
     );
-    Ok(see_other("/admin#customers"))
+    Ok(see_other("/admin#flash"))
 }
 
 pub async fn confirm_delete(

@@ -235,6 +235,8 @@ pub fn html(status: StatusCode, page: &impl Template) -> HttpResponse {
             .insert_header(("x-frame-options", "DENY"))
             .insert_header(("referrer-policy", "same-origin"))
             .insert_header(("cache-control", "no-store"))
+            // Never compressed (BREACH): the compressor leaves an encoded response alone.
+            .insert_header(("content-encoding", "identity"))
             .body(body),
         Err(e) => {
             tracing::error!(error = %e, "cannot render a page");

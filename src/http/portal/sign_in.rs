@@ -164,7 +164,14 @@ pub(super) async fn sign_in(
             tracing::warn!(error = %e, "cannot count a failed sign-in in the store");
         }
         let what = if admin { "admin token" } else { "API key" };
-        let msg = format!("That {what} is not valid.");
+        let given = form.get(if admin { "token" } else { "api_key" }).trim();
+        let msg = if !admin && given.starts_with(ApiKey::ADMIN_PREFIX) {
+            "That is the admin token: operators sign in at /admin.".to_owned()
+        } else if admin && given.starts_with(ApiKey::CUSTOMER_PREFIX) {
+            "That is a customer's API key: customers sign in at /.".to_owned()
+        } else {
+            format!("That {what} is not valid.")
+        };
         return Ok(login_page(st, admin, StatusCode::UNAUTHORIZED, Some(msg)));
     };
     // A success does not clear the failures: they expire with their window, so guesses

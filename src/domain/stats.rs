@@ -25,6 +25,53 @@ pub const HOUR_MS: i64 = 60 * MINUTE_MS;
 pub const ALL: &str = "all";
 
 /// The stats scope of one endpoint.
+/// An endpoint's health at a glance, from its counters and its latest deliveries.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Health {
+    /// Of the deliveries that ended in the last 24 hours, the share that succeeded.
+    pub success_24h: Option<f64>,
+    /// Under half succeeded in the last hour (with at least 5), or its last 5 all failed.
+    pub failing: bool,
+    /// Failed or interrupted, and ended, in the last hour.
+    pub failed_hour: u64,
+    pub total_hour: u64,
+}
+
+/// Deliveries an hour needs before its share can call an endpoint failing.
+pub const FAILING_MIN: u64 = 5;
+
+impl Health {
+    /// `day` and `hour`: the endpoint's counters over 24 h and 1 h; `latest`: its latest
+    /// deliveries, newest first (ones not ended yet are skipped).
+    pub fn of(day: &Counters, hour: &Counters, latest: &[DeliveryStatus]) -> Self {
+        let total_day = day.succeeded + day.failed + day.interrupted;
+        let total_hour = hour.succeeded + hour.failed + hour.interrupted;
+        let failed_hour = hour.failed + hour.interrupted;
+        let ended: Vec<&DeliveryStatus> = latest
+            .iter()
+            .filter(|s| !matches!(s, DeliveryStatus::Pending | DeliveryStatus::Sending))
+            .take(FAILING_MIN as usize)
+            .collect();
+        let last_all_failed = ended.len() == FAILING_MIN as usize
+            && ended.iter().all(|s| **s != DeliveryStatus::Succeeded);
+        let mostly_failed = total_hour >= FAILING_MIN && hour.succeeded * 2 < total_hour;
+        Self {
+            success_24h: (total_day > 0).then(|| day.succeeded as f64 / total_day as f64),
+            failing: last_all_failed || mostly_failed,
+            failed_hour,
+            total_hour,
+        }
+    }
+
+    /// "97%", or "—" with nothing in 24 hours.
+    pub fn success_label(&self) -> String {
+        self.success_24h.map_or_else(
+            || "—".to_owned(),
+            |r| format!("{:.0}%", (r * 100.0).floor()),
+        )
+    }
+}
+
 pub fn endpoint_scope(endpoint_id: &str) -> String {
     format!("ep:{endpoint_id}")
 }
@@ -272,5 +319,30 @@ mod tests {
     fn minutes_floor() {
         assert_eq!(minute_of(60_000 * 5 + 59_999), 300_000);
         assert_eq!(minute_of(-1), -60_000);
+    }
+
+    #[test]
+    fn an_endpoint_is_failing_by_its_last_hour_or_its_last_five() {
+        use DeliveryStatus::*;
+        let c = |ok, bad| Counters {
+            succeeded: ok,
+            failed: bad,
+            ..Default::default()
+        };
+        // Under half of at least five in the hour.
+        assert!(Health::of(&c(10, 10), &c(2, 3), &[]).failing);
+        assert!(!Health::of(&c(10, 10), &c(3, 2), &[]).failing);
+        assert!(
+            !Health::of(&c(0, 4), &c(0, 4), &[]).failing,
+            "too few to judge"
+        );
+        // The last five ended deliveries all failed (pending ones skipped).
+        let five = [Pending, Failed, Failed, Interrupted, Failed, Failed];
+        assert!(Health::of(&c(100, 5), &c(0, 0), &five).failing);
+        let mixed = [Failed, Failed, Succeeded, Failed, Failed];
+        assert!(!Health::of(&c(100, 5), &c(0, 0), &mixed).failing);
+        let h = Health::of(&c(97, 3), &c(0, 0), &[]);
+        assert_eq!(h.success_label(), "97%");
+        assert_eq!(Health::of(&c(0, 0), &c(0, 0), &[]).success_label(), "—");
     }
 }

@@ -495,3 +495,43 @@ fn the_wrong_kind_of_secret_at_a_sign_in_form_says_where_it_goes() {
         missing.body
     );
 }
+
+#[test]
+fn an_endpoint_that_keeps_failing_is_marked_with_what_to_do() {
+    let s = TestServer::start();
+    let bad = crate::support::Receiver::start(crate::support::Reply::Status(500, "nope"));
+    let good = crate::support::Receiver::start(crate::support::Reply::Status(200, "ok"));
+    let failing = s.endpoint(&s.key, &bad.url("/"), &["*"]);
+    let healthy = s.endpoint(&s.key, &good.url("/"), &["*"]);
+    let cus = s.default_customer();
+    for _ in 0..6 {
+        let e = s.event(&cus, "transactions.fetched", "{}");
+        s.finished_deliveries_of(&s.key, e["id"].as_str().unwrap(), 2);
+    }
+    let mut v = Visitor::new(&s);
+    v.sign_in("/", "/login", "api_key", &s.key);
+    let list = v.get("/webhooks").body;
+    assert_eq!(list.matches("pill failing").count(), 1, "{list}");
+    assert!(list.contains("0%") && list.contains("100%"), "{list}");
+    let id = failing["id"].as_str().unwrap();
+    let page = v.get(&format!("/webhooks/{id}")).body;
+    assert!(page.contains("<strong>Failing</strong>"), "{page}");
+    assert!(
+        page.contains("6 of 6 deliveries in the last hour failed"),
+        "{page}"
+    );
+    let ok_page = v.get(&format!("/webhooks/{}", healthy["id"].as_str().unwrap()));
+    assert!(!ok_page.body.contains("<strong>Failing</strong>"));
+    // The operator's support view: the same health, and the log of one endpoint.
+    let mut op = Visitor::new(&s);
+    op.sign_in("/admin", "/admin/login", "token", &s.admin);
+    let support = op.get(&format!("/admin/customers/{cus}")).body;
+    assert!(support.contains("pill failing"), "{support}");
+    let only = op
+        .get(&format!("/admin/customers/{cus}?endpoint={id}"))
+        .body;
+    assert!(
+        only.contains("nope") && !only.contains(">200<"),
+        "only the failing endpoint's log"
+    );
+}

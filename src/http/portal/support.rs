@@ -62,6 +62,8 @@ pub async fn customer(
         .map_err(|_| PortalError::NotFound)?;
     let before = super::query_param(&req, "before").filter(|b| IdKind::Delivery.matches(b));
     let mut filter = LogFilter::from_request(&req);
+    // `?endpoint=ep_…`: the log of that endpoint only (from its row above).
+    let only = super::query_param(&req, "endpoint").filter(|e| IdKind::Endpoint.matches(e));
     let store = st.store.clone();
     let now = now_ms();
     let until = Bucket::Hour.end_of(now);
@@ -78,6 +80,25 @@ pub async fn customer(
                 },
             )?
             .data;
+        // Each endpoint with its health, as the customer's list shows it.
+        let now = crate::domain::time::now_ms();
+        let mut rows = Vec::with_capacity(endpoints.len());
+        for e in &endpoints {
+            let latest = s.list_deliveries(
+                &cid,
+                &DeliveryFilter {
+                    endpoint_id: Some(e.id.clone()),
+                    ..Default::default()
+                },
+                PageQuery {
+                    before: None,
+                    limit: crate::domain::stats::FAILING_MIN as usize + 3,
+                },
+            )?;
+            let health = super::views::endpoint_health(s, &e.id, now, &latest.data)?;
+            rows.push(EndpointRow::new(e, latest.data.first(), &health));
+        }
+        let endpoints = rows;
         let events = s
             .list_events(
                 &cid,
@@ -97,7 +118,10 @@ pub async fn customer(
         let log = log_filter::load(
             s,
             &cid,
-            DeliveryFilter::default(),
+            DeliveryFilter {
+                endpoint_id: only,
+                ..Default::default()
+            },
             &mut filter,
             before.as_deref(),
             25,
@@ -129,10 +153,7 @@ pub async fn customer(
         ),
         name: customer.name.clone(),
         created: short_time(customer.created_at),
-        endpoints: endpoints
-            .iter()
-            .map(|e| EndpointRow::new(e, None))
-            .collect(),
+        endpoints,
         events: events
             .iter()
             .map(|e| RecentEvent {

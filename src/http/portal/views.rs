@@ -34,11 +34,42 @@ pub struct EndpointRow {
     pub paused: bool,
     pub last_status: Option<&'static str>,
     pub last_time: String,
+    /// Succeeded of what ended in the last 24 hours ("97%", "—").
+    pub success: String,
+    /// Under half succeeded in the last hour (of at least 5), or the last 5 all failed.
+    pub failing: bool,
+}
+
+/// An endpoint's health, read from its per-minute counters (24 h and the last hour) and its
+/// latest deliveries (newest first).
+pub fn endpoint_health(
+    store: &dyn crate::store::Store,
+    endpoint_id: &str,
+    now: i64,
+    latest: &[Delivery],
+) -> crate::store::Result<crate::domain::stats::Health> {
+    use crate::domain::stats::{Counters, HOUR_MS, endpoint_scope};
+    let scope = endpoint_scope(endpoint_id);
+    let (mut day, mut hour) = (Counters::default(), Counters::default());
+    for (minute, c) in store.minute_counters(&scope, now - 24 * HOUR_MS, now + 60_000)? {
+        if minute >= now - HOUR_MS {
+            hour.merge(&c);
+        }
+        day.merge(&c);
+    }
+    let statuses: Vec<_> = latest.iter().map(|d| d.status).collect();
+    Ok(crate::domain::stats::Health::of(&day, &hour, &statuses))
 }
 
 impl EndpointRow {
-    pub fn new(e: &Endpoint, last: Option<&Delivery>) -> Self {
+    pub fn new(
+        e: &Endpoint,
+        last: Option<&Delivery>,
+        health: &crate::domain::stats::Health,
+    ) -> Self {
         Self {
+            success: health.success_label(),
+            failing: health.failing,
             id: e.id.clone(),
             url: e.url.clone(),
             description: e.description.clone().filter(|d| !d.is_empty()),
@@ -61,6 +92,8 @@ pub struct EndpointDetail {
     pub created: String,
     /// Set while its receiver is down (the page opens with a banner).
     pub pause: Option<PauseView>,
+    /// Set while it is failing (and not paused): "N of M failed in the last hour".
+    pub failing: Option<String>,
 }
 
 /// A pause as the portal shows it.
@@ -98,6 +131,7 @@ impl From<&Endpoint> for EndpointDetail {
             secret: e.secret.clone(),
             created: short_time(e.created_at),
             pause: None,
+            failing: None,
         }
     }
 }

@@ -69,20 +69,22 @@ async fn render_webhooks(
             },
         )?;
         let mut rows = Vec::with_capacity(page.data.len());
+        let now = now_ms();
         for e in &page.data {
             let filter = DeliveryFilter {
                 endpoint_id: Some(e.id.clone()),
                 ..Default::default()
             };
-            let last = store.list_deliveries(
+            let latest = store.list_deliveries(
                 &cid,
                 &filter,
                 PageQuery {
                     before: None,
-                    limit: 1,
+                    limit: crate::domain::stats::FAILING_MIN as usize + 3,
                 },
             )?;
-            rows.push(EndpointRow::new(e, last.data.first()));
+            let health = super::views::endpoint_health(store.as_ref(), &e.id, now, &latest.data)?;
+            rows.push(EndpointRow::new(e, latest.data.first(), &health));
         }
         let types = store.all_event_types()?;
         Ok((name, rows, page.next, types))
@@ -256,7 +258,7 @@ async fn render_endpoint(
     let hours = if range == "7d" { 7 * 24 } else { 24 };
     let until = crate::domain::stats::Bucket::Hour.end_of(now_ms());
     let since = until - hours * crate::domain::stats::HOUR_MS;
-    let (name, ep, log, types, buckets, filter, waiting) = blocking(move || {
+    let (name, ep, log, types, buckets, filter, waiting, health) = blocking(move || {
         let name = customer_name(store.as_ref(), &cid)?;
         let ep = store
             .get_endpoint(&cid, &id)?
@@ -271,6 +273,15 @@ async fn render_endpoint(
             endpoint_id: Some(id.clone()),
             ..Default::default()
         };
+        let latest = store.list_deliveries(
+            &cid,
+            &base,
+            PageQuery {
+                before: None,
+                limit: crate::domain::stats::FAILING_MIN as usize + 3,
+            },
+        )?;
+        let health = super::views::endpoint_health(store.as_ref(), &id, now_ms(), &latest.data)?;
         let log = log_filter::load(
             store.as_ref(),
             &cid,
@@ -294,6 +305,7 @@ async fn render_endpoint(
             buckets,
             filter,
             waiting,
+            health,
         ))
     })
     .await?;
@@ -338,6 +350,16 @@ async fn render_endpoint(
                 .as_ref()
                 .filter(|_| ep.enabled)
                 .map(|p| super::views::PauseView::new(p, waiting)),
+            failing: (health.failing && ep.enabled && ep.pause.is_none()).then(|| {
+                if health.total_hour > 0 {
+                    format!(
+                        "{} of {} deliveries in the last hour failed",
+                        health.failed_hour, health.total_hour
+                    )
+                } else {
+                    "its last 5 deliveries failed".to_owned()
+                }
+            }),
             ..EndpointDetail::from(&ep)
         },
     };

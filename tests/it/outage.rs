@@ -142,10 +142,24 @@ fn postgresql_stopped_under_ingest_loses_nothing_and_answers_503_not_500() {
         "no 500 during the outages"
     );
     // Everything settles: nothing pending, nothing left `sending`.
-    wait_for(120, "every delivery to settle", || {
+    let settled = (0..240).any(|_| {
         let (_, s) = p.api.get("/api/v1/status", &admin);
-        (s["pending"] == 0 && s["sending"] == 0).then_some(())
+        let done = s["pending"] == 0 && s["sending"] == 0;
+        if !done {
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        done
     });
+    if !settled {
+        let (_, s) = p.api.get("/api/v1/status", &admin);
+        let (_, stuck) = p
+            .api
+            .get("/api/v1/deliveries?status=sending&limit=20", &key);
+        let (_, waiting) = p
+            .api
+            .get("/api/v1/deliveries?status=pending&limit=20", &key);
+        panic!("not settled after 120 s: {s}\nsending: {stuck}\npending: {waiting}");
+    }
     let mut interrupted = 0;
     for id in &accepted {
         let (st, e) = p.api.get(&format!("/api/v1/events/{id}"), &key);

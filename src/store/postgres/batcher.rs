@@ -117,6 +117,10 @@ fn run(
 ) {
     let mut client: Option<Client> = None;
     let mut stopping = false;
+    // Claims answered as failed after an attempt that may have committed them (a connection
+    // lost at COMMIT). No worker has them. The next group hands back those still `sending` as
+    // ours, before it claims anything: none is left `sending`, never sent.
+    let mut uncertain: Vec<(String, String)> = Vec::new();
     while !stopping {
         let Ok(first) = rx.recv() else { return };
         let mut claims = Vec::new();
@@ -158,9 +162,13 @@ fn run(
         let mut claimed = None;
         loop {
             match with_client(&mut client, connect, |c| {
+                if !uncertain.is_empty() {
+                    hand_back(c, &node.id, &uncertain)?;
+                }
                 write_group(c, &node.id, &claim_ids, &finishes, &touches)
             }) {
                 Ok(jobs) => {
+                    uncertain.clear();
                     let mut ready = prepared.lock().unwrap_or_else(|e| e.into_inner());
                     let got = jobs
                         .into_iter()
@@ -174,6 +182,7 @@ fn run(
                     break;
                 }
                 Err(e) if finishes.is_empty() && touches.is_empty() => {
+                    uncertain.extend(claim_ids.iter().cloned());
                     claimed = Some(Err(e));
                     break;
                 }
@@ -184,7 +193,7 @@ fn run(
                     if claimed.is_none() {
                         answer(std::mem::take(&mut claims), Err(e.clone()));
                         claimed = Some(Err(e.clone()));
-                        claim_ids.clear();
+                        uncertain.append(&mut claim_ids);
                     }
                     tracing::warn!(error = %e, "cannot write delivery results; retrying");
                     std::thread::sleep(Duration::from_millis(500));
@@ -209,6 +218,24 @@ fn run(
             "batcher group"
         );
     }
+}
+
+/// Returns to `pending` the deliveries of `ids` still `sending` as this node's claims (see
+/// `uncertain`); the dispatcher's backlog poll finds them again.
+fn hand_back(c: &mut Client, node_id: &str, ids: &[(String, String)]) -> Result<()> {
+    let only: Vec<&str> = ids.iter().map(|(_, d)| d.as_str()).collect();
+    let n = c.execute(
+        "UPDATE deliveries SET status = 'pending', claimed_by = NULL
+         WHERE id = ANY($1) AND status = 'sending' AND claimed_by = $2 AND started_at IS NULL",
+        &[&only, &node_id],
+    )?;
+    if n > 0 {
+        tracing::warn!(
+            count = n,
+            "claims whose commit could not be confirmed were handed back to pending, unsent"
+        );
+    }
+    Ok(())
 }
 
 fn with_client<T>(

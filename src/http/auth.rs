@@ -45,15 +45,7 @@ enum Caller {
 /// on another node a moment ago) is looked up in the store before the answer is 401; a
 /// failure counts toward the address's throttle only once the store said no.
 async fn caller(req: &HttpRequest) -> Result<Caller, ApiError> {
-    let st = AppState::of(req);
-    let ip = client_ip(req, &st.limits.trusted);
-    if let Some(wait) = st
-        .limits
-        .bearer_failures
-        .blocked_among(ip, st.store.live_nodes())
-    {
-        return Err(rate_limited(wait, "failed authentication attempts"));
-    }
+    let (st, ip) = not_throttled(req)?;
     if let Some(c) = customer(req)
         .map(Caller::Key)
         .or_else(|| admin(req).then_some(Caller::Operator))
@@ -161,18 +153,25 @@ fn customer(req: &HttpRequest) -> Option<String> {
     Some(owner.customer_id)
 }
 
-/// Refuses an address that failed too often; otherwise runs `check` and counts a failure
-/// when a token was presented and refused.
-fn authenticate<T>(req: &HttpRequest, check: impl FnOnce() -> Option<T>) -> Result<T, ApiError> {
+/// The state and the client's address, unless the address failed too often lately (429; its
+/// part of the limit on each of several nodes).
+fn not_throttled(req: &HttpRequest) -> Result<(&AppState, std::net::IpAddr), ApiError> {
     let st = AppState::of(req);
     let ip = client_ip(req, &st.limits.trusted);
-    if let Some(wait) = st
+    match st
         .limits
         .bearer_failures
         .blocked_among(ip, st.store.live_nodes())
     {
-        return Err(rate_limited(wait, "failed authentication attempts"));
+        Some(wait) => Err(rate_limited(wait, "failed authentication attempts")),
+        None => Ok((st, ip)),
     }
+}
+
+/// Refuses an address that failed too often; otherwise runs `check` and counts a failure
+/// when a token was presented and refused.
+fn authenticate<T>(req: &HttpRequest, check: impl FnOnce() -> Option<T>) -> Result<T, ApiError> {
+    let (st, ip) = not_throttled(req)?;
     check().ok_or_else(|| {
         if bearer(req).is_some() {
             st.limits.bearer_failures.fail(ip);

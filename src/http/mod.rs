@@ -71,6 +71,25 @@ impl AppState {
         }
     }
 
+    /// Resends an endpoint's failures since `since` (until `until`), oldest first, as many as
+    /// the customer's send budget allows now; what it did not use goes back to the budget.
+    pub async fn recover(
+        &self,
+        customer_id: &str,
+        endpoint_id: String,
+        since: i64,
+        until: Option<i64>,
+    ) -> Result<crate::store::Recovery, crate::error::ApiError> {
+        let budget = self.take_sends(customer_id, usize::MAX).await?;
+        let c = customer_id.to_owned();
+        let done = self
+            .run(move |s| s.recover(&c, &endpoint_id, since, until, budget))
+            .await;
+        let made = done.as_ref().map_or(0, |r| r.made);
+        self.refund_sends(customer_id, budget - made).await;
+        Ok(done?)
+    }
+
     /// One test send or resend from the customer's budget.
     pub async fn charge_send(&self, customer_id: &str) -> Result<(), crate::error::ApiError> {
         self.take_sends(customer_id, 1).await.map(|_| ())

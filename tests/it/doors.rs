@@ -116,16 +116,7 @@ fn a_recover_starts_only_what_the_send_budget_allows() {
     let r = Receiver::start(Reply::Status(500, "down"));
     let ep = s.endpoint(&s.key, &r.url("/"), &["*"]);
     let id = ep["id"].as_str().unwrap().to_owned();
-    let cus = s.default_customer();
-    let events: Vec<Value> = (0..12)
-        .map(|i| json!({"customer_id": cus, "event": "transactions.fetched", "data": {"n": i}}))
-        .collect();
-    let (st, _) = s.api.post(
-        "/api/v1/events/batch",
-        &s.admin,
-        &json!({ "events": events }),
-    );
-    assert_eq!(st, 202);
+    s.batch(12);
     wait_for(30, "12 failures", || {
         let (_, d) = s
             .api

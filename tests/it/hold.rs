@@ -15,16 +15,7 @@ fn endpoint_state(s: &TestServer, id: &str) -> Value {
 }
 
 fn events(s: &TestServer, n: usize) {
-    let cus = s.default_customer();
-    let events: Vec<Value> = (0..n)
-        .map(|i| json!({"customer_id": cus, "event": "transactions.fetched", "data": {"n": i}}))
-        .collect();
-    let (st, b) = s.api.post(
-        "/api/v1/events/batch",
-        &s.admin,
-        &json!({ "events": events }),
-    );
-    assert_eq!(st, 202, "{b}");
+    s.batch(n);
 }
 
 /// Every delivery of the customer with this status (all pages).

@@ -6,7 +6,7 @@ use std::io::Read;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::cli::{Running, json_lines, run, webhooks};
 use crate::support::{Receiver, TestServer};
@@ -19,16 +19,7 @@ fn as_customer(s: &TestServer, args: &[&str]) -> std::process::Command {
 }
 
 fn batch(s: &TestServer, n: usize) {
-    let cus = s.default_customer();
-    let events: Vec<Value> = (0..n)
-        .map(|i| json!({"customer_id": cus, "event": "transactions.fetched", "data": {"n": i}}))
-        .collect();
-    let (st, b) = s.api.post(
-        "/api/v1/events/batch",
-        &s.admin,
-        &json!({ "events": events }),
-    );
-    assert_eq!(st, 202, "{b}");
+    s.batch(n);
 }
 
 #[test]

@@ -402,14 +402,7 @@ pub async fn recover(
         .map(|u| time("until", u))
         .transpose()?;
     // As many as the send budget allows now, the oldest first; the rest on a later call.
-    let budget = st.take_sends(&who.id, usize::MAX).await?;
-    let customer = who.id.clone();
-    let done = st
-        .run(move |s| s.recover(&customer, &id, since, until, budget))
-        .await;
-    let made = done.as_ref().map_or(0, |r| r.made);
-    st.refund_sends(&who.id, budget - made).await;
-    let r = done?;
+    let r = st.recover(&who.id, id, since, until).await?;
     Ok(HttpResponse::Accepted().json(Recovered {
         deliveries: r.made,
         left: r.left,

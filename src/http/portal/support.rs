@@ -84,19 +84,8 @@ pub async fn customer(
         let now = crate::domain::time::now_ms();
         let mut rows = Vec::with_capacity(endpoints.len());
         for e in &endpoints {
-            let latest = s.list_deliveries(
-                &cid,
-                &DeliveryFilter {
-                    endpoint_id: Some(e.id.clone()),
-                    ..Default::default()
-                },
-                PageQuery {
-                    before: None,
-                    limit: crate::domain::stats::FAILING_MIN as usize + 3,
-                },
-            )?;
-            let health = super::views::endpoint_health(s, &e.id, now, &latest.data)?;
-            rows.push(EndpointRow::new(e, latest.data.first(), &health));
+            let (health, last) = super::views::endpoint_health(s, &cid, &e.id, now)?;
+            rows.push(EndpointRow::new(e, last.as_ref(), &health));
         }
         let endpoints = rows;
         let events = s

@@ -41,14 +41,27 @@ pub struct EndpointRow {
 }
 
 /// An endpoint's health, read from its per-minute counters (24 h and the last hour) and its
-/// latest deliveries (newest first).
+/// latest deliveries; with its latest delivery.
 pub fn endpoint_health(
     store: &dyn crate::store::Store,
+    customer_id: &str,
     endpoint_id: &str,
     now: i64,
-    latest: &[Delivery],
-) -> crate::store::Result<crate::domain::stats::Health> {
-    use crate::domain::stats::{Counters, HOUR_MS, endpoint_scope};
+) -> crate::store::Result<(crate::domain::stats::Health, Option<Delivery>)> {
+    use crate::domain::stats::{Counters, FAILING_MIN, HOUR_MS, endpoint_scope};
+    let latest = store
+        .list_deliveries(
+            customer_id,
+            &crate::domain::DeliveryFilter {
+                endpoint_id: Some(endpoint_id.to_owned()),
+                ..Default::default()
+            },
+            crate::store::PageQuery {
+                before: None,
+                limit: FAILING_MIN as usize + 3,
+            },
+        )?
+        .data;
     let scope = endpoint_scope(endpoint_id);
     let (mut day, mut hour) = (Counters::default(), Counters::default());
     for (minute, c) in store.minute_counters(&scope, now - 24 * HOUR_MS, now + 60_000)? {
@@ -58,7 +71,8 @@ pub fn endpoint_health(
         day.merge(&c);
     }
     let statuses: Vec<_> = latest.iter().map(|d| d.status).collect();
-    Ok(crate::domain::stats::Health::of(&day, &hour, &statuses))
+    let health = crate::domain::stats::Health::of(&day, &hour, &statuses);
+    Ok((health, latest.into_iter().next()))
 }
 
 impl EndpointRow {

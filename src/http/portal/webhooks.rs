@@ -71,20 +71,8 @@ async fn render_webhooks(
         let mut rows = Vec::with_capacity(page.data.len());
         let now = now_ms();
         for e in &page.data {
-            let filter = DeliveryFilter {
-                endpoint_id: Some(e.id.clone()),
-                ..Default::default()
-            };
-            let latest = store.list_deliveries(
-                &cid,
-                &filter,
-                PageQuery {
-                    before: None,
-                    limit: crate::domain::stats::FAILING_MIN as usize + 3,
-                },
-            )?;
-            let health = super::views::endpoint_health(store.as_ref(), &e.id, now, &latest.data)?;
-            rows.push(EndpointRow::new(e, latest.data.first(), &health));
+            let (health, last) = super::views::endpoint_health(store.as_ref(), &cid, &e.id, now)?;
+            rows.push(EndpointRow::new(e, last.as_ref(), &health));
         }
         let types = store.all_event_types()?;
         Ok((name, rows, page.next, types))
@@ -273,15 +261,7 @@ async fn render_endpoint(
             endpoint_id: Some(id.clone()),
             ..Default::default()
         };
-        let latest = store.list_deliveries(
-            &cid,
-            &base,
-            PageQuery {
-                before: None,
-                limit: crate::domain::stats::FAILING_MIN as usize + 3,
-            },
-        )?;
-        let health = super::views::endpoint_health(store.as_ref(), &id, now_ms(), &latest.data)?;
+        let (health, _) = super::views::endpoint_health(store.as_ref(), &cid, &id, now_ms())?;
         let log = log_filter::load(
             store.as_ref(),
             &cid,
@@ -636,13 +616,7 @@ pub async fn recover(
             fields: vec![("since", raw.to_owned()), ("confirm", "1".to_owned())],
         });
     }
-    let budget = st.take_sends(&ctx.customer_id, usize::MAX).await?;
-    let done = st
-        .run(move |s| s.recover(&cid, &eid, since, None, budget))
-        .await;
-    let made = done.as_ref().map_or(0, |r| r.made);
-    st.refund_sends(&ctx.customer_id, budget - made).await;
-    let r = done?;
+    let r = st.recover(&cid, eid, since, None).await?;
     let mut msg = match r.made {
         0 => "No failed deliveries since then: nothing to resend.".to_owned(),
         1 => "1 failed delivery sent again.".to_owned(),

@@ -233,6 +233,20 @@ impl TestServer {
         }
     }
 
+    /// `n` events `transactions.fetched` for the customer `default`, in one batch.
+    pub fn batch(&self, n: usize) {
+        let cus = self.default_customer();
+        let events: Vec<Value> = (0..n)
+            .map(|i| json!({"customer_id": cus, "event": "transactions.fetched", "data": {"n": i}}))
+            .collect();
+        let (st, b) = self.api.post(
+            "/api/v1/events/batch",
+            &self.admin,
+            &json!({ "events": events }),
+        );
+        assert_eq!(st, 202, "{b}");
+    }
+
     /// The running server, for its store's test switches (faults, clock) and retention.
     pub fn server(&self) -> &Server {
         self.server.as_ref().expect("the server runs")

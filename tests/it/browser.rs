@@ -583,3 +583,55 @@ fn a_customer_and_the_operator_use_the_portal_in_a_browser() {
     let got = receiver.drain();
     assert!(got.iter().any(|r| r.path == "/acme"));
 }
+
+#[test]
+fn a_paused_endpoint_is_seen_and_acted_on_in_a_browser() {
+    let s = TestServer::start();
+    // A port where nothing listens: the endpoint pauses and its deliveries wait.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/", dead.local_addr().unwrap());
+    drop(dead);
+    let ep = s.endpoint(&s.key, &url, &["*"]);
+    let id = ep["id"].as_str().unwrap().to_owned();
+    s.batch(6);
+    crate::support::wait_for(30, "the endpoint to pause with deliveries waiting", || {
+        let (_, e) = s.api.get(&format!("/api/v1/endpoints/{id}"), &s.key);
+        (e["state"]["status"] == "paused" && e["state"]["waiting"].as_u64()? > 0).then_some(())
+    });
+    let driver = Driver::start();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let c = driver.browser().await;
+        let p = Page {
+            c: &c,
+            base: s.api.base.clone(),
+            shots: screenshots_dir(),
+        };
+        p.go("/").await;
+        p.fill("input[name=api_key]", &s.key).await;
+        p.submit("form button[type=submit]").await;
+        // The list shows the badge; the endpoint's page opens with the banner.
+        assert!(p.text().await.contains("paused"));
+        p.go(&format!("/webhooks/{id}")).await;
+        let t = p.text().await;
+        assert!(
+            t.contains("Paused") && t.contains("connection refused"),
+            "{t}"
+        );
+        assert!(t.contains("waiting, untried"), "{t}");
+        p.fits().await;
+        p.shot("16-endpoint-paused").await;
+        // Fail the waiting ones: said so, and the pause goes on.
+        p.submit("form[action$='/fail-waiting'] button").await;
+        assert!(p.text().await.contains("never sent"));
+        // Resume now: the banner is gone.
+        p.submit("form[action$='/resume'] button").await;
+        assert!(!p.text().await.contains("untried"));
+        c.close().await.unwrap();
+    });
+    let (_, e) = s.api.get(&format!("/api/v1/endpoints/{id}"), &s.key);
+    assert_eq!(e["state"]["status"], "active");
+}

@@ -336,3 +336,38 @@ fn a_429_reopens_at_half_the_rate_that_drew_it_and_suggests_it() {
         (endpoint_state(&s, id)["status"] == "active").then_some(())
     });
 }
+
+#[test]
+fn a_hung_receiver_pauses_its_endpoint_after_one_timeout() {
+    // The test servers' request timeout is 3 s: the first POSTs time out, the rest wait.
+    let s = TestServer::start();
+    let r = Receiver::start(Reply::Hang);
+    let ep = s.endpoint(&s.key, &r.url("/"), &["*"]);
+    let id = ep["id"].as_str().unwrap();
+    events(&s, 12);
+    let state = wait_for(30, "the endpoint to pause", || {
+        let st = endpoint_state(&s, id);
+        (st["status"] == "paused").then_some(st)
+    });
+    assert_eq!(state["reason"], "timeout", "{state}");
+    let failed = failed_once_quiet(&s);
+    // Only the POSTs already under way (its small start: 4) timed out; nothing more was tried.
+    assert!(
+        !failed.is_empty() && failed.len() <= 4,
+        "{} failed",
+        failed.len()
+    );
+    assert!(failed.iter().all(|d| d["error"] == "timeout"));
+    // The receiver saw those, and at most the one delivery that probes it (it accepts
+    // connections, so its check passes; the probe hangs too and the pause goes on).
+    let seen = r.drain().len();
+    assert!(
+        seen <= failed.len() + 1,
+        "{seen} received, {} failed",
+        failed.len()
+    );
+    wait_for(10, "the rest to wait, counted", || {
+        let waiting = endpoint_state(&s, id)["waiting"].as_u64()? as usize;
+        (waiting + failed.len() + 1 >= 12).then_some(())
+    });
+}

@@ -35,23 +35,26 @@ impl Proc {
         } else {
             cmd.arg("serve").arg("--data").arg(data);
         }
+        cmd.stderr(Stdio::null());
         Self::spawn(cmd, extra)
     }
 
     /// `webhooks serve` in `dir` with exactly these flags (say, a `--database` of its own).
+    /// Its log (warnings and up) goes to `dir/server.log`, for the test to show on failure.
     pub fn start_in(dir: &Path, extra: &[&str]) -> Self {
         let mut cmd = Command::new(BIN);
-        cmd.arg("serve").current_dir(dir);
+        let log = std::fs::File::create(dir.join("server.log")).unwrap();
+        cmd.arg("serve").current_dir(dir).stderr(log);
         Self::spawn(cmd, extra)
     }
 
+    /// Starts `cmd` (its stderr set, or discarded) and reads its banner.
     fn spawn(mut cmd: Command, extra: &[&str]) -> Self {
         let mut child = cmd
             .args(["--listen", "127.0.0.1:0"])
             .args(extra)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
             .spawn()
             .unwrap();
         let lines = lines_of(child.stdout.take().unwrap());

@@ -1,11 +1,17 @@
-//! The hot path's group commit: one thread per node takes every claim, result and key touch
-//! queued since its last commit and writes them in one transaction of a few statements.
-//! Results that cannot be written are retried (a lost result would leave its delivery
-//! `sending`, and `interrupted` later).
+//! The hot path's group commit: one thread per node takes every claim, hand-back, result and
+//! key touch queued since its last commit and writes them in one transaction of a few
+//! statements. Results and hand-backs that cannot be written are retried (a lost result would
+//! leave its delivery `sending`, and `interrupted` later).
+//!
+//! Every group's claims carry a tag of their own (`claim_tag`), and a claim is only ever undone
+//! by its tag: a group whose commit could not be confirmed, or a claim no worker started, is
+//! handed back to `pending` without ever touching a later claim of the same delivery, which
+//! may be in flight. (Undoing by delivery id alone once put a delivery under way back to
+//! `pending`, and it was sent twice.)
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -13,20 +19,28 @@ use crossbeam_channel::{Receiver, Sender};
 use postgres::Client;
 use postgres::types::Type;
 
-use super::Connector;
 use super::node::Node;
 use super::rows::{DELIVERY_COLS, EVENT_COLS, decode, delivery, event_at, prefixed};
+use super::{Connector, notify_work};
 use crate::domain::stats::StatsDelta;
+use crate::domain::time::now_ms;
 use crate::domain::{DeliveryError, Outcome, SendJob};
-use crate::store::{ClaimReply, Faults, Result, StoreError};
+use crate::store::{ClaimReply, CommitHook, Faults, Ready, Result, StoreError};
 
 /// The most messages written together.
 const MAX_GROUP: usize = 4096;
 /// How long results are retried while the database is unreachable.
 const RETRY_FOR: Duration = Duration::from_secs(120);
+/// How soon hand-backs that could not be written are tried again, with nothing else to write.
+const HAND_BACK_EVERY: Duration = Duration::from_millis(500);
+/// How long a failed group's claims are looked for: a statement the database was already
+/// running when the connection broke may still commit after the first hand-back.
+const UNCERTAIN_FOR: Duration = Duration::from_secs(30);
 
 enum Msg {
     Claim(Vec<(String, String)>, ClaimReply),
+    /// Claims no worker started: back to `pending`.
+    Unclaim(Vec<(String, String)>),
     Finish(Outcome),
     Touch(String, i64),
     Stop,
@@ -48,13 +62,24 @@ impl Batcher {
         node: Arc<Node>,
         faults: Arc<Faults>,
         failed: Arc<AtomicBool>,
+        hook: Arc<OnceLock<CommitHook>>,
     ) -> Self {
         let (tx, rx) = crossbeam_channel::unbounded();
         let prepared: Prepared = Arc::default();
         let jobs = prepared.clone();
         let thread = std::thread::Builder::new()
             .name("pg-batcher".into())
-            .spawn(move || run(&connect, &node, &faults, &failed, &jobs, &rx))
+            .spawn(move || {
+                let ctx = Ctx {
+                    connect,
+                    node,
+                    faults,
+                    failed,
+                    prepared: jobs,
+                    hook,
+                };
+                run(&ctx, &rx)
+            })
             .expect("spawn the batcher");
         Self {
             tx,
@@ -71,6 +96,12 @@ impl Batcher {
                 "the store is shutting down".into(),
             )));
         }
+    }
+
+    /// Hands claimed deliveries no worker started back to `pending`, by the tag of the claim
+    /// that made them this node's; retried until written (the other nodes hear of them).
+    pub fn unclaim(&self, ids: Vec<(String, String)>) {
+        let _ = self.tx.send(Msg::Unclaim(ids));
     }
 
     pub fn finish(&self, outcome: Outcome) {
@@ -107,32 +138,63 @@ impl Batcher {
     }
 }
 
-fn run(
-    connect: &Connector,
-    node: &Node,
-    faults: &Faults,
-    failed: &AtomicBool,
-    prepared: &Prepared,
-    rx: &Receiver<Msg>,
-) {
+struct Ctx {
+    connect: Connector,
+    node: Arc<Node>,
+    faults: Arc<Faults>,
+    failed: Arc<AtomicBool>,
+    prepared: Prepared,
+    /// The node's own dispatcher hears of hand-backs through it.
+    hook: Arc<OnceLock<CommitHook>>,
+}
+
+fn run(ctx: &Ctx, rx: &Receiver<Msg>) {
+    let node = &ctx.node;
     let mut client: Option<Client> = None;
     let mut stopping = false;
-    // Claims answered as failed after an attempt that may have committed them (a connection
-    // lost at COMMIT). No worker has them. The next group hands back those still `sending` as
-    // ours, before it claims anything: none is left `sending`, never sent.
-    let mut uncertain: Vec<(String, String)> = Vec::new();
+    // Each group's tag: unique to this node's run (a restarted node interrupts its old claims).
+    let mut next_tag: i64 = now_ms() << 12;
+    // This node's claims that a worker may still start or give back, by delivery: their tags.
+    let mut held: HashMap<String, i64> = HashMap::new();
+    // Tags of groups answered as failed after an attempt that may have committed their claims
+    // (a connection lost at COMMIT), and when they failed. No worker has those claims: each
+    // write, and every `HAND_BACK_EVERY`, hands back the ones `sending`, unsent, for
+    // `UNCERTAIN_FOR`.
+    let mut uncertain: Vec<(i64, Instant)> = Vec::new();
+    // Claims to hand back, with the tag of the claim each undoes, until written.
+    let mut owed: Vec<(String, i64)> = Vec::new();
     while !stopping {
-        let Ok(first) = rx.recv() else { return };
+        let first = if owed.is_empty() && uncertain.is_empty() {
+            match rx.recv() {
+                Ok(m) => Some(m),
+                Err(_) => return,
+            }
+        } else {
+            match rx.recv_timeout(HAND_BACK_EVERY) {
+                Ok(m) => Some(m),
+                Err(crossbeam_channel::RecvTimeoutError::Timeout) => None,
+                Err(crossbeam_channel::RecvTimeoutError::Disconnected) => return,
+            }
+        };
         let mut claims = Vec::new();
         let mut finishes = Vec::new();
         let mut touches = Vec::new();
         let mut take = |m: Msg, stopping: &mut bool| match m {
             Msg::Claim(ids, then) => claims.push((ids, then)),
-            Msg::Finish(o) => finishes.push(o),
+            Msg::Unclaim(ids) => owed.extend(
+                ids.into_iter()
+                    .filter_map(|(_, d)| held.remove(&d).map(|tag| (d, tag))),
+            ),
+            Msg::Finish(o) => {
+                held.remove(&o.delivery_id);
+                finishes.push(o)
+            }
             Msg::Touch(k, at) => touches.push((k, at)),
             Msg::Stop => *stopping = true,
         };
-        take(first, &mut stopping);
+        if let Some(first) = first {
+            take(first, &mut stopping);
+        }
         for _ in 1..MAX_GROUP {
             match rx.try_recv() {
                 Ok(m) => take(m, &mut stopping),
@@ -141,14 +203,17 @@ fn run(
         }
         let began = Instant::now();
         let (asked, finished) = (claims.len(), finishes.len());
+        let failed = ctx.failed.load(Ordering::Acquire) || Faults::on(&ctx.faults.commit);
         // A lost node claims nothing; a failed store writes nothing new.
         let refuse = if node.lost() {
             Some("this node lost its lease")
-        } else if failed.load(Ordering::Acquire) || Faults::on(&faults.commit) {
+        } else if failed {
             Some("the database could not be written")
         } else {
             None
         };
+        let tag = next_tag;
+        next_tag += 1;
         let mut claim_ids: Vec<(String, String)> = if refuse.is_some() {
             Vec::new()
         } else {
@@ -161,19 +226,34 @@ fn run(
         let deadline = Instant::now() + RETRY_FOR;
         let mut claimed = None;
         loop {
-            match with_client(&mut client, connect, |c| {
+            let attempt = with_client(&mut client, &ctx.connect, |c| {
                 if !uncertain.is_empty() {
-                    hand_back(c, &node.id, &uncertain)?;
+                    let tags: Vec<i64> = uncertain.iter().map(|(t, _)| *t).collect();
+                    hand_back(c, &node.id, &tags)?;
+                    uncertain.retain(|(_, at)| at.elapsed() < UNCERTAIN_FOR);
                 }
-                write_group(c, &node.id, &claim_ids, &finishes, &touches)
-            }) {
+                if !owed.is_empty() && !failed {
+                    let back = unclaim(c, &node.id, &owed)?;
+                    owed.clear();
+                    if !back.is_empty()
+                        && let Some(hook) = ctx.hook.get()
+                    {
+                        hook(back);
+                    }
+                }
+                if claim_ids.is_empty() && finishes.is_empty() && touches.is_empty() {
+                    return Ok(Vec::new());
+                }
+                write_group(c, &node.id, tag, &claim_ids, &finishes, &touches)
+            });
+            match attempt {
                 Ok(jobs) => {
-                    uncertain.clear();
-                    let mut ready = prepared.lock().unwrap_or_else(|e| e.into_inner());
+                    let mut ready = ctx.prepared.lock().unwrap_or_else(|e| e.into_inner());
                     let got = jobs
                         .into_iter()
                         .map(|job| {
                             let id = job.delivery.id.clone();
+                            held.insert(id.clone(), tag);
                             ready.insert(id.clone(), job);
                             id
                         })
@@ -182,7 +262,9 @@ fn run(
                     break;
                 }
                 Err(e) if finishes.is_empty() && touches.is_empty() => {
-                    uncertain.extend(claim_ids.iter().cloned());
+                    if !claim_ids.is_empty() {
+                        uncertain.push((tag, Instant::now()));
+                    }
                     claimed = Some(Err(e));
                     break;
                 }
@@ -193,13 +275,19 @@ fn run(
                     if claimed.is_none() {
                         answer(std::mem::take(&mut claims), Err(e.clone()));
                         claimed = Some(Err(e.clone()));
-                        uncertain.append(&mut claim_ids);
+                        if !claim_ids.is_empty() {
+                            uncertain.push((tag, Instant::now()));
+                            claim_ids.clear();
+                        }
                     }
                     tracing::warn!(error = %e, "cannot write delivery results; retrying");
                     std::thread::sleep(Duration::from_millis(500));
                 }
                 Err(e) => {
                     tracing::error!(error = %e, count = finishes.len(), "delivery results could not be written; those deliveries will show as interrupted");
+                    if claimed.is_none() && !claim_ids.is_empty() {
+                        uncertain.push((tag, Instant::now()));
+                    }
                     claimed = Some(Err(e));
                     break;
                 }
@@ -218,16 +306,21 @@ fn run(
             "batcher group"
         );
     }
+    if !owed.is_empty() {
+        tracing::error!(
+            count = owed.len(),
+            "claimed deliveries no worker started could not be handed back; they will show as interrupted"
+        );
+    }
 }
 
-/// Returns to `pending` the deliveries of `ids` still `sending` as this node's claims (see
-/// `uncertain`); the dispatcher's backlog poll finds them again.
-fn hand_back(c: &mut Client, node_id: &str, ids: &[(String, String)]) -> Result<()> {
-    let only: Vec<&str> = ids.iter().map(|(_, d)| d.as_str()).collect();
+/// Returns to `pending` what the groups tagged `tags` claimed and is still `sending` as this
+/// node's (see `uncertain`); the dispatcher's backlog poll finds them again.
+fn hand_back(c: &mut Client, node_id: &str, tags: &[i64]) -> Result<()> {
     let n = c.execute(
-        "UPDATE deliveries SET status = 'pending', claimed_by = NULL
-         WHERE id = ANY($1) AND status = 'sending' AND claimed_by = $2 AND started_at IS NULL",
-        &[&only, &node_id],
+        "UPDATE deliveries SET status = 'pending', claimed_by = NULL, claim_tag = NULL
+         WHERE claim_tag = ANY($1) AND status = 'sending' AND claimed_by = $2",
+        &[&tags, &node_id],
     )?;
     if n > 0 {
         tracing::warn!(
@@ -236,6 +329,36 @@ fn hand_back(c: &mut Client, node_id: &str, ids: &[(String, String)]) -> Result<
         );
     }
     Ok(())
+}
+
+/// Hands back claims no worker started, each by the tag of its own claim, and tells every
+/// node (the other nodes by NOTIFY, in the same transaction).
+fn unclaim(c: &mut Client, node_id: &str, owed: &[(String, i64)]) -> Result<Vec<Ready>> {
+    let ids: Vec<&str> = owed.iter().map(|(d, _)| d.as_str()).collect();
+    let tags: Vec<i64> = owed.iter().map(|(_, t)| *t).collect();
+    let mut tx = c.transaction()?;
+    let rows = tx.query(
+        "UPDATE deliveries d SET status = 'pending', claimed_by = NULL, claim_tag = NULL
+         FROM unnest($1::text[], $2::bigint[]) AS o(id, tag), endpoints e
+         WHERE d.id = o.id AND d.claim_tag = o.tag AND d.status = 'sending'
+           AND d.claimed_by = $3 AND e.id = d.endpoint_id
+         RETURNING d.endpoint_id, d.id, e.record",
+        &[&ids, &tags, &node_id],
+    )?;
+    let mut back = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let e: crate::domain::Endpoint = decode(row.get::<_, &str>(2))?;
+        back.push(Ready {
+            endpoint_id: row.get(0),
+            delivery_id: row.get(1),
+            rate_limit_per_sec: e.rate_limit_per_sec,
+        });
+    }
+    if !back.is_empty() {
+        notify_work(&mut tx, node_id, &back)?;
+    }
+    tx.commit()?;
+    Ok(back)
 }
 
 fn with_client<T>(
@@ -274,6 +397,7 @@ fn answer(
 fn write_group(
     c: &mut Client,
     node_id: &str,
+    tag: i64,
     claim_ids: &[(String, String)],
     finishes: &[Outcome],
     touches: &[(String, i64)],
@@ -320,7 +444,7 @@ fn write_group(
              UPDATE deliveries d SET status = o.status, url = coalesce(o.url, d.url),
                  response_status = o.code, response_body = o.body, error = o.error,
                  error_detail = o.detail, duration_ms = o.took, started_at = o.started,
-                 finished_at = o.ended, claimed_by = NULL
+                 finished_at = o.ended, claimed_by = NULL, claim_tag = NULL
              FROM unnest($3::text[], $4::text[], $5::text[], $6::int[], $7::text[], $8::text[],
                          $9::text[], $10::bigint[], $11::bigint[], $12::bigint[])
                   AS o(id, status, url, code, body, error, detail, took, started, ended)
@@ -331,7 +455,7 @@ fn write_group(
              FROM unnest($13::text[], $14::bigint[]) AS t(id, at) WHERE k.id = t.id
              RETURNING 1),
          claimed AS (
-             UPDATE deliveries d SET status = 'sending', claimed_by = $2
+             UPDATE deliveries d SET status = 'sending', claimed_by = $2, claim_tag = $22
              FROM (SELECT p.id FROM unnest($15::text[], $1::text[]) AS u(ep, id)
                    JOIN deliveries p ON p.endpoint_id = u.ep AND p.id = u.id
                    WHERE p.status = 'pending'
@@ -368,6 +492,7 @@ fn write_group(
             (&stats.failed, Type::INT8_ARRAY),
             (&stats.interrupted, Type::INT8_ARRAY),
             (&stats.durations, Type::TEXT_ARRAY),
+            (&tag, Type::INT8),
         ],
     )?;
     rows.iter()

@@ -183,6 +183,7 @@ impl PgStore {
             node.clone(),
             faults.clone(),
             failed.clone(),
+            commit_hook.clone(),
         );
         let store = PgStore {
             pool,

@@ -9,7 +9,7 @@ use super::node::INTERRUPTED_DETAIL;
 use super::rows::{DELIVERY_COLS, EVENT_COLS, decode, delivery, event_at, prefixed};
 use crate::domain::time::now_ms;
 use crate::domain::{Endpoint, Outcome, SendJob};
-use crate::store::{ClaimReply, Faults, Queue, Ready, Result, StoreError};
+use crate::store::{ClaimReply, Faults, Queue, Result, StoreError};
 
 /// Marks this node's claims `interrupted`: they may have been sent.
 pub(super) fn interrupt_own(store: &PgStore) -> Result<usize> {
@@ -37,39 +37,22 @@ impl Queue for PgStore {
         self.batcher.claim(ids, then);
     }
 
-    /// Hands back claims no worker started (still this node's and still `sending`); the other
-    /// nodes hear of them.
+    /// Hands back claims no worker started (still this node's, still `sending`, and by the
+    /// very claim that made them so): through the batcher, which retries until it is written
+    /// and tells every node. Never fails here.
     fn unclaim(&self, ids: Vec<(String, String)>) -> Result<()> {
-        let only: Vec<&str> = ids.iter().map(|(_, d)| d.as_str()).collect();
         {
             let mut prepared = self
                 .batcher
                 .prepared
                 .lock()
                 .unwrap_or_else(|e| e.into_inner());
-            for id in &only {
-                prepared.remove(*id);
+            for (_, id) in &ids {
+                prepared.remove(id);
             }
         }
-        self.write(|tx, ready| {
-            let back = tx.query(
-                "UPDATE deliveries d SET status = 'pending', claimed_by = NULL
-                 FROM endpoints e
-                 WHERE d.id = ANY($1) AND d.status = 'sending' AND d.claimed_by = $2
-                   AND e.id = d.endpoint_id
-                 RETURNING d.endpoint_id, d.id, e.record",
-                &[&only, &self.node.id],
-            )?;
-            for row in &back {
-                let e: Endpoint = decode(row.get::<_, &str>(2))?;
-                ready.push(Ready {
-                    endpoint_id: row.get(0),
-                    delivery_id: row.get(1),
-                    rate_limit_per_sec: e.rate_limit_per_sec,
-                });
-            }
-            Ok(())
-        })
+        self.batcher.unclaim(ids);
+        Ok(())
     }
 
     fn pending_of(&self, endpoint_id: &str, after: &str, limit: usize) -> Result<Vec<String>> {

@@ -136,6 +136,36 @@ pub fn explain(e: &postgres::Error) -> String {
     format!("cannot reach the database: {why}")
 }
 
+/// A URL naming several hosts is there to follow a promoted standby. At most once then needs
+/// every commit on the standby before the primary acknowledges it: a claim the standby did
+/// not have is `pending` again after a failover, and is POSTed a second time. Said at start,
+/// once, when the primary this node reached has no synchronous standby.
+fn warn_without_sync_standby(client: &mut Client) {
+    let row = client.query_one(
+        "SELECT pg_is_in_recovery(), current_setting('synchronous_standby_names'),
+                current_setting('synchronous_commit')",
+        &[],
+    );
+    match row {
+        Ok(r) => {
+            let (in_recovery, names, commit): (bool, String, String) =
+                (r.get(0), r.get(1), r.get(2));
+            let synchronous =
+                !names.trim().is_empty() && !matches!(commit.as_str(), "off" | "local");
+            if !in_recovery && !synchronous {
+                tracing::warn!(
+                    synchronous_standby_names = %names,
+                    synchronous_commit = %commit,
+                    "the database URL names several hosts (to follow a promoted standby), but this primary has no synchronous standby: after a failover, deliveries claimed in the last moments before it are pending again and are sent a second time, and events accepted then are lost; set synchronous_standby_names and synchronous_commit = on (README: failover)"
+                );
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %explain(&e), "cannot read the database's replication settings")
+        }
+    }
+}
+
 impl PgStore {
     /// Connects, checks the clock, migrates under an advisory lock, takes this node's
     /// identity and lease, and starts the node's threads.
@@ -148,6 +178,9 @@ impl PgStore {
         };
         let connect = Connector { config, tls };
         let mut admin = connect.connect().map_err(|e| db(e.to_string()))?;
+        if connect.config.get_hosts().len() > 1 {
+            warn_without_sync_standby(&mut admin);
+        }
         node::check_clock(&mut admin).map_err(|e| match e {
             node::ClockError::Skew(ms) => OpenError::ClockSkew(ms),
             node::ClockError::Store(e) => db(e.to_string()),

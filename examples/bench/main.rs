@@ -8,12 +8,14 @@
 //! ```sh
 //! cargo run --release --example bench            # the full run (several minutes)
 //! cargo run --release --example bench -- --quick # small counts: checks that it all runs
-//! cargo run --release --example bench -- --postgres            # on a throwaway PostgreSQL
+//! cargo run --release --example bench -- --postgres            # on a throwaway PostgreSQL,
+//!                                                  # with nodes capped at 0.3 CPU (cgroups)
 //! cargo run --release --example bench -- --database postgres://… # on a cluster you give
 //! ```
 //! Loopback only; every loop is bounded in count and time.
 
 mod api;
+mod capped;
 mod measure;
 mod phases;
 #[path = "../../tests/it/support/pki.rs"]
@@ -138,7 +140,8 @@ fn main() {
             api: Api::new("http://127.0.0.1:1", ""),
             base_rate,
         };
-        postgres::run(&mut b, &cluster, dir.path());
+        let local = throwaway.as_ref().map(|c| c.dir.as_path());
+        postgres::run(&mut b, &cluster, dir.path(), local);
         b.report.print();
         return;
     }

@@ -13,7 +13,7 @@ use crate::server::Server;
 use crate::{Api, Bench};
 
 /// A new, empty database on the cluster of `url`; its URL.
-fn fresh_database(url: &str, name: &str) -> String {
+pub fn fresh_database(url: &str, name: &str) -> String {
     let mut admin = postgres::Client::connect(url, postgres::NoTls).expect("the database answers");
     admin
         .batch_execute(&format!("DROP DATABASE IF EXISTS {name}"))
@@ -27,7 +27,7 @@ fn fresh_database(url: &str, name: &str) -> String {
 }
 
 /// (transactions committed, rows inserted + updated + deleted) in the database so far.
-fn db_counters(url: &str) -> (i64, i64) {
+pub fn db_counters(url: &str) -> (i64, i64) {
     // The statistics reach the view shortly after each transaction.
     std::thread::sleep(Duration::from_millis(1200));
     let mut c = postgres::Client::connect(url, postgres::NoTls).expect("the database answers");
@@ -51,7 +51,7 @@ fn delivered_by(api: &Api) -> u64 {
         .sum()
 }
 
-fn node(dir: &Path, url: &str, id: &str, admin: Option<&str>) -> Server {
+pub fn node(dir: &Path, url: &str, id: &str, admin: Option<&str>) -> Server {
     let flags = vec![
         "--database".to_owned(),
         url.to_owned(),
@@ -61,7 +61,7 @@ fn node(dir: &Path, url: &str, id: &str, admin: Option<&str>) -> Server {
     Server::start_node(&dir.join(id), admin, &flags)
 }
 
-pub fn run(b: &mut Bench, cluster: &str, dir: &Path) {
+pub fn run(b: &mut Bench, cluster: &str, dir: &Path, cluster_dir: Option<&Path>) {
     // One node.
     let url = fresh_database(cluster, "webhooks_bench_one");
     let one = node(dir, &url, "bench-1", None);
@@ -153,11 +153,13 @@ pub fn run(b: &mut Bench, cluster: &str, dir: &Path) {
         format!("p50 {:.2} ms, p99 {:.2} ms", ms(p50), ms(p99)),
         format!("{offered:.0} events/s offered"),
     );
+    drop((a, bnode));
+    crate::capped::run(b, cluster, dir, cluster_dir);
 }
 
 /// A throwaway cluster for `--postgres`, stopped and removed when dropped.
 pub struct Cluster {
-    dir: std::path::PathBuf,
+    pub dir: std::path::PathBuf,
     pub url: String,
 }
 

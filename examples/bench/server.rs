@@ -125,7 +125,7 @@ impl Server {
         (s, started)
     }
 
-    fn pid(&self) -> u32 {
+    pub fn pid(&self) -> u32 {
         self.child.as_ref().unwrap().id()
     }
 

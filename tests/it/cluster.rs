@@ -572,6 +572,65 @@ fn postgresql_setup_mistakes_are_named_with_what_to_do() {
     assert!(err.contains("GRANT CREATE ON SCHEMA public"), "{err}");
 }
 
+/// A node whose clock is off the database's by more than a second is refused at start, in one
+/// line that says what to do: its lease and every time it writes are judged against the
+/// database's clock. The node's clock is moved by libfaketime (Debian's `libfaketime`, which
+/// scripts/test installs).
+#[test]
+fn a_node_whose_clock_is_off_the_databases_is_refused_in_one_line() {
+    if !on_postgres() {
+        return crate::support::skipped(
+            "cluster::a_node_whose_clock_is_off_the_databases_is_refused_in_one_line",
+            "needs PostgreSQL; scripts/test runs it in its PostgreSQL pass",
+        );
+    }
+    let Some(faketime) = ["x86_64-linux-gnu", "aarch64-linux-gnu"]
+        .iter()
+        .map(|arch| format!("/usr/lib/{arch}/faketime/libfaketime.so.1"))
+        .find(|p| Path::new(p).exists())
+    else {
+        return crate::support::skipped(
+            "cluster::a_node_whose_clock_is_off_the_databases_is_refused_in_one_line",
+            "needs Debian's libfaketime (scripts/test installs it)",
+        );
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let url = crate::support::database_for(&dir.path().join("skew")).unwrap();
+    let start = |offset: &str| {
+        let out = std::process::Command::new(BIN)
+            .args(["serve", "--listen", "127.0.0.1:0", "--database", &url])
+            .args(["--node-id", "skewed"])
+            .current_dir(dir.path())
+            .env("LD_PRELOAD", &faketime)
+            .env("FAKETIME", offset)
+            .stdout(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    for offset in ["+10s", "-10s"] {
+        let (code, err) = start(offset);
+        assert_eq!(code, Some(1), "{offset}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{offset}: one line: {err}");
+        assert!(err.contains("clock is"), "{offset}: {err}");
+        assert!(err.contains("off the database's"), "{offset}: {err}");
+        assert!(err.contains("NTP"), "{offset}: says what to do: {err}");
+    }
+    // Nothing was made on the database by a refused node: it checks the clock first.
+    let mut c = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    let tables: i64 = c
+        .query_one(
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(tables, 0, "a refused node migrates nothing");
+}
+
 #[test]
 fn a_key_made_on_one_node_works_on_the_other_at_once() {
     if !on_postgres() {

@@ -27,16 +27,35 @@ fn a_delivery_that_cannot_be_loaded_ends_failed_not_sending() {
     assert_eq!(ds[0]["endpoint_id"], ep["id"]);
 }
 
+/// SPEC §7 (issue 22): a write that fails (a full disk) refuses writes with 503 and leaves
+/// the server alive (`/healthz` 200 degraded, `/readyz` 503); what was accepted stays
+/// readable; once the file takes writes again the server writes again by itself (no restart,
+/// which under systemd would loop while the disk is still full); and the result of a POST
+/// that finished meanwhile, kept in memory, is written then.
 #[test]
-fn a_failed_commit_refuses_writes_and_keeps_accepted_data_readable() {
+fn a_failed_commit_refuses_writes_then_recovers_by_itself() {
+    let rx = Receiver::counting();
     let s = TestServer::start();
     let customer = s.default_customer();
     let kept = s.event(&customer, "transactions.fetched", r#"{"n":1}"#);
+    // A POST under way when the disk fills: its receiver answers after a second.
+    s.endpoint(&s.key, &rx.url("/delay/1000/"), &["*"]);
+    let slow = s.event(&customer, "transactions.fetched", r#"{"n":2}"#);
+    crate::support::wait_for(10, "the slow POST to start", || {
+        (rx.total() >= 1).then_some(())
+    });
     s.server().store.faults().fail_commits(true);
     let body = json!({"customer_id": customer, "event": "transactions.fetched", "data": {}});
     let (status, err) = s.api.post("/api/v1/events", &s.admin, &body);
     assert_eq!(status, 503, "{err}");
     assert_eq!(err["error"]["code"], "unavailable");
+    assert!(
+        err["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("resume by themselves"),
+        "{err}"
+    );
     // Alive but degraded: a liveness probe must not kill it; not ready for traffic.
     let (status, health) = s.api.get("/healthz", "");
     assert_eq!(
@@ -47,16 +66,6 @@ fn a_failed_commit_refuses_writes_and_keeps_accepted_data_readable() {
     assert!(health["reason"].is_string());
     let (status, ready) = s.api.get("/readyz", "");
     assert_eq!(status, 503, "{ready}");
-    // Stays refused: a commit that failed once is not trusted again until restart.
-    s.server().store.faults().fail_commits(false);
-    let (status, _) = s.api.post("/api/v1/events", &s.admin, &body);
-    assert_eq!(status, 503);
-    let (status, _) = s.api.post(
-        "/api/v1/endpoints",
-        &s.key,
-        &json!({"url": "http://127.0.0.1:9/", "events": ["*"]}),
-    );
-    assert_eq!(status, 503);
     // What was accepted before stays readable.
     let (status, e) = s.api.get(
         &format!("/api/v1/events/{}", kept["id"].as_str().unwrap()),
@@ -64,9 +73,40 @@ fn a_failed_commit_refuses_writes_and_keeps_accepted_data_readable() {
     );
     assert_eq!(status, 200, "{e}");
     assert_eq!(e["data"]["n"], 1);
+    // The slow POST ends while nothing can be written: its result waits in memory.
+    let slow_path = format!("/api/v1/events/{}", slow["id"].as_str().unwrap());
+    std::thread::sleep(Duration::from_millis(1500));
+    let (_, e) = s.api.get(&slow_path, &s.key);
+    assert_eq!(e["deliveries"][0]["status"], "sending", "{e}");
+
+    // Room on the disk again: writes resume by themselves.
+    s.server().store.faults().fail_commits(false);
+    let accepted = crate::support::wait_for(20, "writes to resume", || {
+        let (status, v) = s.api.post("/api/v1/events", &s.admin, &body);
+        (status == 202).then_some(v)
+    });
+    assert_eq!(accepted["deliveries"], 1);
+    let (status, health) = s.api.get("/healthz", "");
+    assert_eq!(
+        (status, health["status"].as_str()),
+        (200, Some("ok")),
+        "{health}"
+    );
+    let (status, _) = s.api.get("/readyz", "");
+    assert_eq!(status, 200);
+    // The result kept in memory is written: the slow delivery succeeded, sent once.
+    crate::support::wait_for(10, "the kept result to be written", || {
+        let (_, e) = s.api.get(&slow_path, &s.key);
+        (e["deliveries"][0]["status"] == "succeeded").then_some(())
+    });
+    // And the server delivers again.
+    crate::support::wait_for(20, "the new event to be delivered", || {
+        (rx.count(accepted["id"].as_str().unwrap()) == 1).then_some(())
+    });
+    assert_eq!(rx.count(slow["id"].as_str().unwrap()), 1, "sent once");
     let (status, list) = s.api.get("/api/v1/events", &s.key);
     assert_eq!(status, 200);
-    assert_eq!(list["data"].as_array().unwrap().len(), 1);
+    assert_eq!(list["data"].as_array().unwrap().len(), 3);
 }
 
 #[test]

@@ -49,7 +49,7 @@ mod tests {
         let dest = dir.path().join("copy.redb");
         store.backup_to(&dest).unwrap();
         let mut in_file: Vec<String> = {
-            let tx = store.db.begin_read().unwrap();
+            let tx = store.db.get().unwrap().begin_read().unwrap();
             tx.list_tables()
                 .unwrap()
                 .map(|t| t.name().to_owned())
@@ -62,7 +62,10 @@ mod tests {
         store.close();
 
         let copy = redb::Database::open(&dest).unwrap();
-        let (a, b) = (store.db.begin_read().unwrap(), copy.begin_read().unwrap());
+        let (a, b) = (
+            store.db.get().unwrap().begin_read().unwrap(),
+            copy.begin_read().unwrap(),
+        );
         macro_rules! same_len {
             ($($t:ident),*) => {$(
                 assert_eq!(

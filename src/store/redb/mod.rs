@@ -19,8 +19,8 @@ mod stats;
 pub mod tables;
 mod writer;
 
-use std::path::Path;
-use std::sync::{Arc, OnceLock};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock, RwLock};
 
 use redb::{Database, ReadTransaction, ReadableDatabase};
 
@@ -50,8 +50,30 @@ storage_errors!(
     redb::CommitError
 );
 
+/// The open data file. The writer swaps in a fresh handle when it reopens the file after a
+/// failed write (redb wants a file reopened after an I/O error); meanwhile reads answer 503.
+pub struct DbSlot {
+    db: RwLock<Option<Arc<Database>>>,
+    path: PathBuf,
+    cache_bytes: usize,
+}
+
+impl DbSlot {
+    fn get(&self) -> Result<Arc<Database>> {
+        self.db
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .ok_or_else(|| {
+                StoreError::Unavailable(
+                    "the data file is being reopened after a failed write".into(),
+                )
+            })
+    }
+}
+
 pub struct RedbStore {
-    db: Arc<Database>,
+    db: Arc<DbSlot>,
     writer: writer::Writer,
     ids: Arc<IdGen>,
     /// Shared with the writer's changes, which update it in commit order.
@@ -91,7 +113,11 @@ impl RedbStore {
             schema::PrepareError::BadVersion => other("its schema version is unreadable".into()),
         })?;
         let identity = file_identity(path).map_err(|e| other(e.to_string()))?;
-        let db = Arc::new(db);
+        let db = Arc::new(DbSlot {
+            db: RwLock::new(Some(Arc::new(db))),
+            path: path.to_owned(),
+            cache_bytes,
+        });
         let commit_hook = Arc::new(OnceLock::new());
         let faults = Arc::new(Faults::default());
         let writer = writer::Writer::start(db.clone(), commit_hook.clone(), faults.clone());
@@ -153,7 +179,7 @@ impl RedbStore {
 
     /// Runs `f` in a read transaction: a snapshot that never waits for the writer.
     fn read<T>(&self, f: impl FnOnce(&ReadTransaction) -> Result<T>) -> Result<T> {
-        let tx = self.db.begin_read()?;
+        let tx = self.db.get()?.begin_read()?;
         f(&tx)
     }
 }
@@ -194,7 +220,7 @@ impl Engine for RedbStore {
     }
 
     fn backup_to(&self, dest: &Path) -> Result<()> {
-        backup::copy_all(&self.db, dest)
+        backup::copy_all(self.db.get()?.as_ref(), dest)
     }
 
     fn data_identity(&self) -> Option<FileIdentity> {

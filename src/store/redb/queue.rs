@@ -120,15 +120,11 @@ impl Queue for RedbStore {
 
     /// Records a worker's result as one blind insert; grouped with other writes, nobody
     /// waits for it.
+    /// Written with the writer's next group; kept in memory (and written once it can be)
+    /// while the data file cannot be written.
     fn finish(&self, outcome: Outcome) {
-        self.write_detached(move |ctx| {
-            let (id, ep) = (outcome.delivery_id.clone(), outcome.endpoint_id.clone());
-            ctx.tally
-                .borrow_mut()
-                .results
-                .push((id, ep, ResultRow::of(outcome)));
-            Ok(())
-        });
+        let (id, ep) = (outcome.delivery_id.clone(), outcome.endpoint_id.clone());
+        self.writer.result(id, ep, ResultRow::of(outcome));
     }
 
     /// A claimed delivery that its worker could not prepare (its records could not be read):

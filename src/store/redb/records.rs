@@ -136,7 +136,7 @@ impl DeliveryRow {
 }
 
 /// How a delivery ended: inserted once, never rewritten.
-#[derive(Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 pub struct ResultRow {
     pub status: DeliveryStatus,
     /// The URL it went to, when that is not the one it was made for (the endpoint changed).

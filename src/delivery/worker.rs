@@ -350,6 +350,7 @@ pub fn deliver_one(sender: &WebhookSender, job: &SendJob) -> Outcome {
             started_at,
             finished_at: started_at,
             retry_after: None,
+            request_headers: Vec::new(),
         };
     }
     let timestamp = started_at / 1000;
@@ -373,6 +374,19 @@ pub fn deliver_one(sender: &WebhookSender, job: &SendJob) -> Outcome {
             .map(|(k, v)| (k.as_str(), v.as_str())),
     );
     let result = sender.post(&endpoint.url, &headers, event.body.as_bytes());
+    let standard = headers.len() - endpoint.headers.len();
+    let request_headers = headers
+        .iter()
+        .enumerate()
+        .map(|(i, (k, v))| {
+            let v = if i < standard {
+                v
+            } else {
+                crate::domain::delivery::MASKED
+            };
+            ((*k).to_owned(), v.to_owned())
+        })
+        .collect();
     Outcome {
         delivery_id: delivery.id.clone(),
         endpoint_id: endpoint.id.clone(),
@@ -385,5 +399,6 @@ pub fn deliver_one(sender: &WebhookSender, job: &SendJob) -> Outcome {
         started_at,
         finished_at: now_ms(),
         retry_after: result.retry_after,
+        request_headers,
     }
 }

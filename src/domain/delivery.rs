@@ -152,7 +152,13 @@ pub struct Outcome {
     pub finished_at: i64,
     /// The answer's `Retry-After` in seconds (decides a pause; not stored).
     pub retry_after: Option<u64>,
+    /// The request's headers as sent, custom header values masked (`MASKED`); empty when
+    /// nothing was sent.
+    pub request_headers: Vec<(String, String)>,
 }
+
+/// What a custom header's value shows as on a delivery page: it may hold a credential.
+pub const MASKED: &str = "••••••";
 
 impl Outcome {
     pub fn status(&self) -> DeliveryStatus {

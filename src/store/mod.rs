@@ -410,6 +410,9 @@ pub trait DeliveryLog {
         page: PageQuery,
     ) -> Result<Page<Delivery>>;
     fn get_delivery(&self, customer_id: &str, id: &str) -> Result<Option<Delivery>>;
+    /// The headers a delivery's POST was sent with (custom header values masked); `None`
+    /// before it was sent, when it never was, or when it was sent before they were kept.
+    fn delivery_request(&self, id: &str) -> Result<Option<Vec<(String, String)>>>;
     /// A new delivery of the same event to the endpoint's current URL and secret.
     fn resend_delivery(&self, customer_id: &str, id: &str) -> Result<Delivery>;
 }

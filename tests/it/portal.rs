@@ -535,3 +535,140 @@ fn an_endpoint_that_keeps_failing_is_marked_with_what_to_do() {
         "only the failing endpoint's log"
     );
 }
+
+/// What `askama` escaped in a page, back to text.
+fn unescape(html: &str) -> String {
+    html.replace("&#x27;", "'")
+        .replace("&#39;", "'")
+        .replace("&quot;", "\"")
+        .replace("&#34;", "\"")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+}
+
+/// Issue 24: one delivery's page, from a log row — the request as it was sent (headers with
+/// custom values masked, the body), the receiver's answer, and "Copy as curl", whose command
+/// (run by a real shell, with `'`, `$(` and a newline in the body) reaches a receiver with
+/// the same body and `webhook-id` and a signature that verifies. Another customer gets 404;
+/// the operator sees it in the support view.
+#[test]
+fn a_delivery_page_shows_the_request_the_answer_and_a_curl_that_verifies() {
+    use crate::support::{Receiver, Reply};
+    let s = TestServer::start();
+    let rx = Receiver::start(Reply::Status(200, r#"{"ok":true}"#));
+    let (st, ep) = s.api.post(
+        "/api/v1/endpoints",
+        &s.key,
+        &json!({"url": rx.url("/hook"), "events": ["*"], "headers": {"x-api-key": "sekret-123"}}),
+    );
+    assert_eq!(st, 201, "{ep}");
+    let data = r#"{"note":"it's $(whoami)\nnext line","n":1}"#;
+    let evt = s.event(&s.default_customer(), "transactions.fetched", data);
+    let evt_id = evt["id"].as_str().unwrap();
+    let sent = rx.next(10);
+    let d = &s.finished_deliveries_of(&s.key, evt_id, 1)[0];
+    let dlv = d["id"].as_str().unwrap();
+
+    let mut v = Visitor::new(&s);
+    assert_eq!(v.sign_in("/", "/login", "api_key", &s.key).status, 303);
+    let ep_page = v.get(&format!("/webhooks/{}", ep["id"].as_str().unwrap()));
+    assert!(
+        ep_page
+            .body
+            .contains(&format!("href=\"/deliveries/{dlv}\"")),
+        "every log row links to its delivery"
+    );
+    assert!(ep_page.body.contains(&format!("href=\"/events/{evt_id}\"")));
+
+    let page = v.get(&format!("/deliveries/{dlv}"));
+    assert_eq!(page.status, 200);
+    let text = unescape(&page.body);
+    let signature = sent.header("webhook-signature").unwrap();
+    let timestamp = sent.header("webhook-timestamp").unwrap();
+    for shown in [
+        "The request as sent",
+        "webhook-id",
+        evt_id,
+        timestamp,
+        signature,
+        "x-api-key",
+        "••••••",
+        "The receiver's answer",
+        "200",
+        "\"ok\": true",
+        "\"note\": \"it's $(whoami)\\nnext line\"",
+    ] {
+        assert!(text.contains(shown), "the page shows {shown:?}");
+    }
+    assert!(
+        !text.contains("sekret-123"),
+        "custom header values are masked"
+    );
+
+    // Copy as curl, to a receiver of our own.
+    let bench = Receiver::start(Reply::Status(204, ""));
+    let to = bench.url("/from-curl");
+    let page = v.get(&format!(
+        "/deliveries/{dlv}?to={}",
+        form_urlencoded::byte_serialize(to.as_bytes()).collect::<String>()
+    ));
+    let text = unescape(&page.body);
+    let cmd = text
+        .split("<pre class=\"payload\" id=\"curl-command\">")
+        .nth(1)
+        .and_then(|rest| rest.split("</pre>").next())
+        .expect("the page shows the command");
+    assert!(cmd.starts_with("curl -X POST "), "{cmd}");
+    assert!(!cmd.contains("sekret-123"), "custom headers are left out");
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("{cmd} --silent --show-error --max-time 10"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got = bench.next(10);
+    assert_eq!(got.path, "/from-curl");
+    assert_eq!(got.body, sent.body, "the same body, byte for byte");
+    assert_eq!(got.header("webhook-id"), Some(evt_id));
+    let wh = standardwebhooks::Webhook::new(ep["secret"].as_str().unwrap()).unwrap();
+    wh.verify(&got.body, &got.header_map())
+        .expect("signed afresh: it verifies now");
+
+    // A URL that cannot be used is said so, in the form.
+    let page = v.get(&format!(
+        "/deliveries/{dlv}?to=file%3A%2F%2F%2Fetc%2Fpasswd"
+    ));
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("cannot be used"), "{}", page.body);
+    assert!(!page.body.contains("curl -X POST"));
+
+    // Another customer: 404, as for an id that does not exist.
+    let (other_id, other_key) = s.customer("other");
+    let mut o = Visitor::new(&s);
+    o.sign_in("/", "/login", "api_key", &other_key);
+    assert_eq!(o.get(&format!("/deliveries/{dlv}")).status, 404);
+
+    // The operator, in the support view of the right customer only.
+    let mut op = Visitor::new(&s);
+    op.sign_in("/admin", "/admin/login", "token", &s.admin);
+    let cid = s.default_customer();
+    let support = op.get(&format!("/admin/customers/{cid}"));
+    assert!(
+        support
+            .body
+            .contains(&format!("/admin/customers/{cid}/deliveries/{dlv}"))
+    );
+    let page = op.get(&format!("/admin/customers/{cid}/deliveries/{dlv}"));
+    assert_eq!(page.status, 200);
+    assert!(unescape(&page.body).contains(signature));
+    assert_eq!(
+        op.get(&format!("/admin/customers/{other_id}/deliveries/{dlv}"))
+            .status,
+        404
+    );
+}

@@ -77,7 +77,10 @@ fn a_failed_commit_refuses_writes_then_recovers_by_itself() {
     let slow_path = format!("/api/v1/events/{}", slow["id"].as_str().unwrap());
     std::thread::sleep(Duration::from_millis(1500));
     let (_, e) = s.api.get(&slow_path, &s.key);
-    assert_eq!(e["deliveries"][0]["status"], "sending", "{e}");
+    if !crate::support::on_postgres() {
+        // (On PostgreSQL the fault stops new writes only: results are written meanwhile.)
+        assert_eq!(e["deliveries"][0]["status"], "sending", "{e}");
+    }
 
     // Room on the disk again: writes resume by themselves.
     s.server().store.faults().fail_commits(false);

@@ -64,7 +64,7 @@ struct ConsoleForms {
     type_form: TypeForm,
 }
 
-fn layout(st: &AppState, ctx: &AdminCtx, title: &str) -> Layout {
+pub(super) fn layout(st: &AppState, ctx: &AdminCtx, title: &str) -> Layout {
     Layout::signed_in(
         st,
         &ctx.token,

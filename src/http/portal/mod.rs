@@ -5,6 +5,7 @@
 mod admin;
 pub mod chart;
 mod dashboard;
+mod delivery;
 mod events;
 mod forms;
 pub mod links;
@@ -434,6 +435,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(resource("/webhooks/{id}/rotate").route(post().to(webhooks::rotate)))
         .service(resource("/webhooks/{id}/test").route(post().to(webhooks::send_test)))
         .service(resource("/webhooks/{id}/recover").route(post().to(webhooks::recover)))
+        .service(resource("/deliveries/{id}").route(get().to(delivery::customer_delivery)))
         .service(resource("/deliveries/{id}/resend").route(post().to(webhooks::resend)))
         .service(resource("/events").route(get().to(events::events)))
         .service(resource("/events/{id}").route(get().to(events::event)))
@@ -450,6 +452,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             resource("/admin/customers/{id}/portal-link").route(post().to(support::portal_link)),
         )
         .service(resource("/admin/deliveries/{id}/resend").route(post().to(support::resend)))
+        .service(
+            resource("/admin/customers/{customer}/deliveries/{id}")
+                .route(get().to(delivery::admin_delivery)),
+        )
         .service(resource("/admin/customers/{id}/keys").route(post().to(admin::new_key)))
         .service(
             resource("/admin/customers/{id}/delete")

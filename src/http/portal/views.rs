@@ -152,6 +152,8 @@ impl From<&Endpoint> for EndpointDetail {
 
 pub struct DeliveryRow {
     pub id: String,
+    pub event_id: String,
+    pub customer_id: String,
     pub time: String,
     pub event: String,
     pub url: String,
@@ -170,6 +172,8 @@ impl From<&Delivery> for DeliveryRow {
     fn from(d: &Delivery) -> Self {
         Self {
             id: d.id.clone(),
+            event_id: d.event_id.clone(),
+            customer_id: d.customer_id.clone(),
             time: short_time(d.created_at),
             event: d.event.clone(),
             url: d.url.clone(),

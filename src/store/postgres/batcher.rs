@@ -122,6 +122,7 @@ impl Batcher {
             started_at: now,
             finished_at: now,
             retry_after: None,
+            request_headers: Vec::new(),
         });
     }
 
@@ -424,6 +425,13 @@ fn write_group(
     let took: Vec<i64> = finishes.iter().map(|o| o.duration_ms as i64).collect();
     let started: Vec<i64> = finishes.iter().map(|o| o.started_at).collect();
     let ended: Vec<i64> = finishes.iter().map(|o| o.finished_at).collect();
+    let sent_headers: Vec<Option<String>> = finishes
+        .iter()
+        .map(|o| {
+            (!o.request_headers.is_empty())
+                .then(|| serde_json::to_string(&o.request_headers).unwrap_or_default())
+        })
+        .collect();
     let claim_eps: Vec<&str> = claim_ids.iter().map(|(e, _)| e.as_str()).collect();
     let claim_ids: Vec<&str> = claim_ids.iter().map(|(_, d)| d.as_str()).collect();
     let keys: Vec<&str> = touches.iter().map(|(k, _)| k.as_str()).collect();
@@ -444,10 +452,11 @@ fn write_group(
              UPDATE deliveries d SET status = o.status, url = coalesce(o.url, d.url),
                  response_status = o.code, response_body = o.body, error = o.error,
                  error_detail = o.detail, duration_ms = o.took, started_at = o.started,
-                 finished_at = o.ended, claimed_by = NULL, claim_tag = NULL
+                 finished_at = o.ended, claimed_by = NULL, claim_tag = NULL,
+                 request_headers = o.sent
              FROM unnest($3::text[], $4::text[], $5::text[], $6::int[], $7::text[], $8::text[],
-                         $9::text[], $10::bigint[], $11::bigint[], $12::bigint[])
-                  AS o(id, status, url, code, body, error, detail, took, started, ended)
+                         $9::text[], $10::bigint[], $11::bigint[], $12::bigint[], $23::text[])
+                  AS o(id, status, url, code, body, error, detail, took, started, ended, sent)
              WHERE d.id = o.id AND d.status = 'sending'
              RETURNING 1),
          touched AS (
@@ -493,6 +502,7 @@ fn write_group(
             (&stats.interrupted, Type::INT8_ARRAY),
             (&stats.durations, Type::TEXT_ARRAY),
             (&tag, Type::INT8),
+            (&sent_headers, Type::TEXT_ARRAY),
         ],
     )?;
     rows.iter()

@@ -38,6 +38,18 @@ impl DeliveryLog for PgStore {
         })
     }
 
+    fn delivery_request(&self, id: &str) -> Result<Option<Vec<(String, String)>>> {
+        self.read(|tx| {
+            let row = tx.query_opt(
+                "SELECT request_headers FROM deliveries WHERE id = $1",
+                &[&id],
+            )?;
+            Ok(row
+                .and_then(|r| r.get::<_, Option<String>>(0))
+                .and_then(|text| serde_json::from_str(&text).ok()))
+        })
+    }
+
     fn resend_delivery(&self, customer_id: &str, id: &str) -> Result<Delivery> {
         self.write(|tx, made| {
             let original = tx

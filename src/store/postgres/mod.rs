@@ -291,7 +291,13 @@ impl PgStore {
         f: impl FnOnce(&mut Transaction, &mut Vec<Ready>) -> Result<T>,
     ) -> Result<T> {
         if self.failed.load(Ordering::Acquire) {
-            return Err(failed_error());
+            // Only an injected fault marks the store failed here (an unreachable database is
+            // an outage, answered 503 until it is back): lifted, writes resume.
+            if Faults::on(&self.faults.commit) {
+                return Err(failed_error());
+            }
+            self.failed.store(false, Ordering::Release);
+            tracing::warn!("the database can be written again: writes resume");
         }
         let mut c = self.conn()?;
         let mut tx = c.transaction()?;
@@ -303,12 +309,10 @@ impl PgStore {
         if Faults::on(&self.faults.commit) {
             let _ = tx.rollback();
             tracing::error!(
-                "commit to the database failed (injected); refusing further writes until restart"
+                "commit to the database failed (injected); refusing writes until it works"
             );
             self.failed.store(true, Ordering::Release);
-            return Err(StoreError::Unavailable(
-                "the database could not be written".into(),
-            ));
+            return Err(failed_error());
         }
         tx.commit()?;
         if !ready.is_empty()
@@ -321,7 +325,10 @@ impl PgStore {
 }
 
 fn failed_error() -> StoreError {
-    StoreError::Unavailable("an earlier write to the database failed; restart webhooks".into())
+    StoreError::Unavailable(
+        "a write to the database failed; writes resume by themselves once it takes one again"
+            .into(),
+    )
 }
 
 /// Tells every node which endpoints got work (delivered at commit).

@@ -13,7 +13,7 @@ mod embedded {
 }
 
 /// The newest migration this binary knows.
-pub const SCHEMA_VERSION: u64 = 5;
+pub const SCHEMA_VERSION: u64 = 6;
 
 pub enum PrepareError {
     TooNew(u64),

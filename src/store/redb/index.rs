@@ -28,7 +28,7 @@ pub struct Tally {
     pub rows: u64,
     /// Workers' results, written together after the group's other changes: the tables are
     /// opened once per group rather than once per result.
-    pub results: Vec<(String, String, ResultRow)>,
+    pub results: Vec<super::writer::Finished>,
 }
 
 type Bytes = &'static [u8];
@@ -149,6 +149,8 @@ pub(super) struct DeliveryTables<'t> {
     pub by_customer: Table<'t, Pair, ()>,
     pub by_endpoint: Table<'t, Pair, ()>,
     pub by_event: Table<'t, Pair, ()>,
+    /// The headers each POST was sent with.
+    pub requests: Table<'t, &'static str, Bytes>,
     tally: &'t RefCell<Tally>,
 }
 
@@ -165,6 +167,7 @@ impl<'t> DeliveryTables<'t> {
             by_customer: tx.open_table(CUSTOMER_DELIVERIES)?,
             by_endpoint: tx.open_table(ENDPOINT_DELIVERIES)?,
             by_event: tx.open_table(EVENT_DELIVERIES)?,
+            requests: tx.open_table(REQUESTS)?,
             tally: ctx.tally,
         })
     }
@@ -209,6 +212,23 @@ impl<'t> DeliveryTables<'t> {
             .results
             .insert(id, encode_bin(&result).as_slice())?;
         Ok(())
+    }
+
+    /// As `finish`, with the headers the POST was sent with.
+    pub fn finish_sent(
+        &mut self,
+        id: &str,
+        endpoint_id: &str,
+        result: ResultRow,
+        sent: Option<Vec<u8>>,
+    ) -> Result<()> {
+        if self.view.claims.get(endpoint_id)?.is_none() {
+            return Ok(());
+        }
+        if let Some(sent) = sent {
+            self.requests.insert(id, sent.as_slice())?;
+        }
+        self.finish(id, endpoint_id, result)
     }
 
     /// Ends a pending delivery without sending it (its endpoint was disabled).
@@ -383,6 +403,7 @@ impl<'t> DeliveryTables<'t> {
         let id = d.id.as_str();
         self.view.records.remove(id)?;
         self.view.results.remove(id)?;
+        self.requests.remove(id)?;
         self.view.late.remove((d.endpoint_id.as_str(), id))?;
         self.by_customer.remove((d.customer_id.as_str(), id))?;
         self.by_endpoint.remove((d.endpoint_id.as_str(), id))?;

@@ -39,6 +39,20 @@ impl DeliveryLog for RedbStore {
         })
     }
 
+    fn delivery_request(&self, id: &str) -> Result<Option<Vec<(String, String)>>> {
+        self.read(|tx| {
+            // A file from before this table was added gets it at its next start.
+            let table = match tx.open_table(super::tables::REQUESTS) {
+                Ok(t) => t,
+                Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+                Err(e) => return Err(e.into()),
+            };
+            Ok(table
+                .get(id)?
+                .and_then(|v| serde_json::from_slice(v.value()).ok()))
+        })
+    }
+
     /// A new delivery of the same event to the endpoint's current URL and secret.
     fn resend_delivery(&self, customer_id: &str, id: &str) -> Result<Delivery> {
         let (cid, id) = (customer_id.to_owned(), id.to_owned());

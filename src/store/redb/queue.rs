@@ -124,7 +124,9 @@ impl Queue for RedbStore {
     /// while the data file cannot be written.
     fn finish(&self, outcome: Outcome) {
         let (id, ep) = (outcome.delivery_id.clone(), outcome.endpoint_id.clone());
-        self.writer.result(id, ep, ResultRow::of(outcome));
+        let sent = (!outcome.request_headers.is_empty())
+            .then(|| serde_json::to_vec(&outcome.request_headers).unwrap_or_default());
+        self.writer.result(id, ep, ResultRow::of(outcome), sent);
     }
 
     /// A claimed delivery that its worker could not prepare (its records could not be read):

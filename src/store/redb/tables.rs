@@ -28,6 +28,8 @@ pub const CUSTOMER_EVENTS: TableDefinition<(&str, &str), ()> =
 pub const DELIVERIES: TableDefinition<&str, &[u8]> = TableDefinition::new("deliveries");
 /// delivery id -> how it ended: a blind insert when it finishes, never a rewrite.
 pub const RESULTS: TableDefinition<&str, &[u8]> = TableDefinition::new("results");
+/// Delivery id -> the headers its POST was sent with (JSON pairs; custom values masked).
+pub const REQUESTS: TableDefinition<&str, &[u8]> = TableDefinition::new("requests");
 /// (customer id, delivery id)
 pub const CUSTOMER_DELIVERIES: TableDefinition<(&str, &str), ()> =
     TableDefinition::new("customer_deliveries");
@@ -81,6 +83,7 @@ macro_rules! for_each_redb_table {
             CUSTOMER_EVENTS,
             DELIVERIES,
             RESULTS,
+            REQUESTS,
             CUSTOMER_DELIVERIES,
             ENDPOINT_DELIVERIES,
             EVENT_DELIVERIES,

@@ -34,8 +34,9 @@ const MAX_GROUP: usize = 2048;
 /// How often a writer whose last write failed tries to write again.
 const RECOVER_EVERY: Duration = Duration::from_secs(2);
 
-/// A worker's result: (delivery, endpoint, how it ended).
-type Finished = (String, String, ResultRow);
+/// A worker's result: (delivery, endpoint, how it ended, the headers it was sent with as
+/// JSON, if it was sent).
+pub type Finished = (String, String, ResultRow, Option<Vec<u8>>);
 
 /// What a change sees: the open transaction, a list of deliveries to announce after commit,
 /// and the group's tally (queue depth, statistics), written once before the commit.
@@ -126,10 +127,16 @@ impl Writer {
     }
 
     /// A worker's result: written with the next group, or kept until the file can be written.
-    pub fn result(&self, delivery_id: String, endpoint_id: String, row: ResultRow) {
+    pub fn result(
+        &self,
+        delivery_id: String,
+        endpoint_id: String,
+        row: ResultRow,
+        sent: Option<Vec<u8>>,
+    ) {
         if self
             .jobs
-            .send(Msg::Result((delivery_id, endpoint_id, row)))
+            .send(Msg::Result((delivery_id, endpoint_id, row, sent)))
             .is_err()
         {
             tracing::error!(
@@ -388,13 +395,10 @@ fn commit_group(
 }
 
 /// The workers' results of the group: one blind insert each, the tables opened once.
-fn write_results(
-    ctx: &WriteCtx,
-    results: Vec<(String, String, super::records::ResultRow)>,
-) -> Result<()> {
+fn write_results(ctx: &WriteCtx, results: Vec<Finished>) -> Result<()> {
     let mut dt = super::index::DeliveryTables::open(ctx)?;
-    for (id, ep, r) in results {
-        dt.finish(&id, &ep, r)?;
+    for (id, ep, r, sent) in results {
+        dt.finish_sent(&id, &ep, r, sent)?;
     }
     Ok(())
 }

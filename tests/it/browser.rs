@@ -185,6 +185,42 @@ impl Page<'_> {
         );
     }
 
+    /// Every label of every chart on the page is drawn at least 11 px tall (HTML text: an
+    /// SVG's text would shrink with it on a phone); returns how many labels were measured.
+    async fn chart_text_readable(&self) -> usize {
+        let got = self
+            .c
+            .execute(
+                "const svgText = document.querySelectorAll('.chart svg text').length;
+                 const sizes = Array.from(document.querySelectorAll('.chart span'))
+                   .filter(e => e.getClientRects().length > 0)
+                   .map(e => parseFloat(getComputedStyle(e).fontSize) *
+                             (e.getBoundingClientRect().height > 0 ? 1 : 0));
+                 return [svgText, sizes];",
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            got[0],
+            0,
+            "{}: no text inside a chart's SVG",
+            self.path().await
+        );
+        let sizes: Vec<f64> = got[1]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap())
+            .collect();
+        assert!(
+            sizes.iter().all(|px| *px >= 11.0),
+            "{}: chart labels under 11 px: {sizes:?}",
+            self.path().await
+        );
+        sizes.len()
+    }
+
     /// The bars of the charts under `css`: per bar (succeeded, failed, interrupted, and how
     /// many rectangles it is drawn with).
     async fn bars(&self, css: &str) -> Vec<(u64, u64, u64, u64)> {
@@ -365,6 +401,27 @@ fn a_customer_and_the_operator_use_the_portal_in_a_browser() {
         assert!(p.text().await.contains("From: enter a date and time"));
         p.go(&endpoint_path).await;
 
+        // A log row opens its delivery: the request as sent, the body, the receiver's answer.
+        p.submit("#log tbody tr a[href^='/deliveries/']").await;
+        assert!(p.path().await.starts_with("/deliveries/dlv_"));
+        let page = p.text().await;
+        for shown in [
+            "The request as sent",
+            "webhook-signature",
+            "webhook-timestamp",
+            "\"event\":",
+            "The receiver's answer",
+            "Copy as curl",
+        ] {
+            assert!(
+                page.contains(shown),
+                "the delivery page shows {shown:?}:\n{page}"
+            );
+        }
+        p.fits().await;
+        p.shot("16-delivery").await;
+        p.go(&endpoint_path).await;
+
         // Reveal the secret; rotate it.
         let (_, eps) = s.api.get("/api/v1/endpoints", &s.key);
         let secret = eps["data"][0]["secret"].as_str().unwrap().to_owned();
@@ -534,6 +591,10 @@ fn a_customer_and_the_operator_use_the_portal_in_a_browser() {
         p.shot("09-console-phone").await;
         p.go("/admin/dashboard").await;
         p.fits().await;
+        assert!(
+            p.chart_text_readable().await > 0,
+            "the dashboard's charts have labels"
+        );
         p.shot("13-dashboard-phone").await;
         p.go(&format!("/admin/customers/{acme_id}")).await;
         p.fits().await;
@@ -553,6 +614,10 @@ fn a_customer_and_the_operator_use_the_portal_in_a_browser() {
             p.go(page).await;
             p.fits().await;
         }
+        assert!(
+            p.chart_text_readable().await > 0,
+            "the endpoint's chart has labels"
+        );
         p.shot("15-endpoint-phone").await;
         p.shot("10-events-phone").await;
 

@@ -51,7 +51,7 @@ pub fn start(
                         .configure(api::extractor_config)
                         .configure(api::configure)
                         .configure(super::portal::configure)
-                        .default_service(web::to(api::not_found))
+                        .default_service(web::to(super::portal::not_found_anywhere))
                 })
                 .workers(http_workers)
                 .client_request_timeout(HEAD_TIMEOUT)

@@ -700,3 +700,114 @@ fn a_paused_endpoint_is_seen_and_acted_on_in_a_browser() {
     let (_, e) = s.api.get(&format!("/api/v1/endpoints/{id}"), &s.key);
     assert_eq!(e["state"]["status"], "active");
 }
+
+/// axe-core (Deque's accessibility engine, from npm: scripts/test installs it under
+/// `target/axe`) on every page of the portal and the console, at 1280 and 390 px: no
+/// violation of serious or critical impact.
+#[test]
+fn axe_finds_no_serious_accessibility_problem_on_any_page_at_two_widths() {
+    let axe_path = std::env::var("WEBHOOKS_AXE").map(std::path::PathBuf::from).unwrap_or_else(|_| {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("target/axe/node_modules/axe-core/axe.min.js")
+    });
+    let Ok(axe) = std::fs::read_to_string(&axe_path) else {
+        return crate::support::skipped(
+            "browser::axe_finds_no_serious_accessibility_problem_on_any_page_at_two_widths",
+            "needs axe-core from npm at target/axe (scripts/test installs it)",
+        );
+    };
+    let s = TestServer::start();
+    let receiver = Receiver::start(Reply::Status(200, r#"{"ok":true}"#));
+    let ep = s.endpoint(&s.key, &receiver.url("/hook"), &["*"]);
+    let ep_id = ep["id"].as_str().unwrap().to_owned();
+    let evt = s.event(&s.default_customer(), "transactions.fetched", r#"{"n":1}"#);
+    let evt_id = evt["id"].as_str().unwrap().to_owned();
+    let dlv = s.finished_deliveries_of(&s.key, &evt_id, 1)[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let cid = s.default_customer();
+    let driver = Driver::start();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let customer_pages = [
+        "/webhooks".to_owned(),
+        format!("/webhooks/{ep_id}"),
+        format!("/webhooks/{ep_id}/delete"),
+        "/events".to_owned(),
+        format!("/events/{evt_id}"),
+        format!("/deliveries/{dlv}"),
+        format!("/deliveries/{dlv}?to=not-a-url"),
+        "/no-such-page".to_owned(),
+    ];
+    let operator_pages = [
+        "/admin".to_owned(),
+        "/admin/dashboard".to_owned(),
+        format!("/admin/customers/{cid}"),
+        format!("/admin/events/{evt_id}"),
+        format!("/admin/customers/{cid}/deliveries/{dlv}"),
+    ];
+    let found = rt.block_on(async {
+        let c = driver.browser().await;
+        let p = Page {
+            c: &c,
+            base: s.api.base.clone(),
+            shots: None,
+        };
+        let mut found: Vec<String> = Vec::new();
+        let mut checked = 0;
+        let check = async |path: &str, found: &mut Vec<String>| {
+            for width in [1280u32, 390] {
+                c.set_window_size(width, 1000).await.unwrap();
+                p.go(path).await;
+                let got = c
+                    .execute_async(
+                        &format!(
+                            "const done = arguments[arguments.length - 1];
+                             {axe}
+                             axe.run(document, {{resultTypes: ['violations']}})
+                               .then(r => done(r.violations
+                                 .filter(v => v.impact === 'serious' || v.impact === 'critical')
+                                 .map(v => v.impact + ' ' + v.id + ': ' + v.help + ' — ' +
+                                      v.nodes.slice(0, 3).map(n => n.target.join(' ')).join(', '))))
+                               .catch(e => done(['axe failed: ' + e]));"
+                        ),
+                        vec![],
+                    )
+                    .await
+                    .unwrap();
+                for v in got.as_array().unwrap() {
+                    found.push(format!("{path} at {width} px: {}", v.as_str().unwrap()));
+                }
+            }
+        };
+        // Signed out: the two sign-in pages.
+        for path in ["/", "/admin"] {
+            check(path, &mut found).await;
+            checked += 2;
+        }
+        c.set_window_size(1280, 1000).await.unwrap();
+        p.go("/").await;
+        p.fill("input[name=api_key]", &s.key).await;
+        p.submit("form button[type=submit]").await;
+        for path in &customer_pages {
+            check(path, &mut found).await;
+            checked += 2;
+        }
+        c.delete_all_cookies().await.unwrap();
+        c.set_window_size(1280, 1000).await.unwrap();
+        p.go("/admin").await;
+        p.fill("input[name=token]", &s.admin).await;
+        p.submit("form button[type=submit]").await;
+        for path in &operator_pages {
+            check(path, &mut found).await;
+            checked += 2;
+        }
+        c.close().await.unwrap();
+        eprintln!("axe: {checked} page states checked");
+        found
+    });
+    assert!(found.is_empty(), "axe-core found:\n{}", found.join("\n"));
+}

@@ -246,6 +246,22 @@ pub fn html(status: StatusCode, page: &impl Template) -> HttpResponse {
     }
 }
 
+/// A path nothing serves: the portal's 404 page (with its links) for a browser, the API's
+/// JSON 404 for everyone else and under `/api/`.
+pub async fn not_found_anywhere(req: HttpRequest) -> HttpResponse {
+    let browser = !req.path().starts_with("/api/")
+        && req
+            .headers()
+            .get(actix_web::http::header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|a| a.contains("text/html"));
+    if browser {
+        PortalError::NotFound.error_response()
+    } else {
+        actix_web::ResponseError::error_response(&crate::error::ApiError::not_found())
+    }
+}
+
 pub fn ok_page(page: &impl Template) -> Result<HttpResponse, PortalError> {
     Ok(html(StatusCode::OK, page))
 }

@@ -7,6 +7,7 @@ pub mod endpoint;
 pub mod event;
 pub mod hold;
 pub mod ids;
+pub mod ingest;
 pub mod input;
 pub mod secret;
 pub mod session;

@@ -706,10 +706,12 @@ fn a_paused_endpoint_is_seen_and_acted_on_in_a_browser() {
 /// violation of serious or critical impact.
 #[test]
 fn axe_finds_no_serious_accessibility_problem_on_any_page_at_two_widths() {
-    let axe_path = std::env::var("WEBHOOKS_AXE").map(std::path::PathBuf::from).unwrap_or_else(|_| {
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("target/axe/node_modules/axe-core/axe.min.js")
-    });
+    let axe_path = std::env::var("WEBHOOKS_AXE")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| {
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("target/axe/node_modules/axe-core/axe.min.js")
+        });
     let Ok(axe) = std::fs::read_to_string(&axe_path) else {
         return crate::support::skipped(
             "browser::axe_finds_no_serious_accessibility_problem_on_any_page_at_two_widths",

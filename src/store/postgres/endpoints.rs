@@ -5,7 +5,7 @@ use postgres::Transaction;
 use super::PgStore;
 use super::rows::{decode, encode, insert_deliveries, insert_events};
 use crate::domain::delivery::DISABLED_DETAIL;
-use crate::domain::event::default_catalog;
+use crate::domain::ingest;
 use crate::domain::input::{EventFilter, ValidationError};
 use crate::domain::time::now_ms;
 use crate::domain::{
@@ -292,33 +292,10 @@ impl Endpoints for PgStore {
     ) -> Result<(String, String)> {
         self.write(|tx, ready| {
             let e = owned_in(tx, customer_id, id)?;
-            let name = match event_type {
-                Some(n) => n,
-                None => match e.events.first().map(String::as_str) {
-                    Some("*") | None => default_catalog()
-                        .into_iter()
-                        .next()
-                        .map(|t| t.name)
-                        .unwrap_or_default(),
-                    Some(n) => n.to_owned(),
-                },
-            };
-            let et = super::catalog::get(tx, &name)?.ok_or_else(|| {
-                ValidationError::new("unknown_event_type", format!("unknown event type {name:?}"))
-            })?;
-            let now = now_ms();
-            let (body, data_start) = Event::wire_body(&et.name, &et.example);
-            let event = Event {
-                id: self.ids.next(IdKind::Event),
-                customer_id: customer_id.to_owned(),
-                event: et.name,
-                test: true,
-                created_at: now,
-                body,
-                data_start,
-            };
+            let name = ingest::test_type(&e, event_type);
+            let et = super::catalog::get(tx, &name)?.ok_or_else(|| ingest::unknown_type(&name))?;
+            let (event, d) = ingest::plan_test(et, &e, &self.ids, now_ms());
             insert_events(tx, std::slice::from_ref(&event))?;
-            let d = Delivery::pending(&self.ids, &event, &e, None, now);
             insert_deliveries(tx, std::slice::from_ref(&d))?;
             ready.push(Ready::of(&d, &e));
             Ok((event.id, d.id))

@@ -11,9 +11,9 @@ use super::PgStore;
 use super::rows::{
     DELIVERY_COLS, EVENT_COLS, decode, delivery, encode, event, insert_deliveries, insert_events,
 };
-use crate::domain::input::{ValidationError, subscribes};
+use crate::domain::ingest;
 use crate::domain::time::now_ms;
-use crate::domain::{Accepted, Delivery, Endpoint, Event, IdKind, NewEvent};
+use crate::domain::{Accepted, Delivery, Endpoint, Event, NewEvent};
 use crate::store::{
     Events, IDEMPOTENCY_TTL_MS, IdempotencyKey, Ingested, Page, PageQuery, Ready, Result,
     StoreError,
@@ -52,27 +52,11 @@ fn ingest_in(
         .iter()
         .map(|r| r.get(0))
         .collect();
-    for (i, e) in batch.iter().enumerate() {
-        let at = if batch.len() > 1 {
-            format!("events[{i}]: ")
-        } else {
-            String::new()
-        };
-        if !known_customers.contains(&e.customer_id) {
-            return Err(ValidationError::new(
-                "unknown_customer",
-                format!("{at}no customer has id {:?}", e.customer_id),
-            )
-            .into());
-        }
-        if !known_types.contains(&e.event) {
-            return Err(ValidationError::new(
-                "unknown_event_type",
-                format!("{at}unknown event type {:?}", e.event),
-            )
-            .into());
-        }
-    }
+    ingest::check_batch(
+        &batch,
+        |c| Ok::<_, StoreError>(known_customers.iter().any(|k| k == c)),
+        |t| Ok(known_types.iter().any(|k| k == t)),
+    )??;
     let mut subscribers: HashMap<String, Vec<Endpoint>> = HashMap::new();
     for row in tx.query_typed(
         "SELECT record FROM endpoints WHERE customer_id = ANY($1) AND enabled",
@@ -88,37 +72,16 @@ fn ingest_in(
     let mut accepted = Vec::with_capacity(batch.len());
     let mut events = Vec::with_capacity(batch.len());
     let mut deliveries: Vec<Delivery> = Vec::new();
+    let none = Vec::new();
     for new in batch {
-        let (body, data_start) = Event::wire_body(&new.event, &new.data);
-        let ev = Event {
-            id: store.ids.next(IdKind::Event),
-            customer_id: new.customer_id,
-            event: new.event,
-            test: false,
-            created_at: now,
-            body,
-            data_start,
-        };
-        let mut count = 0;
-        for ep in subscribers
-            .get(&ev.customer_id)
-            .into_iter()
-            .flatten()
-            .filter(|ep| subscribes(&ep.events, &ev.event))
-        {
-            let d = Delivery::pending(&store.ids, &ev, ep, None, now);
+        let endpoints = subscribers.get(&new.customer_id).unwrap_or(&none);
+        let planned = ingest::plan_event(new, &store.ids, endpoints, now);
+        for (d, ep) in planned.deliveries {
             ready.push(Ready::of(&d, ep));
             deliveries.push(d);
-            count += 1;
         }
-        accepted.push(Accepted {
-            id: ev.id.clone(),
-            event: ev.event.clone(),
-            customer_id: ev.customer_id.clone(),
-            created_at: now,
-            deliveries: count,
-        });
-        events.push(ev);
+        accepted.push(planned.accepted);
+        events.push(planned.event);
     }
     insert_events(tx, &events)?;
     insert_deliveries(tx, &deliveries)?;
@@ -145,13 +108,9 @@ fn ingest_now(
         )?;
         if let Some(row) = seen {
             let seen: IdempotencyRecord = decode(row.get::<_, &str>(0))?;
-            return if seen.request_hash == idem.request_hash {
-                Ok(Ingested::Replayed(seen.accepted))
-            } else {
-                Err(StoreError::IdempotencyConflict(
-                    "this Idempotency-Key was already used with a different request".into(),
-                ))
-            };
+            return ingest::replay(&seen.request_hash, seen.accepted, &idem.request_hash)
+                .map(Ingested::Replayed)
+                .map_err(|why| StoreError::IdempotencyConflict(why.into()));
         }
         let accepted = ingest_in(store, tx, ready, batch)?;
         let record = IdempotencyRecord {

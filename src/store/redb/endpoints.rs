@@ -4,10 +4,11 @@ use redb::{ReadableTable, WriteTransaction};
 
 use super::catalog;
 use super::index::{DeliveryTables, ReadView, page_ids};
-use super::records::{Delivery, Endpoint, Event, ResultRow, decode, encode};
+use super::records::{Delivery, Endpoint, ResultRow, decode, encode};
 use super::tables::*;
 use super::{RedbStore, WriteCtx};
 use crate::domain::delivery::DISABLED_DETAIL;
+use crate::domain::ingest;
 use crate::domain::input::{EventFilter, ValidationError};
 use crate::domain::time::now_ms;
 use crate::domain::{
@@ -291,34 +292,11 @@ impl Endpoints for RedbStore {
         self.write(move |ctx| {
             let e = owned_in(ctx.tx, &cid, &id)?;
             let types = ctx.tx.open_table(EVENT_TYPES)?;
-            let name = match event_type {
-                Some(n) => n,
-                None => match e.events.first().map(String::as_str) {
-                    Some("*") | None => crate::domain::event::default_catalog()
-                        .into_iter()
-                        .next()
-                        .map(|t| t.name)
-                        .unwrap_or_default(),
-                    Some(n) => n.to_owned(),
-                },
-            };
-            let et = catalog::get(&types, &name)?.ok_or_else(|| {
-                ValidationError::new("unknown_event_type", format!("unknown event type {name:?}"))
-            })?;
+            let name = ingest::test_type(&e, event_type);
+            let et = catalog::get(&types, &name)?.ok_or_else(|| ingest::unknown_type(&name))?;
             drop(types);
-            let now = now_ms();
-            let (body, data_start) = Event::wire_body(&et.name, &et.example);
-            let event = Event {
-                id: ids.next(IdKind::Event),
-                customer_id: cid.clone(),
-                event: et.name,
-                test: true,
-                created_at: now,
-                body,
-                data_start,
-            };
+            let (event, d) = ingest::plan_test(et, &e, &ids, now_ms());
             super::events::put_new(ctx.tx, &event)?;
-            let d = Delivery::pending(&ids, &event, &e, None, now);
             DeliveryTables::open(ctx)?.insert_pending(&d)?;
             ctx.ready.push(Ready::of(&d, &e));
             Ok((event.id, d.id))

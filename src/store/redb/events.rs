@@ -9,9 +9,9 @@ use super::records::{
 };
 use super::tables::*;
 use super::{RedbStore, WriteCtx};
-use crate::domain::input::{ValidationError, subscribes};
+use crate::domain::ingest;
 use crate::domain::time::now_ms;
-use crate::domain::{Accepted, IdGen, IdKind, NewEvent};
+use crate::domain::{Accepted, IdGen, NewEvent};
 use crate::store::{
     Events, IDEMPOTENCY_TTL_MS, IdempotencyKey, Ingested, Page, PageQuery, Ready, Result,
     StoreError,
@@ -40,33 +40,17 @@ pub(super) fn put_new(tx: &WriteTransaction, e: &Event) -> Result<()> {
     Ok(())
 }
 
-/// Validates every event against the store, then writes them all with their deliveries:
-/// all or nothing.
+/// Checks the batch against the store, then writes every event with its deliveries (the
+/// rules: `domain::ingest`): all or nothing.
 fn ingest_in(ctx: &mut WriteCtx, ids: &IdGen, batch: Vec<NewEvent>) -> Result<Vec<Accepted>> {
     {
         let customers = ctx.tx.open_table(CUSTOMERS)?;
         let types = ctx.tx.open_table(EVENT_TYPES)?;
-        for (i, e) in batch.iter().enumerate() {
-            let at = if batch.len() > 1 {
-                format!("events[{i}]: ")
-            } else {
-                String::new()
-            };
-            if customers.get(e.customer_id.as_str())?.is_none() {
-                return Err(ValidationError::new(
-                    "unknown_customer",
-                    format!("{at}no customer has id {:?}", e.customer_id),
-                )
-                .into());
-            }
-            if types.get(e.event.as_str())?.is_none() {
-                return Err(ValidationError::new(
-                    "unknown_event_type",
-                    format!("{at}unknown event type {:?}", e.event),
-                )
-                .into());
-            }
-        }
+        ingest::check_batch(
+            &batch,
+            |c| Ok::<_, StoreError>(customers.get(c)?.is_some()),
+            |t| Ok(types.get(t)?.is_some()),
+        )??;
     }
     let now = now_ms();
     let mut accepted = Vec::with_capacity(batch.len());
@@ -81,39 +65,19 @@ fn ingest_in(ctx: &mut WriteCtx, ids: &IdGen, batch: Vec<NewEvent>) -> Result<Ve
             subscribers = enabled_endpoints(ctx.tx, &new.customer_id)?;
             subscribers_of = Some(new.customer_id.clone());
         }
-        let (body, data_start) = Event::wire_body(&new.event, &new.data);
-        let event = Event {
-            id: ids.next(IdKind::Event),
-            customer_id: new.customer_id,
-            event: new.event,
-            test: false,
-            created_at: now,
-            body,
-            data_start,
-        };
+        let planned = ingest::plan_event(new, ids, &subscribers, now);
+        let event = &planned.event;
         events.insert(
             event.id.as_str(),
-            encode_bin(&EventRow::of(&event)).as_slice(),
+            encode_bin(&EventRow::of(event)).as_slice(),
         )?;
         by_customer.insert((event.customer_id.as_str(), event.id.as_str()), ())?;
         ctx.tally.borrow_mut().rows += 2;
-        let mut count = 0;
-        for ep in subscribers
-            .iter()
-            .filter(|ep| subscribes(&ep.events, &event.event))
-        {
-            let d: Delivery = Delivery::pending(ids, &event, ep, None, now);
-            dt.insert_pending(&d)?;
-            ctx.ready.push(Ready::of(&d, ep));
-            count += 1;
+        for (d, ep) in &planned.deliveries {
+            dt.insert_pending(d)?;
+            ctx.ready.push(Ready::of(d, ep));
         }
-        accepted.push(Accepted {
-            id: event.id,
-            event: event.event,
-            customer_id: event.customer_id,
-            created_at: now,
-            deliveries: count,
-        });
+        accepted.push(planned.accepted);
     }
     Ok(accepted)
 }
@@ -154,13 +118,9 @@ impl Events for RedbStore {
                     .transpose()?
                     .filter(|r| now - r.created_at < IDEMPOTENCY_TTL_MS);
                 if let Some(seen) = seen {
-                    return if seen.request_hash == idem.request_hash {
-                        Ok(Ingested::Replayed(seen.accepted))
-                    } else {
-                        Err(StoreError::IdempotencyConflict(
-                            "this Idempotency-Key was already used with a different request".into(),
-                        ))
-                    };
+                    return ingest::replay(&seen.request_hash, seen.accepted, &idem.request_hash)
+                        .map(Ingested::Replayed)
+                        .map_err(|why| StoreError::IdempotencyConflict(why.into()));
                 }
             }
             let accepted = ingest_in(ctx, &ids, batch)?;

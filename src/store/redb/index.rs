@@ -196,7 +196,7 @@ impl<'t> DeliveryTables<'t> {
     /// Records how a claimed delivery ended: one blind insert. A claimed delivery is deleted
     /// only with its endpoint, whose mark goes too (and a claim never writes a mark back for
     /// deliveries that are gone): then nothing is written.
-    pub fn finish(&mut self, id: &str, endpoint_id: &str, result: ResultRow) -> Result<()> {
+    pub fn finish(&mut self, id: &str, endpoint_id: &str, result: &ResultRow) -> Result<()> {
         if self.view.claims.get(endpoint_id)?.is_none() {
             return Ok(());
         }
@@ -219,14 +219,14 @@ impl<'t> DeliveryTables<'t> {
         &mut self,
         id: &str,
         endpoint_id: &str,
-        result: ResultRow,
-        sent: Option<Vec<u8>>,
+        result: &ResultRow,
+        sent: Option<&[u8]>,
     ) -> Result<()> {
         if self.view.claims.get(endpoint_id)?.is_none() {
             return Ok(());
         }
         if let Some(sent) = sent {
-            self.requests.insert(id, sent.as_slice())?;
+            self.requests.insert(id, sent)?;
         }
         self.finish(id, endpoint_id, result)
     }
@@ -387,7 +387,7 @@ impl<'t> DeliveryTables<'t> {
                 "the server stopped while this delivery was in flight; it may or may not have arrived and is not sent again by itself",
                 now,
             );
-            self.finish(id, endpoint_id, r)?;
+            self.finish(id, endpoint_id, &r)?;
         }
         if let Some(mut mark) = self.view.mark(endpoint_id)? {
             mark.scan_from.clone_from(&mark.through);

@@ -143,7 +143,7 @@ impl Queue for RedbStore {
             );
             r.started_at = Some(now);
             r.duration_ms = Some(0);
-            DeliveryTables::open(ctx)?.finish(&delivery_id, &endpoint_id, r)
+            DeliveryTables::open(ctx)?.finish(&delivery_id, &endpoint_id, &r)
         });
     }
 

@@ -352,10 +352,9 @@ fn commit_group(
     let ready = std::mem::take(&mut ctx.ready);
     let mut results_now = std::mem::take(&mut tally.borrow_mut().results);
     results_now.extend(results);
-    let kept = results_now.clone();
     if !broken
         && !results_now.is_empty()
-        && let Err(e) = write_results(&ctx, results_now)
+        && let Err(e) = write_results(&ctx, &results_now)
     {
         tracing::error!(error = %e, "cannot write delivery results");
         broken = true;
@@ -391,14 +390,14 @@ fn commit_group(
     {
         hook(ready);
     }
-    (!committed).then_some(kept)
+    (!committed).then_some(results_now)
 }
 
 /// The workers' results of the group: one blind insert each, the tables opened once.
-fn write_results(ctx: &WriteCtx, results: Vec<Finished>) -> Result<()> {
+fn write_results(ctx: &WriteCtx, results: &[Finished]) -> Result<()> {
     let mut dt = super::index::DeliveryTables::open(ctx)?;
     for (id, ep, r, sent) in results {
-        dt.finish_sent(&id, &ep, r, sent)?;
+        dt.finish_sent(id, ep, r, sent.as_deref())?;
     }
     Ok(())
 }

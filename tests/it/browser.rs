@@ -419,7 +419,7 @@ fn a_customer_and_the_operator_use_the_portal_in_a_browser() {
             );
         }
         p.fits().await;
-        p.shot("16-delivery").await;
+        p.shot("17-delivery").await;
         p.go(&endpoint_path).await;
 
         // Reveal the secret; rotate it.

@@ -371,3 +371,52 @@ fn a_hung_receiver_pauses_its_endpoint_after_one_timeout() {
         (waiting + failed.len() + 1 >= 12).then_some(())
     });
 }
+
+/// The command line's `endpoints fail-waiting` and `endpoints resume` (issue 19): what waits
+/// fails unsent and is counted; resume makes the endpoint active at once; a mistyped id is a
+/// usage error and another customer's endpoint is not found: exit 2, each in one line.
+#[test]
+fn the_command_line_fails_the_waiting_ones_and_resumes() {
+    let s = TestServer::start();
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/", dead.local_addr().unwrap());
+    drop(dead);
+    let ep = s.endpoint(&s.key, &url, &["*"]);
+    let id = ep["id"].as_str().unwrap().to_owned();
+    events(&s, 8);
+    let waiting = wait_for(30, "the endpoint to pause with deliveries waiting", || {
+        let st = endpoint_state(&s, &id);
+        (st["status"] == "paused" && st["waiting"].as_u64()? > 0).then(|| st["waiting"].as_u64())?
+    });
+    let cli = |args: &[&str], key: &str| {
+        let mut cmd = crate::cli::webhooks(&s, args);
+        cmd.env("WEBHOOKS_API_KEY", key);
+        crate::cli::run(cmd)
+    };
+    let (code, out, err) = cli(&["endpoints", "fail-waiting", &id], &s.key);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains(&format!("{waiting} waiting deliveries failed, never sent")),
+        "{out}"
+    );
+    let unsent = deliveries(&s, "failed")
+        .iter()
+        .filter(|d| d["error"] == "receiver_unavailable")
+        .count() as u64;
+    assert_eq!(unsent, waiting);
+    let (code, out, err) = cli(&["endpoints", "resume", &id], &s.key);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains(&id), "{out}");
+    assert_ne!(endpoint_state(&s, &id)["status"], "paused");
+    let (code, _, err) = cli(&["endpoints", "resume", "not-an-id"], &s.key);
+    assert_eq!(code, 2, "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    let (_, other) = s.customer("other");
+    let (code, _, err) = cli(&["endpoints", "fail-waiting", &id], &other);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("no endpoint") || err.contains("not found"),
+        "{err}"
+    );
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+}

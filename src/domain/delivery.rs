@@ -121,7 +121,8 @@ pub struct Delivery {
     pub customer_id: String,
     pub event: String,
     pub url: String,
-    /// As last written: a `pending` record in the `sending` table is claimed (`sending`).
+    /// Where it stands: `pending` (waiting), `sending` (claimed: it may be under way), or how
+    /// it ended.
     pub status: DeliveryStatus,
     pub response_status: Option<u16>,
     pub response_body: Option<String>,

@@ -1,10 +1,12 @@
 //! What several jobs share: the tables a delivery lives in, how a delivery's state follows
 //! from its result and its endpoint's claim mark, making, claiming, finishing and removing
-//! deliveries, and reading (owner, id) indexes. Depends on nothing but the tables and records.
+//! deliveries, and reading (owner, id) indexes. Depends on the tables and records, and on the
+//! writer's transaction context (`WriteCtx`) for its writes.
 //!
 //! Rows written per delivery over its life: four when it is made (record, and the customer,
-//! endpoint and event indexes), one result; a claim rewrites only its endpoint's mark, once
-//! per commit group. The endpoint index is also the queue: above the mark is pending.
+//! endpoint and event indexes), one result and, if it was sent, the headers it was sent with;
+//! a claim rewrites only its endpoint's mark, once per commit group. The endpoint index is
+//! also the queue: above the mark is pending.
 
 use std::cell::RefCell;
 
@@ -28,7 +30,7 @@ pub struct Tally {
     pub rows: u64,
     /// Workers' results, written together after the group's other changes: the tables are
     /// opened once per group rather than once per result.
-    pub results: Vec<super::writer::Finished>,
+    pub results: Vec<super::records::Finished>,
 }
 
 type Bytes = &'static [u8];

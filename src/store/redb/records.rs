@@ -135,6 +135,10 @@ impl DeliveryRow {
     }
 }
 
+/// A worker's result: (delivery, endpoint, how it ended, the headers it was sent with as
+/// JSON, if it was sent).
+pub type Finished = (String, String, ResultRow, Option<Vec<u8>>);
+
 /// How a delivery ended: inserted once, never rewritten.
 #[derive(Clone, Serialize, Deserialize)]
 pub struct ResultRow {

@@ -34,9 +34,7 @@ const MAX_GROUP: usize = 2048;
 /// How often a writer whose last write failed tries to write again.
 const RECOVER_EVERY: Duration = Duration::from_secs(2);
 
-/// A worker's result: (delivery, endpoint, how it ended, the headers it was sent with as
-/// JSON, if it was sent).
-pub type Finished = (String, String, ResultRow, Option<Vec<u8>>);
+pub use super::records::Finished;
 
 /// What a change sees: the open transaction, a list of deliveries to announce after commit,
 /// and the group's tally (queue depth, statistics), written once before the commit.

@@ -24,6 +24,13 @@ pub const QUICK: Duration = Duration::from_secs(1);
 /// POSTs an endpoint may start at once before pacing spaces them (its pace credit): more at
 /// once is a burst of new connections that a small listen backlog drops.
 pub const PACE_BURST: f64 = 4.0;
+/// For a receiver that closes the connection after each answer (each POST a new connection
+/// through its listen backlog): new POSTs start at most this many times faster than it was
+/// seen to answer, one at a time. Answers that come back together (a receiver that stalled a
+/// moment) would otherwise open a clump of connections at once, and a small backlog drops
+/// them: the webhooks are lost, never to be sent. A queue of accepted connections shows in
+/// no delivery time (the handshake completes in the kernel), so the limit cannot see it.
+pub const CLOSING_GAIN: f64 = 1.25;
 /// How long an endpoint's learnt limit is remembered after its lane went idle.
 pub const REMEMBER_LIMIT: Duration = Duration::from_secs(300);
 /// How long an endpoint reopened after a 429 keeps to half the rate that drew it.
@@ -75,6 +82,8 @@ struct Lane {
     cooling: Option<(u32, Instant)>,
     /// Its send rate: POSTs started in the current second, and the last full second's rate.
     meter: (Option<Instant>, u32, f64),
+    /// Its receiver closes the connection after each answer (as its last answer said).
+    closes: bool,
 }
 
 impl Lane {
@@ -87,6 +96,7 @@ impl Lane {
             cooling: None,
             held_waiting: 0,
             meter: (None, 0, 0.0),
+            closes: false,
             queue: VecDeque::new(),
             tail: String::new(),
             claimed: VecDeque::new(),
@@ -97,6 +107,36 @@ impl Lane {
             next_at: None,
             overflow: false,
         }
+    }
+
+    /// The spacing of its new POSTs: its limit's pace, and for a receiver that closes its
+    /// connections, no faster than `CLOSING_GAIN` × the rate it was seen to serve.
+    fn pace(&self, now: Instant) -> Option<Duration> {
+        let own = self.limit.pace();
+        if !self.closes {
+            return own;
+        }
+        let served = self.served_per_sec(now);
+        if served < 1.0 {
+            return own;
+        }
+        let by_rate = Duration::from_secs_f64(1.0 / (served * CLOSING_GAIN));
+        Some(own.map_or(by_rate, |p| p.max(by_rate)))
+    }
+
+    /// Its send rate for pacing: as `sent_per_sec`, but the current window counted over the
+    /// time it has run (at least 100 ms), so that a rate growing within a second is seen.
+    fn served_per_sec(&self, now: Instant) -> f64 {
+        let (since, count, last) = self.meter;
+        let current = since.map_or(0.0, |t| {
+            f64::from(count) / now.duration_since(t).as_secs_f64().max(0.1)
+        });
+        last.max(current)
+    }
+
+    /// How many POSTs it may start at once before its pace spaces them.
+    fn burst(&self) -> f64 {
+        if self.closes { 1.0 } else { PACE_BURST }
     }
 
     /// Its rate limit at `now`: the endpoint's own, or lower while cooling after a 429.
@@ -148,11 +188,11 @@ impl Lane {
 
     /// Pace credit at `now`: refilled at one per `pace`, up to `PACE_BURST`.
     fn credit(&self, now: Instant) -> f64 {
-        match (self.limit.pace(), self.credit_at) {
+        match (self.pace(now), self.credit_at) {
             (Some(pace), Some(at)) if !pace.is_zero() => (self.credit
                 + now.saturating_duration_since(at).as_secs_f64() / pace.as_secs_f64())
-            .min(PACE_BURST),
-            _ => PACE_BURST,
+            .min(self.burst()),
+            _ => self.burst(),
         }
     }
 
@@ -170,7 +210,7 @@ impl Lane {
     /// When it may start its next POST by its pace, if it must wait.
     fn paced_until(&self, now: Instant) -> Option<Instant> {
         let credit = self.credit(now);
-        let pace = self.limit.pace()?;
+        let pace = self.pace(now)?;
         (credit < 1.0).then(|| now + pace.mul_f64(1.0 - credit))
     }
 
@@ -624,6 +664,13 @@ impl Lanes {
 
     /// A worker finished with one of this endpoint's deliveries, handed out at `handed_at`:
     /// its POST took `took` and came to `signal`. Returns a decrease of its limit, if any.
+    /// Whether the endpoint's receiver closed the connection after its last answer.
+    pub fn note_connection(&mut self, endpoint: &str, closes: bool) {
+        if let Some(lane) = self.lanes.get_mut(endpoint) {
+            lane.closes = closes;
+        }
+    }
+
     pub fn on_done(
         &mut self,
         endpoint: &str,

@@ -67,6 +67,8 @@ enum Control {
         /// The POST alone (not the wait for a worker), and what it came to.
         took: Duration,
         signal: limit::Signal,
+        /// The receiver closed the connection after its answer.
+        closes: bool,
     },
     Claimed {
         asked: Vec<(String, String)>,
@@ -415,7 +417,11 @@ fn dispatch(
                     handed_at,
                     took,
                     signal,
+                    closes,
                 } => {
+                    if signal == limit::Signal::Answered {
+                        lanes.note_connection(&endpoint, closes);
+                    }
                     let decrease =
                         lanes.on_done(&endpoint, handed_at, took, signal, Instant::now());
                     metrics.limit_sample(lanes.limit_of(&endpoint), decrease);

@@ -48,6 +48,9 @@ pub struct SendResult {
     pub duration: Duration,
     /// The answer's `Retry-After`, in seconds.
     pub retry_after: Option<u64>,
+    /// The receiver closes the connection after each answer (HTTP/1.0, `Connection: close`):
+    /// each POST is a new connection through its listen backlog.
+    pub closes: bool,
 }
 
 pub struct WebhookSender {
@@ -208,6 +211,12 @@ impl WebhookSender {
         match result {
             Ok(resp) => {
                 let status = resp.status().as_u16();
+                let closes = resp.version() == ureq::http::Version::HTTP_10
+                    || resp
+                        .headers()
+                        .get("connection")
+                        .and_then(|v| v.to_str().ok())
+                        .is_some_and(|v| v.to_ascii_lowercase().contains("close"));
                 let retry_after = resp
                     .headers()
                     .get("retry-after")
@@ -227,6 +236,7 @@ impl WebhookSender {
                     detail: None,
                     duration: duration_so_far(),
                     retry_after,
+                    closes,
                 }
             }
             Err(e) => SendResult {
@@ -236,6 +246,7 @@ impl WebhookSender {
                 detail: Some(e.to_string()),
                 duration: duration_so_far(),
                 retry_after: None,
+                closes: false,
             },
         }
     }

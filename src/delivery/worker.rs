@@ -38,6 +38,7 @@ pub(super) fn run(ctx: WorkerCtx) {
         }
         let mut took = Duration::ZERO;
         let mut signal = Signal::Ignored;
+        let mut closes = false;
         if ctx.stopping.load(Ordering::Acquire) {
             // Claimed but not started: it certainly was not sent, so it stays pending.
             if let Err(e) = ctx
@@ -83,6 +84,7 @@ pub(super) fn run(ctx: WorkerCtx) {
                 let outcome = deliver_one(&ctx.sender, &send);
                 took = started.elapsed();
                 signal = signal_of(&outcome);
+                closes = outcome.closes;
                 ctx.metrics.in_flight.dec();
                 ctx.metrics.record(&outcome);
                 ctx.log.finished(&send, &outcome);
@@ -130,6 +132,7 @@ pub(super) fn run(ctx: WorkerCtx) {
             handed_at: job.handed_at,
             took,
             signal,
+            closes,
         });
     }
 }
@@ -351,6 +354,7 @@ pub fn deliver_one(sender: &WebhookSender, job: &SendJob) -> Outcome {
             finished_at: started_at,
             retry_after: None,
             request_headers: Vec::new(),
+            closes: false,
         };
     }
     let timestamp = started_at / 1000;
@@ -400,5 +404,6 @@ pub fn deliver_one(sender: &WebhookSender, job: &SendJob) -> Outcome {
         finished_at: now_ms(),
         retry_after: result.retry_after,
         request_headers,
+        closes: result.closes,
     }
 }

@@ -156,6 +156,8 @@ pub struct Outcome {
     /// The request's headers as sent, custom header values masked (`MASKED`); empty when
     /// nothing was sent.
     pub request_headers: Vec<(String, String)>,
+    /// The receiver closed the connection after its answer (pacing; not stored).
+    pub closes: bool,
 }
 
 /// What a custom header's value shows as on a delivery page: it may hold a credential.

@@ -215,6 +215,7 @@ mod tests {
             finished_at: 1,
             retry_after: None,
             request_headers: Vec::new(),
+            closes: false,
         }
     }
 

@@ -123,6 +123,7 @@ impl Batcher {
             finished_at: now,
             retry_after: None,
             request_headers: Vec::new(),
+            closes: false,
         });
     }
 

@@ -11,7 +11,7 @@ use crossbeam_channel::{Receiver, Sender as ChannelSender};
 use super::limit::Signal;
 use super::{Control, Job, WebhookSender, Work};
 use crate::domain::hold::{self, Pause, Verdict};
-use crate::domain::signing::signature_header;
+use crate::domain::signing as signature;
 use crate::domain::time::now_ms;
 use crate::domain::{DeliveryError, DeliveryStatus, Endpoint, Outcome, SendJob};
 use crate::metrics::Metrics;
@@ -353,24 +353,13 @@ pub fn deliver_one(sender: &WebhookSender, job: &SendJob) -> Outcome {
             started_at,
             finished_at: started_at,
             retry_after: None,
-            request_headers: Vec::new(),
+            request_headers: None,
             closes: false,
         };
     }
-    let timestamp = started_at / 1000;
-    let signature = signature_header(
-        &endpoint.signing_secrets(started_at),
-        &event.id,
-        timestamp,
-        event.body.as_bytes(),
-    );
-    let ts = timestamp.to_string();
-    let mut headers: Vec<(&str, &str)> = vec![
-        ("content-type", "application/json"),
-        ("webhook-id", &event.id),
-        ("webhook-timestamp", &ts),
-        ("webhook-signature", &signature),
-    ];
+    let signed = signature::webhook_headers(event, endpoint, started_at);
+    let mut headers: Vec<(&str, &str)> = vec![("content-type", "application/json")];
+    headers.extend(signed.iter().map(|(k, v)| (*k, v.as_str())));
     headers.extend(
         endpoint
             .headers
@@ -378,19 +367,23 @@ pub fn deliver_one(sender: &WebhookSender, job: &SendJob) -> Outcome {
             .map(|(k, v)| (k.as_str(), v.as_str())),
     );
     let result = sender.post(&endpoint.url, &headers, event.body.as_bytes());
+    // As sent, custom values masked: written once here, kept as it is by either store.
     let standard = headers.len() - endpoint.headers.len();
-    let request_headers = headers
+    let masked: Vec<(&str, &str)> = headers
         .iter()
         .enumerate()
         .map(|(i, (k, v))| {
-            let v = if i < standard {
-                v
-            } else {
-                crate::domain::delivery::MASKED
-            };
-            ((*k).to_owned(), v.to_owned())
+            (
+                *k,
+                if i < standard {
+                    *v
+                } else {
+                    crate::domain::delivery::MASKED
+                },
+            )
         })
         .collect();
+    let request_headers = serde_json::to_string(&masked).ok();
     Outcome {
         delivery_id: delivery.id.clone(),
         endpoint_id: endpoint.id.clone(),

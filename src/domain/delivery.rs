@@ -153,15 +153,20 @@ pub struct Outcome {
     pub finished_at: i64,
     /// The answer's `Retry-After` in seconds (decides a pause; not stored).
     pub retry_after: Option<u64>,
-    /// The request's headers as sent, custom header values masked (`MASKED`); empty when
-    /// nothing was sent.
-    pub request_headers: Vec<(String, String)>,
+    /// The request's headers as sent, custom header values masked (`MASKED`), as the JSON
+    /// list of pairs the stores keep (`sent_headers` reads it); `None` when nothing was sent.
+    pub request_headers: Option<String>,
     /// The receiver closed the connection after its answer (pacing; not stored).
     pub closes: bool,
 }
 
 /// What a custom header's value shows as on a delivery page: it may hold a credential.
 pub const MASKED: &str = "••••••";
+
+/// The headers a POST was sent with, as `Outcome::request_headers` wrote them.
+pub fn sent_headers(json: &[u8]) -> Option<Vec<(String, String)>> {
+    serde_json::from_slice(json).ok()
+}
 
 impl Outcome {
     pub fn status(&self) -> DeliveryStatus {

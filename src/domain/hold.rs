@@ -214,7 +214,7 @@ mod tests {
             started_at: 0,
             finished_at: 1,
             retry_after: None,
-            request_headers: Vec::new(),
+            request_headers: None,
             closes: false,
         }
     }

@@ -5,7 +5,28 @@ use base64::engine::general_purpose::STANDARD;
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
-use crate::domain::SigningSecret;
+use crate::domain::{Endpoint, Event, SigningSecret};
+
+/// The Standard Webhooks headers of `event` sent to `endpoint` at `now` (ms): `webhook-id`,
+/// `webhook-timestamp` (seconds) and `webhook-signature` with every secret valid then.
+pub fn webhook_headers(
+    event: &Event,
+    endpoint: &Endpoint,
+    now: i64,
+) -> [(&'static str, String); 3] {
+    let timestamp = now / 1000;
+    let signature = signature_header(
+        &endpoint.signing_secrets(now),
+        &event.id,
+        timestamp,
+        event.body.as_bytes(),
+    );
+    [
+        ("webhook-id", event.id.clone()),
+        ("webhook-timestamp", timestamp.to_string()),
+        ("webhook-signature", signature),
+    ]
+}
 
 /// The `webhook-signature` header value: one space-separated `v1,` entry per secret.
 pub fn signature_header(secrets: &[&str], msg_id: &str, timestamp: i64, body: &[u8]) -> String {

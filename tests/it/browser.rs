@@ -653,9 +653,7 @@ fn a_customer_and_the_operator_use_the_portal_in_a_browser() {
 fn a_paused_endpoint_is_seen_and_acted_on_in_a_browser() {
     let s = TestServer::start();
     // A port where nothing listens: the endpoint pauses and its deliveries wait.
-    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/", dead.local_addr().unwrap());
-    drop(dead);
+    let url = crate::support::dead_url();
     let ep = s.endpoint(&s.key, &url, &["*"]);
     let id = ep["id"].as_str().unwrap().to_owned();
     s.batch(6);

@@ -117,9 +117,7 @@ fn an_answer_503_with_retry_after_pauses_for_that_long_then_one_goes_alone() {
 fn a_pause_is_stored_and_the_actions_act_at_once() {
     let mut s = TestServer::start();
     // A port where nothing listens.
-    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/", dead.local_addr().unwrap());
-    drop(dead);
+    let url = crate::support::dead_url();
     let ep = s.endpoint(&s.key, &url, &["*"]);
     let id = ep["id"].as_str().unwrap().to_owned();
     events(&s, 12);
@@ -183,9 +181,7 @@ fn a_pause_is_stored_and_the_actions_act_at_once() {
 #[test]
 fn what_waits_longer_than_max_hold_secs_fails_unsent() {
     let s = TestServer::start();
-    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/", dead.local_addr().unwrap());
-    drop(dead);
+    let url = crate::support::dead_url();
     let (st, ep) = s.api.post(
         "/api/v1/endpoints",
         &s.key,
@@ -378,9 +374,7 @@ fn a_hung_receiver_pauses_its_endpoint_after_one_timeout() {
 #[test]
 fn the_command_line_fails_the_waiting_ones_and_resumes() {
     let s = TestServer::start();
-    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/", dead.local_addr().unwrap());
-    drop(dead);
+    let url = crate::support::dead_url();
     let ep = s.endpoint(&s.key, &url, &["*"]);
     let id = ep["id"].as_str().unwrap().to_owned();
     events(&s, 8);

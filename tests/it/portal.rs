@@ -382,9 +382,7 @@ fn assets_are_embedded_and_pages_load_nothing_from_elsewhere() {
 #[test]
 fn a_paused_endpoint_opens_with_a_banner_and_its_actions_work() {
     let s = TestServer::start();
-    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/", dead.local_addr().unwrap());
-    drop(dead);
+    let url = crate::support::dead_url();
     let ep = s.endpoint(&s.key, &url, &["*"]);
     let id = ep["id"].as_str().unwrap().to_owned();
     let cus = s.default_customer();

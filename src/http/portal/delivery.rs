@@ -8,7 +8,7 @@ use askama::Template;
 
 use super::views::{pretty_json, short_time};
 use super::{AdminCtx, CustomerCtx, Layout, PortalError, blocking, customer_layout, customer_name};
-use crate::domain::signing::signature_header;
+use crate::domain::signing::webhook_headers;
 use crate::domain::time::now_ms;
 use crate::domain::{Delivery, Endpoint, Event, IdKind};
 use crate::http::AppState;
@@ -206,19 +206,12 @@ fn curl_target(to: &str) -> Result<String, String> {
 /// endpoint's secret (a receiver refuses a timestamp older than five minutes), to `to`; each
 /// argument quoted for POSIX shells.
 pub fn curl_command(to: &str, event: &Event, endpoint: &Endpoint, now: i64) -> String {
-    let timestamp = now / 1000;
-    let signature = signature_header(
-        &endpoint.signing_secrets(now),
-        &event.id,
-        timestamp,
-        event.body.as_bytes(),
-    );
     let header = |k: &str, v: &str| format!("  -H {} \\\n", sh_quote(&format!("{k}: {v}")));
     let mut cmd = format!("curl -X POST {} \\\n", sh_quote(to));
     cmd.push_str(&header("content-type", "application/json"));
-    cmd.push_str(&header("webhook-id", &event.id));
-    cmd.push_str(&header("webhook-timestamp", &timestamp.to_string()));
-    cmd.push_str(&header("webhook-signature", &signature));
+    for (k, v) in webhook_headers(event, endpoint, now) {
+        cmd.push_str(&header(k, &v));
+    }
     cmd.push_str(&format!("  --data-binary {}", sh_quote(&event.body)));
     cmd
 }

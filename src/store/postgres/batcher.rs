@@ -122,7 +122,7 @@ impl Batcher {
             started_at: now,
             finished_at: now,
             retry_after: None,
-            request_headers: Vec::new(),
+            request_headers: None,
             closes: false,
         });
     }
@@ -426,12 +426,9 @@ fn write_group(
     let took: Vec<i64> = finishes.iter().map(|o| o.duration_ms as i64).collect();
     let started: Vec<i64> = finishes.iter().map(|o| o.started_at).collect();
     let ended: Vec<i64> = finishes.iter().map(|o| o.finished_at).collect();
-    let sent_headers: Vec<Option<String>> = finishes
+    let sent_headers: Vec<Option<&str>> = finishes
         .iter()
-        .map(|o| {
-            (!o.request_headers.is_empty())
-                .then(|| serde_json::to_string(&o.request_headers).unwrap_or_default())
-        })
+        .map(|o| o.request_headers.as_deref())
         .collect();
     let claim_eps: Vec<&str> = claim_ids.iter().map(|(e, _)| e.as_str()).collect();
     let claim_ids: Vec<&str> = claim_ids.iter().map(|(_, d)| d.as_str()).collect();

@@ -46,7 +46,7 @@ impl DeliveryLog for PgStore {
             )?;
             Ok(row
                 .and_then(|r| r.get::<_, Option<String>>(0))
-                .and_then(|text| serde_json::from_str(&text).ok()))
+                .and_then(|text| crate::domain::delivery::sent_headers(text.as_bytes())))
         })
     }
 

@@ -49,7 +49,7 @@ impl DeliveryLog for RedbStore {
             };
             Ok(table
                 .get(id)?
-                .and_then(|v| serde_json::from_slice(v.value()).ok()))
+                .and_then(|v| crate::domain::delivery::sent_headers(v.value())))
         })
     }
 

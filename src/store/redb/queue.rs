@@ -122,10 +122,9 @@ impl Queue for RedbStore {
     /// waits for it.
     /// Written with the writer's next group; kept in memory (and written once it can be)
     /// while the data file cannot be written.
-    fn finish(&self, outcome: Outcome) {
+    fn finish(&self, mut outcome: Outcome) {
         let (id, ep) = (outcome.delivery_id.clone(), outcome.endpoint_id.clone());
-        let sent = (!outcome.request_headers.is_empty())
-            .then(|| serde_json::to_vec(&outcome.request_headers).unwrap_or_default());
+        let sent = outcome.request_headers.take().map(String::into_bytes);
         self.writer.result(id, ep, ResultRow::of(outcome), sent);
     }
 

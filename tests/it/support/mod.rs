@@ -71,6 +71,12 @@ pub fn portal_sign_in(base: &str, api_key: &str) -> (u16, Option<String>) {
     (resp.status().as_u16(), session)
 }
 
+/// A URL on 127.0.0.1 where nothing listens (a receiver that is down): connections refused.
+pub fn dead_url() -> String {
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    format!("http://{}/", dead.local_addr().unwrap())
+}
+
 /// Waits until `f` gives `Some`, failing the test after `secs` (a bound that catches a hang).
 pub fn wait_for<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + Duration::from_secs(secs);

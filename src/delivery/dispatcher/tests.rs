@@ -418,3 +418,38 @@ fn after_a_429_an_endpoint_reopens_at_the_rate_given_and_counts_what_it_sends() 
     claim_all(&mut l, later);
     assert!(l.hand_out(64, true, later).len() > 1);
 }
+
+#[test]
+fn a_receiver_that_closes_its_connections_gets_them_one_at_a_time_near_the_rate_it_serves() {
+    let mut l = Lanes::new(64, 100);
+    fill(&mut l, "ep_a", 400);
+    // Grown against a keep-alive receiver answering in 20 ms: several start at once.
+    let t = grown(&mut l, 20 * MS);
+    claim_all(&mut l, t);
+    assert!(l.hand_out(64, true, t).len() > 1, "keep-alive: a burst");
+    // Its answers now say it closes each connection; 20 answers come back together.
+    l.note_connection("ep_a", true);
+    let t = t + 20 * MS;
+    for _ in 0..20 {
+        l.on_done("ep_a", t - 20 * MS, 20 * MS, Signal::Answered, t);
+    }
+    claim_all(&mut l, t);
+    let at_once = l.hand_out(64, true, t).len() + l.hand_out(64, true, t).len();
+    assert_eq!(at_once, 1, "a clump of freed slots opens one connection");
+    // Over the next second, answered as it goes: no faster than CLOSING_GAIN × its rate.
+    let served = l.sent_per_sec("ep_a", t).max(1.0);
+    let mut started = 0;
+    for step in 1..=1000u32 {
+        let at = t + MS * step;
+        claim_all(&mut l, at);
+        let handed = l.hand_out(64, true, at);
+        started += handed.len();
+        finish(&mut l, "ep_a", &handed, at, MS);
+    }
+    let most = served * CLOSING_GAIN * CLOSING_GAIN + 2.0;
+    assert!(
+        (started as f64) <= most,
+        "{started} started in a second, served {served:.0}/s"
+    );
+    assert!(started >= 10, "it keeps sending: {started}");
+}

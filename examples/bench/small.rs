@@ -256,6 +256,67 @@ pub fn receivers_that_restart(b: &mut Bench) {
     };
     outage(b, 70.0, 4, Duration::from_millis(5), for_);
     outage(b, 500.0, 64, Duration::from_millis(50), for_);
+    answering_503(b);
+}
+
+/// Phase 11 (last): a receiver that answers 503 (no `Retry-After`) all along, under a steady
+/// 20 events/s: how many POSTs reach it, against what the pause schedule (`domain::hold`)
+/// allows in the same time and in ten minutes.
+fn answering_503(b: &mut Bench) {
+    let for_ = if b.quick {
+        Duration::from_secs(20)
+    } else {
+        Duration::from_secs(70)
+    };
+    let r = crate::receiver::Receiver::start(crate::receiver::Reply::Status(503, "down"));
+    let (customer, key) = b.api.customer_with_endpoint("answers-503", &r.url("/"));
+    let gap = Duration::from_millis(50);
+    let start = Instant::now();
+    let mut sent = 0u32;
+    while start.elapsed() < for_ {
+        if let Some(wait) = (start + gap * sent).checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
+        b.api.event(&customer);
+        sent += 1;
+    }
+    let reached = r.total();
+    b.api.delete_endpoints(&key);
+    b.report.row(
+        &format!(
+            "11 receiver answering 503 for {} s, 20 events/s",
+            for_.as_secs()
+        ),
+        format!("{reached} POSTs reached it"),
+        format!(
+            "{sent} events; the pause schedule allows {} in {} s and {} in 10 min",
+            schedule_503(for_),
+            for_.as_secs(),
+            schedule_503(Duration::from_secs(600))
+        ),
+    );
+}
+
+/// POSTs the pause schedule sends to a receiver answering 503 (no `Retry-After`) in `span`:
+/// the one that paused it, then one alone each time its doubling wait is over.
+fn schedule_503(span: Duration) -> usize {
+    use webhooks::domain::hold::{Pause, Verdict};
+    let down = Verdict::Down {
+        reason: "http_503".into(),
+        detail: String::new(),
+        answered: true,
+        retry_after: None,
+    };
+    let end = span.as_millis() as i64;
+    let Some(mut p) = Pause::start(&down, 0) else {
+        return 1;
+    };
+    let mut n = 1;
+    while p.next_check_at < end {
+        n += 1;
+        p = p.after_failed_probe(&down, p.next_check_at);
+    }
+    n
 }
 
 /// A fast path keeps its rate while a slow path on the same host (2 s answers) has a

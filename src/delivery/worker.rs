@@ -239,7 +239,8 @@ fn check(ctx: &WorkerCtx, endpoint_id: &str) {
         return tell(ctx, endpoint_id, None); // resumed (by hand, or by another node)
     };
     let hold_secs = e.max_hold_secs.unwrap_or(ctx.max_hold_secs);
-    let before = now - hold_secs as i64 * 1000;
+    // Age is the store's clock (what retention uses too): tests move it on by hours.
+    let before = ctx.store.clock().now_ms() - hold_secs as i64 * 1000;
     loop {
         match ctx
             .store

@@ -292,6 +292,23 @@ mod tests {
     }
 
     #[test]
+    fn a_receiver_answering_503_for_ten_minutes_is_sent_at_most_ten_deliveries() {
+        // Its first 503 pauses it; then one delivery goes alone each time its wait is over,
+        // each taking `took`, and each failure doubles the wait.
+        let took = 50;
+        let v = verdict(&outcome(Some(503), None), None);
+        let mut p = Pause::start(&v, 0).unwrap();
+        let mut sent = vec![0];
+        while p.next_check_at < 600_000 {
+            let at = p.next_check_at;
+            sent.push(at);
+            p = p.after_failed_probe(&v, at + took);
+        }
+        assert!(sent.len() <= 10, "{} in ten minutes: {sent:?}", sent.len());
+        assert!(sent.len() >= 8, "it keeps trying: {sent:?}");
+    }
+
+    #[test]
     fn a_failed_probe_keeps_the_pause_with_a_longer_wait() {
         let refused = verdict(&outcome(None, Some(DeliveryError::ConnectionRefused)), None);
         let p = Pause::start(&refused, 0).unwrap();

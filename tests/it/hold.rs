@@ -229,6 +229,49 @@ fn what_waits_longer_than_max_hold_secs_fails_unsent() {
 }
 
 #[test]
+fn held_deliveries_expire_only_once_older_than_max_hold_secs_by_the_stores_clock() {
+    let s = TestServer::start();
+    let (st, ep) = s.api.post(
+        "/api/v1/endpoints",
+        &s.key,
+        &json!({"url": crate::support::dead_url(), "events": ["*"], "max_hold_secs": 3600}),
+    );
+    assert_eq!(st, 201, "{ep}");
+    let id = ep["id"].as_str().unwrap().to_owned();
+    events(&s, 6);
+    let waiting = wait_for(30, "the endpoint to pause with deliveries waiting", || {
+        let state = endpoint_state(&s, &id);
+        let n = state["waiting"].as_u64().unwrap_or(0);
+        (state["status"] == "paused" && n > 0 && deliveries(&s, "sending").is_empty()).then_some(n)
+    });
+    let tried = deliveries(&s, "failed");
+    assert!(
+        tried.iter().all(|d| d["error"] != "receiver_unavailable"),
+        "nothing expires within the hour: {tried:?}"
+    );
+    assert_eq!(tried.len() + deliveries(&s, "pending").len(), 6);
+    // Two hours on, by the store's clock: the next check fails the waiting ones, unsent.
+    s.server()
+        .store
+        .clock()
+        .advance(Duration::from_secs(2 * 3600));
+    wait_for(30, "the held deliveries to expire", || {
+        settled(&s).then_some(())
+    });
+    let expired: Vec<Value> = deliveries(&s, "failed")
+        .into_iter()
+        .filter(|d| d["error"] == "receiver_unavailable")
+        .collect();
+    assert_eq!(expired.len() as u64, waiting, "{expired:?}");
+    assert!(expired.iter().all(|d| d["started_at"].is_null()));
+    assert_eq!(
+        endpoint_state(&s, &id)["status"],
+        "paused",
+        "the pause goes on"
+    );
+}
+
+#[test]
 fn kill_9_while_paused_loses_nothing_and_sends_nothing_twice() {
     use crate::lifecycle::Proc;
     let dir = tempfile::tempdir().unwrap();

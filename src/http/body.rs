@@ -10,8 +10,6 @@ use serde::de::DeserializeOwned;
 use crate::error::ApiError;
 use crate::store::PageQuery;
 
-pub const MAX_BODY_BYTES: usize = 1024 * 1024;
-
 /// A JSON body parsed into `T`; unknown fields are refused by `T` itself.
 pub struct Json<T> {
     pub value: T,
@@ -37,14 +35,6 @@ fn is_json(req: &HttpRequest) -> bool {
         .trim()
         .to_ascii_lowercase();
     mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
-}
-
-pub fn too_large() -> ApiError {
-    ApiError::new(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        "payload_too_large",
-        format!("the request body is larger than {MAX_BODY_BYTES} bytes"),
-    )
 }
 
 /// The body the guard read (within its size limit and deadline), taken over without a copy.

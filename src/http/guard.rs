@@ -17,7 +17,18 @@ use futures_util::{Stream, StreamExt};
 use super::AppState;
 use super::limits::ConnectionTicket;
 use crate::error::ApiError;
-use crate::http::body::MAX_BODY_BYTES;
+
+/// The largest request body read, for every route.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// The answer to a body over `MAX_BODY_BYTES`.
+pub fn too_large() -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload_too_large",
+        format!("the request body is larger than {MAX_BODY_BYTES} bytes"),
+    )
+}
 
 /// Put into every new connection's data by `on_connect`; filled on its first request.
 #[derive(Default)]
@@ -63,7 +74,7 @@ pub async fn guard(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|n| n > MAX_BODY_BYTES) {
-        let too_large = crate::http::body::too_large();
+        let too_large = too_large();
         return Ok(req.into_response(closing(too_large, payload)));
     }
     let read = actix_web::rt::time::timeout(limits.read_timeout, read_body(&mut payload)).await;
@@ -95,7 +106,7 @@ pub async fn read_body(payload: &mut Payload) -> Result<Bytes, ApiError> {
         })?;
         let have = first.as_ref().map_or(0, Bytes::len) + buf.len();
         if have + chunk.len() > MAX_BODY_BYTES {
-            return Err(crate::http::body::too_large());
+            return Err(too_large());
         }
         match first.take() {
             None if buf.is_empty() => first = Some(chunk),

@@ -6,197 +6,29 @@
 //! default) and `postgres` (several nodes on one database, claiming under leases;
 //! `--database`). The rules every engine keeps are written on the traits.
 
+mod error;
 pub mod key_cache;
 pub mod postgres;
 pub mod redb;
+mod types;
+
+pub use error::{OpenError, Result, StoreError};
+pub use types::{
+    BacklogHook, CommitHook, Faults, FileIdentity, IDEMPOTENCY_TTL_MS, IdempotencyKey, Ingested,
+    KeyOwner, Page, PageQuery, Ready, file_identity,
+};
 
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 
 use futures_util::future::BoxFuture;
 
 use crate::domain::session::Session;
 use crate::domain::time::Clock;
 use crate::domain::{
-    Accepted, ApiKeyRecord, Customer, Delivery, DeliveryFilter, Endpoint, EndpointPatch, Event,
-    EventType, NewEndpoint, NewEvent, Outcome, Pause, SendJob, ValidationError,
+    ApiKeyRecord, Customer, Delivery, DeliveryFilter, Endpoint, EndpointPatch, Event, EventType,
+    NewEndpoint, NewEvent, Outcome, Pause, SendJob,
 };
-
-pub type Result<T, E = StoreError> = std::result::Result<T, E>;
-
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum StoreError {
-    #[error("not found")]
-    NotFound,
-    #[error(transparent)]
-    Invalid(#[from] ValidationError),
-    #[error("{0}")]
-    IdempotencyConflict(String),
-    #[error("the store is unavailable: {0}")]
-    Unavailable(String),
-    #[error("storage error: {0}")]
-    Storage(String),
-    /// The engine does not do this (a file backup of a PostgreSQL deployment).
-    #[error("{0}")]
-    NotSupported(String),
-}
-
-/// Why a store could not be opened; each says what to do in one line.
-#[derive(Debug, thiserror::Error)]
-pub enum OpenError {
-    #[error("the data file {0} is already in use by another webhooks process")]
-    InUse(String),
-    #[error(
-        "the data file {path} was written by a newer webhooks (schema {found}); this binary reads schema {supported} or older: upgrade webhooks"
-    )]
-    TooNew {
-        path: String,
-        found: u64,
-        supported: u64,
-    },
-    #[error("cannot open the data file {path}: {reason}")]
-    Other { path: String, reason: String },
-    #[error("cannot use the database {location}: {reason}")]
-    Database { location: String, reason: String },
-    #[error(
-        "the database {location} was migrated by a newer webhooks (schema {found}); this binary knows schema {supported} or older: upgrade webhooks"
-    )]
-    DatabaseTooNew {
-        location: String,
-        found: u64,
-        supported: u64,
-    },
-    #[error(
-        "node id {0:?} is held by a live webhooks process; stop it, or give this one another --node-id"
-    )]
-    NodeIdTaken(String),
-    #[error(
-        "this machine's clock is {0} ms off the database's (at most 1000 allowed): synchronise it (NTP) and start again"
-    )]
-    ClockSkew(i64),
-}
-
-/// One page of a list: the rows and the id (or name) to pass as `before` for the next one.
-#[derive(Debug, Clone)]
-pub struct Page<T> {
-    pub data: Vec<T>,
-    pub next: Option<String>,
-}
-
-#[derive(Debug, Clone, Copy)]
-pub struct PageQuery<'a> {
-    pub before: Option<&'a str>,
-    pub limit: usize,
-}
-
-/// A delivery that a commit made ready to send.
-#[derive(Debug, Clone)]
-pub struct Ready {
-    pub endpoint_id: String,
-    pub delivery_id: String,
-    pub rate_limit_per_sec: Option<u32>,
-}
-
-impl Ready {
-    /// Not a delivery: the endpoint's pause ended (by hand, or a new URL), so the dispatcher
-    /// looks again at once instead of at its next check.
-    pub fn resumed(endpoint: &Endpoint) -> Self {
-        Ready {
-            endpoint_id: endpoint.id.clone(),
-            delivery_id: String::new(),
-            rate_limit_per_sec: endpoint.rate_limit_per_sec,
-        }
-    }
-
-    pub fn is_resumed(&self) -> bool {
-        self.delivery_id.is_empty()
-    }
-
-    pub fn of(d: &Delivery, endpoint: &Endpoint) -> Self {
-        Ready {
-            endpoint_id: d.endpoint_id.clone(),
-            delivery_id: d.id.clone(),
-            rate_limit_per_sec: endpoint.rate_limit_per_sec,
-        }
-    }
-}
-
-/// Called after every commit that made deliveries ready (the dispatcher's wake-up).
-pub type CommitHook = Box<dyn Fn(Vec<Ready>) + Send + Sync>;
-
-/// Called when other nodes made work: endpoints with pending deliveries, with their rate
-/// limits, to be read from the store.
-pub type BacklogHook = Box<dyn Fn(Vec<(String, Option<u32>)>) + Send + Sync>;
-
-/// Which customer a bearer API key belongs to. Kept in memory so authentication never blocks.
-#[derive(Debug, Clone)]
-pub struct KeyOwner {
-    pub key_id: String,
-    pub customer_id: String,
-    /// When `last_used_at` was last written (ms), so it is written at most once a minute.
-    pub touched: Arc<AtomicI64>,
-}
-
-/// An Idempotency-Key with what it protects: scoped to the customer, remembered 24 hours.
-#[derive(Debug, Clone)]
-pub struct IdempotencyKey {
-    pub customer_id: String,
-    pub key: String,
-    /// Hex SHA-256 of the request body.
-    pub request_hash: String,
-}
-
-/// How long an Idempotency-Key is remembered.
-pub const IDEMPOTENCY_TTL_MS: i64 = 24 * 3600 * 1000;
-
-/// What an ingest came to: new events, or the events a replayed Idempotency-Key made.
-#[derive(Debug, Clone)]
-pub enum Ingested {
-    New(Vec<Accepted>),
-    Replayed(Vec<Accepted>),
-}
-
-/// A file's place on its file system, the same whatever path or link names it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FileIdentity {
-    pub device: u64,
-    pub inode: u64,
-}
-
-/// The identity of the file at `path` (following links).
-pub fn file_identity(path: &Path) -> std::io::Result<FileIdentity> {
-    use std::os::unix::fs::MetadataExt;
-    let m = std::fs::metadata(path)?;
-    Ok(FileIdentity {
-        device: m.dev(),
-        inode: m.ino(),
-    })
-}
-
-/// Failures a test can switch on, to see that the callers above the store cope: no mounts
-/// or full disks needed. Every switch is off in normal operation.
-#[derive(Debug, Default)]
-pub struct Faults {
-    /// The next commit fails as a full disk would.
-    pub commit: AtomicBool,
-    /// Loading a claimed delivery for its worker fails.
-    pub load: AtomicBool,
-}
-
-impl Faults {
-    pub fn fail_commits(&self, on: bool) {
-        self.commit.store(on, Ordering::Release);
-    }
-
-    pub fn fail_loads(&self, on: bool) {
-        self.load.store(on, Ordering::Release);
-    }
-
-    pub fn on(flag: &AtomicBool) -> bool {
-        flag.load(Ordering::Acquire)
-    }
-}
 
 /// The engine itself: its health, its clock, how it backs up, its lifecycle.
 pub trait Engine {

@@ -269,9 +269,8 @@ pub async fn create_customer(
         let forms = invalid(e.message, name);
         return render_console(&st, &ctx, forms, StatusCode::UNPROCESSABLE_ENTITY).await;
     }
-    let store = st.store.clone();
     let n = name.clone();
-    match web::block(move || store.create_customer(n)).await? {
+    match st.run(move |s| s.create_customer(n)).await {
         Ok((c, _, key)) => {
             let msg = format!("Customer {} created. Its API key, shown only now:", c.name);
             flash(&st, &ctx.token, msg, Some(key));
@@ -381,8 +380,7 @@ pub async fn create_event_type(
         description: tf.description.clone(),
         example,
     };
-    let store = st.store.clone();
-    match web::block(move || store.create_event_type(et)).await? {
+    match st.run(move |s| s.create_event_type(et)).await {
         Ok(et) => {
             flash(
                 &st,

@@ -3,7 +3,8 @@
 use redb::ReadableTable;
 
 use super::RedbStore;
-use super::index::{DeliveryTables, index_ids};
+use super::deliveries::DeliveryTables;
+use super::paging::index_ids;
 use super::records::{ApiKeyRecord, Customer, decode, encode};
 use super::tables::*;
 use crate::domain::time::now_ms;

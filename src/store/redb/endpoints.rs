@@ -3,7 +3,8 @@
 use redb::{ReadableTable, WriteTransaction};
 
 use super::catalog;
-use super::index::{DeliveryTables, ReadView, page_ids};
+use super::deliveries::{DeliveryTables, ReadView};
+use super::paging::page_ids;
 use super::records::{Delivery, Endpoint, ResultRow, decode, encode};
 use super::tables::*;
 use super::{RedbStore, WriteCtx};
@@ -194,7 +195,7 @@ impl Endpoints for RedbStore {
     /// Every customer's endpoints, newest first.
     fn list_all_endpoints(&self, page: PageQuery) -> Result<Page<Endpoint>> {
         self.read(|tx| {
-            super::index::page_records(
+            super::paging::page_records(
                 &tx.open_table(ENDPOINTS)?,
                 page,
                 |_, raw| decode(raw),
@@ -366,7 +367,7 @@ impl Endpoints for RedbStore {
             let mut fresh = Vec::with_capacity(events.len());
             for (event, original) in events {
                 let mut newer = false;
-                for dlv in super::index::index_ids(&dt.by_event, &event.id)? {
+                for dlv in super::paging::index_ids(&dt.by_event, &event.id)? {
                     if dlv > original && dt.get(&dlv)?.is_some_and(|d| d.endpoint_id == e.id) {
                         newer = true;
                         break;

@@ -3,7 +3,8 @@
 use futures_util::future::BoxFuture;
 use redb::{ReadableTable, WriteTransaction};
 
-use super::index::{DeliveryTables, ReadView, index_ids, page_ids};
+use super::deliveries::{DeliveryTables, ReadView};
+use super::paging::{index_ids, page_ids};
 use super::records::{
     Delivery, Endpoint, Event, EventRow, IdempotencyRecord, decode, decode_bin, encode, encode_bin,
 };
@@ -162,7 +163,7 @@ impl Events for RedbStore {
     /// Every customer's events, newest first.
     fn list_all_events(&self, page: PageQuery) -> Result<Page<Event>> {
         self.read(|tx| {
-            super::index::page_records(
+            super::paging::page_records(
                 &tx.open_table(EVENTS)?,
                 page,
                 |id, raw| Ok(decode_bin::<EventRow>(raw)?.into_event(id)),

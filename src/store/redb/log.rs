@@ -1,7 +1,7 @@
 //! The delivery log: the customer's deliveries, one delivery, and resending one.
 
 use super::RedbStore;
-use super::index::{DeliveryTables, ReadView};
+use super::deliveries::{DeliveryTables, ReadView};
 use super::records::{Delivery, decode};
 use super::tables::*;
 use crate::domain::DeliveryFilter;

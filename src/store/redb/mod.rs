@@ -5,11 +5,13 @@
 mod backup;
 mod catalog;
 mod customers;
+mod deliveries;
 mod endpoints;
 mod events;
-mod index;
+mod group;
 mod keys;
 mod log;
+mod paging;
 mod queue;
 mod records;
 mod retention;
@@ -30,8 +32,8 @@ use super::{
 };
 use crate::domain::IdGen;
 use crate::domain::time::Clock;
+pub use group::WriteCtx;
 use schema::SCHEMA_VERSION;
-pub use writer::WriteCtx;
 
 macro_rules! storage_errors {
     ($($t:ty),*) => {$(

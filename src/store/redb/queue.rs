@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use redb::ReadableTable;
 
 use super::RedbStore;
-use super::index::{DeliveryTables, ReadView};
+use super::deliveries::{DeliveryTables, ReadView};
 use super::records::{DeliveryRow, Endpoint, EventRow, ResultRow, decode, decode_bin};
 use super::tables::*;
 use crate::domain::{DeliveryError, DeliveryStatus, Outcome, SendJob};

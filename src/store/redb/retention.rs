@@ -4,7 +4,7 @@
 use redb::ReadableTable;
 
 use super::RedbStore;
-use super::index::DeliveryTables;
+use super::deliveries::DeliveryTables;
 use super::records::{EventRow, IdempotencyRecord, decode, decode_bin};
 use super::tables::*;
 use crate::domain::{DeliveryStatus, IdKind, ids};
@@ -49,7 +49,7 @@ impl Retention for RedbStore {
             let mut deleted = 0;
             for e in &old {
                 let mut ds = Vec::new();
-                for dlv in super::index::index_ids(&dt.by_event, &e.id)? {
+                for dlv in super::paging::index_ids(&dt.by_event, &e.id)? {
                     if let Some(d) = dt.get(&dlv)? {
                         ds.push(d);
                     }

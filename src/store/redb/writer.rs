@@ -14,20 +14,13 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
-use redb::{Database, WriteTransaction};
+use redb::Database;
 use tokio::sync::oneshot;
 
 use super::DbSlot;
-use super::index::Tally;
+use super::group::{RowsWritten, Tally, WriteCtx, flush_tally};
 use super::records::ResultRow;
-use crate::store::{CommitHook, Faults, Ready, Result, StoreError};
-
-/// Rows written since start, for /metrics (counted as written, committed or not).
-#[derive(Default)]
-pub struct RowsWritten {
-    pub deliveries: std::sync::atomic::AtomicU64,
-    pub counters: std::sync::atomic::AtomicU64,
-}
+use crate::store::{CommitHook, Faults, Result, StoreError};
 
 /// The most changes committed together.
 const MAX_GROUP: usize = 2048;
@@ -35,14 +28,6 @@ const MAX_GROUP: usize = 2048;
 const RECOVER_EVERY: Duration = Duration::from_secs(2);
 
 pub use super::records::Finished;
-
-/// What a change sees: the open transaction, a list of deliveries to announce after commit,
-/// and the group's tally (queue depth, statistics), written once before the commit.
-pub struct WriteCtx<'a> {
-    pub tx: &'a WriteTransaction,
-    pub ready: Vec<Ready>,
-    pub tally: &'a RefCell<Tally>,
-}
 
 type Reply = Box<dyn FnOnce(Result<()>) + Send>;
 /// A change: applied to the open transaction (or, `None`, refused because the store failed);
@@ -393,50 +378,9 @@ fn commit_group(
 
 /// The workers' results of the group: one blind insert each, the tables opened once.
 fn write_results(ctx: &WriteCtx, results: &[Finished]) -> Result<()> {
-    let mut dt = super::index::DeliveryTables::open(ctx)?;
+    let mut dt = super::deliveries::DeliveryTables::open(ctx)?;
     for (id, ep, r, sent) in results {
         dt.finish_sent(id, ep, r, sent.as_deref())?;
     }
-    Ok(())
-}
-
-/// Writes what the group's changes added to the queue counters and the per-minute
-/// statistics: a few rows per group, however many deliveries it finished.
-pub fn flush_tally(tx: &WriteTransaction, tally: &Tally, rows: &RowsWritten) -> Result<()> {
-    use super::records::{decode_bin, encode_bin};
-    use super::tables::{META, STATS};
-    use crate::domain::stats::Counters;
-    use redb::ReadableTable;
-    if tally.pending != 0 || tally.sending != 0 {
-        let mut meta = tx.open_table(META)?;
-        for (key, delta) in [
-            ("queue_pending", tally.pending),
-            ("queue_sending", tally.sending),
-        ] {
-            if delta == 0 {
-                continue;
-            }
-            let was = meta
-                .get(key)?
-                .and_then(|v| <[u8; 8]>::try_from(v.value()).ok())
-                .map_or(0, i64::from_le_bytes);
-            meta.insert(key, (was + delta).max(0).to_le_bytes().as_slice())?;
-            rows.counters.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-    if !tally.stats.is_empty() {
-        let mut stats = tx.open_table(STATS)?;
-        for ((scope, minute), add) in &tally.stats.rows {
-            let mut c: Counters = match stats.get((scope.as_str(), *minute))? {
-                Some(v) => decode_bin(v.value())?,
-                None => Counters::default(),
-            };
-            c.merge(add);
-            stats.insert((scope.as_str(), *minute), encode_bin(&c).as_slice())?;
-        }
-        rows.counters
-            .fetch_add(tally.stats.rows.len() as u64, Ordering::Relaxed);
-    }
-    rows.deliveries.fetch_add(tally.rows, Ordering::Relaxed);
     Ok(())
 }

@@ -1,7 +1,6 @@
-//! What several jobs share: the tables a delivery lives in, how a delivery's state follows
-//! from its result and its endpoint's claim mark, making, claiming, finishing and removing
-//! deliveries, and reading (owner, id) indexes. Depends on the tables and records, and on the
-//! writer's transaction context (`WriteCtx`) for its writes.
+//! A delivery's life in redb: the tables it lives in, how its state follows from its result
+//! and its endpoint's claim mark, and making, claiming, finishing and removing it. Depends
+//! on the tables and records, and on the commit group's context (`group::WriteCtx`).
 //!
 //! Rows written per delivery over its life: four when it is made (record, and the customer,
 //! endpoint and event indexes), one result and, if it was sent, the headers it was sent with;
@@ -12,26 +11,11 @@ use std::cell::RefCell;
 
 use redb::{ReadOnlyTable, ReadTransaction, ReadableTable, Table};
 
-use super::WriteCtx;
+use super::group::{Tally, WriteCtx};
 use super::records::{ClaimMark, Delivery, DeliveryRow, ResultRow, decode_bin, encode_bin};
 use super::tables::*;
 use crate::domain::DeliveryStatus;
-use crate::domain::stats::StatsDelta;
 use crate::store::Result;
-
-/// What a commit group changes besides its rows: queue depth and delivery statistics,
-/// written once when the group commits (`writer::flush_tally`).
-#[derive(Default)]
-pub struct Tally {
-    pub pending: i64,
-    pub sending: i64,
-    pub stats: StatsDelta,
-    /// Rows written for events, deliveries, claims and results (counted, for /metrics).
-    pub rows: u64,
-    /// Workers' results, written together after the group's other changes: the tables are
-    /// opened once per group rather than once per result.
-    pub results: Vec<super::records::Finished>,
-}
 
 type Bytes = &'static [u8];
 type Pair = (&'static str, &'static str);
@@ -421,7 +405,7 @@ impl<'t> DeliveryTables<'t> {
 
     /// Removes every delivery of an endpoint and its queue mark.
     pub fn remove_endpoint(&mut self, endpoint_id: &str) -> Result<()> {
-        for dlv in index_ids(&self.by_endpoint, endpoint_id)? {
+        for dlv in super::paging::index_ids(&self.by_endpoint, endpoint_id)? {
             if let Some(d) = self.get(&dlv)? {
                 self.remove(&d)?;
             }
@@ -459,56 +443,4 @@ impl<T: ReadableTable<&'static str, Bytes>, K: ReadableTable<Pair, ()>> View<T, 
         }
         self.open_status(id, endpoint_id).map(Some)
     }
-}
-
-/// Every second id of an (owner, id) index under `owner`, oldest first.
-pub(super) fn index_ids(table: &impl ReadableTable<Pair, ()>, owner: &str) -> Result<Vec<String>> {
-    let mut v = Vec::new();
-    for row in table.range((owner, "")..(owner, ID_MAX))? {
-        v.push(row?.0.value().1.to_owned());
-    }
-    Ok(v)
-}
-
-/// A page of ids, newest first, from the index range of `owner`.
-pub(super) fn page_ids(
-    table: &impl ReadableTable<Pair, ()>,
-    owner: &str,
-    before: Option<&str>,
-    limit: usize,
-) -> Result<(Vec<String>, bool)> {
-    let upper = before.unwrap_or(ID_MAX);
-    let mut ids = Vec::with_capacity(limit);
-    let mut more = false;
-    for row in table.range((owner, "")..(owner, upper))?.rev() {
-        let (k, _) = row?;
-        if ids.len() == limit {
-            more = true;
-            break;
-        }
-        ids.push(k.value().1.to_owned());
-    }
-    Ok((ids, more))
-}
-
-/// A page of whole records, newest first, from a table keyed by id.
-pub(super) fn page_records<T>(
-    table: &impl ReadableTable<&'static str, Bytes>,
-    page: crate::store::PageQuery,
-    decode: impl Fn(&str, &[u8]) -> Result<T>,
-    id_of: impl Fn(&T) -> String,
-) -> Result<crate::store::Page<T>> {
-    let upper = page.before.unwrap_or(ID_MAX);
-    let mut data = Vec::with_capacity(page.limit);
-    let mut more = false;
-    for row in table.range(..upper)?.rev() {
-        let (k, v) = row?;
-        if data.len() == page.limit {
-            more = true;
-            break;
-        }
-        data.push(decode(k.value(), v.value())?);
-    }
-    let next = more.then(|| data.last().map(&id_of)).flatten();
-    Ok(crate::store::Page { data, next })
 }

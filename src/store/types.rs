@@ -1,0 +1,130 @@
+//! The values the store contract passes besides domain records: pages, deliveries made ready
+//! by a commit, key owners, idempotency keys, what an ingest came to, a file's identity, and
+//! the faults a test can switch on.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+
+use crate::domain::{Accepted, Delivery, Endpoint};
+
+/// One page of a list: the rows and the id (or name) to pass as `before` for the next one.
+#[derive(Debug, Clone)]
+pub struct Page<T> {
+    pub data: Vec<T>,
+    pub next: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct PageQuery<'a> {
+    pub before: Option<&'a str>,
+    pub limit: usize,
+}
+
+/// A delivery that a commit made ready to send.
+#[derive(Debug, Clone)]
+pub struct Ready {
+    pub endpoint_id: String,
+    pub delivery_id: String,
+    pub rate_limit_per_sec: Option<u32>,
+}
+
+impl Ready {
+    /// Not a delivery: the endpoint's pause ended (by hand, or a new URL), so the dispatcher
+    /// looks again at once instead of at its next check.
+    pub fn resumed(endpoint: &Endpoint) -> Self {
+        Ready {
+            endpoint_id: endpoint.id.clone(),
+            delivery_id: String::new(),
+            rate_limit_per_sec: endpoint.rate_limit_per_sec,
+        }
+    }
+
+    pub fn is_resumed(&self) -> bool {
+        self.delivery_id.is_empty()
+    }
+
+    pub fn of(d: &Delivery, endpoint: &Endpoint) -> Self {
+        Ready {
+            endpoint_id: d.endpoint_id.clone(),
+            delivery_id: d.id.clone(),
+            rate_limit_per_sec: endpoint.rate_limit_per_sec,
+        }
+    }
+}
+
+/// Called after every commit that made deliveries ready (the dispatcher's wake-up).
+pub type CommitHook = Box<dyn Fn(Vec<Ready>) + Send + Sync>;
+
+/// Called when other nodes made work: endpoints with pending deliveries, with their rate
+/// limits, to be read from the store.
+pub type BacklogHook = Box<dyn Fn(Vec<(String, Option<u32>)>) + Send + Sync>;
+
+/// Which customer a bearer API key belongs to. Kept in memory so authentication never blocks.
+#[derive(Debug, Clone)]
+pub struct KeyOwner {
+    pub key_id: String,
+    pub customer_id: String,
+    /// When `last_used_at` was last written (ms), so it is written at most once a minute.
+    pub touched: Arc<AtomicI64>,
+}
+
+/// An Idempotency-Key with what it protects: scoped to the customer, remembered 24 hours.
+#[derive(Debug, Clone)]
+pub struct IdempotencyKey {
+    pub customer_id: String,
+    pub key: String,
+    /// Hex SHA-256 of the request body.
+    pub request_hash: String,
+}
+
+/// How long an Idempotency-Key is remembered.
+pub const IDEMPOTENCY_TTL_MS: i64 = 24 * 3600 * 1000;
+
+/// What an ingest came to: new events, or the events a replayed Idempotency-Key made.
+#[derive(Debug, Clone)]
+pub enum Ingested {
+    New(Vec<Accepted>),
+    Replayed(Vec<Accepted>),
+}
+
+/// A file's place on its file system, the same whatever path or link names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileIdentity {
+    pub device: u64,
+    pub inode: u64,
+}
+
+/// The identity of the file at `path` (following links).
+pub fn file_identity(path: &Path) -> std::io::Result<FileIdentity> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path)?;
+    Ok(FileIdentity {
+        device: m.dev(),
+        inode: m.ino(),
+    })
+}
+
+/// Failures a test can switch on, to see that the callers above the store cope: no mounts
+/// or full disks needed. Every switch is off in normal operation.
+#[derive(Debug, Default)]
+pub struct Faults {
+    /// The next commit fails as a full disk would.
+    pub commit: AtomicBool,
+    /// Loading a claimed delivery for its worker fails.
+    pub load: AtomicBool,
+}
+
+impl Faults {
+    pub fn fail_commits(&self, on: bool) {
+        self.commit.store(on, Ordering::Release);
+    }
+
+    pub fn fail_loads(&self, on: bool) {
+        self.load.store(on, Ordering::Release);
+    }
+
+    pub fn on(flag: &AtomicBool) -> bool {
+        flag.load(Ordering::Acquire)
+    }
+}

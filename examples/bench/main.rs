@@ -165,14 +165,39 @@ fn main() {
         api,
         base_rate,
     };
-    phases::ingest(&mut b);
-    phases::instant_receivers(&mut b, &server);
-    phases::receivers_with_latency(&mut b);
-    phases::over_tls(&mut b);
-    phases::fan_out(&mut b);
-    small::small_receivers(&mut b);
-    small::receivers_that_restart(&mut b);
-    phases::backlog(&mut b, &server, idle_rss);
-    phases::reopen_and_ceiling(&mut b, &mut server, &data, dir.path());
+    // `--only 3,10` runs those sections alone (for a quick before/after of one change).
+    let only: Option<Vec<u32>> = args
+        .iter()
+        .position(|a| a == "--only")
+        .and_then(|i| args.get(i + 1))
+        .map(|list| list.split(',').filter_map(|n| n.trim().parse().ok()).collect());
+    let wants = |n: u32| only.as_ref().is_none_or(|o| o.contains(&n));
+    if wants(2) {
+        phases::ingest(&mut b);
+    }
+    if wants(3) {
+        phases::instant_receivers(&mut b, &server);
+    }
+    if wants(8) {
+        phases::receivers_with_latency(&mut b);
+    }
+    if wants(9) {
+        phases::over_tls(&mut b);
+    }
+    if wants(4) {
+        phases::fan_out(&mut b);
+    }
+    if wants(10) {
+        small::small_receivers(&mut b);
+    }
+    if wants(11) {
+        small::receivers_that_restart(&mut b);
+    }
+    if wants(5) {
+        phases::backlog(&mut b, &server, idle_rss);
+    }
+    if wants(6) || wants(7) {
+        phases::reopen_and_ceiling(&mut b, &mut server, &data, dir.path());
+    }
     b.report.print();
 }

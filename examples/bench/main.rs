@@ -170,7 +170,11 @@ fn main() {
         .iter()
         .position(|a| a == "--only")
         .and_then(|i| args.get(i + 1))
-        .map(|list| list.split(',').filter_map(|n| n.trim().parse().ok()).collect());
+        .map(|list| {
+            list.split(',')
+                .filter_map(|n| n.trim().parse().ok())
+                .collect()
+        });
     let wants = |n: u32| only.as_ref().is_none_or(|o| o.contains(&n));
     if wants(2) {
         phases::ingest(&mut b);

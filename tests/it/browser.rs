@@ -735,6 +735,22 @@ fn axe_finds_no_serious_accessibility_problem_on_any_page_at_two_widths() {
         let (_, e) = s.api.get(&format!("/api/v1/endpoints/{down_id}"), &s.key);
         (e["state"]["status"] == "paused").then_some(())
     });
+    // A third whose receiver answers 500 to all: after five, it is marked failing.
+    let bad_receiver = Receiver::start(Reply::Status(500, "no"));
+    let bad = s.endpoint(&s.key, &bad_receiver.url("/bad"), &["*"]);
+    let bad_id = bad["id"].as_str().unwrap().to_owned();
+    s.batch(5);
+    crate::support::wait_for(30, "five failures at the failing endpoint", || {
+        let (_, page) = s
+            .api
+            .get("/api/v1/deliveries?status=failed&limit=250", &s.key);
+        let n = page["data"]
+            .as_array()?
+            .iter()
+            .filter(|d| d["endpoint_id"] == bad_id.as_str())
+            .count();
+        (n == 5).then_some(())
+    });
     let driver = Driver::start();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -745,6 +761,7 @@ fn axe_finds_no_serious_accessibility_problem_on_any_page_at_two_widths() {
         format!("/webhooks/{ep_id}"),
         format!("/webhooks/{ep_id}/delete"),
         format!("/webhooks/{down_id}"),
+        format!("/webhooks/{bad_id}"),
         "/events".to_owned(),
         format!("/events/{evt_id}"),
         format!("/deliveries/{dlv}"),
@@ -805,6 +822,22 @@ fn axe_finds_no_serious_accessibility_problem_on_any_page_at_two_widths() {
         p.go("/").await;
         p.fill("input[name=api_key]", &s.key).await;
         p.submit("form button[type=submit]").await;
+        // Health at a glance: the list's badges, and the failing endpoint's banner.
+        p.go("/webhooks").await;
+        let badges = c.find_all(Locator::Css(".pill")).await.unwrap();
+        let mut seen = Vec::new();
+        for b in badges {
+            seen.push(b.text().await.unwrap());
+        }
+        assert!(
+            seen.iter().any(|t| t == "failing") && seen.iter().any(|t| t == "paused"),
+            "{seen:?}"
+        );
+        p.go(&format!("/webhooks/{bad_id}")).await;
+        let banner = p.wait_for_text("#failing", "Failing").await;
+        assert!(!banner.is_empty());
+        p.go(&format!("/webhooks/{down_id}")).await;
+        assert!(p.text().await.contains("paused"));
         for path in &customer_pages {
             check(path, &mut found).await;
             checked += 2;

@@ -18,6 +18,7 @@ mod connect;
 mod customers;
 mod endpoints;
 mod events;
+mod group;
 mod import;
 mod keys;
 mod log;

@@ -1,6 +1,7 @@
 //! Shared fixtures: the real server on port 0 with a temp data file, a JSON client, local
 //! receivers that report what they got, and a wait-for-condition helper.
 
+pub mod browser;
 pub mod pki;
 pub mod receiver;
 pub mod small;

@@ -89,10 +89,12 @@ fn axe_finds_no_serious_accessibility_problem_on_any_page_at_two_widths() {
         let p = Page {
             c: &c,
             base: s.api.base.clone(),
-            shots: None,
+            shots: crate::support::browser::screenshots_dir(),
         };
         let mut found: Vec<String> = Vec::new();
         let mut checked = 0;
+        // With SCREENSHOTS=dir, a picture of every page state at both widths, numbered.
+        let shot_no = std::cell::Cell::new(0);
         let check = async |path: &str, found: &mut Vec<String>| {
             // An empty path checks the page a form just answered with (not reloaded).
             for width in [1280u32, 390] {
@@ -119,6 +121,15 @@ fn axe_finds_no_serious_accessibility_problem_on_any_page_at_two_widths() {
                 for v in got.as_array().unwrap() {
                     found.push(format!("{path} at {width} px: {}", v.as_str().unwrap()));
                 }
+                let at: String = p
+                    .path()
+                    .await
+                    .chars()
+                    .map(|ch| if ch.is_ascii_alphanumeric() { ch } else { '-' })
+                    .collect();
+                let n = shot_no.get();
+                shot_no.set(n + 1);
+                p.shot(&format!("page-{:02}-{width}{at}", n / 2)).await;
             }
         };
         // Signed out: the two sign-in pages.

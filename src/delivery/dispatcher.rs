@@ -360,6 +360,9 @@ impl Lanes {
     pub fn note_connection(&mut self, endpoint: &str, closes: bool) {
         if let Some(lane) = self.lanes.get_mut(endpoint) {
             lane.closes = closes;
+            if closes {
+                lane.limit.leave_slow_start();
+            }
         }
     }
 

@@ -189,6 +189,16 @@ impl Limit {
         self.phase == Phase::SlowStart
     }
 
+    /// Leaves slow start for good: growth by √limit a round from here. For a receiver that
+    /// takes each POST on a new connection, a round that doubles overflows a small listen
+    /// backlog before its slower times come back (the webhooks are lost: the kernel resets
+    /// those connections), where √limit growth is stopped by the first round that queues.
+    pub fn leave_slow_start(&mut self) {
+        if self.phase == Phase::SlowStart {
+            self.phase = Phase::Avoid;
+        }
+    }
+
     fn start_round(&mut self) {
         self.round_n = 0;
         self.round.clear();

@@ -453,3 +453,27 @@ fn a_receiver_that_closes_its_connections_gets_them_one_at_a_time_near_the_rate_
     );
     assert!(started >= 10, "it keeps sending: {started}");
 }
+
+#[test]
+fn a_receiver_that_closes_its_connections_grows_without_doubling() {
+    let mut l = Lanes::new(64, 100);
+    fill(&mut l, "ep_a", 400);
+    assert!(l.lanes["ep_a"].limit.in_slow_start());
+    l.note_connection("ep_a", true);
+    assert!(
+        !l.lanes["ep_a"].limit.in_slow_start(),
+        "a doubling round overflows a small backlog before its times come back"
+    );
+    // Answered at its floor round after round, it still grows: by √limit, not ×2.
+    let start = l.limit_of("ep_a").unwrap();
+    let mut t = Instant::now();
+    let mut seen = vec![start];
+    for _ in 0..30 {
+        t = rounds(&mut l, "ep_a", 64, 1, t, 20 * MS);
+        let now = l.limit_of("ep_a").unwrap();
+        let before = *seen.last().unwrap();
+        assert!(now < before * 2 || now <= before + 2, "{seen:?} then {now}");
+        seen.push(now);
+    }
+    assert!(*seen.last().unwrap() >= 2 * start, "it grows: {seen:?}");
+}

@@ -20,7 +20,7 @@ fn axe_finds_no_serious_accessibility_problem_on_any_page_at_two_widths() {
         });
     let Ok(axe) = std::fs::read_to_string(&axe_path) else {
         return crate::support::skipped(
-            "browser::axe_finds_no_serious_accessibility_problem_on_any_page_at_two_widths",
+            "accessibility::axe_finds_no_serious_accessibility_problem_on_any_page_at_two_widths",
             "needs axe-core from npm at target/axe (scripts/test installs it)",
         );
     };

@@ -77,7 +77,7 @@ fn a_backup_never_replaces_the_live_data_file_and_asks_before_overwriting() {
     use std::os::unix::fs::PermissionsExt;
     if crate::support::on_postgres() {
         return crate::support::skipped(
-            "cli::a_backup_never_replaces_the_live_data_file_and_asks_before_overwriting",
+            "backup::a_backup_never_replaces_the_live_data_file_and_asks_before_overwriting",
             "a data file's test (no data file to protect; the 409 is tested above); not on PostgreSQL",
         );
     }

@@ -13,29 +13,45 @@ use super::forms::Posted;
 use super::{
     ConfirmPage, CustomerCtx, PortalError, blocking, customer_layout, customer_name, see_other,
 };
-use crate::domain::EndpointPatch;
 use crate::domain::IdKind;
+use crate::domain::{Endpoint, EndpointPatch};
 use crate::http::AppState;
+use crate::store::Store;
 
 type State = web::Data<AppState>;
+
+/// Checks the id, then runs `f` on the customer's own endpoint off the actix threads (another
+/// customer's is 404); returns the id with what `f` gave.
+async fn on_own_endpoint<T: Send + 'static>(
+    st: &State,
+    ctx: &CustomerCtx,
+    path: web::Path<String>,
+    f: impl FnOnce(&dyn Store, Endpoint) -> Result<T, PortalError> + Send + 'static,
+) -> Result<(String, T), PortalError> {
+    let id = IdKind::Endpoint.check(path.into_inner())?;
+    let store = st.store.clone();
+    let (cid, eid) = (ctx.customer_id.clone(), id.clone());
+    let out = blocking(move || {
+        let e = store
+            .get_endpoint(&cid, &eid)?
+            .ok_or(PortalError::NotFound)?;
+        f(store.as_ref(), e)
+    })
+    .await?;
+    Ok((id, out))
+}
 
 pub async fn toggle_endpoint(
     Posted { ctx, .. }: Posted<CustomerCtx>,
     st: State,
     path: web::Path<String>,
 ) -> Result<HttpResponse, PortalError> {
-    let id = IdKind::Endpoint.check(path.into_inner())?;
-    let store = st.store.clone();
-    let (cid, eid) = (ctx.customer_id.clone(), id.clone());
-    let e = blocking(move || {
-        let e = store
-            .get_endpoint(&cid, &eid)?
-            .ok_or(PortalError::NotFound)?;
+    let (id, e) = on_own_endpoint(&st, &ctx, path, |s, e| {
         let patch = EndpointPatch {
             enabled: Some(!e.enabled),
             ..Default::default()
         };
-        Ok(store.update_endpoint(&cid, &eid, patch)?)
+        Ok(s.update_endpoint(&e.customer_id, &e.id, patch)?)
     })
     .await?;
     let msg = if e.enabled {
@@ -53,14 +69,8 @@ pub async fn resume(
     st: State,
     path: web::Path<String>,
 ) -> Result<HttpResponse, PortalError> {
-    let id = IdKind::Endpoint.check(path.into_inner())?;
-    let store = st.store.clone();
-    let (cid, eid) = (ctx.customer_id.clone(), id.clone());
-    blocking(move || {
-        store
-            .get_endpoint(&cid, &eid)?
-            .ok_or(PortalError::NotFound)?;
-        store.change_pause(&eid, Box::new(|_| None))?;
+    let (id, ()) = on_own_endpoint(&st, &ctx, path, |s, e| {
+        s.change_pause(&e.id, Box::new(|_| None))?;
         Ok(())
     })
     .await?;
@@ -79,17 +89,9 @@ pub async fn fail_waiting(
     st: State,
     path: web::Path<String>,
 ) -> Result<HttpResponse, PortalError> {
-    let id = IdKind::Endpoint.check(path.into_inner())?;
-    let store = st.store.clone();
-    let (cid, eid) = (ctx.customer_id.clone(), id.clone());
-    let n = blocking(move || {
-        let e = store
-            .get_endpoint(&cid, &eid)?
-            .ok_or(PortalError::NotFound)?;
-        if e.pause.is_none() {
-            return Ok(0);
-        }
-        Ok(store.fail_all_waiting(&eid)?)
+    let (id, n) = on_own_endpoint(&st, &ctx, path, |s, e| match e.pause {
+        Some(_) => Ok(s.fail_all_waiting(&e.id)?),
+        None => Ok(0),
     })
     .await?;
     let msg = format!(

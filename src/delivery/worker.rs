@@ -240,7 +240,7 @@ fn check(ctx: &WorkerCtx, endpoint_id: &str) {
     };
     let hold_secs = e.max_hold_secs.unwrap_or(ctx.max_hold_secs);
     // Age is the store's clock (what retention uses too): tests move it on by hours.
-    let before = ctx.store.clock().now_ms() - hold_secs as i64 * 1000;
+    let before = hold::expiry_cutoff(hold_secs, ctx.store.clock().now_ms());
     loop {
         match ctx
             .store

@@ -186,10 +186,16 @@ fn first_wait(answered: bool, retry_after: Option<u64>) -> i64 {
     }
 }
 
+/// Held deliveries created before this, at `now`, have waited behind a pause longer than
+/// `max_hold_secs` (0: never held): what a paused endpoint's check fails unsent.
+pub fn expiry_cutoff(max_hold_secs: u64, now: i64) -> i64 {
+    now - max_hold_secs as i64 * 1000
+}
+
 /// Whether a delivery created at `created_at` has waited behind a pause longer than
 /// `max_hold_secs` at `now` (0: never held).
 pub fn expired(created_at: i64, max_hold_secs: u64, now: i64) -> bool {
-    now - created_at > max_hold_secs as i64 * 1000
+    created_at < expiry_cutoff(max_hold_secs, now)
 }
 
 /// Parses a `Retry-After` value: seconds (a date is taken as no value).

@@ -10,7 +10,7 @@ pub fn now_ms() -> i64 {
 }
 
 /// The clock that decides what is old (retention, idempotency expiry): the wall clock plus
-/// an offset that tests move forward instead of waiting days.
+/// an offset that tests move forward instead of waiting days (none in a release).
 #[derive(Debug, Clone, Default)]
 pub struct Clock {
     offset_ms: Arc<AtomicI64>,
@@ -21,7 +21,9 @@ impl Clock {
         now_ms() + self.offset_ms.load(Ordering::Relaxed)
     }
 
-    /// Moves this clock (and every clone of it) forward.
+    /// Moves this clock (and every clone of it) forward (feature `test-hooks`: the tests'
+    /// way to let days pass).
+    #[cfg(feature = "test-hooks")]
     pub fn advance(&self, by: std::time::Duration) {
         let ms = i64::try_from(by.as_millis()).unwrap_or(i64::MAX);
         self.offset_ms.fetch_add(ms, Ordering::Relaxed);

@@ -64,6 +64,8 @@ pub trait Engine {
     fn close(&self);
     /// Decides what is old (retention, idempotency expiry); tests move it forward.
     fn clock(&self) -> &Clock;
+    /// Failures the integration tests switch on (feature `test-hooks`; never in a release).
+    #[cfg(feature = "test-hooks")]
     fn faults(&self) -> &Faults;
     /// Writes a consistent copy of everything, as of one moment, to a new file at `dest`.
     fn backup_to(&self, dest: &Path) -> Result<()>;

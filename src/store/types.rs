@@ -105,8 +105,8 @@ pub fn file_identity(path: &Path) -> std::io::Result<FileIdentity> {
     })
 }
 
-/// Failures a test can switch on, to see that the callers above the store cope: no mounts
-/// or full disks needed. Every switch is off in normal operation.
+/// Failures a test can switch on (feature `test-hooks`), to see that the callers above the
+/// store cope: no mounts or full disks needed. Without the feature no switch can be turned on.
 #[derive(Debug, Default)]
 pub struct Faults {
     /// The next commit fails as a full disk would.
@@ -116,15 +116,19 @@ pub struct Faults {
 }
 
 impl Faults {
+    #[cfg(feature = "test-hooks")]
     pub fn fail_commits(&self, on: bool) {
         self.commit.store(on, Ordering::Release);
     }
 
+    #[cfg(feature = "test-hooks")]
     pub fn fail_loads(&self, on: bool) {
         self.load.store(on, Ordering::Release);
     }
 
+    /// Whether a switch is on; always off without the tests' feature, so the checks cost
+    /// nothing in a release.
     pub fn on(flag: &AtomicBool) -> bool {
-        flag.load(Ordering::Acquire)
+        cfg!(feature = "test-hooks") && flag.load(Ordering::Acquire)
     }
 }

@@ -355,6 +355,7 @@ impl Engine for PgStore {
         &self.clock
     }
 
+    #[cfg(feature = "test-hooks")]
     fn faults(&self) -> &Faults {
         &self.faults
     }

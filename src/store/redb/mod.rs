@@ -217,6 +217,7 @@ impl Engine for RedbStore {
         &self.clock
     }
 
+    #[cfg(feature = "test-hooks")]
     fn faults(&self) -> &Faults {
         &self.faults
     }

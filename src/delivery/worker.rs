@@ -10,6 +10,7 @@ use crossbeam_channel::{Receiver, Sender as ChannelSender};
 
 use super::limit::Signal;
 use super::{Control, Job, WebhookSender, Work};
+use crate::domain::delivery::SentHeaders;
 use crate::domain::hold::{self, Pause, Verdict};
 use crate::domain::signing as signature;
 use crate::domain::time::now_ms;
@@ -370,21 +371,7 @@ pub fn deliver_one(sender: &WebhookSender, job: &SendJob) -> Outcome {
     let result = sender.post(&endpoint.url, &headers, event.body.as_bytes());
     // As sent, custom values masked: written once here, kept as it is by either store.
     let standard = headers.len() - endpoint.headers.len();
-    let masked: Vec<(&str, &str)> = headers
-        .iter()
-        .enumerate()
-        .map(|(i, (k, v))| {
-            (
-                *k,
-                if i < standard {
-                    *v
-                } else {
-                    crate::domain::delivery::MASKED
-                },
-            )
-        })
-        .collect();
-    let request_headers = serde_json::to_string(&masked).ok();
+    let request_headers = Some(SentHeaders::encode(&headers, standard));
     Outcome {
         delivery_id: delivery.id.clone(),
         endpoint_id: endpoint.id.clone(),

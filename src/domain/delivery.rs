@@ -153,8 +153,8 @@ pub struct Outcome {
     pub finished_at: i64,
     /// The answer's `Retry-After` in seconds (decides a pause; not stored).
     pub retry_after: Option<u64>,
-    /// The request's headers as sent, custom header values masked (`MASKED`), as the JSON
-    /// list of pairs the stores keep (`sent_headers` reads it); `None` when nothing was sent.
+    /// The request's headers as sent, custom header values masked, as the stores keep them
+    /// (`SentHeaders::encode` wrote it, `sent_headers` reads it); `None` when nothing was sent.
     pub request_headers: Option<String>,
     /// The receiver closed the connection after its answer (pacing; not stored).
     pub closes: bool,
@@ -163,9 +163,47 @@ pub struct Outcome {
 /// What a custom header's value shows as on a delivery page: it may hold a credential.
 pub const MASKED: &str = "••••••";
 
-/// The headers a POST was sent with, as `Outcome::request_headers` wrote them.
-pub fn sent_headers(json: &[u8]) -> Option<Vec<(String, String)>> {
-    serde_json::from_slice(json).ok()
+/// The headers one POST was sent with, as a delivery keeps them: a line a header, `name: value`
+/// for the standard ones and the name alone for a custom header, whose value may hold a
+/// credential and is not kept (it shows as `MASKED`). Cheaper to write on every delivery than
+/// JSON; header names hold no `:` and values no line break, so the lines cannot be confused.
+pub struct SentHeaders;
+
+impl SentHeaders {
+    /// The kept form of `headers`, of which the first `standard` are ours (content type,
+    /// signature) and the rest the endpoint's custom ones.
+    pub fn encode(headers: &[(&str, &str)], standard: usize) -> String {
+        let len: usize = headers.iter().map(|(k, v)| k.len() + v.len() + 3).sum();
+        let mut out = String::with_capacity(len);
+        for (i, (name, value)) in headers.iter().enumerate() {
+            if i > 0 {
+                out.push('\n');
+            }
+            out.push_str(name);
+            if i < standard {
+                out.push_str(": ");
+                out.push_str(value);
+            }
+        }
+        out
+    }
+}
+
+/// The headers a POST was sent with, read back from what `SentHeaders::encode` wrote (or
+/// the JSON list of pairs that rows written before it hold).
+pub fn sent_headers(kept: &[u8]) -> Option<Vec<(String, String)>> {
+    if kept.first() == Some(&b'[') {
+        return serde_json::from_slice(kept).ok();
+    }
+    let text = std::str::from_utf8(kept).ok()?;
+    Some(
+        text.lines()
+            .map(|line| match line.split_once(": ") {
+                Some((name, value)) => (name.to_owned(), value.to_owned()),
+                None => (line.to_owned(), MASKED.to_owned()),
+            })
+            .collect(),
+    )
 }
 
 impl Outcome {
@@ -211,4 +249,39 @@ pub struct SendJob {
     pub delivery: Delivery,
     pub endpoint: Endpoint,
     pub event: Event,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sent_headers_read_back_as_written_with_custom_values_masked() {
+        let headers = [
+            ("content-type", "application/json"),
+            ("webhook-id", "msg_1"),
+            ("webhook-signature", "v1,abc= v1,def="),
+            ("x-api-key", "secret: with a colon"),
+        ];
+        let kept = SentHeaders::encode(&headers, 3);
+        assert!(!kept.contains("secret"));
+        let read = sent_headers(kept.as_bytes()).unwrap();
+        let want: Vec<(String, String)> = [
+            ("content-type", "application/json"),
+            ("webhook-id", "msg_1"),
+            ("webhook-signature", "v1,abc= v1,def="),
+            ("x-api-key", MASKED),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        assert_eq!(read, want);
+    }
+
+    #[test]
+    fn rows_kept_as_json_before_still_read() {
+        let old = br#"[["content-type","application/json"],["x-api-key","\u2022"]]"#;
+        let read = sent_headers(old).unwrap();
+        assert_eq!(read[1].0, "x-api-key");
+    }
 }

@@ -36,6 +36,13 @@ pub struct Lister {
     pub by_key: bool,
 }
 
+impl Lister {
+    /// Whose records the list reads.
+    pub fn owner(&self) -> crate::store::Owner<'_> {
+        crate::store::Owner::of(self.customer.as_deref())
+    }
+}
+
 enum Caller {
     Key(String),
     Operator,

@@ -2,7 +2,7 @@
 //! sums (every delivery, one customer's endpoints, one endpoint), bucketed over a range.
 
 use crate::domain::stats::{self, Bucket, Counters};
-use crate::store::{PageQuery, Result, Store};
+use crate::store::{Owner, PageQuery, Result, Store};
 
 /// Whose deliveries are counted.
 #[derive(Debug, Clone)]
@@ -19,7 +19,7 @@ pub fn endpoint_ids(store: &dyn Store, customer_id: &str) -> Result<Vec<String>>
     let mut before: Option<String> = None;
     loop {
         let page = store.list_endpoints(
-            customer_id,
+            Owner::Customer(customer_id),
             PageQuery {
                 before: before.as_deref(),
                 limit: 250,

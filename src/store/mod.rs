@@ -15,7 +15,7 @@ mod types;
 pub use error::{OpenError, Result, StoreError};
 pub use types::{
     BacklogHook, CommitHook, Faults, FileIdentity, IDEMPOTENCY_TTL_MS, IdempotencyKey, Ingested,
-    KeyOwner, Page, PageQuery, Ready, file_identity,
+    KeyOwner, Owner, Page, PageQuery, Ready, file_identity,
 };
 
 use std::path::Path;
@@ -159,9 +159,8 @@ pub trait Endpoints {
     /// Creates an endpoint unless the customer already has `max` (422 `limit_reached`),
     /// counted atomically with the creation.
     fn create_endpoint(&self, customer_id: &str, new: NewEndpoint, max: u32) -> Result<Endpoint>;
-    fn list_endpoints(&self, customer_id: &str, page: PageQuery) -> Result<Page<Endpoint>>;
-    /// Every customer's endpoints, newest first (the operator's view).
-    fn list_all_endpoints(&self, page: PageQuery) -> Result<Page<Endpoint>>;
+    /// The owner's endpoints, newest first.
+    fn list_endpoints(&self, owner: Owner, page: PageQuery) -> Result<Page<Endpoint>>;
     fn get_endpoint(&self, customer_id: &str, id: &str) -> Result<Option<Endpoint>>;
     /// Disabling fails the endpoint's pending (non-test) deliveries with `endpoint_disabled`.
     fn update_endpoint(
@@ -218,9 +217,8 @@ pub trait Events {
         batch: Vec<NewEvent>,
         idempotency: Option<IdempotencyKey>,
     ) -> BoxFuture<'static, Result<Ingested>>;
-    fn list_events(&self, customer_id: &str, page: PageQuery) -> Result<Page<Event>>;
-    /// Every customer's events, newest first (the operator's view).
-    fn list_all_events(&self, page: PageQuery) -> Result<Page<Event>>;
+    /// The owner's events, newest first.
+    fn list_events(&self, owner: Owner, page: PageQuery) -> Result<Page<Event>>;
     /// One of the customer's events with all its deliveries, newest first.
     fn get_event(&self, customer_id: &str, id: &str) -> Result<Option<(Event, Vec<Delivery>)>>;
     /// The customer an event belongs to (for the operator's view).
@@ -229,17 +227,12 @@ pub trait Events {
 
 /// The delivery log.
 pub trait DeliveryLog {
-    /// The customer's deliveries, newest first. A filter on another customer's endpoint or
-    /// event finds nothing; a sparse filter may give a short page whose `next` carries on.
+    /// The owner's deliveries, newest first. A customer's filter on another customer's
+    /// endpoint or event finds nothing; a sparse filter may give a short page whose `next`
+    /// carries on.
     fn list_deliveries(
         &self,
-        customer_id: &str,
-        filter: &DeliveryFilter,
-        page: PageQuery,
-    ) -> Result<Page<Delivery>>;
-    /// Every customer's deliveries, newest first (the operator's view), filtered as above.
-    fn list_all_deliveries(
-        &self,
+        owner: Owner,
         filter: &DeliveryFilter,
         page: PageQuery,
     ) -> Result<Page<Delivery>>;

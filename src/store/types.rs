@@ -1,4 +1,5 @@
-//! The values the store contract passes besides domain records: pages, deliveries made ready
+//! The values the store contract passes besides domain records: pages and whose records a
+//! list reads, deliveries made ready
 //! by a commit, key owners, idempotency keys, what an ingest came to, a file's identity, and
 //! the faults a test can switch on.
 
@@ -13,6 +14,29 @@ use crate::domain::{Accepted, Delivery, Endpoint};
 pub struct Page<T> {
     pub data: Vec<T>,
     pub next: Option<String>,
+}
+
+/// Whose records a list reads: one customer's (an API key's, the portal's), or every
+/// customer's (the operator's view, newest first across all of them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Owner<'a> {
+    Customer(&'a str),
+    Everyone,
+}
+
+impl<'a> Owner<'a> {
+    /// A customer's scope, or everyone's when there is none (the admin token's).
+    pub fn of(customer: Option<&'a str>) -> Self {
+        customer.map_or(Owner::Everyone, Owner::Customer)
+    }
+
+    /// The customer, or `None` for everyone.
+    pub fn customer(self) -> Option<&'a str> {
+        match self {
+            Owner::Customer(c) => Some(c),
+            Owner::Everyone => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy)]

@@ -112,10 +112,7 @@ pub async fn list_deliveries(
     let store = st.store.clone();
     let page = blocking(move || {
         let page = page_query(q.limit.as_deref(), q.before.as_deref())?;
-        Ok(match &who.customer {
-            Some(c) => store.list_deliveries(c, &filter, page)?,
-            None => store.list_all_deliveries(&filter, page)?,
-        })
+        Ok(store.list_deliveries(who.owner(), &filter, page)?)
     })
     .await?;
     Ok(HttpResponse::Ok().json(List::from_page(page, DeliveryView::from)))

@@ -207,10 +207,7 @@ pub async fn list_endpoints(
     let q = q.into_inner();
     let page = blocking(move || {
         let page = page_query(q.limit.as_deref(), q.before.as_deref())?;
-        let page = match &who.customer {
-            Some(c) => store.list_endpoints(c, page)?,
-            None => store.list_all_endpoints(page)?,
-        };
+        let page = store.list_endpoints(who.owner(), page)?;
         let data = page
             .data
             .into_iter()

@@ -145,10 +145,7 @@ pub async fn list_events(
     let q = q.into_inner();
     let page = blocking(move || {
         let page = page_query(q.limit.as_deref(), q.before.as_deref())?;
-        Ok(match &who.customer {
-            Some(c) => store.list_events(c, page)?,
-            None => store.list_all_events(page)?,
-        })
+        Ok(store.list_events(who.owner(), page)?)
     })
     .await?;
     Ok(HttpResponse::Ok().json(List::from_page(page, EventView::from)))

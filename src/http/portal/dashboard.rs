@@ -13,7 +13,7 @@ use crate::domain::stats::{self, Bucket, Counters, HOUR_MS};
 use crate::domain::time::now_ms;
 use crate::http::AppState;
 use crate::http::stats::{Scope, buckets};
-use crate::store::{PageQuery, Store};
+use crate::store::{Owner, PageQuery, Store};
 
 type State = web::Data<AppState>;
 
@@ -71,10 +71,13 @@ fn failing_most(
     let mut before: Option<String> = None;
     let mut read = 0;
     loop {
-        let page = store.list_all_endpoints(PageQuery {
-            before: before.as_deref(),
-            limit: 250,
-        })?;
+        let page = store.list_endpoints(
+            Owner::Everyone,
+            PageQuery {
+                before: before.as_deref(),
+                limit: 250,
+            },
+        )?;
         for e in &page.data {
             read += 1;
             if let Some(p) = e.pause.as_ref().filter(|_| e.enabled) {

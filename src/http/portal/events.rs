@@ -8,7 +8,7 @@ use super::views::{DeliveryRow, EventRow, still_running};
 use super::{CustomerCtx, Layout, PortalError, before, blocking, customer_layout, customer_name};
 use crate::domain::{Delivery, Event, IdKind};
 use crate::http::AppState;
-use crate::store::PageQuery;
+use crate::store::{Owner, PageQuery};
 
 type State = web::Data<AppState>;
 
@@ -33,7 +33,7 @@ pub async fn events(
     let (name, rows, next, refresh) = blocking(move || {
         let name = customer_name(store.as_ref(), &cid)?;
         let page = store.list_events(
-            &cid,
+            Owner::Customer(&cid),
             PageQuery {
                 before: before.as_deref(),
                 limit: 25,

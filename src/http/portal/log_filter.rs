@@ -7,6 +7,7 @@ use actix_web::HttpRequest;
 use super::query_param;
 use crate::domain::time::parse_rfc3339;
 use crate::domain::{DeliveryFilter, DeliveryStatus, IdKind};
+use crate::store::Owner;
 
 #[derive(Debug, Default, Clone)]
 pub struct LogFilter {
@@ -181,7 +182,7 @@ pub fn load(
         return Ok(empty);
     };
     let page = store.list_deliveries(
-        customer_id,
+        Owner::Customer(customer_id),
         &filter,
         crate::store::PageQuery { before, limit },
     )?;

@@ -18,7 +18,7 @@ use crate::domain::time::now_ms;
 use crate::domain::{DeliveryFilter, IdKind};
 use crate::http::AppState;
 use crate::http::stats::{Scope, buckets};
-use crate::store::PageQuery;
+use crate::store::{Owner, PageQuery};
 
 type State = web::Data<AppState>;
 
@@ -73,7 +73,7 @@ pub async fn customer(
         let customer = s.get_customer(&cid)?.ok_or(PortalError::NotFound)?;
         let endpoints = s
             .list_endpoints(
-                &cid,
+                Owner::Customer(&cid),
                 PageQuery {
                     before: None,
                     limit: 250,
@@ -90,7 +90,7 @@ pub async fn customer(
         let endpoints = rows;
         let events = s
             .list_events(
-                &cid,
+                Owner::Customer(&cid),
                 PageQuery {
                     before: None,
                     limit: 10,

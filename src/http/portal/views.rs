@@ -2,6 +2,7 @@
 
 use crate::domain::time::rfc3339;
 use crate::domain::{Delivery, Endpoint, Event, EventType};
+use crate::store::Owner;
 
 /// "2026-11-27 14:05:31" (UTC), for tables.
 pub fn short_time(ms: i64) -> String {
@@ -51,7 +52,7 @@ pub fn endpoint_health(
     use crate::domain::stats::{Counters, FAILING_MIN, HOUR_MS, endpoint_scope};
     let latest = store
         .list_deliveries(
-            customer_id,
+            Owner::Customer(customer_id),
             &crate::domain::DeliveryFilter {
                 endpoint_id: Some(endpoint_id.to_owned()),
                 ..Default::default()

@@ -16,7 +16,7 @@ use crate::domain::NewEndpoint;
 use crate::domain::input::{TargetUrl, validate_text};
 use crate::domain::time::now_ms;
 use crate::http::AppState;
-use crate::store::{PageQuery, StoreError};
+use crate::store::{Owner, PageQuery, StoreError};
 
 type State = web::Data<AppState>;
 
@@ -57,7 +57,7 @@ async fn render_webhooks(
     let (name, endpoints, next, types) = blocking(move || {
         let name = customer_name(store.as_ref(), &cid)?;
         let page = store.list_endpoints(
-            &cid,
+            Owner::Customer(&cid),
             PageQuery {
                 before: before.as_deref(),
                 limit: 50,

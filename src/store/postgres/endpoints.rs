@@ -12,7 +12,7 @@ use crate::domain::{
     Delivery, DeliveryError, Endpoint, EndpointPatch, Event, IdKind, NewEndpoint, SigningSecret,
 };
 use crate::store::{
-    Endpoints, Holds, Page, PageQuery, PauseChange, Ready, Recovery, Result, StoreError,
+    Endpoints, Holds, Owner, Page, PageQuery, PauseChange, Ready, Recovery, Result, StoreError,
 };
 
 /// The advisory-lock class that serialises resends and recovers of one endpoint.
@@ -178,30 +178,21 @@ impl Endpoints for PgStore {
         Ok(e)
     }
 
-    fn list_endpoints(&self, customer_id: &str, page: PageQuery) -> Result<Page<Endpoint>> {
+    fn list_endpoints(&self, owner: Owner, page: PageQuery) -> Result<Page<Endpoint>> {
         self.read(|tx| {
-            let rows = tx.query(
-                "SELECT record FROM endpoints WHERE customer_id = $1
-                 AND ($2::text IS NULL OR id < $2) ORDER BY id DESC LIMIT $3",
-                &[&customer_id, &page.before, &(page.limit as i64 + 1)],
-            )?;
-            let mut data = rows
-                .iter()
-                .map(|r| decode(r.get::<_, &str>(0)))
-                .collect::<Result<Vec<Endpoint>>>()?;
-            Ok(super::customers::page_of(&mut data, page.limit, |e| {
-                e.id.clone()
-            }))
-        })
-    }
-
-    fn list_all_endpoints(&self, page: PageQuery) -> Result<Page<Endpoint>> {
-        self.read(|tx| {
-            let rows = tx.query(
-                "SELECT record FROM endpoints WHERE $1::text IS NULL OR id < $1
-                 ORDER BY id DESC LIMIT $2",
-                &[&page.before, &(page.limit as i64 + 1)],
-            )?;
+            let limit = page.limit as i64 + 1;
+            let rows = match owner {
+                Owner::Customer(c) => tx.query(
+                    "SELECT record FROM endpoints WHERE customer_id = $1
+                     AND ($2::text IS NULL OR id < $2) ORDER BY id DESC LIMIT $3",
+                    &[&c, &page.before, &limit],
+                )?,
+                Owner::Everyone => tx.query(
+                    "SELECT record FROM endpoints WHERE $1::text IS NULL OR id < $1
+                     ORDER BY id DESC LIMIT $2",
+                    &[&page.before, &limit],
+                )?,
+            };
             let mut data = rows
                 .iter()
                 .map(|r| decode(r.get::<_, &str>(0)))

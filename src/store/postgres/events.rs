@@ -15,7 +15,7 @@ use crate::domain::ingest;
 use crate::domain::time::now_ms;
 use crate::domain::{Accepted, Delivery, Endpoint, Event, NewEvent};
 use crate::store::{
-    Events, IDEMPOTENCY_TTL_MS, IdempotencyKey, Ingested, Page, PageQuery, Ready, Result,
+    Events, IDEMPOTENCY_TTL_MS, IdempotencyKey, Ingested, Owner, Page, PageQuery, Ready, Result,
     StoreError,
 };
 
@@ -145,31 +145,25 @@ impl Events for PgStore {
         })
     }
 
-    fn list_events(&self, customer_id: &str, page: PageQuery) -> Result<Page<Event>> {
+    fn list_events(&self, owner: Owner, page: PageQuery) -> Result<Page<Event>> {
         self.read(|tx| {
-            let rows = tx.query(
-                &format!(
-                    "SELECT {EVENT_COLS} FROM events WHERE customer_id = $1
-                     AND ($2::text IS NULL OR id < $2) ORDER BY id DESC LIMIT $3"
-                ),
-                &[&customer_id, &page.before, &(page.limit as i64 + 1)],
-            )?;
-            let mut data: Vec<Event> = rows.iter().map(event).collect();
-            Ok(super::customers::page_of(&mut data, page.limit, |e| {
-                e.id.clone()
-            }))
-        })
-    }
-
-    fn list_all_events(&self, page: PageQuery) -> Result<Page<Event>> {
-        self.read(|tx| {
-            let rows = tx.query(
-                &format!(
-                    "SELECT {EVENT_COLS} FROM events WHERE $1::text IS NULL OR id < $1
-                     ORDER BY id DESC LIMIT $2"
-                ),
-                &[&page.before, &(page.limit as i64 + 1)],
-            )?;
+            let limit = page.limit as i64 + 1;
+            let rows = match owner {
+                Owner::Customer(c) => tx.query(
+                    &format!(
+                        "SELECT {EVENT_COLS} FROM events WHERE customer_id = $1
+                         AND ($2::text IS NULL OR id < $2) ORDER BY id DESC LIMIT $3"
+                    ),
+                    &[&c, &page.before, &limit],
+                )?,
+                Owner::Everyone => tx.query(
+                    &format!(
+                        "SELECT {EVENT_COLS} FROM events WHERE $1::text IS NULL OR id < $1
+                         ORDER BY id DESC LIMIT $2"
+                    ),
+                    &[&page.before, &limit],
+                )?,
+            };
             let mut data: Vec<Event> = rows.iter().map(event).collect();
             Ok(super::customers::page_of(&mut data, page.limit, |e| {
                 e.id.clone()

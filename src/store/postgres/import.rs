@@ -9,7 +9,7 @@ use postgres::Transaction;
 use super::rows::{encode, insert_events};
 use super::{parse_url, schema};
 use crate::domain::{Delivery, DeliveryFilter, DeliveryStatus};
-use crate::store::{OpenError, PageQuery, Store, StoreError};
+use crate::store::{OpenError, Owner, PageQuery, Store, StoreError};
 
 /// What was copied, for the command's one line.
 #[derive(Debug, Default)]
@@ -118,7 +118,7 @@ fn copy_all(from: &dyn Store, tx: &mut Transaction, n: &mut Imported) -> Result<
         }
         let endpoints = pages(|before| {
             from.list_endpoints(
-                &c.id,
+                Owner::Customer(&c.id),
                 PageQuery {
                     before,
                     limit: PAGE,
@@ -134,7 +134,7 @@ fn copy_all(from: &dyn Store, tx: &mut Transaction, n: &mut Imported) -> Result<
         n.endpoints += endpoints.len();
         let events = pages(|before| {
             from.list_events(
-                &c.id,
+                Owner::Customer(&c.id),
                 PageQuery {
                     before,
                     limit: PAGE,
@@ -147,7 +147,7 @@ fn copy_all(from: &dyn Store, tx: &mut Transaction, n: &mut Imported) -> Result<
         n.events += events.len();
         let deliveries = pages(|before| {
             from.list_deliveries(
-                &c.id,
+                Owner::Customer(&c.id),
                 &DeliveryFilter::default(),
                 PageQuery {
                     before,

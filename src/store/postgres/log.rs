@@ -5,25 +5,18 @@ use super::endpoints::{get_in, lock_resends};
 use super::rows::{DELIVERY_COLS, EVENT_COLS, delivery, event, insert_deliveries};
 use crate::domain::time::now_ms;
 use crate::domain::{Delivery, DeliveryFilter};
-use crate::store::{DeliveryLog, Page, PageQuery, Ready, Result, StoreError};
+use crate::store::{DeliveryLog, Owner, Page, PageQuery, Ready, Result, StoreError};
 
 impl DeliveryLog for PgStore {
     fn list_deliveries(
         &self,
-        customer_id: &str,
+        owner: Owner,
         filter: &DeliveryFilter,
         page: PageQuery,
     ) -> Result<Page<Delivery>> {
-        self.deliveries_of(Some(customer_id), filter, page)
+        self.deliveries_of(owner.customer(), filter, page)
     }
 
-    fn list_all_deliveries(
-        &self,
-        filter: &DeliveryFilter,
-        page: PageQuery,
-    ) -> Result<Page<Delivery>> {
-        self.deliveries_of(None, filter, page)
-    }
     fn get_delivery(&self, customer_id: &str, id: &str) -> Result<Option<Delivery>> {
         self.read(|tx| {
             tx.query_opt(

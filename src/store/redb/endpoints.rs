@@ -4,7 +4,6 @@ use redb::{ReadableTable, WriteTransaction};
 
 use super::catalog;
 use super::deliveries::{DeliveryTables, ReadView};
-use super::paging::page_ids;
 use super::records::{Delivery, Endpoint, ResultRow, decode, encode};
 use super::tables::*;
 use super::{RedbStore, WriteCtx};
@@ -16,7 +15,7 @@ use crate::domain::{
     DeliveryError, DeliveryStatus, EndpointPatch, IdKind, NewEndpoint, SigningSecret,
 };
 use crate::store::{
-    Endpoints, Holds, Page, PageQuery, PauseChange, Ready, Recovery, Result, StoreError,
+    Endpoints, Holds, Owner, Page, PageQuery, PauseChange, Ready, Recovery, Result, StoreError,
 };
 
 pub(super) fn get_in(tx: &WriteTransaction, id: &str) -> Result<Option<Endpoint>> {
@@ -175,28 +174,12 @@ impl Endpoints for RedbStore {
         })
     }
 
-    /// The customer's endpoints, newest first.
-    fn list_endpoints(&self, customer_id: &str, page: PageQuery) -> Result<Page<Endpoint>> {
+    fn list_endpoints(&self, owner: Owner, page: PageQuery) -> Result<Page<Endpoint>> {
         self.read(|tx| {
-            let index = tx.open_table(CUSTOMER_ENDPOINTS)?;
-            let (ids, more) = page_ids(&index, customer_id, page.before, page.limit)?;
-            let table = tx.open_table(ENDPOINTS)?;
-            let mut data = Vec::with_capacity(ids.len());
-            for id in &ids {
-                if let Some(v) = table.get(id.as_str())? {
-                    data.push(decode(v.value())?);
-                }
-            }
-            let next = more.then(|| ids.last().cloned()).flatten();
-            Ok(Page { data, next })
-        })
-    }
-
-    /// Every customer's endpoints, newest first.
-    fn list_all_endpoints(&self, page: PageQuery) -> Result<Page<Endpoint>> {
-        self.read(|tx| {
-            super::paging::page_records(
+            super::paging::page_owned(
+                &tx.open_table(CUSTOMER_ENDPOINTS)?,
                 &tx.open_table(ENDPOINTS)?,
+                owner,
                 page,
                 |_, raw| decode(raw),
                 |e: &Endpoint| e.id.clone(),

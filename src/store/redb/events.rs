@@ -4,7 +4,7 @@ use futures_util::future::BoxFuture;
 use redb::{ReadableTable, WriteTransaction};
 
 use super::deliveries::{DeliveryTables, ReadView};
-use super::paging::{index_ids, page_ids};
+use super::paging::index_ids;
 use super::records::{
     Delivery, Endpoint, Event, EventRow, IdempotencyRecord, decode, decode_bin, encode, encode_bin,
 };
@@ -14,7 +14,7 @@ use crate::domain::ingest;
 use crate::domain::time::now_ms;
 use crate::domain::{Accepted, IdGen, NewEvent};
 use crate::store::{
-    Events, IDEMPOTENCY_TTL_MS, IdempotencyKey, Ingested, Page, PageQuery, Ready, Result,
+    Events, IDEMPOTENCY_TTL_MS, IdempotencyKey, Ingested, Owner, Page, PageQuery, Ready, Result,
     StoreError,
 };
 
@@ -143,28 +143,12 @@ impl Events for RedbStore {
         })
     }
 
-    /// The customer's events, newest first.
-    fn list_events(&self, customer_id: &str, page: PageQuery) -> Result<Page<Event>> {
+    fn list_events(&self, owner: Owner, page: PageQuery) -> Result<Page<Event>> {
         self.read(|tx| {
-            let index = tx.open_table(CUSTOMER_EVENTS)?;
-            let (ids, more) = page_ids(&index, customer_id, page.before, page.limit)?;
-            let table = tx.open_table(EVENTS)?;
-            let mut data = Vec::with_capacity(ids.len());
-            for id in &ids {
-                if let Some(e) = get_from(&table, id)? {
-                    data.push(e);
-                }
-            }
-            let next = more.then(|| ids.last().cloned()).flatten();
-            Ok(Page { data, next })
-        })
-    }
-
-    /// Every customer's events, newest first.
-    fn list_all_events(&self, page: PageQuery) -> Result<Page<Event>> {
-        self.read(|tx| {
-            super::paging::page_records(
+            super::paging::page_owned(
+                &tx.open_table(CUSTOMER_EVENTS)?,
                 &tx.open_table(EVENTS)?,
+                owner,
                 page,
                 |id, raw| Ok(decode_bin::<EventRow>(raw)?.into_event(id)),
                 |e: &Event| e.id.clone(),

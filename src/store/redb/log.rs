@@ -6,28 +6,18 @@ use super::records::{Delivery, decode};
 use super::tables::*;
 use crate::domain::DeliveryFilter;
 use crate::domain::time::now_ms;
-use crate::store::{DeliveryLog, Page, PageQuery, Ready, Result, StoreError};
+use crate::store::{DeliveryLog, Owner, Page, PageQuery, Ready, Result, StoreError};
 
 impl DeliveryLog for RedbStore {
-    /// The customer's deliveries, newest first. A filter on another customer's endpoint or
-    /// event finds nothing. At most `MAX_SCAN` rows are read per page: a sparse filter may
-    /// give a short page whose `next` carries on.
+    /// At most `MAX_SCAN` rows are read per page: a sparse filter may give a short page
+    /// whose `next` carries on.
     fn list_deliveries(
         &self,
-        customer_id: &str,
+        owner: Owner,
         filter: &DeliveryFilter,
         page: PageQuery,
     ) -> Result<Page<Delivery>> {
-        self.deliveries_of(Some(customer_id), filter, page)
-    }
-
-    /// Every customer's deliveries, newest first, filtered the same way.
-    fn list_all_deliveries(
-        &self,
-        filter: &DeliveryFilter,
-        page: PageQuery,
-    ) -> Result<Page<Delivery>> {
-        self.deliveries_of(None, filter, page)
+        self.deliveries_of(owner.customer(), filter, page)
     }
 
     /// One delivery of the customer's; another customer's is `None`.

@@ -1,10 +1,11 @@
 //! Paging over redb tables: the ids under one owner in an (owner, id) index, a page of them
-//! newest first, and a page of whole records from a table keyed by id.
+//! newest first, a page of whole records from a table keyed by id, and a page of one owner's
+//! records (or everyone's).
 
 use redb::ReadableTable;
 
 use super::tables::ID_MAX;
-use crate::store::Result;
+use crate::store::{Owner, Page, PageQuery, Result};
 
 type Bytes = &'static [u8];
 type Pair = (&'static str, &'static str);
@@ -42,10 +43,10 @@ pub fn page_ids(
 /// A page of whole records, newest first, from a table keyed by id.
 pub fn page_records<T>(
     table: &impl ReadableTable<&'static str, Bytes>,
-    page: crate::store::PageQuery,
+    page: PageQuery,
     decode: impl Fn(&str, &[u8]) -> Result<T>,
     id_of: impl Fn(&T) -> String,
-) -> Result<crate::store::Page<T>> {
+) -> Result<Page<T>> {
     let upper = page.before.unwrap_or(ID_MAX);
     let mut data = Vec::with_capacity(page.limit);
     let mut more = false;
@@ -58,5 +59,29 @@ pub fn page_records<T>(
         data.push(decode(k.value(), v.value())?);
     }
     let next = more.then(|| data.last().map(&id_of)).flatten();
-    Ok(crate::store::Page { data, next })
+    Ok(Page { data, next })
+}
+
+/// A page of `owner`'s records, newest first: one customer's through its (owner, id) index
+/// in `index`, everyone's straight from `records` (keyed by id).
+pub fn page_owned<T>(
+    index: &impl ReadableTable<Pair, ()>,
+    records: &impl ReadableTable<&'static str, Bytes>,
+    owner: Owner,
+    page: PageQuery,
+    decode: impl Fn(&str, &[u8]) -> Result<T>,
+    id_of: impl Fn(&T) -> String,
+) -> Result<Page<T>> {
+    let Owner::Customer(customer) = owner else {
+        return page_records(records, page, decode, id_of);
+    };
+    let (ids, more) = page_ids(index, customer, page.before, page.limit)?;
+    let mut data = Vec::with_capacity(ids.len());
+    for id in &ids {
+        if let Some(v) = records.get(id.as_str())? {
+            data.push(decode(id, v.value())?);
+        }
+    }
+    let next = more.then(|| ids.last().cloned()).flatten();
+    Ok(Page { data, next })
 }

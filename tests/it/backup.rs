@@ -3,8 +3,8 @@
 
 use std::process::Command;
 
-use crate::cli::{BIN, run, webhooks};
 use crate::support::TestServer;
+use crate::support::{BIN, run, webhooks};
 
 #[test]
 fn a_backup_taken_while_serving_restores_everything() {

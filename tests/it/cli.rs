@@ -1,58 +1,8 @@
 //! The client subcommands and the examples, run as a developer would: real processes
 //! against a real server.
 
-use crate::support::{Lines, TestServer, lines_of, next_line_with};
-use std::process::{Child, Command, Stdio};
-
-pub const BIN: &str = env!("CARGO_BIN_EXE_webhooks");
-
-/// A child process that is killed when the test ends.
-pub struct Running {
-    pub child: Child,
-    pub out: Lines,
-}
-
-impl Running {
-    pub fn spawn(mut cmd: Command) -> Self {
-        let mut child = cmd
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let out = lines_of(child.stdout.take().unwrap());
-        Self { child, out }
-    }
-
-    pub fn line_with(&self, needle: &str) -> String {
-        next_line_with(&self.out, needle, 20)
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-pub fn webhooks(s: &TestServer, args: &[&str]) -> Command {
-    let mut cmd = Command::new(BIN);
-    cmd.args(args)
-        .env("WEBHOOKS_SERVER", &s.api.base)
-        .env("WEBHOOKS_ADMIN_TOKEN", &s.admin)
-        .env_remove("WEBHOOKS_API_KEY");
-    cmd
-}
-
-/// Runs to the end; (exit code, stdout, stderr).
-pub fn run(mut cmd: Command) -> (i32, String, String) {
-    let out = cmd.output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+use crate::support::{BIN, Running, TestServer, json_lines, run, webhooks};
+use std::process::Command;
 
 fn listen(s: &TestServer, extra: &[&str]) -> (Running, String) {
     let mut args = vec!["listen", "--listen", "127.0.0.1:0"];
@@ -307,13 +257,6 @@ fn status_and_completions() {
     );
     let (code, _, err) = run(webhooks(&s, &["completions", "tcsh"]));
     assert_eq!(code, 2, "{err}");
-}
-
-/// Each line of a `--json` output, parsed (every line must be a JSON object).
-pub fn json_lines(out: &str) -> Vec<serde_json::Value> {
-    out.lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?}: {e}")))
-        .collect()
 }
 
 #[test]

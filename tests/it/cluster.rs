@@ -1,7 +1,7 @@
 //! Several nodes on one PostgreSQL database (only when the suite runs against a test cluster,
 //! `WEBHOOKS_TEST_DATABASE`): each event delivered once whichever node took it, sessions
-//! shared, kill -9, SIGSTOP past the lease and SIGTERM of a node under load, `import` of a
-//! data file, a newer schema refused.
+//! shared, kill -9, SIGSTOP past the lease and SIGTERM of a node under load, a pause and a
+//! key seen by every node, one send budget (setting up: `cluster_setup`).
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -9,64 +9,18 @@ use std::time::Instant;
 
 use serde_json::{Value, json};
 
-use crate::crash::ingest_until;
-use crate::lifecycle::Proc;
-use crate::support::{Api, Receiver, database_for, on_postgres, serve_args, wait_for};
-
-const BIN: &str = env!("CARGO_BIN_EXE_webhooks");
-
-/// A node on the database that stands for `data`, with a short lease so tests see it lapse.
-fn node(data: &Path, id: &str, workers: &str) -> Proc {
-    Proc::start_with(
-        data,
-        &[
-            "--node-id",
-            id,
-            "--workers",
-            workers,
-            "--lease-secs",
-            "4",
-            "--request-timeout-secs",
-            "2",
-        ],
-    )
-}
+use crate::support::{Api, Proc, Receiver, ingest_until, on_postgres, wait_for};
 
 /// Two nodes on a new database: (a, b, admin token, customer key, customer id).
 fn two_nodes(data: &Path, workers: &str) -> (Proc, Proc, String, String, String) {
-    let a = node(data, "node-a", workers);
-    let b = node(data, "node-b", workers);
+    let a = Proc::node(data, "node-a", workers);
+    let b = Proc::node(data, "node-b", workers);
     assert!(b.secrets.is_empty(), "only the first node bootstraps");
     let admin = a.secret("admin token:");
     let key = a.secret("api key (customer default):");
     let (_, customers) = b.api.get("/api/v1/customers", &admin);
     let customer = customers["data"][0]["id"].as_str().unwrap().to_owned();
     (a, b, admin, key, customer)
-}
-
-fn metric(api: &Api, name: &str) -> Option<u64> {
-    let (_, m) = api.send_raw("GET", "/metrics", "", None, &[]);
-    m.lines()
-        .find_map(|l| l.strip_prefix(&format!("{name} ")))
-        .and_then(|v| v.trim().parse().ok())
-}
-
-/// Deliveries this node finished, all outcomes together.
-fn sent(api: &Api) -> u64 {
-    let (_, m) = api.send_raw("GET", "/metrics", "", None, &[]);
-    m.lines()
-        .filter(|l| l.starts_with("webhooks_deliveries_total{"))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
-        .sum()
-}
-
-/// Waits until no delivery is pending or claimed anywhere in the cluster.
-fn settled(api: &Api, secs: u64) {
-    wait_for(secs, "every delivery to settle", || {
-        let quiet = metric(api, "webhooks_queue_depth") == Some(0)
-            && metric(api, "webhooks_deliveries_claimed") == Some(0);
-        quiet.then_some(())
-    });
 }
 
 /// Each accepted event's one delivery: (succeeded, interrupted); fails on a lost event, a
@@ -122,7 +76,7 @@ fn two_nodes_deliver_each_event_once_and_share_portal_sessions() {
         assert_eq!(st, 202, "{body}");
         accepted.push(body["id"].as_str().unwrap().to_owned());
     }
-    settled(&a.api, 60);
+    a.api.settled(60);
     let (succeeded, interrupted) = ledger(&b.api, &key, &accepted, &receiver);
     assert_eq!((succeeded, interrupted.len()), (200, 0));
     let (_, status) = a.api.get("/api/v1/status", &admin);
@@ -181,7 +135,7 @@ fn a_node_killed_under_ingest_loses_nothing_and_its_claims_turn_interrupted() {
         let on_a = scope.spawn(|| ingest_until(&a.api.base, &admin, &customer, 2, &stop_a));
         let on_b = scope.spawn(|| ingest_until(&b.api.base, &admin, &customer, 2, &stop_b));
         wait_for(60, "deliveries to flow through node a", || {
-            (sent(&a.api) >= 100).then_some(())
+            (a.api.sent() >= 100).then_some(())
         });
         a.child.kill().unwrap();
         a.child.wait().unwrap();
@@ -197,7 +151,7 @@ fn a_node_killed_under_ingest_loses_nothing_and_its_claims_turn_interrupted() {
         all
     });
     // Node a's claims are its own until its lease (4 s) lapses, then interrupted.
-    settled(&b.api, 60);
+    b.api.settled(60);
     let (succeeded, interrupted) = ledger(&b.api, &key, &accepted, &receiver);
     eprintln!(
         "two-node kill -9 ledger: {} accepted, {succeeded} delivered once, {} interrupted, 0 lost, 0 twice",
@@ -237,11 +191,11 @@ fn a_node_paused_past_its_lease_sends_nothing_the_cluster_interrupted() {
         accepted.push(body["id"].as_str().unwrap().to_owned());
     }
     wait_for(30, "node a to be sending", || {
-        (metric(&a.api, "webhooks_deliveries_in_flight")? > 0).then_some(())
+        (a.api.metric("webhooks_deliveries_in_flight")? > 0).then_some(())
     });
     a.signal("-STOP");
     // Past the lease: node b interrupts a's claims and delivers the rest.
-    settled(&b.api, 60);
+    b.api.settled(60);
     let resumed = Instant::now();
     a.signal("-CONT");
     // Node a finds its lease lapsed and stops rather than send what is no longer its own.
@@ -294,144 +248,13 @@ fn sigterm_of_a_node_under_load_hands_back_what_it_had_not_started() {
         .map(|e| e["id"].as_str().unwrap().to_owned())
         .collect();
     wait_for(30, "node a to be sending", || {
-        (metric(&a.api, "webhooks_deliveries_in_flight")? > 0).then_some(())
+        (a.api.metric("webhooks_deliveries_in_flight")? > 0).then_some(())
     });
     a.signal("-TERM");
     assert_eq!(a.wait_exit(), 0);
-    settled(&b.api, 60);
+    b.api.settled(60);
     let (succeeded, interrupted) = ledger(&b.api, &key, &accepted, &receiver);
     assert_eq!((succeeded, interrupted.len()), (300, 0), "{interrupted:?}");
-}
-
-#[test]
-fn import_copies_a_data_file_with_every_object_and_key() {
-    if !on_postgres() {
-        return crate::support::skipped(
-            "cluster::import_copies_a_data_file_with_every_object_and_key",
-            "needs PostgreSQL; scripts/test runs it in its PostgreSQL pass",
-        );
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("one-box.redb");
-    let receiver = Receiver::counting();
-    // A deployment on one box…
-    let mut args = serve_args(file.clone());
-    args.database = None;
-    let one = webhooks::serve::Server::start(&args).unwrap();
-    let first = one.first_start.as_ref().unwrap();
-    let (admin, key) = (first.admin_token.clone(), first.api_key.clone());
-    let api = Api::new(&format!("http://{}", one.addr));
-    let (_, acme) = api.post("/api/v1/customers", &admin, &json!({"name": "acme"}));
-    let acme_key = acme["api_key"].as_str().unwrap().to_owned();
-    let (_, ep) = api.post(
-        "/api/v1/endpoints",
-        &acme_key,
-        &json!({"url": receiver.url("/"), "events": ["*"]}),
-    );
-    let (st, _) = api.post(
-        "/api/v1/event-types",
-        &admin,
-        &json!({"name": "acme.custom", "description": "ours", "example": {"a": 1}}),
-    );
-    assert_eq!(st, 201);
-    let (_, evt) = api.post(
-        "/api/v1/events",
-        &admin,
-        &json!({"customer_id": acme["id"], "event": "acme.custom", "data": {"a": 2}}),
-    );
-    let evt_id = evt["id"].as_str().unwrap().to_owned();
-    wait_for(20, "the delivery", || {
-        (receiver.count(&evt_id) == 1).then_some(())
-    });
-    settled(&api, 20);
-    one.shutdown();
-
-    // …grows: its file goes into a new database.
-    let target = dir.path().join("cluster");
-    let url = database_for(&target).unwrap();
-    let out = std::process::Command::new(BIN)
-        .args(["import", "--from"])
-        .arg(&file)
-        .args(["--database", &url])
-        .output()
-        .unwrap();
-    let said = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        said.contains("imported 2 customers, 1 endpoints, 1 events and 1 deliveries"),
-        "{said}"
-    );
-
-    let pg = webhooks::serve::Server::start(&serve_args(target)).unwrap();
-    assert!(pg.first_start.is_none(), "the imported admin token stands");
-    let api = Api::new(&format!("http://{}", pg.addr));
-    assert_eq!(api.get("/api/v1/customers", &admin).0, 200);
-    assert_eq!(api.get("/api/v1/endpoints", &key).0, 200);
-    let (st, eps) = api.get("/api/v1/endpoints", &acme_key);
-    assert_eq!(st, 200);
-    assert_eq!(eps["data"][0]["id"], ep["id"]);
-    assert_eq!(eps["data"][0]["secret"], ep["secret"]);
-    let (st, e) = api.get(&format!("/api/v1/events/{evt_id}"), &acme_key);
-    assert_eq!(st, 200);
-    assert_eq!(e["data"]["a"], 2);
-    assert_eq!(e["deliveries"][0]["status"], "succeeded");
-    let (_, types) = api.get("/api/v1/event-types?limit=100", &admin);
-    assert!(
-        types["data"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|t| t["name"] == "acme.custom"),
-        "{types}"
-    );
-    pg.shutdown();
-
-    // A database that has data is never merged into.
-    let again = std::process::Command::new(BIN)
-        .args(["import", "--from"])
-        .arg(&file)
-        .args(["--database", &url])
-        .output()
-        .unwrap();
-    assert_eq!(again.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&again.stderr).contains("is not empty"));
-}
-
-#[test]
-fn a_database_migrated_by_a_newer_release_is_refused_in_one_line() {
-    if !on_postgres() {
-        return crate::support::skipped(
-            "cluster::a_database_migrated_by_a_newer_release_is_refused_in_one_line",
-            "needs PostgreSQL; scripts/test runs it in its PostgreSQL pass",
-        );
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("w.redb");
-    let url = database_for(&data).unwrap();
-    let mut p = Proc::start(&data);
-    p.signal("-TERM");
-    assert_eq!(p.wait_exit(), 0);
-    let mut db = postgres::Client::connect(&url, postgres::NoTls).unwrap();
-    db.execute(
-        "INSERT INTO refinery_schema_history (version, name, applied_on, checksum)
-         VALUES (999, 'future', '2030-01-01T00:00:00Z', '0')",
-        &[],
-    )
-    .unwrap();
-    let out = std::process::Command::new(BIN)
-        .args(["serve", "--listen", "127.0.0.1:0", "--database", &url])
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("newer webhooks (schema 999)"), "{err}");
-    assert_eq!(err.trim().lines().count(), 1, "{err}");
-    assert!(!err.contains("password"), "{err}");
 }
 
 #[test]
@@ -496,7 +319,7 @@ fn a_pause_made_by_one_node_holds_on_the_other_with_one_probe_a_step() {
     // The receiver recovers: the rest goes, each once, through both nodes.
     let tried = receiver.total();
     receiver.set_reply(crate::support::Reply::Status(204, ""));
-    settled(&a.api, 60);
+    a.api.settled(60);
     let mut failed = 0;
     for e in &accepted {
         let (_, ev) = b.api.get(&format!("/api/v1/events/{e}"), &key);
@@ -513,122 +336,6 @@ fn a_pause_made_by_one_node_holds_on_the_other_with_one_probe_a_step() {
     assert!(failed < 40, "{failed} failed");
     assert_eq!(state(&b.api)["status"], "active");
     assert_eq!(state(&a.api)["status"], "active");
-}
-
-#[test]
-fn postgresql_setup_mistakes_are_named_with_what_to_do() {
-    if !on_postgres() {
-        return crate::support::skipped(
-            "cluster::postgresql_setup_mistakes_are_named_with_what_to_do",
-            "needs PostgreSQL; scripts/test runs it in its PostgreSQL pass",
-        );
-    }
-    let base = crate::support::pg_base().unwrap();
-    let (root, _) = base.rsplit_once('/').unwrap();
-    let host = root.rsplit_once('@').map_or(root, |(_, h)| h);
-    let mut su = postgres::Client::connect(&base, postgres::NoTls).unwrap();
-    // A role with no rights on schema public (PostgreSQL 15+), in a database it does not own.
-    let _ = su.batch_execute("DROP DATABASE IF EXISTS wh_setup_weak");
-    let _ = su.batch_execute("DROP ROLE IF EXISTS wh_weak");
-    su.batch_execute("CREATE ROLE wh_weak LOGIN").unwrap();
-    su.batch_execute("CREATE DATABASE wh_setup_weak").unwrap();
-    let start = |url: &str| {
-        let out = std::process::Command::new(BIN)
-            .args(["serve", "--listen", "127.0.0.1:0", "--database", url])
-            .current_dir(std::env::temp_dir())
-            .output()
-            .unwrap();
-        (
-            out.status.code(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    };
-    let cases = [
-        (
-            format!("postgres://wh_weak@{host}/wh_setup_weak"),
-            "SQLSTATE 42501",
-        ),
-        (
-            format!("postgres://wh_weak@{host}/wh_no_such_db"),
-            "SQLSTATE 3D000",
-        ),
-        (
-            format!("postgres://wh_nobody@{host}/postgres"),
-            "SQLSTATE 28000",
-        ),
-        (
-            "postgres://webhooks@127.0.0.1:9/x".to_owned(),
-            "is PostgreSQL running",
-        ),
-    ];
-    for (url, says) in cases {
-        let (code, err) = start(&url);
-        assert_eq!(code, Some(1), "{url}: {err}");
-        assert!(err.contains(says), "{url}: {err}");
-        assert_eq!(err.trim().lines().count(), 1, "{err}");
-        assert!(!err.contains("db error"), "{err}");
-    }
-    let (_, err) = start(&format!("postgres://wh_weak@{host}/wh_setup_weak"));
-    assert!(err.contains("GRANT CREATE ON SCHEMA public"), "{err}");
-}
-
-/// A node whose clock is off the database's by more than a second is refused at start, in one
-/// line that says what to do: its lease and every time it writes are judged against the
-/// database's clock. The node's clock is moved by libfaketime (Debian's `libfaketime`, which
-/// scripts/test installs).
-#[test]
-fn a_node_whose_clock_is_off_the_databases_is_refused_in_one_line() {
-    if !on_postgres() {
-        return crate::support::skipped(
-            "cluster::a_node_whose_clock_is_off_the_databases_is_refused_in_one_line",
-            "needs PostgreSQL; scripts/test runs it in its PostgreSQL pass",
-        );
-    }
-    let Some(faketime) = ["x86_64-linux-gnu", "aarch64-linux-gnu"]
-        .iter()
-        .map(|arch| format!("/usr/lib/{arch}/faketime/libfaketime.so.1"))
-        .find(|p| Path::new(p).exists())
-    else {
-        return crate::support::skipped(
-            "cluster::a_node_whose_clock_is_off_the_databases_is_refused_in_one_line",
-            "needs Debian's libfaketime (scripts/test installs it)",
-        );
-    };
-    let dir = tempfile::tempdir().unwrap();
-    let url = crate::support::database_for(&dir.path().join("skew")).unwrap();
-    let start = |offset: &str| {
-        let out = std::process::Command::new(BIN)
-            .args(["serve", "--listen", "127.0.0.1:0", "--database", &url])
-            .args(["--node-id", "skewed"])
-            .current_dir(dir.path())
-            .env("LD_PRELOAD", &faketime)
-            .env("FAKETIME", offset)
-            .stdout(std::process::Stdio::null())
-            .output()
-            .unwrap();
-        (
-            out.status.code(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    };
-    for offset in ["+10s", "-10s"] {
-        let (code, err) = start(offset);
-        assert_eq!(code, Some(1), "{offset}: {err}");
-        assert_eq!(err.trim().lines().count(), 1, "{offset}: one line: {err}");
-        assert!(err.contains("clock is"), "{offset}: {err}");
-        assert!(err.contains("off the database's"), "{offset}: {err}");
-        assert!(err.contains("NTP"), "{offset}: says what to do: {err}");
-    }
-    // Nothing was made on the database by a refused node: it checks the clock first.
-    let mut c = postgres::Client::connect(&url, postgres::NoTls).unwrap();
-    let tables: i64 = c
-        .query_one(
-            "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'",
-            &[],
-        )
-        .unwrap()
-        .get(0);
-    assert_eq!(tables, 0, "a refused node migrates nothing");
 }
 
 #[test]
@@ -682,47 +389,6 @@ fn a_key_made_on_one_node_works_on_the_other_at_once() {
         .api
         .get("/api/v1/endpoints", "whk_not_a_key_anywhere_0000000000");
     assert_eq!(st, 401);
-}
-
-#[test]
-fn three_nodes_starting_at_once_on_an_empty_database_migrate_and_bootstrap_once() {
-    if !on_postgres() {
-        return crate::support::skipped(
-            "cluster::three_nodes_starting_at_once_on_an_empty_database_migrate_and_bootstrap_once",
-            "needs PostgreSQL; scripts/test runs it in its PostgreSQL pass",
-        );
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("w.redb");
-    let nodes: Vec<Proc> = std::thread::scope(|scope| {
-        let started: Vec<_> = ["n1", "n2", "n3"]
-            .into_iter()
-            .map(|id| {
-                let data = &data;
-                scope.spawn(move || node(data, id, "4"))
-            })
-            .collect();
-        started.into_iter().map(|h| h.join().unwrap()).collect()
-    });
-    let bootstrapped: Vec<&Proc> = nodes.iter().filter(|n| !n.secrets.is_empty()).collect();
-    assert_eq!(bootstrapped.len(), 1, "exactly one node prints the secrets");
-    let admin = bootstrapped[0].secret("admin token:");
-    for n in &nodes {
-        let (st, status) = n.api.get("/api/v1/status", &admin);
-        assert_eq!(st, 200, "{status}");
-        let (_, customers) = n.api.get("/api/v1/customers", &admin);
-        assert_eq!(
-            customers["data"].as_array().unwrap().len(),
-            1,
-            "one default customer"
-        );
-        let (_, types) = n.api.get("/api/v1/event-types", &admin);
-        assert_eq!(
-            types["data"].as_array().unwrap().len(),
-            7,
-            "the catalog seeded once"
-        );
-    }
 }
 
 #[test]

@@ -1,62 +1,10 @@
 //! kill -9 of the real binary under load: nothing accepted is lost, nothing is sent twice,
 //! and what is left `interrupted` stays within the stated bound.
 
-use std::time::Duration;
-
 use serde_json::json;
 
-use crate::lifecycle::Proc;
-use crate::support::{Receiver, Reply, wait_for};
-
-/// Events accepted (202) while `stop` is not set, from `threads` concurrent producers.
-pub fn ingest_until(
-    base: &str,
-    admin: &str,
-    customer: &str,
-    threads: usize,
-    stop: &std::sync::atomic::AtomicBool,
-) -> Vec<String> {
-    use std::sync::atomic::Ordering;
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..threads)
-            .map(|t| {
-                scope.spawn(move || {
-                    let agent = ureq::Agent::config_builder()
-                        .http_status_as_error(false)
-                        .timeout_global(Some(Duration::from_secs(10)))
-                        .build()
-                        .new_agent();
-                    let mut accepted = Vec::new();
-                    let mut i = 0;
-                    while !stop.load(Ordering::Acquire) {
-                        i += 1;
-                        let body = json!({"customer_id": customer, "event": "transactions.fetched",
-                                          "data": {"producer": t, "n": i}});
-                        let sent = agent
-                            .post(format!("{base}/api/v1/events"))
-                            .header("authorization", format!("Bearer {admin}"))
-                            .header("content-type", "application/json")
-                            .send(body.to_string());
-                        match sent {
-                            Ok(mut r) if r.status().as_u16() == 202 => {
-                                let v: serde_json::Value =
-                                    serde_json::from_str(&r.body_mut().read_to_string().unwrap())
-                                        .unwrap();
-                                accepted.push(v["id"].as_str().unwrap().to_owned());
-                            }
-                            _ => break, // the server is gone
-                        }
-                    }
-                    accepted
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().unwrap())
-            .collect()
-    })
-}
+use crate::support::Proc;
+use crate::support::{Receiver, Reply, ingest_until, wait_for};
 
 #[test]
 fn a_kill_9_under_concurrent_ingest_loses_nothing_and_sends_nothing_twice() {

@@ -7,8 +7,8 @@ use std::process::{Command, Stdio};
 
 use serde_json::{Value, json};
 
-use crate::portal::{Visitor, csrf_of};
 use crate::support::{Receiver, Reply, TestServer, wait_for};
+use crate::support::{Visitor, csrf_of};
 
 #[test]
 fn a_new_admin_token_ends_every_operator_session_and_they_can_be_ended_by_hand() {
@@ -48,9 +48,9 @@ fn a_new_admin_token_ends_every_operator_session_and_they_can_be_ended_by_hand()
     // And from the command line.
     let mut op = Visitor::new(&s);
     op.sign_in("/admin", "/admin/login", "token", &new);
-    let mut end = crate::cli::webhooks(&s, &["operator-sessions", "end"]);
+    let mut end = crate::support::webhooks(&s, &["operator-sessions", "end"]);
     end.env("WEBHOOKS_ADMIN_TOKEN", &new);
-    let (code, out, err) = crate::cli::run(end);
+    let (code, out, err) = crate::support::run(end);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("ended"), "{out}");
     assert_eq!(op.get("/admin/dashboard").status, 303);
@@ -162,16 +162,16 @@ fn the_command_line_shows_control_characters_instead_of_obeying_them() {
     );
     assert_eq!(st, 201, "{ep}");
     let id = ep["id"].as_str().unwrap();
-    let mut show = crate::cli::webhooks(&s, &["endpoints", "show", id]);
+    let mut show = crate::support::webhooks(&s, &["endpoints", "show", id]);
     show.env("WEBHOOKS_API_KEY", &s.key);
-    let (code, out, err) = crate::cli::run(show);
+    let (code, out, err) = crate::support::run(show);
     assert_eq!(code, 0, "{err}");
     assert!(!out.contains('\u{1b}') && !out.contains('\u{7}'), "{out:?}");
     assert!(out.contains("shop\\x{1b}]0;pwned"), "{out}");
     // --json stays exact JSON.
-    let mut json = crate::cli::webhooks(&s, &["endpoints", "show", id, "--json"]);
+    let mut json = crate::support::webhooks(&s, &["endpoints", "show", id, "--json"]);
     json.env("WEBHOOKS_API_KEY", &s.key);
-    let (_, out, _) = crate::cli::run(json);
+    let (_, out, _) = crate::support::run(json);
     let v: Value = serde_json::from_str(out.trim()).unwrap();
     assert_eq!(v["description"], "shop\u{1b}]0;pwned\u{7}\u{1b}[2J");
 }

@@ -4,8 +4,8 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use crate::cli::{Running, run};
 use crate::support::TestServer;
+use crate::support::{Running, run};
 
 fn example(name: &str) -> PathBuf {
     let exe = std::env::current_exe().unwrap();

@@ -140,9 +140,9 @@ fn a_pause_is_stored_and_the_actions_act_at_once() {
         (m.contains("webhooks_endpoints_paused 1") && m.contains(&held)).then_some(())
     });
     // The command line shows it.
-    let mut show = crate::cli::webhooks(&s, &["endpoints", "show", &id]);
+    let mut show = crate::support::webhooks(&s, &["endpoints", "show", &id]);
     show.env("WEBHOOKS_API_KEY", &s.key);
-    let (code, out, err) = crate::cli::run(show);
+    let (code, out, err) = crate::support::run(show);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("state:       paused"), "{out}");
     assert!(out.contains("connection_refused"), "{out}");
@@ -273,7 +273,7 @@ fn held_deliveries_expire_only_once_older_than_max_hold_secs_by_the_stores_clock
 
 #[test]
 fn kill_9_while_paused_loses_nothing_and_sends_nothing_twice() {
-    use crate::lifecycle::Proc;
+    use crate::support::Proc;
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("w.redb");
     let mut p = Proc::start(&data);
@@ -366,7 +366,7 @@ fn a_429_reopens_at_half_the_rate_that_drew_it_and_suggests_it() {
         .expect("a rate is suggested");
     assert!(rate >= 1, "{state}");
     // The portal's banner says so.
-    let page = crate::portal::page_of(&s, &format!("/webhooks/{id}"));
+    let page = crate::support::page_of(&s, &format!("/webhooks/{id}"));
     assert!(page.contains("asked to slow down (429)"), "{page}");
     assert!(page.contains(&format!("{rate}/s")), "{page}");
     failed_once_quiet(&s);
@@ -426,9 +426,9 @@ fn the_command_line_fails_the_waiting_ones_and_resumes() {
         (st["status"] == "paused" && st["waiting"].as_u64()? > 0).then(|| st["waiting"].as_u64())?
     });
     let cli = |args: &[&str], key: &str| {
-        let mut cmd = crate::cli::webhooks(&s, args);
+        let mut cmd = crate::support::webhooks(&s, args);
         cmd.env("WEBHOOKS_API_KEY", key);
-        crate::cli::run(cmd)
+        crate::support::run(cmd)
     };
     let (code, out, err) = cli(&["endpoints", "fail-waiting", &id], &s.key);
     assert_eq!(code, 0, "{err}");

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::cli::{Running, json_lines, run, webhooks};
 use crate::support::{Receiver, TestServer};
+use crate::support::{Running, json_lines, run, webhooks};
 
 fn as_customer(s: &TestServer, args: &[&str]) -> std::process::Command {
     let mut cmd = webhooks(s, args);

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::lifecycle::Proc;
+use crate::support::Proc;
 use crate::support::{Api, Receiver, on_postgres, wait_for};
 
 fn cluster(args: &[&Path], cmd: &str) -> String {

@@ -3,8 +3,10 @@
 
 pub mod browser;
 pub mod pki;
+pub mod process;
 pub mod receiver;
 pub mod small;
+pub mod visitor;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -13,7 +15,9 @@ use serde_json::{Value, json};
 use webhooks::config::{LogFormat, ServeArgs};
 use webhooks::serve::Server;
 
+pub use process::{BIN, Proc, Running, ingest_until, json_lines, run, webhooks};
 pub use receiver::{Receiver, Reply};
+pub use visitor::{Visitor, csrf_of, page_of};
 
 /// Lines of a child's output, read on a thread.
 pub type Lines = crossbeam_channel::Receiver<String>;
@@ -422,6 +426,32 @@ impl Api {
         let status = resp.status().as_u16();
         let text = resp.body_mut().read_to_string().unwrap_or_default();
         (status, text)
+    }
+
+    /// A gauge or counter without labels from `/metrics`.
+    pub fn metric(&self, name: &str) -> Option<u64> {
+        let (_, m) = self.send_raw("GET", "/metrics", "", None, &[]);
+        m.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .and_then(|v| v.trim().parse().ok())
+    }
+
+    /// Deliveries this server (node) finished, all outcomes together.
+    pub fn sent(&self) -> u64 {
+        let (_, m) = self.send_raw("GET", "/metrics", "", None, &[]);
+        m.lines()
+            .filter(|l| l.starts_with("webhooks_deliveries_total{"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .sum()
+    }
+
+    /// Waits until no delivery is pending or claimed (anywhere in a cluster).
+    pub fn settled(&self, secs: u64) {
+        wait_for(secs, "every delivery to settle", || {
+            let quiet = self.metric("webhooks_queue_depth") == Some(0)
+                && self.metric("webhooks_deliveries_claimed") == Some(0);
+            quiet.then_some(())
+        });
     }
 
     pub fn get(&self, path: &str, token: &str) -> (u16, Value) {

@@ -110,7 +110,16 @@ impl Lanes {
         let lane = self.lane(endpoint, rate);
         lane.rate_limit_per_sec = rate;
         if delivery <= lane.tail {
-            return; // already queued from the store
+            // Queued already (read from the store), or committed out of id order: concurrent
+            // ingests draw their ids, then commit in either order (on PostgreSQL). Then the
+            // lane reads its pending deliveries again from the start instead of leaving this
+            // one waiting until the lane is forgotten; the claim keeps what is read twice
+            // from being sent twice.
+            if !lane.queue.contains(&delivery) && !lane.claimed.contains(&delivery) {
+                lane.tail.clear();
+                lane.overflow = true;
+            }
+            return;
         }
         if lane.queue.len() >= LANE_WINDOW || lane.overflow {
             lane.overflow = true;
@@ -120,10 +129,15 @@ impl Lanes {
         lane.queue.push_back(delivery);
     }
 
-    /// An endpoint known to have pending deliveries in the store (at start-up).
+    /// An endpoint known to have pending deliveries in the store (at start-up, from another
+    /// node, or found by a poll). Another node's ids may sort before this lane's tail: a lane
+    /// with nothing queued reads again from the start.
     pub fn on_backlog(&mut self, endpoint: &str, rate: Option<u32>) {
         let lane = self.lane(endpoint, rate);
         lane.rate_limit_per_sec = rate;
+        if lane.queue.is_empty() {
+            lane.tail.clear();
+        }
         lane.overflow = true;
     }
 

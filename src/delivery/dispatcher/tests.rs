@@ -283,6 +283,36 @@ fn a_failed_claim_rereads_the_store() {
 }
 
 #[test]
+fn a_delivery_committed_after_a_later_id_is_read_from_the_store_not_left_waiting() {
+    let mut l = Lanes::new(16, 100);
+    // Two ingests drew their ids, then committed in the other order.
+    l.on_ready("ep_a", "a2".into(), None);
+    l.on_ready("ep_a", "a1".into(), None);
+    assert_eq!(
+        l.wanting_refill(),
+        vec![("ep_a".to_owned(), String::new(), LANE_WINDOW - 1)]
+    );
+    l.on_refill("ep_a", vec!["a1".into(), "a2".into()], LANE_WINDOW - 1);
+    assert_eq!(l.queued(), 2, "a1 once, a2 not twice");
+    assert!(l.wanting_refill().is_empty());
+}
+
+#[test]
+fn another_nodes_backlog_is_read_from_the_start_once_the_lane_is_empty() {
+    let mut l = Lanes::new(16, 100);
+    l.on_ready("ep_a", "a5".into(), None);
+    claim_all(&mut l, Instant::now());
+    let handed = l.hand_out(16, true, Instant::now());
+    assert_eq!(handed.len(), 1);
+    // Another node committed a3 (its clock drew a smaller id) and says so.
+    l.on_backlog("ep_a", None);
+    assert_eq!(
+        l.wanting_refill(),
+        vec![("ep_a".to_owned(), String::new(), LANE_WINDOW)]
+    );
+}
+
+#[test]
 fn a_full_window_overflows_to_the_store_and_refills_in_order() {
     let mut l = Lanes::new(4096, 10_000);
     let all = ids("a", LANE_WINDOW + 10);

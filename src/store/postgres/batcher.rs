@@ -330,17 +330,48 @@ fn with_client<T>(
     r
 }
 
+/// Tells each asker which of its deliveries the group claimed. A delivery claimed is told to
+/// one asker, once: a dispatcher that asked for it twice (it read it from the database again
+/// while its first claim was being written) must not hand one claim to two workers, which
+/// would send it twice.
 fn answer(
     claims: Vec<(Vec<(String, String)>, ClaimReply)>,
-    result: Result<std::collections::HashSet<String>>,
+    mut result: Result<std::collections::HashSet<String>>,
 ) {
     for (ids, then) in claims {
-        match &result {
-            Ok(got) => then(Ok(ids
-                .into_iter()
-                .filter(|(_, d)| got.contains(d))
-                .collect())),
+        match &mut result {
+            Ok(got) => then(Ok(ids.into_iter().filter(|(_, d)| got.remove(d)).collect())),
             Err(e) => then(Err(e.clone())),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+
+    #[test]
+    fn a_delivery_asked_for_twice_is_answered_as_claimed_once() {
+        let told = Arc::new(Mutex::new(Vec::new()));
+        let ask = |ids: &[&str]| -> (Vec<(String, String)>, ClaimReply) {
+            let told = told.clone();
+            (
+                ids.iter()
+                    .map(|d| ("ep".to_owned(), d.to_string()))
+                    .collect(),
+                Box::new(move |r: Result<Vec<(String, String)>>| {
+                    told.lock()
+                        .unwrap()
+                        .extend(r.unwrap().into_iter().map(|(_, d)| d));
+                }),
+            )
+        };
+        let got = ["d1", "d2"].iter().map(|d| d.to_string()).collect();
+        answer(vec![ask(&["d1", "d2"]), ask(&["d1", "d3"])], Ok(got));
+        let mut told = told.lock().unwrap().clone();
+        told.sort();
+        assert_eq!(told, ["d1", "d2"]);
     }
 }

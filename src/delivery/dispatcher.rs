@@ -109,15 +109,17 @@ impl Lanes {
     pub fn on_ready(&mut self, endpoint: &str, delivery: String, rate: Option<u32>) {
         let lane = self.lane(endpoint, rate);
         lane.rate_limit_per_sec = rate;
+        if delivery <= lane.read_through {
+            return; // read from the store already, or the next read finds it
+        }
         if delivery <= lane.tail {
-            // Queued already (read from the store), or committed out of id order: concurrent
-            // ingests draw their ids, then commit in either order (on PostgreSQL). Then the
-            // lane reads its pending deliveries again from the start instead of leaving this
-            // one waiting until the lane is forgotten; the claim keeps what is read twice
-            // from being sent twice.
-            if !lane.queue.contains(&delivery) && !lane.claimed.contains(&delivery) {
-                lane.tail.clear();
-                lane.overflow = true;
+            // Known by this notice alone: committed out of id order (concurrent ingests on
+            // PostgreSQL draw their ids, then commit in either order) or handed back to
+            // pending. Queued now rather than left until the lane is forgotten.
+            if lane.queue.len() >= LANE_WINDOW || lane.overflow {
+                lane.reread();
+            } else if !lane.queue.contains(&delivery) {
+                lane.queue.push_back(delivery);
             }
             return;
         }
@@ -136,7 +138,7 @@ impl Lanes {
         let lane = self.lane(endpoint, rate);
         lane.rate_limit_per_sec = rate;
         if lane.queue.is_empty() {
-            lane.tail.clear();
+            lane.reread();
         }
         lane.overflow = true;
     }
@@ -259,8 +261,7 @@ impl Lanes {
             if let Some(lane) = self.lanes.get_mut(ep) {
                 lane.claiming = lane.claiming.saturating_sub(1);
                 lane.probe_lost();
-                lane.overflow = true;
-                lane.tail.clear();
+                lane.reread();
             }
         }
     }
@@ -454,6 +455,11 @@ impl Lanes {
             return;
         };
         lane.overflow = ids.len() >= asked;
+        if let Some(last) = ids.last()
+            && *last > lane.read_through
+        {
+            lane.read_through.clone_from(last);
+        }
         let known: HashSet<&String> = lane.queue.iter().chain(lane.claimed.iter()).collect();
         let fresh: Vec<String> = ids
             .into_iter()

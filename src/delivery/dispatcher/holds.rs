@@ -14,8 +14,7 @@ impl Lanes {
         let lane = self.lane(endpoint, None);
         lane.hold = Some(Hold::Until(until));
         lane.queue.clear();
-        lane.tail.clear();
-        lane.overflow = true;
+        lane.reread();
         lane.claimed
             .drain(..)
             .map(|id| (endpoint.to_owned(), id))

@@ -30,6 +30,9 @@ pub(super) struct Lane {
     pub(super) queue: VecDeque<String>,
     /// Highest id ever queued here: later ids from the store or a commit come after it.
     pub(super) tail: String,
+    /// Highest id a read of the store returned: a commit notice at or below it was read
+    /// already (or will be by the next read, after `tail`).
+    pub(super) read_through: String,
     /// Claimed (durably marked), waiting for a worker.
     pub(super) claimed: VecDeque<String>,
     /// Asked to be claimed, commit not answered yet.
@@ -60,6 +63,14 @@ pub(super) struct Lane {
 }
 
 impl Lane {
+    /// Forgets what was queued from where: the next refill reads the lane's pending
+    /// deliveries from the start (what is queued or claimed already is not queued twice).
+    pub(super) fn reread(&mut self) {
+        self.tail.clear();
+        self.read_through.clear();
+        self.overflow = true;
+    }
+
     pub(super) fn new(rate: Option<u32>, limit: Limit) -> Self {
         Self {
             limit,
@@ -72,6 +83,7 @@ impl Lane {
             closes: false,
             queue: VecDeque::new(),
             tail: String::new(),
+            read_through: String::new(),
             claimed: VecDeque::new(),
             claiming: 0,
             in_flight: Vec::new(),

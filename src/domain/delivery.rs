@@ -154,7 +154,7 @@ pub struct Outcome {
     /// The answer's `Retry-After` in seconds (decides a pause; not stored).
     pub retry_after: Option<u64>,
     /// The request's headers as sent, custom header values masked, as the stores keep them
-    /// (`SentHeaders::encode` wrote it, `sent_headers` reads it); `None` when nothing was sent.
+    /// (`SentHeaders` writes and reads it); `None` when nothing was sent.
     pub request_headers: Option<String>,
     /// The receiver closed the connection after its answer (pacing; not stored).
     pub closes: bool,
@@ -187,23 +187,23 @@ impl SentHeaders {
         }
         out
     }
-}
 
-/// The headers a POST was sent with, read back from what `SentHeaders::encode` wrote (or
-/// the JSON list of pairs that rows written before it hold).
-pub fn sent_headers(kept: &[u8]) -> Option<Vec<(String, String)>> {
-    if kept.first() == Some(&b'[') {
-        return serde_json::from_slice(kept).ok();
+    /// The headers read back from what `encode` wrote (or from the JSON list of pairs that
+    /// rows written before it hold).
+    pub fn decode(kept: &[u8]) -> Option<Vec<(String, String)>> {
+        if kept.first() == Some(&b'[') {
+            return serde_json::from_slice(kept).ok();
+        }
+        let text = std::str::from_utf8(kept).ok()?;
+        Some(
+            text.lines()
+                .map(|line| match line.split_once(": ") {
+                    Some((name, value)) => (name.to_owned(), value.to_owned()),
+                    None => (line.to_owned(), MASKED.to_owned()),
+                })
+                .collect(),
+        )
     }
-    let text = std::str::from_utf8(kept).ok()?;
-    Some(
-        text.lines()
-            .map(|line| match line.split_once(": ") {
-                Some((name, value)) => (name.to_owned(), value.to_owned()),
-                None => (line.to_owned(), MASKED.to_owned()),
-            })
-            .collect(),
-    )
 }
 
 impl Outcome {
@@ -265,7 +265,7 @@ mod tests {
         ];
         let kept = SentHeaders::encode(&headers, 3);
         assert!(!kept.contains("secret"));
-        let read = sent_headers(kept.as_bytes()).unwrap();
+        let read = SentHeaders::decode(kept.as_bytes()).unwrap();
         let want: Vec<(String, String)> = [
             ("content-type", "application/json"),
             ("webhook-id", "msg_1"),
@@ -281,7 +281,7 @@ mod tests {
     #[test]
     fn rows_kept_as_json_before_still_read() {
         let old = br#"[["content-type","application/json"],["x-api-key","\u2022"]]"#;
-        let read = sent_headers(old).unwrap();
+        let read = SentHeaders::decode(old).unwrap();
         assert_eq!(read[1].0, "x-api-key");
     }
 }

@@ -180,19 +180,11 @@ impl Endpoints for PgStore {
 
     fn list_endpoints(&self, owner: Owner, page: PageQuery) -> Result<Page<Endpoint>> {
         self.read(|tx| {
-            let limit = page.limit as i64 + 1;
-            let rows = match owner {
-                Owner::Customer(c) => tx.query(
-                    "SELECT record FROM endpoints WHERE customer_id = $1
-                     AND ($2::text IS NULL OR id < $2) ORDER BY id DESC LIMIT $3",
-                    &[&c, &page.before, &limit],
-                )?,
-                Owner::Everyone => tx.query(
-                    "SELECT record FROM endpoints WHERE $1::text IS NULL OR id < $1
-                     ORDER BY id DESC LIMIT $2",
-                    &[&page.before, &limit],
-                )?,
-            };
+            let rows = tx.query(
+                "SELECT record FROM endpoints WHERE ($1::text IS NULL OR customer_id = $1)
+                 AND ($2::text IS NULL OR id < $2) ORDER BY id DESC LIMIT $3",
+                &[&owner.customer(), &page.before, &(page.limit as i64 + 1)],
+            )?;
             let mut data = rows
                 .iter()
                 .map(|r| decode(r.get::<_, &str>(0)))

@@ -147,23 +147,13 @@ impl Events for PgStore {
 
     fn list_events(&self, owner: Owner, page: PageQuery) -> Result<Page<Event>> {
         self.read(|tx| {
-            let limit = page.limit as i64 + 1;
-            let rows = match owner {
-                Owner::Customer(c) => tx.query(
-                    &format!(
-                        "SELECT {EVENT_COLS} FROM events WHERE customer_id = $1
-                         AND ($2::text IS NULL OR id < $2) ORDER BY id DESC LIMIT $3"
-                    ),
-                    &[&c, &page.before, &limit],
-                )?,
-                Owner::Everyone => tx.query(
-                    &format!(
-                        "SELECT {EVENT_COLS} FROM events WHERE $1::text IS NULL OR id < $1
-                         ORDER BY id DESC LIMIT $2"
-                    ),
-                    &[&page.before, &limit],
-                )?,
-            };
+            let rows = tx.query(
+                &format!(
+                    "SELECT {EVENT_COLS} FROM events WHERE ($1::text IS NULL OR customer_id = $1)
+                     AND ($2::text IS NULL OR id < $2) ORDER BY id DESC LIMIT $3"
+                ),
+                &[&owner.customer(), &page.before, &(page.limit as i64 + 1)],
+            )?;
             let mut data: Vec<Event> = rows.iter().map(event).collect();
             Ok(super::customers::page_of(&mut data, page.limit, |e| {
                 e.id.clone()

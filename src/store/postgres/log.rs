@@ -39,7 +39,7 @@ impl DeliveryLog for PgStore {
             )?;
             Ok(row
                 .and_then(|r| r.get::<_, Option<String>>(0))
-                .and_then(|text| crate::domain::delivery::sent_headers(text.as_bytes())))
+                .and_then(|text| crate::domain::delivery::SentHeaders::decode(text.as_bytes())))
         })
     }
 

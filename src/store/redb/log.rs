@@ -39,7 +39,7 @@ impl DeliveryLog for RedbStore {
             };
             Ok(table
                 .get(id)?
-                .and_then(|v| crate::domain::delivery::sent_headers(v.value())))
+                .and_then(|v| crate::domain::delivery::SentHeaders::decode(v.value())))
         })
     }
 

@@ -176,21 +176,29 @@ pub fn over_tls(b: &mut Bench) {
     );
 }
 
-/// Phase 4: Fan-out: one event to many endpoints of one customer.
+/// Phase 4: Fan-out: one event to many endpoints of one customer (five, one after another).
 pub fn fan_out(b: &mut Bench) {
     let (customer, key) = b.api.customer("fanout");
     for i in 0..b.sizes.fanout {
         b.api
             .endpoint(&key, &b.receiver.url(&format!("/fast/fan/{i}")));
     }
-    let took = crate::measure::fan_out(&b.api, &b.receiver, &customer, b.sizes.fanout);
+    // One event's time is at the mercy of the machine's other work: the median of five.
+    let mut took: Vec<_> = (0..5)
+        .map(|_| crate::measure::fan_out(&b.api, &b.receiver, &customer, b.sizes.fanout))
+        .collect();
+    took.sort();
     b.report.row(
         &format!(
             "4 fan-out to {} endpoints, last received after",
             b.sizes.fanout
         ),
-        format!("{:.0} ms", ms(took)),
-        String::new(),
+        format!("{:.0} ms", ms(took[2])),
+        format!(
+            "median of 5 events; {:.0}–{:.0} ms",
+            ms(took[0]),
+            ms(took[4])
+        ),
     );
 }
 

@@ -31,13 +31,6 @@ pub const QUICK: Duration = Duration::from_secs(1);
 /// POSTs an endpoint may start at once before pacing spaces them (its pace credit): more at
 /// once is a burst of new connections that a small listen backlog drops.
 pub const PACE_BURST: f64 = 4.0;
-/// For a receiver that closes the connection after each answer (each POST a new connection
-/// through its listen backlog): new POSTs start at most this many times faster than it was
-/// seen to answer, one at a time. Answers that come back together (a receiver that stalled a
-/// moment) would otherwise open a clump of connections at once, and a small backlog drops
-/// them: the webhooks are lost, never to be sent. A queue of accepted connections shows in
-/// no delivery time (the handshake completes in the kernel), so the limit cannot see it.
-pub const CLOSING_GAIN: f64 = 1.25;
 /// How long an endpoint's learnt limit is remembered after its lane went idle.
 pub const REMEMBER_LIMIT: Duration = Duration::from_secs(300);
 /// How long an endpoint reopened after a 429 keeps to half the rate that drew it.
@@ -332,18 +325,16 @@ impl Lanes {
         }
     }
 
-    /// A worker finished with one of this endpoint's deliveries, handed out at `handed_at`:
-    /// its POST took `took` and came to `signal`. Returns a decrease of its limit, if any.
     /// Whether the endpoint's receiver closed the connection after its last answer.
     pub fn note_connection(&mut self, endpoint: &str, closes: bool) {
         if let Some(lane) = self.lanes.get_mut(endpoint) {
             lane.closes = closes;
-            if closes {
-                lane.limit.leave_slow_start();
-            }
+            lane.limit.set_closing(closes);
         }
     }
 
+    /// A worker finished with one of this endpoint's deliveries, handed out at `handed_at`:
+    /// its POST took `took` and came to `signal`. Returns a decrease of its limit, if any.
     pub fn on_done(
         &mut self,
         endpoint: &str,
@@ -355,8 +346,15 @@ impl Lanes {
         let lane = self.lanes.get_mut(endpoint)?;
         // What it uses of its limit: in flight, and claimed to go next (a quick receiver's
         // POSTs end before the next claim is committed; its limit must still grow to claim
-        // in groups).
-        let in_use = lane.in_flight.len() + lane.claimed.len() + lane.claiming;
+        // in groups). For a receiver that closes its connections only POSTs under way
+        // count: its limit is connections waiting in its listen backlog, and one raised on
+        // claims never tried would overflow it.
+        let waiting = if lane.closes {
+            0
+        } else {
+            lane.claimed.len() + lane.claiming
+        };
+        let in_use = lane.in_flight.len() + waiting;
         if let Some(i) = lane.in_flight.iter().position(|t| *t == handed_at) {
             lane.in_flight.swap_remove(i);
         } else {

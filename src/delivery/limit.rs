@@ -16,6 +16,18 @@
 //! every `REMEASURE_EVERY` the floor is measured again at a quarter of the limit, so a
 //! receiver that got slower for good is followed, and a queue of our own making never
 //! becomes the floor. `pace()` spreads new POSTs over the floor.
+//!
+//! A receiver that closes each connection (HTTP/1.0, a quick `http.server`) takes every POST
+//! through its listen backlog, and the kernel drops what exceeds it: those webhooks are lost.
+//! Its only queue is that backlog, a few connections deep, so its limit is kept to a queue
+//! of one or two connections, whatever the limit (`alpha` 1, `beta` 2), estimated from round
+//! means (each waiting connection adds its wait to the mean, where a few waiting among many
+//! threads leave the 90th percentile where it was). It never doubles (a doubled round
+//! overflows a small backlog before its slower times come back); it grows by at most
+//! `CLOSING_STEP` a round, and by one once a queue shows; only from a round that held its
+//! limit for most of its POSTs (a limit raised while half used was never tried); and not
+//! again on a round that still holds POSTs started before the last growth (their times tell
+//! of the smaller limit).
 
 use std::time::{Duration, Instant};
 
@@ -29,6 +41,9 @@ pub const REMEASURE_EVERY: Duration = Duration::from_secs(30);
 const MIN_TIME_MS: f64 = 2.0;
 /// How far above the floor a much larger round may lie and still replace it.
 const STEADIER: f64 = 1.25;
+/// The most a closing receiver's limit grows by in a round (`set_closing`): fewer than the
+/// connections the smallest common listen backlog queues (Python's 5 queue 6).
+const CLOSING_STEP: f64 = 4.0;
 /// Samples a re-measurement needs, at least.
 const REMEASURE_SAMPLES: usize = 4;
 
@@ -82,16 +97,28 @@ pub struct Limit {
     floor_at: Instant,
     /// Answers a re-measurement still needs.
     measure_left: usize,
-    /// This round: samples seen (answers and drops), the answers' times (sum and sum of
-    /// squares), and whether the endpoint used at least half its limit (else it is not
-    /// asking for more).
+    /// This round: samples seen (answers and drops) and the answers' times.
     round_n: usize,
     round: Round,
     /// The limit at which the last connection-level failure or timeout came: growth near it
     /// is by one a round.
     failed_at: Option<f64>,
-    round_busy: bool,
+    /// Samples this round at which the endpoint used its limit: at least half of it, or for
+    /// a closing receiver all of it. A round without any (for a closing receiver, one not
+    /// at its limit for most of it) did not ask for more, and its times say nothing of
+    /// more.
+    round_used: usize,
     halved_this_round: bool,
+    /// The receiver takes each POST on a new connection (`set_closing`).
+    closing: bool,
+    /// For a closing receiver: the lowest round mean, in ms (its queue is estimated from
+    /// means: each waiting connection adds to the mean what Vegas's estimate counts, where
+    /// a few waiting among many threads do not move the 90th percentile).
+    floor_mean: Option<f64>,
+    /// For a closing receiver: when its limit last grew, and whether this round holds a POST
+    /// started before (its times tell of the smaller limit: it may not grow again on them).
+    grown_at: Option<Instant>,
+    round_stale: bool,
 }
 
 /// A round's POST times, in ms.
@@ -107,6 +134,10 @@ impl Round {
 
     fn n(&self) -> usize {
         self.times.len()
+    }
+
+    fn mean(&self) -> f64 {
+        self.times.iter().sum::<f64>() / self.times.len().max(1) as f64
     }
 
     fn clear(&mut self) {
@@ -147,8 +178,12 @@ impl Limit {
             round_n: 0,
             round: Round::default(),
             failed_at: None,
-            round_busy: false,
+            round_used: 0,
             halved_this_round: false,
+            closing: false,
+            floor_mean: None,
+            grown_at: None,
+            round_stale: false,
         }
     }
 
@@ -189,12 +224,11 @@ impl Limit {
         self.phase == Phase::SlowStart
     }
 
-    /// Leaves slow start for good: growth by √limit a round from here. For a receiver that
-    /// takes each POST on a new connection, a round that doubles overflows a small listen
-    /// backlog before its slower times come back (the webhooks are lost: the kernel resets
-    /// those connections), where √limit growth is stopped by the first round that queues.
-    pub fn leave_slow_start(&mut self) {
-        if self.phase == Phase::SlowStart {
+    /// Whether the receiver takes each POST on a new connection (it closes the connection
+    /// after each answer): see the module's note on closing receivers.
+    pub fn set_closing(&mut self, closing: bool) {
+        self.closing = closing;
+        if closing && self.phase == Phase::SlowStart {
             self.phase = Phase::Avoid;
         }
     }
@@ -202,7 +236,8 @@ impl Limit {
     fn start_round(&mut self) {
         self.round_n = 0;
         self.round.clear();
-        self.round_busy = false;
+        self.round_used = 0;
+        self.round_stale = false;
         self.halved_this_round = false;
     }
 
@@ -212,8 +247,9 @@ impl Limit {
     }
 
     /// One POST finished after `took` (the POST alone), handed out at `handed_at`, with
-    /// `in_flight` of this endpoint's limit in use (itself included: POSTs under way and
-    /// deliveries claimed to go next). Returns a decrease if the limit went down.
+    /// `in_flight` of this endpoint's limit in use (itself included: POSTs under way and,
+    /// but for a closing receiver, deliveries claimed to go next). Returns a decrease if the
+    /// limit went down.
     pub fn on_sample(
         &mut self,
         now: Instant,
@@ -237,6 +273,7 @@ impl Limit {
             self.round.add(ms);
             self.measure_left = self.measure_left.saturating_sub(1);
             if self.measure_left == 0 {
+                self.floor_mean = Some(self.round.mean());
                 self.floor = Some((self.round.high(), self.round.n()));
                 self.floor_at = now;
                 self.limit = resume;
@@ -247,8 +284,16 @@ impl Limit {
         }
         self.round_n += 1;
         self.round.add(ms);
-        if in_flight as f64 * 2.0 >= self.limit {
-            self.round_busy = true;
+        if self.grown_at.is_some_and(|g| handed_at < g) {
+            self.round_stale = true;
+        }
+        let used = if self.closing {
+            in_flight as f64 >= self.limit.floor()
+        } else {
+            in_flight as f64 * 2.0 >= self.limit
+        };
+        if used {
+            self.round_used += 1;
         }
         if self.round_n < (self.limit.floor() as usize).max(1) {
             return None;
@@ -290,7 +335,13 @@ impl Limit {
         // with no queue ahead of it); later rounds by their 90th percentile.
         let first = self.floor.is_none().then(|| self.round.low());
         let high = self.round.high();
-        let busy = self.round_busy;
+        let round_mean = self.round.mean();
+        let stale = self.round_stale;
+        let busy = if self.closing {
+            self.round_used * 2 >= n.max(1)
+        } else {
+            self.round_used > 0
+        };
         self.start_round();
         if n == 0 {
             return None;
@@ -307,8 +358,20 @@ impl Limit {
         });
         let floor = self.floor_ms().unwrap_or(mean).min(mean);
         let l = self.limit;
-        let queue = l * (1.0 - floor / mean);
-        let (alpha, beta) = (2.0 * log10(l), 3.0 * log10(l));
+        let queue = if self.closing {
+            let floor = self.floor_mean.map_or(round_mean, |f| f.min(round_mean));
+            self.floor_mean = Some(floor);
+            l * (1.0 - floor / round_mean)
+        } else {
+            l * (1.0 - floor / mean)
+        };
+        // A closing receiver's queue is its listen backlog, which drops what exceeds it: a
+        // queue of a connection or two, whatever the limit.
+        let (alpha, beta) = if self.closing {
+            (1.0, 2.0)
+        } else {
+            (2.0 * log10(l), 3.0 * log10(l))
+        };
         let mut decrease = None;
         if queue > beta {
             // What the receiver was seen to serve at once, and a small queue beside it.
@@ -317,11 +380,17 @@ impl Limit {
             decrease = Some(Decrease::Latency);
         } else if queue >= alpha {
             self.phase = Phase::Avoid;
-        } else if busy {
+        } else if busy && !(self.closing && stale) {
+            self.grown_at = Some(now);
             self.limit = match self.phase {
                 Phase::SlowStart => l * 2.0,
                 // Near where the receiver last failed: carefully.
                 _ if self.failed_at.is_some_and(|f| l + l.sqrt() >= f) => l + 1.0,
+                // A receiver whose only queue is its listen backlog: a round that filled
+                // its limit with no queue showing had a thread for each POST, so a few more
+                // can wait in the smallest backlog (Python's 5); once one shows, one more.
+                _ if self.closing && queue < 0.5 => l + l.sqrt().min(CLOSING_STEP),
+                _ if self.closing => l + 1.0,
                 _ => l + l.sqrt(),
             }
             .min(self.ceiling);

@@ -1,11 +1,11 @@
 //! One endpoint's lane: its queue of ids, its claims, its POSTs in flight, and what paces
-//! its new POSTs (its learnt limit, its rate limit, a rate after a 429, and for a receiver
-//! that closes each connection, the rate it was seen to serve).
+//! its new POSTs (its learnt limit, its rate limit, a rate after a 429; for a receiver that
+//! closes each connection, one new connection at a time).
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use super::{CLOSING_GAIN, PACE_BURST, QUICK};
+use super::{PACE_BURST, QUICK};
 use crate::delivery::limit::Limit;
 
 /// The window over which an endpoint's send rate is counted.
@@ -94,32 +94,13 @@ impl Lane {
         }
     }
 
-    /// The spacing of its new POSTs: its limit's pace, and for a receiver that closes its
-    /// connections, no faster than `CLOSING_GAIN` × the rate it was seen to serve.
-    pub(super) fn pace(&self, now: Instant) -> Option<Duration> {
-        let own = self.limit.pace();
-        if !self.closes {
-            return own;
-        }
-        let served = self.served_per_sec(now);
-        if served < 1.0 {
-            return own;
-        }
-        let by_rate = Duration::from_secs_f64(1.0 / (served * CLOSING_GAIN));
-        Some(own.map_or(by_rate, |p| p.max(by_rate)))
+    /// The spacing of its new POSTs: its limit's pace.
+    pub(super) fn pace(&self) -> Option<Duration> {
+        self.limit.pace()
     }
 
-    /// Its send rate for pacing: as `sent_per_sec`, but the current window counted over the
-    /// time it has run (at least 100 ms), so that a rate growing within a second is seen.
-    pub(super) fn served_per_sec(&self, now: Instant) -> f64 {
-        let (since, count, last) = self.meter;
-        let current = since.map_or(0.0, |t| {
-            f64::from(count) / now.duration_since(t).as_secs_f64().max(0.1)
-        });
-        last.max(current)
-    }
-
-    /// How many POSTs it may start at once before its pace spaces them.
+    /// How many POSTs it may start at once before its pace spaces them: for a receiver that
+    /// closes its connections, one (each is a new connection through its listen backlog).
     pub(super) fn burst(&self) -> f64 {
         if self.closes { 1.0 } else { PACE_BURST }
     }
@@ -173,7 +154,7 @@ impl Lane {
 
     /// Pace credit at `now`: refilled at one per `pace`, up to `PACE_BURST`.
     pub(super) fn credit(&self, now: Instant) -> f64 {
-        match (self.pace(now), self.credit_at) {
+        match (self.pace(), self.credit_at) {
             (Some(pace), Some(at)) if !pace.is_zero() => (self.credit
                 + now.saturating_duration_since(at).as_secs_f64() / pace.as_secs_f64())
             .min(self.burst()),
@@ -195,7 +176,7 @@ impl Lane {
     /// When it may start its next POST by its pace, if it must wait.
     pub(super) fn paced_until(&self, now: Instant) -> Option<Instant> {
         let credit = self.credit(now);
-        let pace = self.pace(now)?;
+        let pace = self.pace()?;
         (credit < 1.0).then(|| now + pace.mul_f64(1.0 - credit))
     }
 

@@ -221,3 +221,25 @@ fn a_queue_of_our_own_making_never_becomes_the_floor() {
     assert!(l.floor_ms().unwrap() <= 21.0, "{:?}", l.floor_ms());
     assert!(l.value() <= 6.0, "{}", l.value());
 }
+
+#[test]
+fn a_closing_receiver_is_kept_to_a_queue_of_a_connection_or_two_and_never_doubles() {
+    let t0 = Instant::now();
+    for threads in [8usize, 32, 100] {
+        let mut l = Limit::new(START, 512, t0);
+        l.set_closing(true);
+        assert!(!l.in_slow_start());
+        let seen = drive(&mut l, t0, 300, |_, i, _| blocking(threads, 20.0, i));
+        for w in seen.windows(2) {
+            assert!(
+                w[1] <= w[0] + 4,
+                "{threads} threads: grows by 4 at most: {seen:?}"
+            );
+        }
+        let late = &seen[100..];
+        assert!(
+            late.iter().all(|n| (threads - 2..=threads + 4).contains(n)),
+            "{threads} threads: its threads and a connection or two waiting: {seen:?}"
+        );
+    }
+}

@@ -544,3 +544,48 @@ fn a_closing_receiver_behind_a_backlog_of_five_is_never_overflowed_and_kept_busy
         );
     }
 }
+
+#[test]
+fn scratch_distant() {
+    let mut l = Lanes::new(512, 64);
+    let n = 10_000;
+    let mut queued = 0;
+    let t0 = Instant::now();
+    let mut serving: Vec<(Instant, Instant)> = Vec::new();
+    let mut done = 0;
+    let mut t = t0;
+    let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut lim = Vec::new();
+    while done < n {
+        while queued < n && l.queued() < LANE_WINDOW / 2 {
+            l.on_ready("ep_a", format!("d{queued:06}"), None);
+            queued += 1;
+        }
+        let (ended, going): (Vec<_>, Vec<_>) = serving.into_iter().partition(|(e, _)| *e <= t);
+        serving = going;
+        for (_, handed) in ended {
+            l.on_done("ep_a", handed, t - handed, Signal::Answered, t);
+            done += 1;
+        }
+        claim_all(&mut l, t);
+        for _ in l.hand_out(512 - l.in_flight(), true, t) {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let ms = 55.0 * (0.9 + (seed % 2001) as f64 / 10_000.0);
+            serving.push((t + Duration::from_secs_f64(ms / 1000.0), t));
+        }
+        if lim.last() != l.limit_of("ep_a").as_ref() {
+            lim.push(l.limit_of("ep_a").unwrap_or(0));
+            eprintln!("{:?} {:?}", t - t0, l.limit_of("ep_a"));
+        }
+        let next = serving
+            .iter()
+            .map(|(e, _)| *e)
+            .chain(l.next_wakeup(t))
+            .min();
+        let Some(next) = next else { break };
+        t = next.max(t + Duration::from_micros(1));
+    }
+    eprintln!("took {:?} for {done}", t - t0);
+}

@@ -10,6 +10,7 @@ use prometheus_client::registry::Registry;
 
 use crate::delivery::limit::Decrease;
 use crate::domain::Outcome;
+use crate::store::QueueCounts;
 
 type Labels = Vec<(&'static str, &'static str)>;
 
@@ -144,9 +145,9 @@ impl Metrics {
     }
 
     /// The text exposition, with the queue gauges set from the store's counts.
-    pub fn render(&self, pending: u64, claimed: u64, rows: Option<(u64, u64)>) -> String {
-        self.pending.set(pending as i64);
-        self.claimed.set(claimed as i64);
+    pub fn render(&self, queue: QueueCounts, rows: Option<(u64, u64)>) -> String {
+        self.pending.set(queue.pending as i64);
+        self.claimed.set(queue.claimed as i64);
         if let Some((deliveries, counters)) = rows {
             for (kind, n) in [("deliveries", deliveries), ("counters", counters)] {
                 self.rows_written

@@ -24,7 +24,7 @@ use crate::metrics::Metrics;
 use crate::store::postgres::{PgOptions, PgStore};
 use crate::store::prelude::*;
 use crate::store::redb::RedbStore;
-use crate::store::{OpenError, SharedStore, StoreError};
+use crate::store::{OpenError, Pruned, SharedStore, StoreError};
 
 /// redb's page cache; its default (1 GiB) is far more than a small appliance should hold.
 const CACHE_BYTES: usize = 64 * 1024 * 1024;
@@ -288,14 +288,16 @@ fn bootstrap(
 }
 
 /// One retention pass: events (with their deliveries) older than `days` by the store's clock,
-/// then Idempotency-Keys past their day, each in small transactions.
+/// then what has expired (Idempotency-Keys, sessions, links), each in small transactions.
 pub fn prune_once(store: &dyn Store, days: u32) {
     let cutoff = store.clock().now_ms() - i64::from(days) * 86_400_000;
     let mut after = String::new();
     loop {
         match store.prune_before(cutoff, &after, PRUNE_BATCH) {
-            Ok((Some(last), _)) => after = last,
-            Ok((None, _)) => break,
+            Ok(Pruned {
+                last: Some(last), ..
+            }) => after = last,
+            Ok(_) => break,
             Err(e) => {
                 tracing::error!(error = %e, "pruning old events failed");
                 break;
@@ -303,11 +305,11 @@ pub fn prune_once(store: &dyn Store, days: u32) {
         }
     }
     loop {
-        match store.prune_idempotency(PRUNE_BATCH) {
+        match store.prune_expired(PRUNE_BATCH) {
             Ok(n) if n == PRUNE_BATCH => {}
             Ok(_) => break,
             Err(e) => {
-                tracing::error!(error = %e, "pruning idempotency keys failed");
+                tracing::error!(error = %e, "pruning expired keys, sessions and links failed");
                 break;
             }
         }

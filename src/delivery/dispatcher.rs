@@ -16,6 +16,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use super::limit::{Decrease, Limit, START, Signal};
+use crate::domain::Claim;
 
 mod holds;
 mod lane;
@@ -133,7 +134,7 @@ impl Lanes {
     /// Deliveries to claim now, round-robin across the endpoints that could hand them out
     /// (in flight below their allowance), within the total `ahead`. `queued_for_workers` are
     /// handed out but not yet taken by a worker: they count against `ahead` too.
-    pub fn to_claim(&mut self, queued_for_workers: usize) -> Vec<(String, String)> {
+    pub fn to_claim(&mut self, queued_for_workers: usize) -> Vec<Claim> {
         let mut budget = self
             .ahead
             .saturating_sub(self.claimed_ahead() + queued_for_workers);
@@ -171,7 +172,7 @@ impl Lanes {
                         lane.hold = Some(Hold::Probing);
                     }
                     lane.claiming += 1;
-                    out.push((ep.clone(), id));
+                    out.push(Claim::new(ep, id));
                     *r -= 1;
                     budget -= 1;
                     progress = true;
@@ -183,27 +184,23 @@ impl Lanes {
 
     /// The answer to a claim: `asked` were requested, `claimed` of them were still pending.
     /// Returns what a paused endpoint must give back (claimed just as it was paused).
-    pub fn on_claimed(
-        &mut self,
-        asked: &[(String, String)],
-        claimed: Vec<(String, String)>,
-    ) -> Vec<(String, String)> {
-        for (ep, _) in asked {
-            if let Some(lane) = self.lanes.get_mut(ep) {
+    pub fn on_claimed(&mut self, asked: &[Claim], claimed: Vec<Claim>) -> Vec<Claim> {
+        for c in asked {
+            if let Some(lane) = self.lanes.get_mut(&c.endpoint_id) {
                 lane.claiming = lane.claiming.saturating_sub(1);
             }
         }
         let mut back = Vec::new();
-        for (ep, id) in claimed {
-            if let Some(lane) = self.lanes.get_mut(&ep) {
+        for c in claimed {
+            if let Some(lane) = self.lanes.get_mut(&c.endpoint_id) {
                 match lane.hold {
-                    None | Some(Hold::Probing) => lane.claimed.push_back(id),
-                    Some(_) => back.push((ep, id)),
+                    None | Some(Hold::Probing) => lane.claimed.push_back(c.delivery_id),
+                    Some(_) => back.push(c),
                 }
             }
         }
-        for (ep, _) in asked {
-            if let Some(lane) = self.lanes.get_mut(ep) {
+        for c in asked {
+            if let Some(lane) = self.lanes.get_mut(&c.endpoint_id) {
                 lane.probe_lost();
             }
         }
@@ -212,9 +209,9 @@ impl Lanes {
 
     /// A claim that could not be written: the lanes re-read their pending deliveries from the
     /// store instead of trusting what they had queued.
-    pub fn on_claim_failed(&mut self, asked: &[(String, String)]) {
-        for (ep, _) in asked {
-            if let Some(lane) = self.lanes.get_mut(ep) {
+    pub fn on_claim_failed(&mut self, asked: &[Claim]) {
+        for c in asked {
+            if let Some(lane) = self.lanes.get_mut(&c.endpoint_id) {
                 lane.claiming = lane.claiming.saturating_sub(1);
                 lane.probe_lost();
                 lane.reread();
@@ -238,7 +235,7 @@ impl Lanes {
         idle_workers: usize,
         idle_worker_likely: bool,
         now: Instant,
-    ) -> Vec<(String, String)> {
+    ) -> Vec<Claim> {
         let order = self.rotation(1);
         let mut out = Vec::new();
         let share = self.share;
@@ -290,7 +287,7 @@ impl Lanes {
         limit: usize,
         idle_worker_likely: bool,
         now: Instant,
-        out: &mut Vec<(String, String)>,
+        out: &mut Vec<Claim>,
         mut may: impl FnMut(&Lane) -> bool,
     ) {
         let mut progress = true;
@@ -319,7 +316,7 @@ impl Lanes {
                     let gap = Duration::from_secs_f64(self.nodes as f64 / f64::from(rate));
                     lane.next_at = Some(lane.next_at.map_or(now, |t| t.max(now)) + gap);
                 }
-                out.push((ep.clone(), id));
+                out.push(Claim::new(ep, id));
                 progress = true;
             }
         }
@@ -420,10 +417,10 @@ impl Lanes {
     }
 
     /// Claimed deliveries no worker has taken (given back at shutdown).
-    pub fn take_claimed(&mut self) -> Vec<(String, String)> {
+    pub fn take_claimed(&mut self) -> Vec<Claim> {
         let mut out = Vec::new();
         for (ep, lane) in &mut self.lanes {
-            out.extend(lane.claimed.drain(..).map(|id| (ep.clone(), id)));
+            out.extend(lane.claimed.drain(..).map(|id| Claim::new(ep, id)));
         }
         out
     }

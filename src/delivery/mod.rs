@@ -17,10 +17,11 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender as ChannelSender, bounded, unbounded};
 
+use crate::domain::Claim;
 use crate::domain::time::now_ms;
 use crate::metrics::Metrics;
-use crate::store::Ready;
 use crate::store::SharedStore;
+use crate::store::{Backlog, Ready};
 use dispatcher::Lanes;
 pub use sender::{SendResult, SenderConfig, WebhookSender};
 pub use worker::deliver_one;
@@ -60,7 +61,7 @@ pub struct Job {
 enum Control {
     Ready(Vec<Ready>),
     /// Another node made work for these endpoints.
-    Backlog(Vec<(String, Option<u32>)>),
+    Backlog(Vec<Backlog>),
     Done {
         endpoint: String,
         handed_at: Instant,
@@ -71,8 +72,8 @@ enum Control {
         closes: bool,
     },
     Claimed {
-        asked: Vec<(String, String)>,
-        result: Result<Vec<(String, String)>, String>,
+        asked: Vec<Claim>,
+        result: Result<Vec<Claim>, String>,
     },
     /// The endpoint is paused (stored) until this time (ms since the epoch).
     Held {
@@ -89,7 +90,7 @@ enum Control {
         endpoint: String,
     },
     /// Claimed deliveries a worker did not start and could not give back: owed.
-    GiveBack(Vec<(String, String)>),
+    GiveBack(Vec<Claim>),
     /// The endpoint is no longer paused (or is gone).
     Resumed {
         endpoint: String,
@@ -103,7 +104,7 @@ enum Control {
 pub struct Pool {
     control: ChannelSender<Control>,
     stopping: Arc<AtomicBool>,
-    dispatcher: Option<JoinHandle<Vec<(String, String)>>>,
+    dispatcher: Option<JoinHandle<Vec<Claim>>>,
     exited: Receiver<()>,
     /// Worker threads started so far.
     started: Arc<AtomicUsize>,
@@ -223,7 +224,7 @@ impl Pool {
             self.jobs
                 .try_iter()
                 .filter(|j| j.work != Work::Check)
-                .map(|j| (j.endpoint_id, j.delivery_id)),
+                .map(|j| Claim::new(j.endpoint_id, j.delivery_id)),
         );
         if !left.is_empty()
             && let Err(e) = self.store.unclaim(left)
@@ -233,16 +234,15 @@ impl Pool {
     }
 }
 
-/// Claims that a paused endpoint will not use go back to `pending`.
 /// What is handed back at shutdown: the claims no worker took, and what was owed.
-fn owing(mut claimed: Vec<(String, String)>, owed: Vec<(String, String)>) -> Vec<(String, String)> {
+fn owing(mut claimed: Vec<Claim>, owed: Vec<Claim>) -> Vec<Claim> {
     claimed.extend(owed);
     claimed
 }
 
 /// Returns claimed, unstarted deliveries to `pending`; what the store cannot take now is owed
 /// and tried again each second (`owed`), so none is left `sending` while the node lives.
-fn give_back(store: &SharedStore, claims: Vec<(String, String)>, owed: &mut Vec<(String, String)>) {
+fn give_back(store: &SharedStore, claims: Vec<Claim>, owed: &mut Vec<Claim>) {
     if claims.is_empty() {
         return;
     }
@@ -282,11 +282,11 @@ fn dispatch(
     workers: Workers,
     mut lanes: Lanes,
     metrics: Arc<Metrics>,
-) -> Vec<(String, String)> {
+) -> Vec<Claim> {
     match store.endpoints_with_pending() {
         Ok(eps) => {
-            for (ep, rate) in eps {
-                lanes.on_backlog(&ep, rate);
+            for b in eps {
+                lanes.on_backlog(&b.endpoint_id, b.rate_limit_per_sec);
             }
         }
         Err(e) => tracing::error!(error = %e, "cannot read pending deliveries"),
@@ -297,7 +297,7 @@ fn dispatch(
     let mut last_prune = Instant::now();
     let mut claims_out = 0usize;
     // Claimed, unstarted deliveries the store could not take back yet.
-    let mut owed: Vec<(String, String)> = Vec::new();
+    let mut owed: Vec<Claim> = Vec::new();
     let mut stopping = false;
     loop {
         let now = Instant::now();
@@ -343,7 +343,11 @@ fn dispatch(
             let idle = capacity.saturating_sub(lanes.in_flight());
             let handed = lanes.hand_out(idle, jobs.is_empty(), now);
             workers.ensure(lanes.in_flight());
-            for (endpoint_id, delivery_id) in handed {
+            for Claim {
+                endpoint_id,
+                delivery_id,
+            } in handed
+            {
                 let work = if lanes.probing(&endpoint_id) {
                     Work::Probe
                 } else {
@@ -408,8 +412,8 @@ fn dispatch(
                     }
                 }
                 Control::Backlog(endpoints) => {
-                    for (ep, rate) in endpoints {
-                        lanes.on_backlog(&ep, rate);
+                    for b in endpoints {
+                        lanes.on_backlog(&b.endpoint_id, b.rate_limit_per_sec);
                     }
                 }
                 Control::Done {

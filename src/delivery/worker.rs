@@ -14,7 +14,7 @@ use crate::domain::delivery::SentHeaders;
 use crate::domain::hold::{self, Pause, Verdict};
 use crate::domain::signing as signature;
 use crate::domain::time::now_ms;
-use crate::domain::{DeliveryError, DeliveryStatus, Endpoint, Outcome, SendJob};
+use crate::domain::{Claim, DeliveryError, DeliveryStatus, Endpoint, Outcome, SendJob};
 use crate::metrics::Metrics;
 use crate::store::{PauseChange, SharedStore};
 
@@ -42,26 +42,14 @@ pub(super) fn run(ctx: WorkerCtx) {
         let mut closes = false;
         if ctx.stopping.load(Ordering::Acquire) {
             // Claimed but not started: it certainly was not sent, so it stays pending.
-            if let Err(e) = ctx
-                .store
-                .unclaim(vec![(job.endpoint_id.clone(), job.delivery_id.clone())])
-            {
-                tracing::warn!(error = %e, delivery = %job.delivery_id, "cannot return a delivery to pending yet; the dispatcher retries");
-                owe(&ctx, &job);
-            }
+            give_back(&ctx, &job);
             continue;
         }
         match ctx.store.load_send_job(&job.delivery_id) {
             // A node whose lease might lapse during the POST sends nothing: the claim goes back.
             Ok(Some(_)) if !ctx.store.may_send() => {
                 tracing::warn!(delivery = %job.delivery_id, "not sending: this node's lease is not current");
-                if let Err(e) = ctx
-                    .store
-                    .unclaim(vec![(job.endpoint_id.clone(), job.delivery_id.clone())])
-                {
-                    tracing::warn!(error = %e, delivery = %job.delivery_id, "cannot return a delivery to pending yet; the dispatcher retries");
-                    owe(&ctx, &job);
-                }
+                give_back(&ctx, &job);
             }
             // Paused since it was claimed (here or on another node): it waits, untried. A
             // probe, or a test send (which serves as one), goes.
@@ -70,13 +58,7 @@ pub(super) fn run(ctx: WorkerCtx) {
                     && !send.delivery.test
                     && let Some(pause) = &send.endpoint.pause =>
             {
-                if let Err(e) = ctx
-                    .store
-                    .unclaim(vec![(job.endpoint_id.clone(), job.delivery_id.clone())])
-                {
-                    tracing::warn!(error = %e, delivery = %job.delivery_id, "cannot return a delivery to pending yet; the dispatcher retries");
-                    owe(&ctx, &job);
-                }
+                give_back(&ctx, &job);
                 tell(&ctx, &job.endpoint_id, Some(pause));
             }
             Ok(Some(send)) => {
@@ -184,13 +166,14 @@ fn announce(before: &Endpoint, after: &Endpoint) {
     }
 }
 
-/// A claimed delivery this worker did not start, that the store could not take back now: the
-/// dispatcher gives it back once the store answers (it is never left `sending`).
-fn owe(ctx: &WorkerCtx, job: &Job) {
-    let _ = ctx.done.send(Control::GiveBack(vec![(
-        job.endpoint_id.clone(),
-        job.delivery_id.clone(),
-    )]));
+/// A claimed delivery this worker did not start goes back to `pending`; if the store cannot
+/// take it back now, the dispatcher does once it answers (it is never left `sending`).
+fn give_back(ctx: &WorkerCtx, job: &Job) {
+    let claim = Claim::new(&job.endpoint_id, &job.delivery_id);
+    if let Err(e) = ctx.store.unclaim(vec![claim.clone()]) {
+        tracing::warn!(error = %e, delivery = %job.delivery_id, "cannot return a delivery to pending yet; the dispatcher retries");
+        let _ = ctx.done.send(Control::GiveBack(vec![claim]));
+    }
 }
 
 /// Tells the dispatcher where the endpoint's pause stands.

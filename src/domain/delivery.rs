@@ -243,6 +243,23 @@ impl DeliveryFilter {
     }
 }
 
+/// One pending delivery of one endpoint, as the dispatcher asks the queue to claim it, and
+/// as the queue answers, hands back or the dispatcher hands out what was claimed.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Claim {
+    pub endpoint_id: String,
+    pub delivery_id: String,
+}
+
+impl Claim {
+    pub fn new(endpoint_id: impl Into<String>, delivery_id: impl Into<String>) -> Self {
+        Self {
+            endpoint_id: endpoint_id.into(),
+            delivery_id: delivery_id.into(),
+        }
+    }
+}
+
 /// What a worker needs to send one delivery.
 #[derive(Debug, Clone)]
 pub struct SendJob {

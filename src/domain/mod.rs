@@ -16,7 +16,9 @@ pub mod stats;
 pub mod time;
 
 pub use customer::{ApiKeyRecord, Customer};
-pub use delivery::{Delivery, DeliveryError, DeliveryFilter, DeliveryStatus, Outcome, SendJob};
+pub use delivery::{
+    Claim, Delivery, DeliveryError, DeliveryFilter, DeliveryStatus, Outcome, SendJob,
+};
 pub use endpoint::{Endpoint, EndpointPatch, NewEndpoint, OldSecret};
 pub use event::{Accepted, Event, EventType, NewEvent};
 pub use hold::Pause;

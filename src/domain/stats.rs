@@ -76,6 +76,23 @@ pub fn endpoint_scope(endpoint_id: &str) -> String {
     format!("ep:{endpoint_id}")
 }
 
+/// Whose deliveries a row of per-minute counters counts: every delivery, or one endpoint's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Counted<'a> {
+    All,
+    Endpoint(&'a str),
+}
+
+impl Counted<'_> {
+    /// The scope as the stores key their rows.
+    pub fn key(self) -> String {
+        match self {
+            Counted::All => ALL.to_owned(),
+            Counted::Endpoint(id) => endpoint_scope(id),
+        }
+    }
+}
+
 /// The minute (ms since the epoch, floored) a time falls in.
 pub fn minute_of(at_ms: i64) -> i64 {
     at_ms.div_euclid(MINUTE_MS) * MINUTE_MS

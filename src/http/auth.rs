@@ -62,8 +62,10 @@ async fn caller(req: &HttpRequest) -> Result<Caller, ApiError> {
     if let Some(token) =
         bearer(req).filter(|t| t.starts_with(crate::domain::ApiKey::CUSTOMER_PREFIX))
     {
-        let (store, hash) = (st.store.clone(), hash_token(token));
-        let found = super::blocking(move || store.lookup_key(&hash).map_err(ApiError::from)).await;
+        let hash = hash_token(token);
+        let found = st
+            .run(move |store| store.lookup_key(&hash).map_err(ApiError::from))
+            .await;
         match found {
             Ok(Some(owner)) => return Ok(Caller::Key(owner.customer_id)),
             Ok(None) => {}
@@ -102,15 +104,15 @@ pub fn not_for_a_key() -> ApiError {
 
 /// The operator named a customer: it must exist (404 otherwise).
 async fn existing(req: &HttpRequest, id: String) -> Result<String, ApiError> {
-    let store = AppState::of(req).store.clone();
-    super::blocking(move || {
-        store
-            .get_customer(&id)
-            .map_err(ApiError::from)?
-            .map(|c| c.id)
-            .ok_or_else(ApiError::not_found)
-    })
-    .await
+    AppState::of(req)
+        .run(move |store| -> Result<_, ApiError> {
+            store
+                .get_customer(&id)
+                .map_err(ApiError::from)?
+                .map(|c| c.id)
+                .ok_or_else(ApiError::not_found)
+        })
+        .await
 }
 
 /// `?customer_id=` of the query, if it is one (a malformed one names nobody: 404).
@@ -209,11 +211,10 @@ impl FromRequest for Customer {
                 Caller::Key(id) => Ok(Customer { id }),
                 Caller::Operator => {
                     if let Some(object) = req.match_info().get("id") {
-                        let (store, object) = (AppState::of(&req).store.clone(), object.to_owned());
-                        let owner = super::blocking(move || {
-                            store.owner_of(&object).map_err(ApiError::from)
-                        })
-                        .await?;
+                        let object = object.to_owned();
+                        let owner = AppState::of(&req)
+                            .run(move |store| store.owner_of(&object).map_err(ApiError::from))
+                            .await?;
                         return owner
                             .map(|id| Customer { id })
                             .ok_or_else(ApiError::not_found);

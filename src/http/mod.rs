@@ -83,7 +83,14 @@ impl AppState {
         let budget = self.take_sends(customer_id, usize::MAX).await?;
         let c = customer_id.to_owned();
         let done = self
-            .run(move |s| s.recover(&c, &endpoint_id, since, until, budget))
+            .run(move |s| {
+                let window = crate::store::RecoverWindow {
+                    since,
+                    until,
+                    max: budget,
+                };
+                s.recover(&c, &endpoint_id, window)
+            })
             .await;
         let made = done.as_ref().map_or(0, |r| r.made);
         self.refund_sends(customer_id, budget - made).await;
@@ -96,18 +103,28 @@ impl AppState {
     }
 
     /// Runs store work off the actix threads: `st.run(move |s| s.get_endpoint(&c, &id))`.
-    pub async fn run<T: Send + 'static>(
+    /// The one way the API, the portal and the extractors reach the store; the work's error
+    /// is theirs (a store error converts into it), and a server shutting down answers
+    /// `Unavailable`.
+    pub fn run<T, E>(
         &self,
-        f: impl FnOnce(&dyn crate::store::Store) -> crate::store::Result<T> + Send + 'static,
-    ) -> crate::store::Result<T> {
+        f: impl FnOnce(&dyn crate::store::Store) -> Result<T, E> + Send + 'static,
+    ) -> impl std::future::Future<Output = Result<T, E>> + 'static
+    where
+        T: Send + 'static,
+        E: From<crate::store::StoreError> + Send + 'static,
+    {
         let store = self.store.clone();
-        actix_web::web::block(move || f(store.as_ref()))
-            .await
-            .unwrap_or_else(|_| {
-                Err(crate::store::StoreError::Unavailable(
-                    "the server is shutting down".into(),
-                ))
-            })
+        async move {
+            actix_web::web::block(move || f(store.as_ref()))
+                .await
+                .unwrap_or_else(|_| {
+                    Err(
+                        crate::store::StoreError::Unavailable("the server is shutting down".into())
+                            .into(),
+                    )
+                })
+        }
     }
 
     /// The state of the request's app.
@@ -115,14 +132,4 @@ impl AppState {
         req.app_data::<actix_web::web::Data<AppState>>()
             .expect("AppState is registered")
     }
-}
-
-/// Runs store work on the blocking pool, never on an actix worker thread; for the API's
-/// and the portal's errors alike.
-pub async fn blocking<T, E>(f: impl FnOnce() -> Result<T, E> + Send + 'static) -> Result<T, E>
-where
-    T: Send + 'static,
-    E: From<actix_web::error::BlockingError> + Send + 'static,
-{
-    actix_web::web::block(f).await?
 }

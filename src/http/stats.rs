@@ -1,10 +1,11 @@
 //! Delivery statistics as the API route and the charts read them: which counters a scope
 //! sums (every delivery, one customer's endpoints, one endpoint), bucketed over a range.
 
-use crate::domain::stats::{self, Bucket, Counters};
+use crate::domain::stats::{self, Bucket, Counted, Counters};
 use crate::store::{Owner, PageQuery, Result, Store};
 
-/// Whose deliveries are counted.
+/// Whose deliveries are counted: what the store keeps (`Counted`), or a customer's, summed
+/// over its endpoints.
 #[derive(Debug, Clone)]
 pub enum Scope {
     All,
@@ -45,13 +46,13 @@ pub fn buckets(
     let from = stats::minute_of(since);
     let mut minutes = Vec::new();
     match scope {
-        Scope::All => minutes = store.minute_counters(stats::ALL, from, until)?,
+        Scope::All => minutes = store.minute_counters(Counted::All, from, until)?,
         Scope::Endpoint(id) => {
-            minutes = store.minute_counters(&stats::endpoint_scope(id), from, until)?
+            minutes = store.minute_counters(Counted::Endpoint(id), from, until)?
         }
         Scope::Customer(c) => {
             for id in endpoint_ids(store, c)? {
-                minutes.extend(store.minute_counters(&stats::endpoint_scope(&id), from, until)?);
+                minutes.extend(store.minute_counters(Counted::Endpoint(&id), from, until)?);
             }
         }
     }

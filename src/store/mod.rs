@@ -14,8 +14,9 @@ mod types;
 
 pub use error::{OpenError, Result, StoreError};
 pub use types::{
-    BacklogHook, CommitHook, Faults, FileIdentity, IDEMPOTENCY_TTL_MS, IdempotencyKey, Ingested,
-    KeyOwner, Owner, Page, PageQuery, Ready, file_identity,
+    Backlog, BacklogHook, CommitHook, Faults, FileIdentity, IDEMPOTENCY_TTL_MS, IdempotencyKey,
+    Ingested, KeyOwner, Owner, Page, PageQuery, Pruned, QueueCounts, Ready, RecoverWindow,
+    TestSent, file_identity,
 };
 
 use std::path::Path;
@@ -26,8 +27,8 @@ use futures_util::future::BoxFuture;
 use crate::domain::session::Session;
 use crate::domain::time::Clock;
 use crate::domain::{
-    ApiKeyRecord, Customer, Delivery, DeliveryFilter, Endpoint, EndpointPatch, Event, EventType,
-    NewEndpoint, NewEvent, Outcome, Pause, SendJob,
+    ApiKeyRecord, Claim, Customer, Delivery, DeliveryFilter, Endpoint, EndpointPatch, Event,
+    EventType, NewEndpoint, NewEvent, Outcome, Pause, SendJob,
 };
 
 /// The engine itself: its health, its clock, how it backs up, its lifecycle.
@@ -178,25 +179,17 @@ pub trait Endpoints {
         id: &str,
         keep_old_for_secs: u64,
     ) -> Result<Endpoint>;
-    /// A test event of `event_type` (default: the first subscribed) to this endpoint only;
-    /// returns (event id, delivery id).
+    /// A test event of `event_type` (default: the first subscribed) to this endpoint only.
     fn send_test(
         &self,
         customer_id: &str,
         id: &str,
         event_type: Option<String>,
-    ) -> Result<(String, String)>;
-    /// Resends, once per event, oldest event first and at most `max`, the latest failed or
-    /// interrupted delivery in the window that did not succeed since and is not on its way;
-    /// returns how many it resent and how many more it could (`max` 0 only counts them).
-    fn recover(
-        &self,
-        customer_id: &str,
-        id: &str,
-        since: i64,
-        until: Option<i64>,
-        max: usize,
-    ) -> Result<Recovery>;
+    ) -> Result<TestSent>;
+    /// Resends, once per event, oldest event first and at most the window's `max`, the
+    /// latest failed or interrupted delivery in the window that did not succeed since and is
+    /// not on its way; returns how many it resent and how many more it could.
+    fn recover(&self, customer_id: &str, id: &str, window: RecoverWindow) -> Result<Recovery>;
 }
 
 /// What a recover did: deliveries resent, and how many more it would resend (beyond its
@@ -244,9 +237,8 @@ pub trait DeliveryLog {
     fn resend_delivery(&self, customer_id: &str, id: &str) -> Result<Delivery>;
 }
 
-/// A claim's answer: the (endpoint, delivery) pairs that were still pending and are now
-/// durably claimed.
-pub type ClaimReply = Box<dyn FnOnce(Result<Vec<(String, String)>>) + Send>;
+/// A claim's answer: the deliveries that were still pending and are now durably claimed.
+pub type ClaimReply = Box<dyn FnOnce(Result<Vec<Claim>>) + Send>;
 
 /// The queue of record, as the dispatcher and the workers use it. At most once: a delivery
 /// is claimed (durably marked as possibly sent) before any POST, and a claim that was not
@@ -254,13 +246,13 @@ pub type ClaimReply = Box<dyn FnOnce(Result<Vec<(String, String)>>) + Send>;
 pub trait Queue {
     /// Claims these pending deliveries in one commit; `then` gets the ones that were still
     /// pending once that is durable.
-    fn claim_then(&self, ids: Vec<(String, String)>, then: ClaimReply);
+    fn claim_then(&self, ids: Vec<Claim>, then: ClaimReply);
     /// Hands claims that no worker started back to `pending`.
-    fn unclaim(&self, ids: Vec<(String, String)>) -> Result<()>;
+    fn unclaim(&self, ids: Vec<Claim>) -> Result<()>;
     /// Up to `limit` pending delivery ids of one endpoint after `after`, oldest first.
     fn pending_of(&self, endpoint_id: &str, after: &str, limit: usize) -> Result<Vec<String>>;
     /// Every endpoint with pending deliveries, with its rate limit.
-    fn endpoints_with_pending(&self) -> Result<Vec<(String, Option<u32>)>>;
+    fn endpoints_with_pending(&self) -> Result<Vec<Backlog>>;
     /// What a worker needs for a claimed delivery; `None` if it was deleted meanwhile.
     fn load_send_job(&self, delivery_id: &str) -> Result<Option<SendJob>>;
     /// Records a worker's result, without waiting.
@@ -269,8 +261,8 @@ pub trait Queue {
     fn fail_unsent(&self, endpoint_id: String, delivery_id: String, detail: String);
     /// At start: what the last process had claimed becomes `interrupted`. Returns how many.
     fn interrupt_in_flight(&self) -> Result<usize>;
-    /// (pending, claimed) counts, for /metrics.
-    fn queue_counts(&self) -> Result<(u64, u64)>;
+    /// What waits and what is claimed, for /metrics, the status and the dashboard.
+    fn queue_counts(&self) -> Result<QueueCounts>;
 }
 
 /// A change of an endpoint's pause, given the stored one (engines may call it again when a
@@ -329,11 +321,11 @@ pub trait Holds: Queue {
 /// Delivery statistics: per-minute counters (outcomes, duration histogram) that each commit
 /// group adds to, never a scan of the deliveries.
 pub trait Stats {
-    /// The minutes of `scope` (`stats::ALL` or `stats::endpoint_scope(id)`) with counts,
-    /// from `since` (inclusive) to `until` (exclusive), oldest first.
+    /// The minutes of `scope` with counts, from `since` (inclusive) to `until` (exclusive),
+    /// oldest first.
     fn minute_counters(
         &self,
-        scope: &str,
+        scope: crate::domain::stats::Counted<'_>,
         since: i64,
         until: i64,
     ) -> Result<Vec<(i64, crate::domain::stats::Counters)>>;
@@ -343,17 +335,12 @@ pub trait Stats {
 pub trait Retention {
     /// Deletes, in one small transaction, events created before `cutoff_ms` after `after`
     /// with their deliveries, reading at most `max`; an event with a delivery pending or in
-    /// flight is kept. Returns the last event read (to continue after) and how many went;
-    /// `None` when the old events are all read.
-    fn prune_before(
-        &self,
-        cutoff_ms: i64,
-        after: &str,
-        max: usize,
-    ) -> Result<(Option<String>, usize)>;
-    /// Forgets Idempotency-Keys older than a day, and expired portal sessions; at most
-    /// `max` per call.
-    fn prune_idempotency(&self, max: usize) -> Result<usize>;
+    /// flight is kept.
+    fn prune_before(&self, cutoff_ms: i64, after: &str, max: usize) -> Result<Pruned>;
+    /// Forgets what has expired: Idempotency-Keys older than a day, portal sessions and
+    /// sign-in links past their time, statistics older than they are kept; at most `max` of
+    /// each per call. Returns the most of one kind it removed (`max`: call again).
+    fn prune_expired(&self, max: usize) -> Result<usize>;
 }
 
 /// Portal sessions, stored (as hashes of their tokens) so that a restart signs no one out.

@@ -1,7 +1,7 @@
 //! The values the store contract passes besides domain records: pages and whose records a
-//! list reads, deliveries made ready
-//! by a commit, key owners, idempotency keys, what an ingest came to, a file's identity, and
-//! the faults a test can switch on.
+//! list reads, deliveries made ready by a commit, queue counts, a prune step, a test send,
+//! key owners, idempotency keys, what an ingest came to, a file's identity, and the faults a
+//! test can switch on.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -37,6 +37,44 @@ impl<'a> Owner<'a> {
             Owner::Everyone => None,
         }
     }
+}
+
+/// An endpoint with pending deliveries, and its rate limit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Backlog {
+    pub endpoint_id: String,
+    pub rate_limit_per_sec: Option<u32>,
+}
+
+/// Deliveries in the queue: waiting, and claimed (possibly being sent).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QueueCounts {
+    pub pending: u64,
+    pub claimed: u64,
+}
+
+/// What one step of pruning came to: the last event it read (to carry on after) and how many
+/// events went; `last` is `None` once the old events are all read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Pruned {
+    pub last: Option<String>,
+    pub removed: usize,
+}
+
+/// What a recover resends: the failed and interrupted deliveries created from `since` to
+/// `until` (ms since the epoch; open-ended with `None`), at most `max` (0: only counts them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecoverWindow {
+    pub since: i64,
+    pub until: Option<i64>,
+    pub max: usize,
+}
+
+/// A test send: the test event and its one delivery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TestSent {
+    pub event_id: String,
+    pub delivery_id: String,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -82,7 +120,7 @@ pub type CommitHook = Box<dyn Fn(Vec<Ready>) + Send + Sync>;
 
 /// Called when other nodes made work: endpoints with pending deliveries, with their rate
 /// limits, to be read from the store.
-pub type BacklogHook = Box<dyn Fn(Vec<(String, Option<u32>)>) + Send + Sync>;
+pub type BacklogHook = Box<dyn Fn(Vec<Backlog>) + Send + Sync>;
 
 /// Which customer a bearer API key belongs to. Kept in memory so authentication never blocks.
 #[derive(Debug, Clone)]

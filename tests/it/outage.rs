@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use serde_json::json;
+use webhooks::domain::Claim;
 
 use crate::support::Proc;
 use crate::support::{Api, Receiver, on_postgres, wait_for};
@@ -416,8 +417,8 @@ fn a_failed_claim_group_never_hands_back_a_delivery_under_way() {
         ds.into_iter().next().unwrap()
     };
     let (d1, d2) = (delivery_of(&accepted[0].id), delivery_of(&accepted[1].id));
-    let pair = |d: &webhooks::domain::Delivery| vec![(d.endpoint_id.clone(), d.id.clone())];
-    let claim = |ids: Vec<(String, String)>| {
+    let pair = |d: &webhooks::domain::Delivery| vec![Claim::new(&d.endpoint_id, &d.id)];
+    let claim = |ids: Vec<Claim>| {
         let (tx, rx) = std::sync::mpsc::channel();
         store.claim_then(
             ids,

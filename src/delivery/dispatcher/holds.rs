@@ -5,19 +5,20 @@ use std::time::Instant;
 
 use super::{COOLING, Hold, Lanes};
 use crate::delivery::limit::{Limit, START};
+use crate::domain::Claim;
 
 impl Lanes {
     /// A paused endpoint: it claims and hands out nothing until `until` (its next check);
     /// returns its claimed deliveries, to be given back to `pending`. What it had queued is
     /// read again from the store when it resumes, in order.
-    pub fn hold(&mut self, endpoint: &str, until: Instant) -> Vec<(String, String)> {
+    pub fn hold(&mut self, endpoint: &str, until: Instant) -> Vec<Claim> {
         let lane = self.lane(endpoint, None);
         lane.hold = Some(Hold::Until(until));
         lane.queue.clear();
         lane.reread();
         lane.claimed
             .drain(..)
-            .map(|id| (endpoint.to_owned(), id))
+            .map(|id| Claim::new(endpoint, id))
             .collect()
     }
 

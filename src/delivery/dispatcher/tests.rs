@@ -24,26 +24,15 @@ fn fill(l: &mut Lanes, ep: &str, n: usize) {
 }
 
 /// Finishes every send of `ep` handed out at `at`, each answered after `took`.
-pub(super) fn finish(
-    l: &mut Lanes,
-    ep: &str,
-    handed: &[(String, String)],
-    at: Instant,
-    took: Duration,
-) {
-    for (e, _) in handed.iter().filter(|(e, _)| e == ep) {
-        l.on_done(e, at, took, Signal::Answered, at + took);
+pub(super) fn finish(l: &mut Lanes, ep: &str, handed: &[Claim], at: Instant, took: Duration) {
+    for c in handed.iter().filter(|c| c.endpoint_id == ep) {
+        l.on_done(&c.endpoint_id, at, took, Signal::Answered, at + took);
     }
 }
 
 /// Claims and hands out to idle workers through `span` from `t`, in small steps (new POSTs
 /// are paced over the receiver's time), as the dispatcher's loop does.
-fn hand_out_over(
-    l: &mut Lanes,
-    workers: usize,
-    t: Instant,
-    span: Duration,
-) -> Vec<(String, String)> {
+fn hand_out_over(l: &mut Lanes, workers: usize, t: Instant, span: Duration) -> Vec<Claim> {
     let mut out = Vec::new();
     for i in 0..=32u32 {
         let at = t + span * i / 32;
@@ -146,8 +135,16 @@ fn an_endpoint_waiting_within_its_share_stops_others_from_growing() {
     // A newcomer whose claims are still being committed: `a` keeps to its share.
     fill(&mut l, "ep_b", 50);
     let asked = l.to_claim(0);
-    let b_asked: Vec<_> = asked.iter().filter(|(e, _)| e == "ep_b").cloned().collect();
-    let a_asked: Vec<_> = asked.iter().filter(|(e, _)| e == "ep_a").cloned().collect();
+    let b_asked: Vec<_> = asked
+        .iter()
+        .filter(|c| c.endpoint_id == "ep_b")
+        .cloned()
+        .collect();
+    let a_asked: Vec<_> = asked
+        .iter()
+        .filter(|c| c.endpoint_id == "ep_a")
+        .cloned()
+        .collect();
     assert_eq!(b_asked.len(), 4, "b's small start");
     l.on_claimed(&a_asked, a_asked.clone());
     let mut got = Vec::new();
@@ -159,11 +156,11 @@ fn an_endpoint_waiting_within_its_share_stops_others_from_growing() {
         ));
     }
     assert_eq!(got.len(), 16, "a: its share only, while b waits");
-    assert!(got.iter().all(|(e, _)| e == "ep_a"));
+    assert!(got.iter().all(|c| c.endpoint_id == "ep_a"));
     // b's claim lands: it is handed out at once, from the idle workers.
     l.on_claimed(&b_asked, b_asked.clone());
     let got = l.hand_out(48, true, t1 + Duration::from_millis(5));
-    assert_eq!(got.iter().filter(|(e, _)| e == "ep_b").count(), 4);
+    assert_eq!(got.iter().filter(|c| c.endpoint_id == "ep_b").count(), 4);
 }
 
 #[test]
@@ -184,7 +181,7 @@ fn a_blackholed_endpoint_cannot_take_the_pool_from_a_newcomer() {
     claim_all(&mut l, t0);
     let got = l.hand_out(12, true, t0);
     assert_eq!(got.len(), 4, "the newcomer is served at once");
-    assert!(got.iter().all(|(e, _)| e == "ep_new"));
+    assert!(got.iter().all(|c| c.endpoint_id == "ep_new"));
 }
 
 #[test]
@@ -198,8 +195,14 @@ fn several_slow_endpoints_together_hold_at_most_half_the_pool() {
     for _ in 0..12 {
         claim_all(&mut l, t);
         let handed = l.hand_out(16 - l.in_flight(), true, t);
-        for (e, _) in &handed {
-            l.on_done(e, t, Duration::from_secs(2), Signal::Answered, t);
+        for c in &handed {
+            l.on_done(
+                &c.endpoint_id,
+                t,
+                Duration::from_secs(2),
+                Signal::Answered,
+                t,
+            );
         }
         t += Duration::from_secs(2);
     }
@@ -208,7 +211,7 @@ fn several_slow_endpoints_together_hold_at_most_half_the_pool() {
     fill(&mut l, "ep_ok", 5);
     claim_all(&mut l, t);
     let got = l.hand_out(8, true, t);
-    assert!(got.len() == 4 && got.iter().all(|(e, _)| e == "ep_ok"));
+    assert!(got.len() == 4 && got.iter().all(|c| c.endpoint_id == "ep_ok"));
 }
 
 #[test]
@@ -218,7 +221,7 @@ fn a_rate_limited_backlog_does_not_keep_a_quick_endpoint_from_idle_workers() {
     l.on_ready("ep_slowrate", "r2".into(), Some(1));
     let t1 = grown(&mut l, Duration::from_millis(5));
     let got = hand_out_over(&mut l, 64, t1, Duration::from_millis(5));
-    let a = got.iter().filter(|(e, _)| e == "ep_a").count();
+    let a = got.iter().filter(|c| c.endpoint_id == "ep_a").count();
     assert!(
         a > 16,
         "a grows while the rate-limited lane only waits for its clock: {a}"
@@ -312,7 +315,7 @@ fn a_paused_endpoint_gives_back_its_claims_and_sends_one_alone_after_its_check()
     // Its receiver is down: what was claimed and not started goes back; nothing more.
     let until = t0 + Duration::from_secs(1);
     let back = l.hold("ep_a", until);
-    assert!(back.iter().all(|(e, _)| e == "ep_a"));
+    assert!(back.iter().all(|c| c.endpoint_id == "ep_a"));
     finish(&mut l, "ep_a", &out, t0, MS);
     l.on_refill("ep_a", ids("ep_a", 20)[4..].to_vec(), LANE_WINDOW);
     assert_eq!(claim_all(&mut l, t0), 0, "a paused endpoint claims nothing");
@@ -327,7 +330,7 @@ fn a_paused_endpoint_gives_back_its_claims_and_sends_one_alone_after_its_check()
     let probe = l.hand_out(64, true, until);
     assert_eq!(
         probe,
-        vec![("ep_a".to_owned(), ids("ep_a", 20)[4].clone())],
+        vec![Claim::new("ep_a", ids("ep_a", 20)[4].clone())],
         "the oldest"
     );
     assert_eq!(claim_all(&mut l, until), 0, "nothing beside it");
@@ -543,49 +546,4 @@ fn a_closing_receiver_behind_a_backlog_of_five_is_never_overflowed_and_kept_busy
             "{threads} threads: {took:?} against a bound of {bound:?}"
         );
     }
-}
-
-#[test]
-fn scratch_distant() {
-    let mut l = Lanes::new(512, 64);
-    let n = 10_000;
-    let mut queued = 0;
-    let t0 = Instant::now();
-    let mut serving: Vec<(Instant, Instant)> = Vec::new();
-    let mut done = 0;
-    let mut t = t0;
-    let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
-    let mut lim = Vec::new();
-    while done < n {
-        while queued < n && l.queued() < LANE_WINDOW / 2 {
-            l.on_ready("ep_a", format!("d{queued:06}"), None);
-            queued += 1;
-        }
-        let (ended, going): (Vec<_>, Vec<_>) = serving.into_iter().partition(|(e, _)| *e <= t);
-        serving = going;
-        for (_, handed) in ended {
-            l.on_done("ep_a", handed, t - handed, Signal::Answered, t);
-            done += 1;
-        }
-        claim_all(&mut l, t);
-        for _ in l.hand_out(512 - l.in_flight(), true, t) {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            let ms = 55.0 * (0.9 + (seed % 2001) as f64 / 10_000.0);
-            serving.push((t + Duration::from_secs_f64(ms / 1000.0), t));
-        }
-        if lim.last() != l.limit_of("ep_a").as_ref() {
-            lim.push(l.limit_of("ep_a").unwrap_or(0));
-            eprintln!("{:?} {:?}", t - t0, l.limit_of("ep_a"));
-        }
-        let next = serving
-            .iter()
-            .map(|(e, _)| *e)
-            .chain(l.next_wakeup(t))
-            .min();
-        let Some(next) = next else { break };
-        t = next.max(t + Duration::from_micros(1));
-    }
-    eprintln!("took {:?} for {done}", t - t0);
 }

@@ -4,7 +4,7 @@ use std::io::Read;
 
 use actix_web::{HttpResponse, web};
 
-use super::{State, blocking};
+use super::{State, resource};
 use crate::error::{ApiError, ErrorBody};
 use crate::http::auth::Admin;
 
@@ -18,15 +18,15 @@ pub const INODE_HEADER: &str = "x-webhooks-data-inode";
         (status = 401, body = ErrorBody),
         (status = 409, description = "not_supported: a PostgreSQL deployment is backed up with pg_dump", body = ErrorBody)))]
 pub async fn backup(_: Admin, st: State) -> Result<HttpResponse, ApiError> {
-    let store = st.store.clone();
-    let identity = store.data_identity();
-    let file = blocking(move || {
-        let tmp = tempfile::NamedTempFile::new().map_err(ApiError::internal)?;
-        store.backup_to(tmp.path())?;
-        // The open handle outlives the name: nothing is left behind on disk.
-        tmp.reopen().map_err(ApiError::internal)
-    })
-    .await?;
+    let identity = st.store.data_identity();
+    let file = st
+        .run(move |store| -> Result<_, ApiError> {
+            let tmp = tempfile::NamedTempFile::new().map_err(ApiError::internal)?;
+            store.backup_to(tmp.path())?;
+            // The open handle outlives the name: nothing is left behind on disk.
+            tmp.reopen().map_err(ApiError::internal)
+        })
+        .await?;
     let chunks = futures_util::stream::unfold(Some(file), |file| async move {
         let mut file = file?;
         let read = web::block(move || {
@@ -61,3 +61,14 @@ pub async fn backup(_: Admin, st: State) -> Result<HttpResponse, ApiError> {
         ))
         .streaming(chunks))
 }
+
+/// The backup route.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    use web::post;
+    cfg.service(resource("/api/v1/backup").route(post().to(backup)));
+}
+
+/// This file's part of the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(backup))]
+pub struct Doc;

@@ -5,7 +5,7 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 
 use super::views::{ApiKeyCreated, ApiKeyView, CustomerCreated, CustomerView, List};
-use super::{ListParams, State, blocking};
+use super::{ListParams, State, resource};
 use crate::domain::IdKind;
 use crate::domain::input::validate_text;
 use crate::domain::time::rfc3339;
@@ -48,13 +48,13 @@ pub async fn list_customers(
     st: State,
     q: web::Query<ListParams>,
 ) -> Result<HttpResponse, ApiError> {
-    let store = st.store.clone();
     let q = q.into_inner();
-    let page = blocking(move || {
-        let page = page_query(q.limit.as_deref(), q.before.as_deref())?;
-        Ok(store.list_customers(page)?)
-    })
-    .await?;
+    let page = st
+        .run(move |store| -> Result<_, ApiError> {
+            let page = page_query(q.limit.as_deref(), q.before.as_deref())?;
+            Ok(store.list_customers(page)?)
+        })
+        .await?;
     Ok(HttpResponse::Ok().json(List::from_page(page, CustomerView::from)))
 }
 
@@ -156,12 +156,12 @@ pub async fn list_api_keys(
     let q = q.into_inner();
     let page = page_query(q.limit.as_deref(), q.before.as_deref())?;
     let (limit, before) = (page.limit, q.before.clone());
-    let store = st.store.clone();
-    let keys = blocking(move || {
-        store.get_customer(&id)?.ok_or(ApiError::not_found())?;
-        Ok(store.list_api_keys(&id)?)
-    })
-    .await?;
+    let keys = st
+        .run(move |store| -> Result<_, ApiError> {
+            store.get_customer(&id)?.ok_or(ApiError::not_found())?;
+            Ok(store.list_api_keys(&id)?)
+        })
+        .await?;
     // Newest first; a customer has few keys, so they are paged in memory.
     let mut rest = keys
         .into_iter()
@@ -186,3 +186,43 @@ pub async fn delete_api_key(
     st.run(move |s| s.delete_api_key(&id, &key_id)).await?;
     Ok(HttpResponse::NoContent().finish())
 }
+
+/// The operator's customer routes.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    use web::{delete, get, post};
+    cfg.service(
+        resource("/api/v1/customers")
+            .route(post().to(create_customer))
+            .route(get().to(list_customers)),
+    )
+    .service(
+        resource("/api/v1/customers/{id}")
+            .route(get().to(get_customer))
+            .route(delete().to(delete_customer)),
+    )
+    .service(resource("/api/v1/customers/{id}/sessions").route(delete().to(end_sessions)))
+    .service(resource("/api/v1/customers/{id}/portal-links").route(post().to(create_portal_link)))
+    .service(
+        resource("/api/v1/customers/{id}/api-keys")
+            .route(post().to(create_api_key))
+            .route(get().to(list_api_keys)),
+    )
+    .service(
+        resource("/api/v1/customers/{id}/api-keys/{key_id}").route(delete().to(delete_api_key)),
+    );
+}
+
+/// This file's part of the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(
+    create_customer,
+    list_customers,
+    get_customer,
+    delete_customer,
+    end_sessions,
+    create_portal_link,
+    create_api_key,
+    list_api_keys,
+    delete_api_key
+))]
+pub struct Doc;

@@ -5,7 +5,7 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 
 use super::views::{DeliveryView, List};
-use super::{State, blocking};
+use super::{State, resource};
 use crate::domain::DeliveryFilter;
 use crate::domain::{DeliveryStatus, IdKind};
 use crate::error::{ApiError, ErrorBody};
@@ -109,12 +109,12 @@ pub async fn list_deliveries(
             a => a,
         },
     };
-    let store = st.store.clone();
-    let page = blocking(move || {
-        let page = page_query(q.limit.as_deref(), q.before.as_deref())?;
-        Ok(store.list_deliveries(who.owner(), &filter, page)?)
-    })
-    .await?;
+    let page = st
+        .run(move |store| -> Result<_, ApiError> {
+            let page = page_query(q.limit.as_deref(), q.before.as_deref())?;
+            Ok(store.list_deliveries(who.owner(), &filter, page)?)
+        })
+        .await?;
     Ok(HttpResponse::Ok().json(List::from_page(page, DeliveryView::from)))
 }
 
@@ -147,3 +147,16 @@ pub async fn resend_delivery(
     let d = st.run(move |s| s.resend_delivery(&who.id, &id)).await?;
     Ok(HttpResponse::Accepted().json(DeliveryView::from(d)))
 }
+
+/// The delivery log's routes.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    use web::{get, post};
+    cfg.service(resource("/api/v1/deliveries").route(get().to(list_deliveries)))
+        .service(resource("/api/v1/deliveries/{id}").route(get().to(get_delivery)))
+        .service(resource("/api/v1/deliveries/{id}/resend").route(post().to(resend_delivery)));
+}
+
+/// This file's part of the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(list_deliveries, get_delivery, resend_delivery))]
+pub struct Doc;

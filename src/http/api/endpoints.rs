@@ -5,7 +5,7 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 
 use super::views::{EndpointView, FailedWaiting, List, Recovered, SecretView, TestSent};
-use super::{ListParams, State, blocking};
+use super::{ListParams, State, resource};
 use crate::domain::input::{TargetUrl, validate_headers, validate_text};
 use crate::domain::time::parse_rfc3339;
 use crate::domain::{Endpoint, EndpointPatch, NewEndpoint};
@@ -203,22 +203,22 @@ pub async fn list_endpoints(
     st: State,
     q: web::Query<ListParams>,
 ) -> Result<HttpResponse, ApiError> {
-    let store = st.store.clone();
     let q = q.into_inner();
-    let page = blocking(move || {
-        let page = page_query(q.limit.as_deref(), q.before.as_deref())?;
-        let page = store.list_endpoints(who.owner(), page)?;
-        let data = page
-            .data
-            .into_iter()
-            .map(|e| view(store.as_ref(), e))
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(crate::store::Page {
-            data,
-            next: page.next,
+    let page = st
+        .run(move |store| -> Result<_, ApiError> {
+            let page = page_query(q.limit.as_deref(), q.before.as_deref())?;
+            let page = store.list_endpoints(who.owner(), page)?;
+            let data = page
+                .data
+                .into_iter()
+                .map(|e| view(store, e))
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(crate::store::Page {
+                data,
+                next: page.next,
+            })
         })
-    })
-    .await?;
+        .await?;
     Ok(HttpResponse::Ok().json(List::from_page(page, |v| v)))
 }
 
@@ -368,10 +368,10 @@ pub async fn send_test(
     let id = IdKind::Endpoint.check(id.into_inner())?;
     st.charge_send(&who.id).await?;
     let event = body.0.event;
-    let (event_id, delivery_id) = st.run(move |s| s.send_test(&who.id, &id, event)).await?;
+    let sent = st.run(move |s| s.send_test(&who.id, &id, event)).await?;
     Ok(HttpResponse::Accepted().json(TestSent {
-        event_id,
-        delivery_id,
+        event_id: sent.event_id,
+        delivery_id: sent.delivery_id,
     }))
 }
 
@@ -405,3 +405,40 @@ pub async fn recover(
         left: r.left,
     }))
 }
+
+/// The endpoint routes.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    use web::{delete, get, patch, post};
+    cfg.service(
+        resource("/api/v1/endpoints")
+            .route(get().to(list_endpoints))
+            .route(post().to(create_endpoint)),
+    )
+    .service(
+        resource("/api/v1/endpoints/{id}")
+            .route(get().to(get_endpoint))
+            .route(patch().to(update_endpoint))
+            .route(delete().to(delete_endpoint)),
+    )
+    .service(resource("/api/v1/endpoints/{id}/rotate-secret").route(post().to(rotate_secret)))
+    .service(resource("/api/v1/endpoints/{id}/test").route(post().to(send_test)))
+    .service(resource("/api/v1/endpoints/{id}/recover").route(post().to(recover)))
+    .service(resource("/api/v1/endpoints/{id}/resume").route(post().to(resume)))
+    .service(resource("/api/v1/endpoints/{id}/fail-waiting").route(post().to(fail_waiting)));
+}
+
+/// This file's part of the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(
+    list_endpoints,
+    create_endpoint,
+    get_endpoint,
+    update_endpoint,
+    delete_endpoint,
+    rotate_secret,
+    send_test,
+    recover,
+    resume,
+    fail_waiting
+))]
+pub struct Doc;

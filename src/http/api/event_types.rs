@@ -6,7 +6,7 @@ use serde_json::value::RawValue;
 use utoipa::ToSchema;
 
 use super::views::{EventTypeList, EventTypeView};
-use super::{ListParams, State, blocking};
+use super::{ListParams, State, resource};
 use crate::error::{ApiError, ErrorBody};
 use crate::http::auth::{Admin, AnyRole};
 use crate::http::body::{Json, page_query};
@@ -39,13 +39,13 @@ pub async fn list_event_types(
     st: State,
     q: web::Query<ListParams>,
 ) -> Result<HttpResponse, ApiError> {
-    let store = st.store.clone();
     let q = q.into_inner();
-    let page = blocking(move || {
-        let page = page_query(q.limit.as_deref(), q.before.as_deref())?;
-        Ok(store.list_event_types(page)?)
-    })
-    .await?;
+    let page = st
+        .run(move |store| -> Result<_, ApiError> {
+            let page = page_query(q.limit.as_deref(), q.before.as_deref())?;
+            Ok(store.list_event_types(page)?)
+        })
+        .await?;
     Ok(HttpResponse::Ok().json(EventTypeList {
         data: page.data.into_iter().map(EventTypeView::from).collect(),
         next: page.next,
@@ -70,3 +70,18 @@ pub async fn create_event_type(
     let et = st.run(move |s| s.create_event_type(et)).await?;
     Ok(HttpResponse::Created().json(EventTypeView::from(et)))
 }
+
+/// The catalog's routes.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    use web::{get, post};
+    cfg.service(
+        resource("/api/v1/event-types")
+            .route(get().to(list_event_types))
+            .route(post().to(create_event_type)),
+    );
+}
+
+/// This file's part of the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(list_event_types, create_event_type))]
+pub struct Doc;

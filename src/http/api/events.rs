@@ -7,7 +7,7 @@ use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 
 use super::views::{AcceptedList, AcceptedView, DeliveryView, EventDetail, EventView, List};
-use super::{ListParams, State, blocking};
+use super::{ListParams, State, resource};
 use crate::domain::IdKind;
 use crate::domain::input::validate_data;
 use crate::domain::secret::hex;
@@ -141,13 +141,13 @@ pub async fn list_events(
     st: State,
     q: web::Query<ListParams>,
 ) -> Result<HttpResponse, ApiError> {
-    let store = st.store.clone();
     let q = q.into_inner();
-    let page = blocking(move || {
-        let page = page_query(q.limit.as_deref(), q.before.as_deref())?;
-        Ok(store.list_events(who.owner(), page)?)
-    })
-    .await?;
+    let page = st
+        .run(move |store| -> Result<_, ApiError> {
+            let page = page_query(q.limit.as_deref(), q.before.as_deref())?;
+            Ok(store.list_events(who.owner(), page)?)
+        })
+        .await?;
     Ok(HttpResponse::Ok().json(List::from_page(page, EventView::from)))
 }
 
@@ -169,3 +169,21 @@ pub async fn get_event(
         deliveries: deliveries.into_iter().map(DeliveryView::from).collect(),
     }))
 }
+
+/// The event routes.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    use web::{get, post};
+    cfg.service(
+        resource("/api/v1/events")
+            .route(post().to(create_event))
+            .route(get().to(list_events)),
+    )
+    // Before `{id}`, which would take `batch` for an id.
+    .service(resource("/api/v1/events/batch").route(post().to(create_events)))
+    .service(resource("/api/v1/events/{id}").route(get().to(get_event)));
+}
+
+/// This file's part of the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(create_event, create_events, list_events, get_event))]
+pub struct Doc;

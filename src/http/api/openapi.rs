@@ -1,7 +1,7 @@
 //! The OpenAPI document, generated from the handlers' annotations, with the error answers
 //! every route can give added in one place.
 
-use actix_web::HttpResponse;
+use actix_web::{HttpResponse, web};
 use utoipa::openapi::path::ParameterIn;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{Content, Ref, RefOr, Response, ResponseBuilder};
@@ -10,9 +10,34 @@ use utoipa::{Modify, OpenApi};
 #[utoipa::path(get, path = "/api/v1/openapi.json", tag = "system",
     responses((status = 200, description = "This document", content_type = "application/json")))]
 pub async fn openapi() -> HttpResponse {
+    static JSON: std::sync::LazyLock<String> =
+        std::sync::LazyLock::new(|| document().to_json().unwrap_or_default());
     HttpResponse::Ok()
         .content_type("application/json")
-        .body(ApiDoc::openapi().to_json().unwrap_or_default())
+        .body(JSON.as_str())
+}
+
+/// The document's own route.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(super::resource("/api/v1/openapi.json").route(web::get().to(openapi)));
+}
+
+/// This file's part of the OpenAPI document.
+#[derive(OpenApi)]
+#[openapi(paths(openapi))]
+pub struct Doc;
+
+/// The whole document: every resource's part, then what every operation shares (the bearer
+/// scheme, the errors any route can answer, the links between operations).
+pub fn document() -> utoipa::openapi::OpenApi {
+    let mut doc = ApiDoc::openapi();
+    for (_, part) in super::RESOURCES {
+        doc.merge(part());
+    }
+    for modify in [&BearerAuth as &dyn Modify, &ErrorResponses, &Links] {
+        modify.modify(&mut doc);
+    }
+    doc
 }
 
 struct BearerAuth;
@@ -369,33 +394,19 @@ fn error_response(status: u16) -> Response {
         .build()
 }
 
+/// The document's head; `document` adds the routes.
 #[derive(OpenApi)]
-#[openapi(
-    info(title = "webhooks", description = "The EnableNow webhook appliance: operators post events, customers manage endpoints and read deliveries. Operator routes take the admin token, customer routes an API key, both as `Authorization: Bearer …`."),
-    paths(
-        super::healthz, super::readyz, super::metrics, super::status, super::end_operator_sessions, openapi,
-        super::customers::create_customer, super::customers::list_customers, super::customers::get_customer,
-        super::customers::delete_customer, super::customers::create_api_key, super::customers::list_api_keys,
-        super::customers::delete_api_key, super::customers::end_sessions, super::customers::create_portal_link,
-        super::events::create_event, super::events::create_events, super::events::list_events, super::events::get_event,
-        super::event_types::list_event_types, super::event_types::create_event_type,
-        super::endpoints::list_endpoints, super::endpoints::create_endpoint, super::endpoints::get_endpoint,
-        super::endpoints::update_endpoint, super::endpoints::delete_endpoint, super::endpoints::rotate_secret,
-        super::endpoints::send_test, super::endpoints::recover, super::endpoints::resume,
-        super::endpoints::fail_waiting,
-        super::deliveries::list_deliveries, super::deliveries::get_delivery, super::deliveries::resend_delivery,
-        super::stats::delivery_stats,
-        super::backup::backup,
-    ),
-    modifiers(&BearerAuth, &ErrorResponses, &Links)
-)]
+#[openapi(info(
+    title = "webhooks",
+    description = "The EnableNow webhook appliance: operators post events, customers manage endpoints and read deliveries. Operator routes take the admin token, customer routes an API key, both as `Authorization: Bearer …`."
+))]
 pub struct ApiDoc;
 
 /// The methods a documented path takes, for the `Allow` header of a 405: "GET, POST".
 pub fn allowed_methods(path: &str) -> Option<String> {
     static ALLOWED: std::sync::LazyLock<std::collections::HashMap<String, String>> =
         std::sync::LazyLock::new(|| {
-            ApiDoc::openapi()
+            document()
                 .paths
                 .paths
                 .into_iter()

@@ -5,8 +5,8 @@ use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use super::State;
 use super::views::{DeliveryStatsView, StatsBucketView};
+use super::{State, resource};
 use crate::domain::IdKind;
 use crate::domain::stats::{Bucket, MAX_BUCKETS};
 use crate::domain::time::{now_ms, parse_rfc3339, rfc3339};
@@ -118,3 +118,14 @@ pub async fn delivery_stats(
             .collect(),
     }))
 }
+
+/// The statistics route.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    use web::get;
+    cfg.service(resource("/api/v1/stats/deliveries").route(get().to(delivery_stats)));
+}
+
+/// This file's part of the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(delivery_stats))]
+pub struct Doc;

@@ -10,9 +10,7 @@ use super::log_filter::{self};
 use super::endpoint::{EndpointQuery, render_endpoint};
 use super::flash;
 use super::forms::Posted;
-use super::{
-    ConfirmPage, CustomerCtx, PortalError, blocking, customer_layout, customer_name, see_other,
-};
+use super::{ConfirmPage, CustomerCtx, PortalError, customer_layout, customer_name, see_other};
 use crate::domain::IdKind;
 use crate::domain::{Endpoint, EndpointPatch};
 use crate::http::AppState;
@@ -29,15 +27,15 @@ async fn on_own_endpoint<T: Send + 'static>(
     f: impl FnOnce(&dyn Store, Endpoint) -> Result<T, PortalError> + Send + 'static,
 ) -> Result<(String, T), PortalError> {
     let id = IdKind::Endpoint.check(path.into_inner())?;
-    let store = st.store.clone();
     let (cid, eid) = (ctx.customer_id.clone(), id.clone());
-    let out = blocking(move || {
-        let e = store
-            .get_endpoint(&cid, &eid)?
-            .ok_or(PortalError::NotFound)?;
-        f(store.as_ref(), e)
-    })
-    .await?;
+    let out = st
+        .run(move |store| -> Result<_, PortalError> {
+            let e = store
+                .get_endpoint(&cid, &eid)?
+                .ok_or(PortalError::NotFound)?;
+            f(store, e)
+        })
+        .await?;
     Ok((id, out))
 }
 
@@ -107,18 +105,18 @@ pub async fn confirm_delete(
     path: web::Path<String>,
 ) -> Result<HttpResponse, PortalError> {
     let id = IdKind::Endpoint.check(path.into_inner())?;
-    let store = st.store.clone();
     let (cid, eid) = (ctx.customer_id.clone(), id.clone());
-    let (name, ep) = blocking(move || {
-        let name = customer_name(store.as_ref(), &cid)?;
-        Ok((
-            name,
-            store
-                .get_endpoint(&cid, &eid)?
-                .ok_or(PortalError::NotFound)?,
-        ))
-    })
-    .await?;
+    let (name, ep) = st
+        .run(move |store| -> Result<_, PortalError> {
+            let name = customer_name(store, &cid)?;
+            Ok((
+                name,
+                store
+                    .get_endpoint(&cid, &eid)?
+                    .ok_or(PortalError::NotFound)?,
+            ))
+        })
+        .await?;
     super::ok_page(&ConfirmPage {
         layout: customer_layout(&st, &ctx, name, "Delete endpoint", "webhooks"),
         heading: "Delete this endpoint?".into(),
@@ -212,7 +210,14 @@ pub async fn recover(
     if form.get("confirm") != "1" {
         // First say how many, and ask.
         let count = st
-            .run(move |s| s.recover(&cid, &eid, since, None, 0))
+            .run(move |s| {
+                let count_only = crate::store::RecoverWindow {
+                    since,
+                    until: None,
+                    max: 0,
+                };
+                s.recover(&cid, &eid, count_only)
+            })
             .await?
             .left;
         if count == 0 {
@@ -221,9 +226,8 @@ pub async fn recover(
             return Ok(see_other(&format!("/webhooks/{id}#log")));
         }
         let per_min = st.limits.sends_per_min();
-        let store = st.store.clone();
         let cid = ctx.customer_id.clone();
-        let name = blocking(move || customer_name(store.as_ref(), &cid)).await?;
+        let name = st.run(move |store| customer_name(store, &cid)).await?;
         let many = if count == 1 {
             "1 failed delivery".to_owned()
         } else {

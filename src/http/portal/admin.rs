@@ -11,7 +11,7 @@ use super::flash;
 use super::forms::Posted;
 use super::sign_in::{login_page, sign_in, sign_out};
 use super::views::{TypeOption, pretty_json, short_time};
-use super::{ADMIN_COOKIE, AdminCtx, Layout, PortalError, blocking, html, see_other};
+use super::{ADMIN_COOKIE, AdminCtx, Layout, PortalError, html, see_other};
 use crate::domain::EventType;
 use crate::domain::IdKind;
 use crate::domain::NewEvent;
@@ -96,25 +96,25 @@ async fn render_console(
     forms: ConsoleForms,
     status: StatusCode,
 ) -> Result<HttpResponse, PortalError> {
-    let store = st.store.clone();
-    let (customers, types) = blocking(move || {
-        let mut customers = Vec::new();
-        let mut before: Option<String> = None;
-        loop {
-            let page = store.list_customers(PageQuery {
-                before: before.as_deref(),
-                limit: 250,
-            })?;
-            customers.extend(page.data);
-            match page.next {
-                Some(n) if customers.len() < 5000 => before = Some(n),
-                _ => break,
+    let (customers, types) = st
+        .run(move |store| -> Result<_, PortalError> {
+            let mut customers = Vec::new();
+            let mut before: Option<String> = None;
+            loop {
+                let page = store.list_customers(PageQuery {
+                    before: before.as_deref(),
+                    limit: 250,
+                })?;
+                customers.extend(page.data);
+                match page.next {
+                    Some(n) if customers.len() < 5000 => before = Some(n),
+                    _ => break,
+                }
             }
-        }
-        customers.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok((customers, store.all_event_types()?))
-    })
-    .await?;
+            customers.sort_by(|a, b| a.name.cmp(&b.name));
+            Ok((customers, store.all_event_types()?))
+        })
+        .await?;
     let mut trigger = forms.trigger.unwrap_or_default();
     if !types.iter().any(|t| t.name == trigger.event) {
         trigger.event = types.first().map(|t| t.name.clone()).unwrap_or_default();
@@ -229,19 +229,19 @@ pub async fn event(
     path: web::Path<String>,
 ) -> Result<HttpResponse, PortalError> {
     let id = IdKind::Event.check(path.into_inner())?;
-    let store = st.store.clone();
-    let (name, (event, ds)) = blocking(move || {
-        let cid = store.event_customer(&id)?.ok_or(PortalError::NotFound)?;
-        let name = store
-            .get_customer(&cid)?
-            .map(|c| c.name)
-            .unwrap_or(cid.clone());
-        Ok((
-            name,
-            store.get_event(&cid, &id)?.ok_or(PortalError::NotFound)?,
-        ))
-    })
-    .await?;
+    let (name, (event, ds)) = st
+        .run(move |store| -> Result<_, PortalError> {
+            let cid = store.event_customer(&id)?.ok_or(PortalError::NotFound)?;
+            let name = store
+                .get_customer(&cid)?
+                .map(|c| c.name)
+                .unwrap_or(cid.clone());
+            Ok((
+                name,
+                store.get_event(&cid, &id)?.ok_or(PortalError::NotFound)?,
+            ))
+        })
+        .await?;
     event_page(
         EventView {
             layout: layout(&st, &ctx, &event.event),
@@ -296,13 +296,13 @@ pub async fn new_key(
     path: web::Path<String>,
 ) -> Result<HttpResponse, PortalError> {
     let id = IdKind::Customer.check(path.into_inner())?;
-    let store = st.store.clone();
-    let (name, key) = blocking(move || {
-        let c = store.get_customer(&id)?.ok_or(PortalError::NotFound)?;
-        let (_, key) = store.create_api_key(&id)?;
-        Ok((c.name, key))
-    })
-    .await?;
+    let (name, key) = st
+        .run(move |store| -> Result<_, PortalError> {
+            let c = store.get_customer(&id)?.ok_or(PortalError::NotFound)?;
+            let (_, key) = store.create_api_key(&id)?;
+            Ok((c.name, key))
+        })
+        .await?;
     flash(
         &st,
         &ctx.token,
@@ -318,9 +318,10 @@ pub async fn confirm_delete(
     path: web::Path<String>,
 ) -> Result<HttpResponse, PortalError> {
     let id = IdKind::Customer.check(path.into_inner())?;
-    let store = st.store.clone();
     let cid = id.clone();
-    let c = blocking(move || store.get_customer(&cid)?.ok_or(PortalError::NotFound)).await?;
+    let c = st
+        .run(move |store| store.get_customer(&cid)?.ok_or(PortalError::NotFound))
+        .await?;
     super::ok_page(&ConfirmPage {
         layout: layout(&st, &ctx, "Delete customer"),
         heading: format!("Delete the customer {}?", c.name),

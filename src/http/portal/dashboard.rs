@@ -8,7 +8,7 @@ use actix_web::{HttpResponse, web};
 use askama::Template;
 
 use super::chart::Chart;
-use super::{AdminCtx, Layout, PortalError, blocking, html};
+use super::{AdminCtx, Layout, PortalError, html};
 use crate::domain::stats::{self, Bucket, Counters, HOUR_MS};
 use crate::domain::time::now_ms;
 use crate::http::AppState;
@@ -90,7 +90,7 @@ fn failing_most(
                 });
             }
             let mut sum = Counters::default();
-            for (_, c) in store.minute_counters(&stats::endpoint_scope(&e.id), since, until)? {
+            for (_, c) in store.minute_counters(stats::Counted::Endpoint(&e.id), since, until)? {
                 sum.merge(&c);
             }
             if sum.failed + sum.interrupted > 0 {
@@ -108,57 +108,57 @@ fn failing_most(
 }
 
 pub async fn dashboard(ctx: AdminCtx, st: State) -> Result<HttpResponse, PortalError> {
-    let store = st.store.clone();
     let now = now_ms();
     let minute_end = Bucket::Minute.end_of(now);
     let hour_end = Bucket::Hour.end_of(now);
-    let (counts, last_hour, day, failing, paused, read) = blocking(move || {
-        let s = store.as_ref();
-        let counts = s.queue_counts()?;
-        let last_hour = buckets(
-            s,
-            &Scope::All,
-            minute_end - HOUR_MS,
-            minute_end,
-            Bucket::Minute,
-        )?;
-        let day = buckets(
-            s,
-            &Scope::All,
-            hour_end - 24 * HOUR_MS,
-            hour_end,
-            Bucket::Hour,
-        )?;
-        let (top, paused, read) = failing_most(s, minute_end - HOUR_MS, minute_end)?;
-        let mut failing = Vec::new();
-        for (ep, customer_id, url, sum) in top {
-            let hours = buckets(
+    let (counts, last_hour, day, failing, paused, read) = st
+        .run(move |store| -> Result<_, PortalError> {
+            let s = store;
+            let counts = s.queue_counts()?;
+            let last_hour = buckets(
                 s,
-                &Scope::Endpoint(ep.clone()),
+                &Scope::All,
+                minute_end - HOUR_MS,
+                minute_end,
+                Bucket::Minute,
+            )?;
+            let day = buckets(
+                s,
+                &Scope::All,
                 hour_end - 24 * HOUR_MS,
                 hour_end,
                 Bucket::Hour,
             )?;
-            let customer = s
-                .get_customer(&customer_id)?
-                .map(|c| c.name)
-                .unwrap_or_default();
-            let bad = sum.failed + sum.interrupted;
-            failing.push(Failing {
-                paused: paused.iter().any(|p| p.endpoint_id == ep),
-                rate: format!("{:.0}%", 100.0 * bad as f64 / sum.total().max(1) as f64),
-                failed: bad,
-                total: sum.total(),
-                chart: Chart::new(&format!("{url}, deliveries per hour"), &hours, Bucket::Hour),
-                customer_id,
-                customer,
-                endpoint_id: ep,
-                url,
-            });
-        }
-        Ok((counts, last_hour, day, failing, paused, read))
-    })
-    .await?;
+            let (top, paused, read) = failing_most(s, minute_end - HOUR_MS, minute_end)?;
+            let mut failing = Vec::new();
+            for (ep, customer_id, url, sum) in top {
+                let hours = buckets(
+                    s,
+                    &Scope::Endpoint(ep.clone()),
+                    hour_end - 24 * HOUR_MS,
+                    hour_end,
+                    Bucket::Hour,
+                )?;
+                let customer = s
+                    .get_customer(&customer_id)?
+                    .map(|c| c.name)
+                    .unwrap_or_default();
+                let bad = sum.failed + sum.interrupted;
+                failing.push(Failing {
+                    paused: paused.iter().any(|p| p.endpoint_id == ep),
+                    rate: format!("{:.0}%", 100.0 * bad as f64 / sum.total().max(1) as f64),
+                    failed: bad,
+                    total: sum.total(),
+                    chart: Chart::new(&format!("{url}, deliveries per hour"), &hours, Bucket::Hour),
+                    customer_id,
+                    customer,
+                    endpoint_id: ep,
+                    url,
+                });
+            }
+            Ok((counts, last_hour, day, failing, paused, read))
+        })
+        .await?;
     let page = DashboardPage {
         layout: Layout::signed_in(
             &st,
@@ -169,8 +169,8 @@ pub async fn dashboard(ctx: AdminCtx, st: State) -> Result<HttpResponse, PortalE
             "Dashboard",
             "operator".into(),
         ),
-        pending: counts.0,
-        sending: counts.1,
+        pending: counts.pending,
+        sending: counts.claimed,
         nodes: st.store.live_nodes(),
         last_hour: Chart::new(
             "Deliveries per minute, last hour",

@@ -7,7 +7,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 
 use super::views::{pretty_json, short_time};
-use super::{AdminCtx, CustomerCtx, Layout, PortalError, blocking, customer_layout, customer_name};
+use super::{AdminCtx, CustomerCtx, Layout, PortalError, customer_layout, customer_name};
 use crate::domain::signing::webhook_headers;
 use crate::domain::time::now_ms;
 use crate::domain::{Delivery, Endpoint, Event, IdKind};
@@ -82,13 +82,13 @@ pub async fn customer_delivery(
     let id = IdKind::Delivery
         .check(path.into_inner())
         .map_err(|_| PortalError::NotFound)?;
-    let store = st.store.clone();
     let cid = ctx.customer_id.clone();
-    let (name, r) = blocking(move || {
-        let name = customer_name(store.as_ref(), &cid)?;
-        Ok((name, read(store.as_ref(), &cid, &id)?))
-    })
-    .await?;
+    let (name, r) = st
+        .run(move |store| -> Result<_, PortalError> {
+            let name = customer_name(store, &cid)?;
+            Ok((name, read(store, &cid, &id)?))
+        })
+        .await?;
     let layout = customer_layout(&st, &ctx, name, "Delivery", "webhooks");
     page(layout, None, String::new(), r, &req)
 }
@@ -107,13 +107,13 @@ pub async fn admin_delivery(
     let id = IdKind::Delivery
         .check(id)
         .map_err(|_| PortalError::NotFound)?;
-    let store = st.store.clone();
     let c = cid.clone();
-    let (name, r) = blocking(move || {
-        let name = store.get_customer(&c)?.ok_or(PortalError::NotFound)?.name;
-        Ok((name, read(store.as_ref(), &c, &id)?))
-    })
-    .await?;
+    let (name, r) = st
+        .run(move |store| -> Result<_, PortalError> {
+            let name = store.get_customer(&c)?.ok_or(PortalError::NotFound)?.name;
+            Ok((name, read(store, &c, &id)?))
+        })
+        .await?;
     let layout = super::admin::layout(&st, &ctx, "Delivery");
     page(
         layout,

@@ -14,8 +14,7 @@ use super::views::{
 };
 use super::webhooks::read_endpoint_form;
 use super::{
-    CustomerCtx, Layout, PortalError, before, blocking, customer_layout, customer_name, html,
-    see_other,
+    CustomerCtx, Layout, PortalError, before, customer_layout, customer_name, html, see_other,
 };
 use crate::domain::IdKind;
 use crate::domain::time::now_ms;
@@ -87,7 +86,6 @@ pub(super) async fn render_endpoint(
     recover_error: Option<String>,
     status: StatusCode,
 ) -> Result<HttpResponse, PortalError> {
-    let store = st.store.clone();
     let cid = ctx.customer_id.clone();
     let EndpointQuery {
         before,
@@ -98,49 +96,43 @@ pub(super) async fn render_endpoint(
     let hours = if range == "7d" { 7 * 24 } else { 24 };
     let until = crate::domain::stats::Bucket::Hour.end_of(now_ms());
     let since = until - hours * crate::domain::stats::HOUR_MS;
-    let (name, ep, log, types, buckets, filter, waiting, health) = blocking(move || {
-        let name = customer_name(store.as_ref(), &cid)?;
-        let ep = store
-            .get_endpoint(&cid, &id)?
-            .ok_or(PortalError::NotFound)?;
-        let waiting = match ep.pause {
-            Some(_) if ep.enabled => {
-                store.waiting(&id, crate::http::api::endpoints::WAITING_CAP)?
-            }
-            _ => 0,
-        };
-        let base = DeliveryFilter {
-            endpoint_id: Some(id.clone()),
-            ..Default::default()
-        };
-        let (health, _) = super::views::endpoint_health(store.as_ref(), &cid, &id, now_ms())?;
-        let log = log_filter::load(
-            store.as_ref(),
-            &cid,
-            base,
-            &mut filter,
-            before.as_deref(),
-            25,
-        )?;
-        let buckets = crate::http::stats::buckets(
-            store.as_ref(),
-            &crate::http::stats::Scope::Endpoint(id.clone()),
-            since,
-            until,
-            crate::domain::stats::Bucket::Hour,
-        )?;
-        Ok((
-            name,
-            ep,
-            log,
-            store.all_event_types()?,
-            buckets,
-            filter,
-            waiting,
-            health,
-        ))
-    })
-    .await?;
+    let (name, ep, log, types, buckets, filter, waiting, health) = st
+        .run(move |store| -> Result<_, PortalError> {
+            let name = customer_name(store, &cid)?;
+            let ep = store
+                .get_endpoint(&cid, &id)?
+                .ok_or(PortalError::NotFound)?;
+            let waiting = match ep.pause {
+                Some(_) if ep.enabled => {
+                    store.waiting(&id, crate::http::api::endpoints::WAITING_CAP)?
+                }
+                _ => 0,
+            };
+            let base = DeliveryFilter {
+                endpoint_id: Some(id.clone()),
+                ..Default::default()
+            };
+            let (health, _) = super::views::endpoint_health(store, &cid, &id, now_ms())?;
+            let log = log_filter::load(store, &cid, base, &mut filter, before.as_deref(), 25)?;
+            let buckets = crate::http::stats::buckets(
+                store,
+                &crate::http::stats::Scope::Endpoint(id.clone()),
+                since,
+                until,
+                crate::domain::stats::Bucket::Hour,
+            )?;
+            Ok((
+                name,
+                ep,
+                log,
+                store.all_event_types()?,
+                buckets,
+                filter,
+                waiting,
+                health,
+            ))
+        })
+        .await?;
     let (deliveries, next) = match log {
         LogPage::Event(evt) => return Ok(see_other(&format!("/events/{evt}"))),
         LogPage::Rows { data, next } => (data, next),

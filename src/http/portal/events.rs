@@ -5,7 +5,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 
 use super::views::{DeliveryRow, EventRow, still_running};
-use super::{CustomerCtx, Layout, PortalError, before, blocking, customer_layout, customer_name};
+use super::{CustomerCtx, Layout, PortalError, before, customer_layout, customer_name};
 use crate::domain::{Delivery, Event, IdKind};
 use crate::http::AppState;
 use crate::store::{Owner, PageQuery};
@@ -27,31 +27,31 @@ pub async fn events(
     st: State,
     req: HttpRequest,
 ) -> Result<HttpResponse, PortalError> {
-    let store = st.store.clone();
     let cid = ctx.customer_id.clone();
     let before = before(&req);
-    let (name, rows, next, refresh) = blocking(move || {
-        let name = customer_name(store.as_ref(), &cid)?;
-        let page = store.list_events(
-            Owner::Customer(&cid),
-            PageQuery {
-                before: before.as_deref(),
-                limit: 25,
-            },
-        )?;
-        let mut rows = Vec::new();
-        let mut refresh = false;
-        for e in &page.data {
-            let ds = store
-                .get_event(&cid, &e.id)?
-                .map(|(_, d)| d)
-                .unwrap_or_default();
-            refresh |= still_running(&ds);
-            rows.push(EventRow::new(e, &ds));
-        }
-        Ok((name, rows, page.next, refresh))
-    })
-    .await?;
+    let (name, rows, next, refresh) = st
+        .run(move |store| -> Result<_, PortalError> {
+            let name = customer_name(store, &cid)?;
+            let page = store.list_events(
+                Owner::Customer(&cid),
+                PageQuery {
+                    before: before.as_deref(),
+                    limit: 25,
+                },
+            )?;
+            let mut rows = Vec::new();
+            let mut refresh = false;
+            for e in &page.data {
+                let ds = store
+                    .get_event(&cid, &e.id)?
+                    .map(|(_, d)| d)
+                    .unwrap_or_default();
+                refresh |= still_running(&ds);
+                rows.push(EventRow::new(e, &ds));
+            }
+            Ok((name, rows, page.next, refresh))
+        })
+        .await?;
     super::ok_page(&EventsPage {
         layout: customer_layout(&st, &ctx, name, "Events", "events"),
         events: rows,
@@ -112,16 +112,16 @@ pub async fn event(
     path: web::Path<String>,
 ) -> Result<HttpResponse, PortalError> {
     let id = IdKind::Event.check(path.into_inner())?;
-    let store = st.store.clone();
     let cid = ctx.customer_id.clone();
-    let (name, (event, ds)) = blocking(move || {
-        let name = customer_name(store.as_ref(), &cid)?;
-        Ok((
-            name,
-            store.get_event(&cid, &id)?.ok_or(PortalError::NotFound)?,
-        ))
-    })
-    .await?;
+    let (name, (event, ds)) = st
+        .run(move |store| -> Result<_, PortalError> {
+            let name = customer_name(store, &cid)?;
+            Ok((
+                name,
+                store.get_event(&cid, &id)?.ok_or(PortalError::NotFound)?,
+            ))
+        })
+        .await?;
     event_page(
         EventView {
             layout: customer_layout(&st, &ctx, name, &event.event, "events"),

@@ -84,7 +84,7 @@ pub async fn open(st: State, token: web::Path<String>) -> Result<HttpResponse, P
     };
     let now = st.store.clock().now_ms();
     let name = st
-        .run(move |s| {
+        .run(move |s| -> crate::store::Result<_> {
             Ok(match s.peek_portal_link(&hash, now)? {
                 Some(cid) => s.get_customer(&cid)?.map(|c| c.name),
                 None => None,

@@ -67,10 +67,3 @@ impl Portal {
         c
     }
 }
-
-/// Store work for a portal handler, off the actix threads (`crate::http::blocking`).
-pub async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, PortalError> + Send + 'static,
-) -> Result<T, PortalError> {
-    crate::http::blocking(f).await
-}

@@ -8,8 +8,8 @@ use askama::Template;
 use super::forms::{Form, Posted};
 use super::sessions::new_session;
 use super::{
-    ADMIN_COOKIE, CUSTOMER_COOKIE, CustomerCtx, LOGIN_COOKIE, Layout, PortalError, Who, blocking,
-    html, see_other,
+    ADMIN_COOKIE, CUSTOMER_COOKIE, CustomerCtx, LOGIN_COOKIE, Layout, PortalError, Who, html,
+    see_other,
 };
 use crate::domain::ApiKey;
 use crate::domain::secret::hash_token;
@@ -114,8 +114,8 @@ pub(super) async fn sign_in(
     let client = crate::http::throttle::throttle_key(ip).to_string();
     let minute = st.store.clock().now_ms() / 60_000;
     let shared = {
-        let (store, client) = (st.store.clone(), client.clone());
-        crate::http::blocking(move || {
+        let client = client.clone();
+        st.run(move |store| -> Result<_, PortalError> {
             store
                 .sign_in_failures(&client, minute)
                 .map_err(PortalError::from)
@@ -141,8 +141,8 @@ pub(super) async fn sign_in(
         let key = form.get("api_key").trim();
         // A key made on another node a moment ago is looked up before it is refused.
         let owner = if key.starts_with(ApiKey::CUSTOMER_PREFIX) {
-            let (store, hash) = (st.store.clone(), hash_token(key));
-            blocking(move || Ok(store.lookup_key(&hash)?)).await?
+            let hash = hash_token(key);
+            st.run(move |store| store.lookup_key(&hash)).await?
         } else {
             None
         };
@@ -153,13 +153,13 @@ pub(super) async fn sign_in(
     };
     let Some(who) = who else {
         sessions.failed_login(ip);
-        let store = st.store.clone();
-        if let Err(e) = crate::http::blocking(move || {
-            store
-                .sign_in_failed(&client, minute)
-                .map_err(PortalError::from)
-        })
-        .await
+        if let Err(e) = st
+            .run(move |store| -> Result<_, PortalError> {
+                store
+                    .sign_in_failed(&client, minute)
+                    .map_err(PortalError::from)
+            })
+            .await
         {
             tracing::warn!(error = %e, "cannot count a failed sign-in in the store");
         }
@@ -203,8 +203,8 @@ pub(super) async fn sign_out(
     cookie: &'static str,
     to: &str,
 ) -> Result<HttpResponse, PortalError> {
-    let (store, hash) = (st.store.clone(), hash_token(token));
-    blocking(move || Ok(store.end_session(&hash)?)).await?;
+    let hash = hash_token(token);
+    st.run(move |store| store.end_session(&hash)).await?;
     let mut resp = see_other(to);
     let _ = resp.add_removal_cookie(&st.portal.removal(cookie));
     Ok(resp)

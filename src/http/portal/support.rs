@@ -12,7 +12,7 @@ use super::flash;
 use super::forms::Posted;
 use super::log_filter::{self, LogFilter, LogPage};
 use super::views::{DeliveryRow, EndpointRow, TypeOption, short_time, still_running};
-use super::{AdminCtx, Layout, PortalError, blocking, html, see_other};
+use super::{AdminCtx, Layout, PortalError, html, see_other};
 use crate::domain::stats::{Bucket, HOUR_MS};
 use crate::domain::time::now_ms;
 use crate::domain::{DeliveryFilter, IdKind};
@@ -64,68 +64,68 @@ pub async fn customer(
     let mut filter = LogFilter::from_request(&req);
     // `?endpoint=ep_…`: the log of that endpoint only (from its row above).
     let only = super::query_param(&req, "endpoint").filter(|e| IdKind::Endpoint.matches(e));
-    let store = st.store.clone();
     let now = now_ms();
     let until = Bucket::Hour.end_of(now);
     let cid = id.clone();
-    let (customer, endpoints, events, hours, log, types, filter) = blocking(move || {
-        let s = store.as_ref();
-        let customer = s.get_customer(&cid)?.ok_or(PortalError::NotFound)?;
-        let endpoints = s
-            .list_endpoints(
-                Owner::Customer(&cid),
-                PageQuery {
-                    before: None,
-                    limit: 250,
+    let (customer, endpoints, events, hours, log, types, filter) = st
+        .run(move |store| -> Result<_, PortalError> {
+            let s = store;
+            let customer = s.get_customer(&cid)?.ok_or(PortalError::NotFound)?;
+            let endpoints = s
+                .list_endpoints(
+                    Owner::Customer(&cid),
+                    PageQuery {
+                        before: None,
+                        limit: 250,
+                    },
+                )?
+                .data;
+            // Each endpoint with its health, as the customer's list shows it.
+            let now = crate::domain::time::now_ms();
+            let mut rows = Vec::with_capacity(endpoints.len());
+            for e in &endpoints {
+                let (health, last) = super::views::endpoint_health(s, &cid, &e.id, now)?;
+                rows.push(EndpointRow::new(e, last.as_ref(), &health));
+            }
+            let endpoints = rows;
+            let events = s
+                .list_events(
+                    Owner::Customer(&cid),
+                    PageQuery {
+                        before: None,
+                        limit: 10,
+                    },
+                )?
+                .data;
+            let hours = buckets(
+                s,
+                &Scope::Customer(cid.clone()),
+                until - 24 * HOUR_MS,
+                until,
+                Bucket::Hour,
+            )?;
+            let log = log_filter::load(
+                s,
+                &cid,
+                DeliveryFilter {
+                    endpoint_id: only,
+                    ..Default::default()
                 },
-            )?
-            .data;
-        // Each endpoint with its health, as the customer's list shows it.
-        let now = crate::domain::time::now_ms();
-        let mut rows = Vec::with_capacity(endpoints.len());
-        for e in &endpoints {
-            let (health, last) = super::views::endpoint_health(s, &cid, &e.id, now)?;
-            rows.push(EndpointRow::new(e, last.as_ref(), &health));
-        }
-        let endpoints = rows;
-        let events = s
-            .list_events(
-                Owner::Customer(&cid),
-                PageQuery {
-                    before: None,
-                    limit: 10,
-                },
-            )?
-            .data;
-        let hours = buckets(
-            s,
-            &Scope::Customer(cid.clone()),
-            until - 24 * HOUR_MS,
-            until,
-            Bucket::Hour,
-        )?;
-        let log = log_filter::load(
-            s,
-            &cid,
-            DeliveryFilter {
-                endpoint_id: only,
-                ..Default::default()
-            },
-            &mut filter,
-            before.as_deref(),
-            25,
-        )?;
-        Ok((
-            customer,
-            endpoints,
-            events,
-            hours,
-            log,
-            s.all_event_types()?,
-            filter,
-        ))
-    })
-    .await?;
+                &mut filter,
+                before.as_deref(),
+                25,
+            )?;
+            Ok((
+                customer,
+                endpoints,
+                events,
+                hours,
+                log,
+                s.all_event_types()?,
+                filter,
+            ))
+        })
+        .await?;
     let (deliveries, next) = match log {
         LogPage::Event(evt) => return Ok(see_other(&format!("/admin/events/{evt}"))),
         LogPage::Rows { data, next } => (data, next),
@@ -212,7 +212,7 @@ pub async fn end_sessions(
         .map_err(|_| PortalError::NotFound)?;
     let cid = id.clone();
     let name = st
-        .run(move |s| {
+        .run(move |s| -> crate::store::Result<_> {
             let c = s
                 .get_customer(&cid)?
                 .ok_or(crate::store::StoreError::NotFound)?;

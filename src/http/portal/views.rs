@@ -49,7 +49,7 @@ pub fn endpoint_health(
     endpoint_id: &str,
     now: i64,
 ) -> crate::store::Result<(crate::domain::stats::Health, Option<Delivery>)> {
-    use crate::domain::stats::{Counters, FAILING_MIN, HOUR_MS, endpoint_scope};
+    use crate::domain::stats::{Counted, Counters, FAILING_MIN, HOUR_MS};
     let latest = store
         .list_deliveries(
             Owner::Customer(customer_id),
@@ -63,9 +63,9 @@ pub fn endpoint_health(
             },
         )?
         .data;
-    let scope = endpoint_scope(endpoint_id);
     let (mut day, mut hour) = (Counters::default(), Counters::default());
-    for (minute, c) in store.minute_counters(&scope, now - 24 * HOUR_MS, now + 60_000)? {
+    let scope = Counted::Endpoint(endpoint_id);
+    for (minute, c) in store.minute_counters(scope, now - 24 * HOUR_MS, now + 60_000)? {
         if minute >= now - HOUR_MS {
             hour.merge(&c);
         }

@@ -9,8 +9,7 @@ use super::flash;
 use super::forms::{Form, Posted};
 use super::views::{EndpointForm, EndpointRow, TypeOption};
 use super::{
-    CustomerCtx, Layout, PortalError, before, blocking, customer_layout, customer_name, html,
-    see_other,
+    CustomerCtx, Layout, PortalError, before, customer_layout, customer_name, html, see_other,
 };
 use crate::domain::NewEndpoint;
 use crate::domain::input::{TargetUrl, validate_text};
@@ -52,27 +51,27 @@ async fn render_webhooks(
     form: EndpointForm,
     status: StatusCode,
 ) -> Result<HttpResponse, PortalError> {
-    let store = st.store.clone();
     let cid = ctx.customer_id.clone();
-    let (name, endpoints, next, types) = blocking(move || {
-        let name = customer_name(store.as_ref(), &cid)?;
-        let page = store.list_endpoints(
-            Owner::Customer(&cid),
-            PageQuery {
-                before: before.as_deref(),
-                limit: 50,
-            },
-        )?;
-        let mut rows = Vec::with_capacity(page.data.len());
-        let now = now_ms();
-        for e in &page.data {
-            let (health, last) = super::views::endpoint_health(store.as_ref(), &cid, &e.id, now)?;
-            rows.push(EndpointRow::new(e, last.as_ref(), &health));
-        }
-        let types = store.all_event_types()?;
-        Ok((name, rows, page.next, types))
-    })
-    .await?;
+    let (name, endpoints, next, types) = st
+        .run(move |store| -> Result<_, PortalError> {
+            let name = customer_name(store, &cid)?;
+            let page = store.list_endpoints(
+                Owner::Customer(&cid),
+                PageQuery {
+                    before: before.as_deref(),
+                    limit: 50,
+                },
+            )?;
+            let mut rows = Vec::with_capacity(page.data.len());
+            let now = now_ms();
+            for e in &page.data {
+                let (health, last) = super::views::endpoint_health(store, &cid, &e.id, now)?;
+                rows.push(EndpointRow::new(e, last.as_ref(), &health));
+            }
+            let types = store.all_event_types()?;
+            Ok((name, rows, page.next, types))
+        })
+        .await?;
     let page = WebhooksPage {
         layout: customer_layout(st, ctx, name, "Webhooks", "webhooks"),
         endpoints,

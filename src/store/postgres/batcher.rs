@@ -22,7 +22,7 @@ use super::Connector;
 use super::group::{hand_back, unclaim, write_group};
 use super::node::Node;
 use crate::domain::time::now_ms;
-use crate::domain::{DeliveryError, Outcome, SendJob};
+use crate::domain::{Claim, DeliveryError, Outcome, SendJob};
 use crate::store::{ClaimReply, CommitHook, Faults, Result, StoreError};
 
 /// The most messages written together.
@@ -36,9 +36,9 @@ const HAND_BACK_EVERY: Duration = Duration::from_millis(500);
 const UNCERTAIN_FOR: Duration = Duration::from_secs(30);
 
 enum Msg {
-    Claim(Vec<(String, String)>, ClaimReply),
+    Claim(Vec<Claim>, ClaimReply),
     /// Claims no worker started: back to `pending`.
-    Unclaim(Vec<(String, String)>),
+    Unclaim(Vec<Claim>),
     Finish(Outcome),
     Touch(String, i64),
     Stop,
@@ -86,7 +86,7 @@ impl Batcher {
         }
     }
 
-    pub fn claim(&self, ids: Vec<(String, String)>, then: ClaimReply) {
+    pub fn claim(&self, ids: Vec<Claim>, then: ClaimReply) {
         if let Err(crossbeam_channel::SendError(Msg::Claim(_, then))) =
             self.tx.send(Msg::Claim(ids, then))
         {
@@ -98,7 +98,7 @@ impl Batcher {
 
     /// Hands claimed deliveries no worker started back to `pending`, by the tag of the claim
     /// that made them this node's; retried until written (the other nodes hear of them).
-    pub fn unclaim(&self, ids: Vec<(String, String)>) {
+    pub fn unclaim(&self, ids: Vec<Claim>) {
         let _ = self.tx.send(Msg::Unclaim(ids));
     }
 
@@ -183,7 +183,7 @@ fn run(ctx: &Ctx, rx: &Receiver<Msg>) {
             Msg::Claim(ids, then) => claims.push((ids, then)),
             Msg::Unclaim(ids) => owed.extend(
                 ids.into_iter()
-                    .filter_map(|(_, d)| held.remove(&d).map(|tag| (d, tag))),
+                    .filter_map(|c| held.remove(&c.delivery_id).map(|tag| (c.delivery_id, tag))),
             ),
             Msg::Finish(o) => {
                 held.remove(&o.delivery_id);
@@ -214,7 +214,7 @@ fn run(ctx: &Ctx, rx: &Receiver<Msg>) {
         };
         let tag = next_tag;
         next_tag += 1;
-        let mut claim_ids: Vec<(String, String)> = if refuse.is_some() {
+        let mut claim_ids: Vec<Claim> = if refuse.is_some() {
             Vec::new()
         } else {
             claims
@@ -335,12 +335,15 @@ fn with_client<T>(
 /// while its first claim was being written) must not hand one claim to two workers, which
 /// would send it twice.
 fn answer(
-    claims: Vec<(Vec<(String, String)>, ClaimReply)>,
+    claims: Vec<(Vec<Claim>, ClaimReply)>,
     mut result: Result<std::collections::HashSet<String>>,
 ) {
     for (ids, then) in claims {
         match &mut result {
-            Ok(got) => then(Ok(ids.into_iter().filter(|(_, d)| got.remove(d)).collect())),
+            Ok(got) => then(Ok(ids
+                .into_iter()
+                .filter(|c| got.remove(&c.delivery_id))
+                .collect())),
             Err(e) => then(Err(e.clone())),
         }
     }
@@ -355,16 +358,14 @@ mod tests {
     #[test]
     fn a_delivery_asked_for_twice_is_answered_as_claimed_once() {
         let told = Arc::new(Mutex::new(Vec::new()));
-        let ask = |ids: &[&str]| -> (Vec<(String, String)>, ClaimReply) {
+        let ask = |ids: &[&str]| -> (Vec<Claim>, ClaimReply) {
             let told = told.clone();
             (
-                ids.iter()
-                    .map(|d| ("ep".to_owned(), d.to_string()))
-                    .collect(),
-                Box::new(move |r: Result<Vec<(String, String)>>| {
+                ids.iter().map(|d| Claim::new("ep", *d)).collect(),
+                Box::new(move |r: Result<Vec<Claim>>| {
                     told.lock()
                         .unwrap()
-                        .extend(r.unwrap().into_iter().map(|(_, d)| d));
+                        .extend(r.unwrap().into_iter().map(|c| c.delivery_id));
                 }),
             )
         };

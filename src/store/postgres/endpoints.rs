@@ -12,7 +12,8 @@ use crate::domain::{
     Delivery, DeliveryError, Endpoint, EndpointPatch, Event, IdKind, NewEndpoint, SigningSecret,
 };
 use crate::store::{
-    Endpoints, Holds, Owner, Page, PageQuery, PauseChange, Ready, Recovery, Result, StoreError,
+    Endpoints, Holds, Owner, Page, PageQuery, PauseChange, Ready, RecoverWindow, Recovery, Result,
+    StoreError, TestSent,
 };
 
 /// The advisory-lock class that serialises resends and recovers of one endpoint.
@@ -272,7 +273,7 @@ impl Endpoints for PgStore {
         customer_id: &str,
         id: &str,
         event_type: Option<String>,
-    ) -> Result<(String, String)> {
+    ) -> Result<TestSent> {
         self.write(|tx, ready| {
             let e = owned_in(tx, customer_id, id)?;
             let name = ingest::test_type(&e, event_type);
@@ -281,21 +282,18 @@ impl Endpoints for PgStore {
             insert_events(tx, std::slice::from_ref(&event))?;
             insert_deliveries(tx, std::slice::from_ref(&d))?;
             ready.push(Ready::of(&d, &e));
-            Ok((event.id, d.id))
+            Ok(TestSent {
+                event_id: event.id,
+                delivery_id: d.id,
+            })
         })
     }
 
     /// Sends again, once per event, the latest failure in the window of an event that has not
     /// succeeded (or is not on its way) here since; serialised per endpoint, so repeating a
     /// recover never duplicates.
-    fn recover(
-        &self,
-        customer_id: &str,
-        id: &str,
-        since: i64,
-        until: Option<i64>,
-        max: usize,
-    ) -> Result<Recovery> {
+    fn recover(&self, customer_id: &str, id: &str, window: RecoverWindow) -> Result<Recovery> {
+        let RecoverWindow { since, until, max } = window;
         self.write(|tx, ready| {
             let e = owned_in(tx, customer_id, id)?;
             lock_resends(tx, &e.id)?;

@@ -8,7 +8,7 @@ use postgres::types::Type;
 use super::notify_work;
 use super::rows::{DELIVERY_COLS, EVENT_COLS, decode, delivery, event_at, prefixed};
 use crate::domain::stats::StatsDelta;
-use crate::domain::{Outcome, SendJob};
+use crate::domain::{Claim, Outcome, SendJob};
 use crate::store::{Ready, Result};
 
 /// Returns to `pending` what the groups tagged `tags` claimed and is still `sending` as this
@@ -64,7 +64,7 @@ pub(super) fn write_group(
     c: &mut Client,
     node_id: &str,
     tag: i64,
-    claim_ids: &[(String, String)],
+    claim_ids: &[Claim],
     finishes: &[Outcome],
     touches: &[(String, i64)],
 ) -> Result<Vec<SendJob>> {
@@ -94,8 +94,8 @@ pub(super) fn write_group(
         .iter()
         .map(|o| o.request_headers.as_deref())
         .collect();
-    let claim_eps: Vec<&str> = claim_ids.iter().map(|(e, _)| e.as_str()).collect();
-    let claim_ids: Vec<&str> = claim_ids.iter().map(|(_, d)| d.as_str()).collect();
+    let claim_eps: Vec<&str> = claim_ids.iter().map(|c| c.endpoint_id.as_str()).collect();
+    let claim_ids: Vec<&str> = claim_ids.iter().map(|c| c.delivery_id.as_str()).collect();
     let keys: Vec<&str> = touches.iter().map(|(k, _)| k.as_str()).collect();
     let at: Vec<i64> = touches.iter().map(|(_, t)| *t).collect();
     let mut delta = StatsDelta::default();

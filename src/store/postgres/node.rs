@@ -12,7 +12,7 @@ use postgres::fallible_iterator::FallibleIterator;
 
 use super::{Connector, KEYS_CHANNEL, PgOptions, PgStore, WORK_CHANNEL};
 use crate::domain::time::now_ms;
-use crate::store::{Queue, Result, StoreError};
+use crate::store::{Backlog, Queue, Result, StoreError};
 
 /// The advisory-lock class of webhooks' locks (the second key is the node id's hash, or 0
 /// for migrations).
@@ -292,7 +292,7 @@ pub fn listen(store: &Weak<PgStore>) {
         }
         let Some(c) = client.as_mut() else { continue };
         let mut broken = false;
-        let mut work: Vec<(String, Option<u32>)> = Vec::new();
+        let mut work: Vec<Backlog> = Vec::new();
         let mut everything = false;
         let mut keys_changed = false;
         let mut notes = c.notifications();
@@ -316,7 +316,10 @@ pub fn listen(store: &Weak<PgStore>) {
                             Some((id, r)) => (id, r.parse().ok()),
                             None => (ep, None),
                         };
-                        work.push((id.to_owned(), rate));
+                        work.push(Backlog {
+                            endpoint_id: id.to_owned(),
+                            rate_limit_per_sec: rate,
+                        });
                     }
                 }
                 Ok(None) => break,

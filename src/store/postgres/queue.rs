@@ -8,8 +8,8 @@ use super::PgStore;
 use super::node::INTERRUPTED_DETAIL;
 use super::rows::{DELIVERY_COLS, EVENT_COLS, decode, delivery, event_at, prefixed};
 use crate::domain::time::now_ms;
-use crate::domain::{Endpoint, Outcome, SendJob};
-use crate::store::{ClaimReply, Faults, Queue, Result, StoreError};
+use crate::domain::{Claim, Endpoint, Outcome, SendJob};
+use crate::store::{Backlog, ClaimReply, Faults, Queue, QueueCounts, Result, StoreError};
 
 /// Marks this node's claims `interrupted`: they may have been sent.
 pub(super) fn interrupt_own(store: &PgStore) -> Result<usize> {
@@ -33,22 +33,22 @@ pub(super) fn interrupt_own(store: &PgStore) -> Result<usize> {
 }
 
 impl Queue for PgStore {
-    fn claim_then(&self, ids: Vec<(String, String)>, then: ClaimReply) {
+    fn claim_then(&self, ids: Vec<Claim>, then: ClaimReply) {
         self.batcher.claim(ids, then);
     }
 
     /// Hands back claims no worker started (still this node's, still `sending`, and by the
     /// very claim that made them so): through the batcher, which retries until it is written
     /// and tells every node. Never fails here.
-    fn unclaim(&self, ids: Vec<(String, String)>) -> Result<()> {
+    fn unclaim(&self, ids: Vec<Claim>) -> Result<()> {
         {
             let mut prepared = self
                 .batcher
                 .prepared
                 .lock()
                 .unwrap_or_else(|e| e.into_inner());
-            for (_, id) in &ids {
-                prepared.remove(id);
+            for c in &ids {
+                prepared.remove(&c.delivery_id);
             }
         }
         self.batcher.unclaim(ids);
@@ -71,7 +71,7 @@ impl Queue for PgStore {
         .collect())
     }
 
-    fn endpoints_with_pending(&self) -> Result<Vec<(String, Option<u32>)>> {
+    fn endpoints_with_pending(&self) -> Result<Vec<Backlog>> {
         let mut c = self.conn()?;
         // A loose index scan: one probe per endpoint, not one row per pending delivery.
         let rows = c.query(
@@ -89,7 +89,10 @@ impl Queue for PgStore {
         rows.iter()
             .map(|r| {
                 let e: Endpoint = decode(r.get::<_, &str>(1))?;
-                Ok((r.get(0), e.rate_limit_per_sec))
+                Ok(Backlog {
+                    endpoint_id: r.get(0),
+                    rate_limit_per_sec: e.rate_limit_per_sec,
+                })
             })
             .collect()
     }
@@ -153,7 +156,7 @@ impl Queue for PgStore {
         interrupt_own(self)
     }
 
-    fn queue_counts(&self) -> Result<(u64, u64)> {
+    fn queue_counts(&self) -> Result<QueueCounts> {
         let mut c = self.conn()?;
         let row = c.query_one(
             "SELECT count(*) FILTER (WHERE status = 'pending'),
@@ -161,6 +164,9 @@ impl Queue for PgStore {
              FROM deliveries WHERE status IN ('pending', 'sending')",
             &[],
         )?;
-        Ok((row.get::<_, i64>(0) as u64, row.get::<_, i64>(1) as u64))
+        Ok(QueueCounts {
+            pending: row.get::<_, i64>(0) as u64,
+            claimed: row.get::<_, i64>(1) as u64,
+        })
     }
 }

@@ -3,15 +3,10 @@
 
 use super::PgStore;
 use crate::domain::{IdKind, ids};
-use crate::store::{IDEMPOTENCY_TTL_MS, Result, Retention};
+use crate::store::{IDEMPOTENCY_TTL_MS, Pruned, Result, Retention};
 
 impl Retention for PgStore {
-    fn prune_before(
-        &self,
-        cutoff_ms: i64,
-        after: &str,
-        max: usize,
-    ) -> Result<(Option<String>, usize)> {
+    fn prune_before(&self, cutoff_ms: i64, after: &str, max: usize) -> Result<Pruned> {
         let bound = ids::lower_bound_at(IdKind::Event, cutoff_ms.max(0) as u64);
         let start = if after.is_empty() { "evt_" } else { after };
         self.write(|tx, _| {
@@ -30,11 +25,14 @@ impl Retention for PgStore {
                                  AND d.status IN ('pending', 'sending'))",
                 &[&old],
             )?;
-            Ok((last, deleted as usize))
+            Ok(Pruned {
+                last,
+                removed: deleted as usize,
+            })
         })
     }
 
-    fn prune_idempotency(&self, max: usize) -> Result<usize> {
+    fn prune_expired(&self, max: usize) -> Result<usize> {
         let now = self.clock.now_ms();
         self.write(|tx, _| {
             let keys = tx.execute(

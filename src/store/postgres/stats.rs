@@ -2,7 +2,7 @@
 //! per-minute rows (one upsert inside the group's statement); reads sum over nodes.
 
 use super::PgStore;
-use crate::domain::stats::{Counters, StatsDelta};
+use crate::domain::stats::{Counted, Counters, StatsDelta};
 use crate::store::{Result, Stats};
 
 /// The counters of a group as statement parameters: scope, minute, succeeded, failed,
@@ -104,7 +104,13 @@ pub(super) fn add(
 }
 
 impl Stats for PgStore {
-    fn minute_counters(&self, scope: &str, since: i64, until: i64) -> Result<Vec<(i64, Counters)>> {
+    fn minute_counters(
+        &self,
+        scope: Counted<'_>,
+        since: i64,
+        until: i64,
+    ) -> Result<Vec<(i64, Counters)>> {
+        let scope = scope.key();
         let mut c = self.conn()?;
         let rows = c.query(
             "SELECT minute, succeeded, failed, interrupted, durations FROM delivery_stats

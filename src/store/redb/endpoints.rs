@@ -15,7 +15,8 @@ use crate::domain::{
     DeliveryError, DeliveryStatus, EndpointPatch, IdKind, NewEndpoint, SigningSecret,
 };
 use crate::store::{
-    Endpoints, Holds, Owner, Page, PageQuery, PauseChange, Ready, Recovery, Result, StoreError,
+    Endpoints, Holds, Owner, Page, PageQuery, PauseChange, Ready, RecoverWindow, Recovery, Result,
+    StoreError, TestSent,
 };
 
 pub(super) fn get_in(tx: &WriteTransaction, id: &str) -> Result<Option<Endpoint>> {
@@ -270,7 +271,7 @@ impl Endpoints for RedbStore {
         customer_id: &str,
         id: &str,
         event_type: Option<String>,
-    ) -> Result<(String, String)> {
+    ) -> Result<TestSent> {
         let (cid, id) = (customer_id.to_owned(), id.to_owned());
         let ids = self.ids.clone();
         self.write(move |ctx| {
@@ -283,21 +284,18 @@ impl Endpoints for RedbStore {
             super::events::put_new(ctx.tx, &event)?;
             DeliveryTables::open(ctx)?.insert_pending(&d)?;
             ctx.ready.push(Ready::of(&d, &e));
-            Ok((event.id, d.id))
+            Ok(TestSent {
+                event_id: event.id,
+                delivery_id: d.id,
+            })
         })
     }
 
     /// Sends again, once per event, what failed or was interrupted on this endpoint in
     /// [since, until]: an event that has since succeeded here, or is on its way, is skipped, so
     /// repeating a recover never duplicates. Returns how many deliveries it made.
-    fn recover(
-        &self,
-        customer_id: &str,
-        id: &str,
-        since: i64,
-        until: Option<i64>,
-        max: usize,
-    ) -> Result<Recovery> {
+    fn recover(&self, customer_id: &str, id: &str, window: RecoverWindow) -> Result<Recovery> {
+        let RecoverWindow { since, until, max } = window;
         // Choose in a read transaction (a long history is read without holding the writer)…
         let candidates = self.read(|tx| {
             let endpoint: Option<Endpoint> = tx

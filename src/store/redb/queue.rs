@@ -10,14 +10,14 @@ use super::RedbStore;
 use super::deliveries::{DeliveryTables, ReadView};
 use super::records::{DeliveryRow, Endpoint, EventRow, ResultRow, decode, decode_bin};
 use super::tables::*;
-use crate::domain::{DeliveryError, DeliveryStatus, Outcome, SendJob};
-use crate::store::{ClaimReply, Faults, Queue, Result, StoreError};
+use crate::domain::{Claim, DeliveryError, DeliveryStatus, Outcome, SendJob};
+use crate::store::{Backlog, ClaimReply, Faults, Queue, QueueCounts, Result, StoreError};
 
-/// Groups (endpoint, delivery) pairs by endpoint, ids ascending.
-fn by_endpoint(ids: Vec<(String, String)>) -> BTreeMap<String, Vec<String>> {
+/// Groups claims by endpoint, ids ascending.
+fn by_endpoint(ids: Vec<Claim>) -> BTreeMap<String, Vec<String>> {
     let mut m: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for (ep, dlv) in ids {
-        m.entry(ep).or_default().push(dlv);
+    for c in ids {
+        m.entry(c.endpoint_id).or_default().push(c.delivery_id);
     }
     for v in m.values_mut() {
         v.sort_unstable();
@@ -30,14 +30,14 @@ impl Queue for RedbStore {
     /// Claims these pending deliveries in one commit by moving their endpoints' marks: from
     /// here on they count as possibly sent. `then` gets the ones that were still pending
     /// (others were deleted or ended) once that is durable.
-    fn claim_then(&self, ids: Vec<(String, String)>, then: ClaimReply) {
+    fn claim_then(&self, ids: Vec<Claim>, then: ClaimReply) {
         self.writer.submit_then(
             move |ctx| {
                 let mut dt = DeliveryTables::open(ctx)?;
                 let mut claimed = Vec::with_capacity(ids.len());
                 for (ep, dlvs) in by_endpoint(ids) {
                     for id in dt.claim(&ep, &dlvs)? {
-                        claimed.push((ep.clone(), id));
+                        claimed.push(Claim::new(&ep, id));
                     }
                 }
                 Ok(claimed)
@@ -47,11 +47,11 @@ impl Queue for RedbStore {
     }
 
     /// Puts claimed deliveries that no worker started back to `pending` (at shutdown).
-    fn unclaim(&self, ids: Vec<(String, String)>) -> Result<()> {
+    fn unclaim(&self, ids: Vec<Claim>) -> Result<()> {
         self.write(move |ctx| {
             let mut dt = DeliveryTables::open(ctx)?;
-            for (ep, dlv) in ids {
-                dt.unclaim(&ep, &dlv)?;
+            for c in ids {
+                dt.unclaim(&c.endpoint_id, &c.delivery_id)?;
             }
             Ok(())
         })
@@ -71,7 +71,7 @@ impl Queue for RedbStore {
     }
 
     /// Every endpoint that has pending deliveries, with its rate limit.
-    fn endpoints_with_pending(&self) -> Result<Vec<(String, Option<u32>)>> {
+    fn endpoints_with_pending(&self) -> Result<Vec<Backlog>> {
         self.read(|tx| {
             let view = ReadView::open(tx)?;
             let index = tx.open_table(ENDPOINT_DELIVERIES)?;
@@ -82,7 +82,10 @@ impl Queue for RedbStore {
                 let ep = k.value();
                 if !view.pending_of(&index, ep, "", 1)?.is_empty() {
                     let rate = decode::<Endpoint>(raw.value())?.rate_limit_per_sec;
-                    v.push((ep.to_owned(), rate));
+                    v.push(Backlog {
+                        endpoint_id: ep.to_owned(),
+                        rate_limit_per_sec: rate,
+                    });
                 }
             }
             Ok(v)
@@ -169,7 +172,7 @@ impl Queue for RedbStore {
 
     /// Deliveries waiting in the store and claimed, for /metrics: counters the writer keeps
     /// in the commits that change them.
-    fn queue_counts(&self) -> Result<(u64, u64)> {
+    fn queue_counts(&self) -> Result<QueueCounts> {
         self.read(|tx| {
             let meta = tx.open_table(META)?;
             let get = |key: &str| -> Result<u64> {
@@ -178,7 +181,10 @@ impl Queue for RedbStore {
                     .and_then(|v| <[u8; 8]>::try_from(v.value()).ok())
                     .map_or(0, |b| i64::from_le_bytes(b).max(0) as u64))
             };
-            Ok((get("queue_pending")?, get("queue_sending")?))
+            Ok(QueueCounts {
+                pending: get("queue_pending")?,
+                claimed: get("queue_sending")?,
+            })
         })
     }
 }

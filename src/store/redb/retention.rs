@@ -8,19 +8,13 @@ use super::deliveries::DeliveryTables;
 use super::records::{EventRow, IdempotencyRecord, decode, decode_bin};
 use super::tables::*;
 use crate::domain::{DeliveryStatus, IdKind, ids};
-use crate::store::{IDEMPOTENCY_TTL_MS, Result, Retention};
+use crate::store::{IDEMPOTENCY_TTL_MS, Pruned, Result, Retention};
 
 impl Retention for RedbStore {
     /// Deletes, in one small transaction, old events (created before `cutoff_ms`) after
     /// `after` with their deliveries, reading at most `max`. An event with a delivery still
-    /// pending or in flight is kept. Returns the last event read (to continue after) and how
-    /// many went; `None` when the old events are all read.
-    fn prune_before(
-        &self,
-        cutoff_ms: i64,
-        after: &str,
-        max: usize,
-    ) -> Result<(Option<String>, usize)> {
+    /// pending or in flight is kept.
+    fn prune_before(&self, cutoff_ms: i64, after: &str, max: usize) -> Result<Pruned> {
         let bound = ids::lower_bound_at(IdKind::Event, cutoff_ms.max(0) as u64);
         let after = after.to_owned();
         self.write(move |ctx| {
@@ -67,12 +61,14 @@ impl Retention for RedbStore {
                 by_customer.remove((e.customer_id.as_str(), e.id.as_str()))?;
                 deleted += 1;
             }
-            Ok((last, deleted))
+            Ok(Pruned {
+                last,
+                removed: deleted,
+            })
         })
     }
 
-    /// Forgets Idempotency-Keys older than a day; at most `max` per call.
-    fn prune_idempotency(&self, max: usize) -> Result<usize> {
+    fn prune_expired(&self, max: usize) -> Result<usize> {
         let now = self.clock.now_ms();
         self.write(move |ctx| {
             let mut table = ctx.tx.open_table(IDEMPOTENCY)?;

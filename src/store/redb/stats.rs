@@ -3,11 +3,18 @@
 use super::RedbStore;
 use super::records::decode_bin;
 use super::tables::STATS;
-use crate::domain::stats::Counters;
+use crate::domain::stats::{Counted, Counters};
 use crate::store::{Result, Stats};
 
 impl Stats for RedbStore {
-    fn minute_counters(&self, scope: &str, since: i64, until: i64) -> Result<Vec<(i64, Counters)>> {
+    fn minute_counters(
+        &self,
+        scope: Counted<'_>,
+        since: i64,
+        until: i64,
+    ) -> Result<Vec<(i64, Counters)>> {
+        let scope = scope.key();
+        let scope = scope.as_str();
         self.read(|tx| {
             let table = tx.open_table(STATS)?;
             let mut v = Vec::new();

@@ -25,6 +25,7 @@ use std::sync::Arc;
 use futures_util::future::BoxFuture;
 
 use crate::domain::session::Session;
+use crate::domain::stats::Counted;
 use crate::domain::time::Clock;
 use crate::domain::{
     ApiKeyRecord, Claim, Customer, Delivery, DeliveryFilter, Endpoint, EndpointPatch, Event,
@@ -318,17 +319,15 @@ pub trait Holds: Queue {
     }
 }
 
+/// Minutes (ms since the epoch) with their counters, oldest first.
+pub type Minutes = Vec<(i64, crate::domain::stats::Counters)>;
+
 /// Delivery statistics: per-minute counters (outcomes, duration histogram) that each commit
 /// group adds to, never a scan of the deliveries.
 pub trait Stats {
     /// The minutes of `scope` with counts, from `since` (inclusive) to `until` (exclusive),
     /// oldest first.
-    fn minute_counters(
-        &self,
-        scope: crate::domain::stats::Counted<'_>,
-        since: i64,
-        until: i64,
-    ) -> Result<Vec<(i64, crate::domain::stats::Counters)>>;
+    fn minute_counters(&self, scope: Counted<'_>, since: i64, until: i64) -> Result<Minutes>;
 }
 
 /// Forgetting what is old, in small steps.

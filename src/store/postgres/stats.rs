@@ -3,7 +3,7 @@
 
 use super::PgStore;
 use crate::domain::stats::{Counted, Counters, StatsDelta};
-use crate::store::{Result, Stats};
+use crate::store::{Minutes, Result, Stats};
 
 /// The counters of a group as statement parameters: scope, minute, succeeded, failed,
 /// interrupted, durations (an array literal per row), sorted by key so that concurrent
@@ -104,12 +104,7 @@ pub(super) fn add(
 }
 
 impl Stats for PgStore {
-    fn minute_counters(
-        &self,
-        scope: Counted<'_>,
-        since: i64,
-        until: i64,
-    ) -> Result<Vec<(i64, Counters)>> {
+    fn minute_counters(&self, scope: Counted<'_>, since: i64, until: i64) -> Result<Minutes> {
         let scope = scope.key();
         let mut c = self.conn()?;
         let rows = c.query(

@@ -3,16 +3,11 @@
 use super::RedbStore;
 use super::records::decode_bin;
 use super::tables::STATS;
-use crate::domain::stats::{Counted, Counters};
-use crate::store::{Result, Stats};
+use crate::domain::stats::Counted;
+use crate::store::{Minutes, Result, Stats};
 
 impl Stats for RedbStore {
-    fn minute_counters(
-        &self,
-        scope: Counted<'_>,
-        since: i64,
-        until: i64,
-    ) -> Result<Vec<(i64, Counters)>> {
+    fn minute_counters(&self, scope: Counted<'_>, since: i64, until: i64) -> Result<Minutes> {
         let scope = scope.key();
         let scope = scope.as_str();
         self.read(|tx| {

@@ -253,23 +253,20 @@ fn bootstrap(
         return Ok(None);
     }
     // Nodes starting together on a new database may both get here: one wins each step.
-    let (customer_id, api_key) = match store.find_customer("default")? {
-        Some(c) => {
-            let (rec, key) = store.create_api_key(&c.id)?;
-            (c.id, (rec.id, key))
-        }
+    let (customer_id, key) = match store.find_customer("default")? {
+        Some(c) => (c.id.clone(), store.create_api_key(&c.id)?),
         None => match store.create_customer("default".into()) {
-            Ok((c, rec, key)) => (c.id, (rec.id, key)),
+            Ok(made) => (made.customer.id, made.key),
             Err(StoreError::Invalid(_)) => {
                 let c = store
                     .find_customer("default")?
                     .ok_or(StoreError::NotFound)?;
-                let (rec, key) = store.create_api_key(&c.id)?;
-                (c.id, (rec.id, key))
+                (c.id.clone(), store.create_api_key(&c.id)?)
             }
             Err(e) => return Err(e),
         },
     };
+    let api_key = (key.record.id, key.plaintext);
     let admin_token = given_token.map_or_else(
         || ApiKey::generate(ApiKey::ADMIN_PREFIX).as_str().to_owned(),
         str::to_owned,

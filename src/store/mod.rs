@@ -15,8 +15,8 @@ mod types;
 pub use error::{OpenError, Result, StoreError};
 pub use types::{
     Backlog, BacklogHook, CommitHook, Faults, FileIdentity, IDEMPOTENCY_TTL_MS, IdempotencyKey,
-    Ingested, KeyOwner, Owner, Page, PageQuery, Pruned, QueueCounts, Ready, RecoverWindow,
-    TestSent, file_identity,
+    Ingested, KeyOwner, NewCustomer, NewKey, Owner, Page, PageQuery, Pruned, QueueCounts, Ready,
+    RecoverWindow, TestSent, file_identity,
 };
 
 use std::path::Path;
@@ -96,7 +96,7 @@ pub trait Keys {
     /// Records a key's use, without waiting.
     fn touch_api_key(&self, key_id: &str, at: i64);
     /// A further key; the plaintext is returned only here.
-    fn create_api_key(&self, customer_id: &str) -> Result<(ApiKeyRecord, String)>;
+    fn create_api_key(&self, customer_id: &str) -> Result<NewKey>;
     fn list_api_keys(&self, customer_id: &str) -> Result<Vec<ApiKeyRecord>>;
     fn delete_api_key(&self, customer_id: &str, key_id: &str) -> Result<()>;
 }
@@ -105,7 +105,7 @@ pub trait Keys {
 pub trait Customers {
     /// A new customer and its first API key (the plaintext is returned only here). Names
     /// are unique (422 `name_taken`).
-    fn create_customer(&self, name: String) -> Result<(Customer, ApiKeyRecord, String)>;
+    fn create_customer(&self, name: String) -> Result<NewCustomer>;
     fn get_customer(&self, id: &str) -> Result<Option<Customer>>;
     /// A customer by id, or else by name.
     fn find_customer(&self, name_or_id: &str) -> Result<Option<Customer>>;

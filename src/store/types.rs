@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 
-use crate::domain::{Accepted, Delivery, Endpoint};
+use crate::domain::{Accepted, ApiKeyRecord, Customer, Delivery, Endpoint};
 
 /// One page of a list: the rows and the id (or name) to pass as `before` for the next one.
 #[derive(Debug, Clone)]
@@ -37,6 +37,20 @@ impl<'a> Owner<'a> {
             Owner::Everyone => None,
         }
     }
+}
+
+/// A key just made: its record, and its plaintext, which is never stored and shown once.
+#[derive(Debug, Clone)]
+pub struct NewKey {
+    pub record: ApiKeyRecord,
+    pub plaintext: String,
+}
+
+/// A customer just made, with its first key.
+#[derive(Debug, Clone)]
+pub struct NewCustomer {
+    pub customer: Customer,
+    pub key: NewKey,
 }
 
 /// An endpoint with pending deliveries, and its rate limit.

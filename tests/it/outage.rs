@@ -381,7 +381,7 @@ fn a_failed_claim_group_never_hands_back_a_delivery_under_way() {
         },
     )
     .unwrap_or_else(|e| panic!("open: {e}"));
-    let (customer, _, _) = store.create_customer("claims".into()).unwrap();
+    let customer = store.create_customer("claims".into()).unwrap().customer;
     let endpoint = NewEndpoint {
         url: TargetUrl::parse("http://127.0.0.1:9/never").unwrap(),
         events: vec!["*".into()],

@@ -31,12 +31,13 @@ pub async fn create_customer(
 ) -> Result<HttpResponse, ApiError> {
     let name = body.value.name.trim().to_owned();
     validate_text("name", &name, false)?;
-    let (c, _, key) = st.run(move |s| s.create_customer(name)).await?;
+    let made = st.run(move |s| s.create_customer(name)).await?;
+    let c = made.customer;
     Ok(HttpResponse::Created().json(CustomerCreated {
         id: c.id,
         name: c.name,
         created_at: rfc3339(c.created_at),
-        api_key: key,
+        api_key: made.key.plaintext,
     }))
 }
 
@@ -135,11 +136,11 @@ pub async fn create_api_key(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = IdKind::Customer.check(id.into_inner())?;
-    let (rec, key) = st.run(move |s| s.create_api_key(&id)).await?;
+    let made = st.run(move |s| s.create_api_key(&id)).await?;
     Ok(HttpResponse::Created().json(ApiKeyCreated {
-        id: rec.id,
-        api_key: key,
-        created_at: rfc3339(rec.created_at),
+        id: made.record.id,
+        api_key: made.plaintext,
+        created_at: rfc3339(made.record.created_at),
     }))
 }
 

@@ -271,9 +271,12 @@ pub async fn create_customer(
     }
     let n = name.clone();
     match st.run(move |s| s.create_customer(n)).await {
-        Ok((c, _, key)) => {
-            let msg = format!("Customer {} created. Its API key, shown only now:", c.name);
-            flash(&st, &ctx.token, msg, Some(key));
+        Ok(made) => {
+            let msg = format!(
+                "Customer {} created. Its API key, shown only now:",
+                made.customer.name
+            );
+            flash(&st, &ctx.token, msg, Some(made.key.plaintext));
             // To the message holding the key, not past it.
             Ok(see_other("/admin#flash"))
         }
@@ -299,7 +302,7 @@ pub async fn new_key(
     let (name, key) = st
         .run(move |store| -> Result<_, PortalError> {
             let c = store.get_customer(&id)?.ok_or(PortalError::NotFound)?;
-            let (_, key) = store.create_api_key(&id)?;
+            let key = store.create_api_key(&id)?.plaintext;
             Ok((c.name, key))
         })
         .await?;

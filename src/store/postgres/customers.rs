@@ -2,8 +2,8 @@
 
 use super::PgStore;
 use crate::domain::time::now_ms;
-use crate::domain::{ApiKey, ApiKeyRecord, Customer, IdKind, ValidationError};
-use crate::store::{Customers, Page, PageQuery, Result, StoreError};
+use crate::domain::{ApiKey, Customer, IdKind, ValidationError};
+use crate::store::{Customers, NewCustomer, NewKey, Page, PageQuery, Result, StoreError};
 
 fn customer(row: &postgres::Row) -> Customer {
     Customer {
@@ -14,7 +14,7 @@ fn customer(row: &postgres::Row) -> Customer {
 }
 
 impl Customers for PgStore {
-    fn create_customer(&self, name: String) -> Result<(Customer, ApiKeyRecord, String)> {
+    fn create_customer(&self, name: String) -> Result<NewCustomer> {
         let c = Customer {
             id: self.ids.next(IdKind::Customer),
             name,
@@ -37,7 +37,13 @@ impl Customers for PgStore {
             super::keys::insert(tx, &record)
         })?;
         self.keys.remember(key.hash(), &record);
-        Ok((c, record, key.as_str().to_owned()))
+        Ok(NewCustomer {
+            customer: c,
+            key: NewKey {
+                record,
+                plaintext: key.as_str().to_owned(),
+            },
+        })
     }
 
     fn get_customer(&self, id: &str) -> Result<Option<Customer>> {

@@ -8,7 +8,7 @@ use crate::domain::secret::{hash_token, unhex32};
 use crate::domain::time::now_ms;
 use crate::domain::{ApiKey, ApiKeyRecord, IdKind};
 use crate::store::key_cache::owner;
-use crate::store::{KeyOwner, Keys, Result, StoreError};
+use crate::store::{KeyOwner, Keys, NewKey, Result, StoreError};
 
 const KEY_COLS: &str = "id, customer_id, prefix, hash, created_at, last_used_at";
 
@@ -139,7 +139,7 @@ impl Keys for PgStore {
         self.batcher.touch(key_id.to_owned(), at);
     }
 
-    fn create_api_key(&self, customer_id: &str) -> Result<(ApiKeyRecord, String)> {
+    fn create_api_key(&self, customer_id: &str) -> Result<NewKey> {
         let key = ApiKey::generate(ApiKey::CUSTOMER_PREFIX);
         let record = self.key_record(customer_id, &key);
         self.write(|tx, _| {
@@ -155,7 +155,10 @@ impl Keys for PgStore {
             insert(tx, &record)
         })?;
         self.keys.remember(key.hash(), &record);
-        Ok((record, key.as_str().to_owned()))
+        Ok(NewKey {
+            record,
+            plaintext: key.as_str().to_owned(),
+        })
     }
 
     /// The customer's keys, newest first.

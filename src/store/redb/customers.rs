@@ -9,11 +9,11 @@ use super::records::{ApiKeyRecord, Customer, decode, encode};
 use super::tables::*;
 use crate::domain::time::now_ms;
 use crate::domain::{ApiKey, IdKind, ValidationError};
-use crate::store::{Customers, Page, PageQuery, Result, StoreError};
+use crate::store::{Customers, NewCustomer, NewKey, Page, PageQuery, Result, StoreError};
 
 impl Customers for RedbStore {
     /// A new customer and its first API key (the plaintext is returned only here).
-    fn create_customer(&self, name: String) -> Result<(Customer, ApiKeyRecord, String)> {
+    fn create_customer(&self, name: String) -> Result<NewCustomer> {
         let customer = Customer {
             id: self.ids.next(IdKind::Customer),
             name,
@@ -42,7 +42,13 @@ impl Customers for RedbStore {
             cache.remember(hash, &r);
             Ok(())
         })?;
-        Ok((customer, record, key.as_str().to_owned()))
+        Ok(NewCustomer {
+            customer,
+            key: NewKey {
+                record,
+                plaintext: key.as_str().to_owned(),
+            },
+        })
     }
 
     fn get_customer(&self, id: &str) -> Result<Option<Customer>> {

@@ -12,7 +12,7 @@ use crate::domain::secret::{hash_token, unhex32};
 use crate::domain::time::now_ms;
 use crate::domain::{ApiKey, IdKind};
 use crate::store::key_cache::{KeyCache, owner};
-use crate::store::{KeyOwner, Keys, Result, StoreError};
+use crate::store::{KeyOwner, Keys, NewKey, Result, StoreError};
 
 /// Fills the cache from the file.
 pub(super) fn load(cache: &KeyCache, store: &RedbStore) -> Result<()> {
@@ -99,7 +99,7 @@ impl Keys for RedbStore {
         });
     }
 
-    fn create_api_key(&self, customer_id: &str) -> Result<(ApiKeyRecord, String)> {
+    fn create_api_key(&self, customer_id: &str) -> Result<NewKey> {
         let key = ApiKey::generate(ApiKey::CUSTOMER_PREFIX);
         let record = self.key_record(customer_id, &key);
         let r = record.clone();
@@ -120,7 +120,10 @@ impl Keys for RedbStore {
             cache.remember(hash, &r);
             Ok(())
         })?;
-        Ok((record, key.as_str().to_owned()))
+        Ok(NewKey {
+            record,
+            plaintext: key.as_str().to_owned(),
+        })
     }
 
     /// The customer's keys, newest first.

@@ -49,12 +49,9 @@ pub async fn list_customers(
     st: State,
     q: web::Query<ListParams>,
 ) -> Result<HttpResponse, ApiError> {
-    let q = q.into_inner();
-    let page = st
-        .run(move |store| -> Result<_, ApiError> {
-            let page = page_query(q.limit.as_deref(), q.before.as_deref())?;
-            Ok(store.list_customers(page)?)
-        })
+    let page = q
+        .into_inner()
+        .read(&st, |s, page| Ok(s.list_customers(page)?))
         .await?;
     Ok(HttpResponse::Ok().json(List::from_page(page, CustomerView::from)))
 }

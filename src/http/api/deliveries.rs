@@ -10,7 +10,6 @@ use crate::domain::DeliveryFilter;
 use crate::domain::{DeliveryStatus, IdKind};
 use crate::error::{ApiError, ErrorBody};
 use crate::http::auth::{Customer, Lister};
-use crate::http::body::page_query;
 
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -109,10 +108,13 @@ pub async fn list_deliveries(
             a => a,
         },
     };
-    let page = st
-        .run(move |store| -> Result<_, ApiError> {
-            let page = page_query(q.limit.as_deref(), q.before.as_deref())?;
-            Ok(store.list_deliveries(who.owner(), &filter, page)?)
+    let paging = super::ListParams {
+        limit: q.limit,
+        before: q.before,
+    };
+    let page = paging
+        .read(&st, move |s, page| {
+            Ok(s.list_deliveries(who.owner(), &filter, page)?)
         })
         .await?;
     Ok(HttpResponse::Ok().json(List::from_page(page, DeliveryView::from)))

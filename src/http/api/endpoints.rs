@@ -12,7 +12,7 @@ use crate::domain::{Endpoint, EndpointPatch, NewEndpoint};
 use crate::domain::{Headers, IdKind};
 use crate::error::{ApiError, ErrorBody};
 use crate::http::auth::{Customer, Lister};
-use crate::http::body::{Json, OptionalJson, double_option, page_query};
+use crate::http::body::{Json, OptionalJson, double_option};
 use crate::store::{Store, StoreError};
 
 #[derive(Deserialize, ToSchema)]
@@ -203,15 +203,14 @@ pub async fn list_endpoints(
     st: State,
     q: web::Query<ListParams>,
 ) -> Result<HttpResponse, ApiError> {
-    let q = q.into_inner();
-    let page = st
-        .run(move |store| -> Result<_, ApiError> {
-            let page = page_query(q.limit.as_deref(), q.before.as_deref())?;
-            let page = store.list_endpoints(who.owner(), page)?;
+    let page = q
+        .into_inner()
+        .read(&st, move |s, page| {
+            let page = s.list_endpoints(who.owner(), page)?;
             let data = page
                 .data
                 .into_iter()
-                .map(|e| view(store, e))
+                .map(|e| view(s, e))
                 .collect::<Result<Vec<_>, _>>()?;
             Ok(crate::store::Page {
                 data,

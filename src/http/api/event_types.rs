@@ -9,7 +9,7 @@ use super::views::{EventTypeList, EventTypeView};
 use super::{ListParams, State, resource};
 use crate::error::{ApiError, ErrorBody};
 use crate::http::auth::{Admin, AnyRole};
-use crate::http::body::{Json, page_query};
+use crate::http::body::Json;
 
 use crate::domain::EventType;
 
@@ -39,12 +39,9 @@ pub async fn list_event_types(
     st: State,
     q: web::Query<ListParams>,
 ) -> Result<HttpResponse, ApiError> {
-    let q = q.into_inner();
-    let page = st
-        .run(move |store| -> Result<_, ApiError> {
-            let page = page_query(q.limit.as_deref(), q.before.as_deref())?;
-            Ok(store.list_event_types(page)?)
-        })
+    let page = q
+        .into_inner()
+        .read(&st, |s, page| Ok(s.list_event_types(page)?))
         .await?;
     Ok(HttpResponse::Ok().json(EventTypeList {
         data: page.data.into_iter().map(EventTypeView::from).collect(),

@@ -14,7 +14,7 @@ use crate::domain::secret::hex;
 use crate::domain::{Accepted, NewEvent};
 use crate::error::{ApiError, ErrorBody};
 use crate::http::auth::{Admin, Customer, Lister};
-use crate::http::body::{Json, page_query};
+use crate::http::body::Json;
 use crate::store::{IdempotencyKey, Ingested};
 
 #[derive(Deserialize, ToSchema)]
@@ -141,12 +141,9 @@ pub async fn list_events(
     st: State,
     q: web::Query<ListParams>,
 ) -> Result<HttpResponse, ApiError> {
-    let q = q.into_inner();
-    let page = st
-        .run(move |store| -> Result<_, ApiError> {
-            let page = page_query(q.limit.as_deref(), q.before.as_deref())?;
-            Ok(store.list_events(who.owner(), page)?)
-        })
+    let page = q
+        .into_inner()
+        .read(&st, move |s, page| Ok(s.list_events(who.owner(), page)?))
         .await?;
     Ok(HttpResponse::Ok().json(List::from_page(page, EventView::from)))
 }

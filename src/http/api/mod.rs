@@ -19,6 +19,8 @@ use utoipa::{IntoParams, OpenApi};
 
 use super::AppState;
 use crate::error::ApiError;
+use crate::http::body::page_query;
+use crate::store::{Page, PageQuery, Store};
 
 pub type State = web::Data<AppState>;
 
@@ -31,6 +33,24 @@ pub struct ListParams {
     /// The `next` of the previous page: the page starts after it.
     #[param(min_length = 1, max_length = 64)]
     pub before: Option<String>,
+}
+
+impl ListParams {
+    /// The page these parameters ask for, read by `list` off the actix threads (`limit` and
+    /// `before` checked first).
+    pub async fn read<T: Send + 'static>(
+        self,
+        st: &State,
+        list: impl for<'a> FnOnce(&dyn Store, PageQuery<'a>) -> Result<Page<T>, ApiError>
+        + Send
+        + 'static,
+    ) -> Result<Page<T>, ApiError> {
+        st.run(move |store| {
+            let page = page_query(self.limit.as_deref(), self.before.as_deref())?;
+            list(store, page)
+        })
+        .await
+    }
 }
 
 /// Whose objects a customer route acts on when called with the admin token.

@@ -13,13 +13,14 @@ const EVERY: Duration = Duration::from_secs(10);
 /// Endpoints remembered at most; the map is cleared past it.
 const MAX_ENDPOINTS: usize = 10_000;
 
+/// The server log's lines about deliveries (not the delivery log the store keeps).
 #[derive(Default)]
-pub struct DeliveryLog {
+pub struct DeliveryLines {
     /// Endpoint → when its last failure line was written, and failures left out since.
     failures: Mutex<HashMap<String, (Instant, u64)>>,
 }
 
-impl DeliveryLog {
+impl DeliveryLines {
     pub fn finished(&self, job: &SendJob, outcome: &Outcome) {
         let status = outcome.status().as_str();
         let error = outcome.error.map(|e| e.as_str());
@@ -85,7 +86,7 @@ mod tests {
 
     #[test]
     fn failure_lines_are_limited_per_endpoint() {
-        let log = DeliveryLog::default();
+        let log = DeliveryLines::default();
         assert_eq!(log.may_log("ep_a"), Some(0));
         assert_eq!(log.may_log("ep_a"), None);
         assert_eq!(log.may_log("ep_a"), None);

@@ -26,7 +26,7 @@ pub(super) struct WorkerCtx {
     pub jobs: Receiver<Job>,
     pub done: ChannelSender<Control>,
     pub stopping: Arc<AtomicBool>,
-    pub log: Arc<super::log::DeliveryLog>,
+    pub log: Arc<super::log::DeliveryLines>,
     /// `--max-hold-hours` in seconds: an endpoint's own `max_hold_secs` wins.
     pub max_hold_secs: u64,
 }

@@ -22,8 +22,13 @@
 //! - `delivery/`: the pool (`Pool`), the dispatcher's fair lanes, the worker step, the one
 //!   outbound HTTP client (`WebhookSender`) with its resolver and address filter.
 //! - `http/`: the server, the guard (connections, read deadline), limits and throttles,
-//!   bearer auth, `api/` (one file per resource, the OpenAPI document), `portal/` (one file
-//!   per page family), embedded assets.
+//!   bearer auth, `api/` (one file per resource: its handlers, its `configure` and its part
+//!   of the OpenAPI document, `Doc`; `api::RESOURCES` lists them), `portal/` (one file per
+//!   page family), embedded assets. Handlers reach the store through `AppState::run` alone.
+//!
+//! Adding a store operation: the rule in `domain/` (pure, unit-tested), the operation on
+//! the trait of its job in `store/mod.rs`, one read or write of it in each engine. Adding a
+//! route: the handler, its `#[utoipa::path]`, one line in its file's `configure` and `Doc`.
 //! - `serve.rs` (start, bootstrap, retention, orderly stop), `cli.rs` and `client/` (the
 //!   client commands), `config.rs` (serve flags), `metrics.rs`, `tls.rs`.
 //!

@@ -26,6 +26,12 @@ const MAX_IDLE_CONNECTIONS: usize = 4096;
 /// always uses the same shard, so its connection comes back to it.
 const SHARDS: usize = 16;
 
+/// A connection idle longer than this is not used again: receivers close idle connections
+/// (gunicorn after 2 s, Node, actix and Apache after 5 s), and a POST written into one just
+/// as its server decides to close it is never read: a webhook lost for good. Below the
+/// shortest common keep-alive, with room for a loaded server's late timer.
+pub const REUSE_WITHIN: Duration = Duration::from_secs(1);
+
 /// How much of a receiver's answer is read and kept.
 pub const MAX_RESPONSE_BYTES: u64 = 4096;
 
@@ -89,8 +95,10 @@ impl WebhookSender {
             .accept("*/*")
             .timeout_connect(Some(cfg.connect_timeout))
             .timeout_global(Some(cfg.request_timeout))
-            // Every worker may keep its connection to a receiver for the next send.
+            // Every worker may keep its connection to a receiver for the next send, if it
+            // comes soon.
             .max_idle_connections(MAX_IDLE_CONNECTIONS / SHARDS)
+            .max_idle_age(REUSE_WITHIN)
             // Hundreds of connections: small buffers (ureq's default is 128 KiB each way).
             // The answer's head must fit; bodies stream through in pieces.
             .input_buffer_size(BUFFER_BYTES)

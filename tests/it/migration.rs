@@ -9,7 +9,7 @@ use crate::support::{Receiver, Reply, TestServer};
 fn a_schema_1_file_is_migrated_and_its_idempotency_keys_still_replay() {
     if crate::support::on_postgres() {
         return crate::support::skipped(
-            "safety::a_schema_1_file_is_migrated_and_its_idempotency_keys_still_replay",
+            "migration::a_schema_1_file_is_migrated_and_its_idempotency_keys_still_replay",
             "a data file's test (a data file's migration; the database's schema is tested in cluster.rs); not on PostgreSQL",
         );
     }
@@ -127,7 +127,7 @@ fn as_schema_2(tx: &redb::WriteTransaction) {
 fn a_schema_2_file_is_migrated_with_its_queue_results_and_bodies() {
     if crate::support::on_postgres() {
         return crate::support::skipped(
-            "safety::a_schema_2_file_is_migrated_with_its_queue_results_and_bodies",
+            "migration::a_schema_2_file_is_migrated_with_its_queue_results_and_bodies",
             "a data file's test (a data file's migration); not on PostgreSQL",
         );
     }

@@ -325,7 +325,6 @@ impl Lanes {
     /// Whether the endpoint's receiver closed the connection after its last answer.
     pub fn note_connection(&mut self, endpoint: &str, closes: bool) {
         if let Some(lane) = self.lanes.get_mut(endpoint) {
-            lane.closes = closes;
             lane.limit.set_closing(closes);
         }
     }
@@ -346,7 +345,7 @@ impl Lanes {
         // in groups). For a receiver that closes its connections only POSTs under way
         // count: its limit is connections waiting in its listen backlog, and one raised on
         // claims never tried would overflow it.
-        let waiting = if lane.closes {
+        let waiting = if lane.limit.closing() {
             0
         } else {
             lane.claimed.len() + lane.claiming

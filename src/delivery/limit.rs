@@ -233,6 +233,11 @@ impl Limit {
         }
     }
 
+    /// Whether its receiver closes each connection (as its last answer said).
+    pub fn closing(&self) -> bool {
+        self.closing
+    }
+
     fn start_round(&mut self) {
         self.round_n = 0;
         self.round.clear();

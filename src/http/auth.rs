@@ -107,8 +107,7 @@ async fn existing(req: &HttpRequest, id: String) -> Result<String, ApiError> {
     AppState::of(req)
         .run(move |store| -> Result<_, ApiError> {
             store
-                .get_customer(&id)
-                .map_err(ApiError::from)?
+                .get_customer(&id)?
                 .map(|c| c.id)
                 .ok_or_else(ApiError::not_found)
         })

@@ -58,8 +58,6 @@ pub(super) struct Lane {
     pub(super) cooling: Option<(u32, Instant)>,
     /// Its send rate: POSTs started in the current second, and the last full second's rate.
     pub(super) meter: (Option<Instant>, u32, f64),
-    /// Its receiver closes the connection after each answer (as its last answer said).
-    pub(super) closes: bool,
 }
 
 impl Lane {
@@ -80,7 +78,6 @@ impl Lane {
             cooling: None,
             held_waiting: 0,
             meter: (None, 0, 0.0),
-            closes: false,
             queue: VecDeque::new(),
             tail: String::new(),
             read_through: String::new(),
@@ -94,15 +91,14 @@ impl Lane {
         }
     }
 
-    /// The spacing of its new POSTs: its limit's pace.
-    pub(super) fn pace(&self) -> Option<Duration> {
-        self.limit.pace()
-    }
-
     /// How many POSTs it may start at once before its pace spaces them: for a receiver that
     /// closes its connections, one (each is a new connection through its listen backlog).
     pub(super) fn burst(&self) -> f64 {
-        if self.closes { 1.0 } else { PACE_BURST }
+        if self.limit.closing() {
+            1.0
+        } else {
+            PACE_BURST
+        }
     }
 
     /// Its rate limit at `now`: the endpoint's own, or lower while cooling after a 429.
@@ -154,7 +150,7 @@ impl Lane {
 
     /// Pace credit at `now`: refilled at one per `pace`, up to `PACE_BURST`.
     pub(super) fn credit(&self, now: Instant) -> f64 {
-        match (self.pace(), self.credit_at) {
+        match (self.limit.pace(), self.credit_at) {
             (Some(pace), Some(at)) if !pace.is_zero() => (self.credit
                 + now.saturating_duration_since(at).as_secs_f64() / pace.as_secs_f64())
             .min(self.burst()),
@@ -176,7 +172,7 @@ impl Lane {
     /// When it may start its next POST by its pace, if it must wait.
     pub(super) fn paced_until(&self, now: Instant) -> Option<Instant> {
         let credit = self.credit(now);
-        let pace = self.pace()?;
+        let pace = self.limit.pace()?;
         (credit < 1.0).then(|| now + pace.mul_f64(1.0 - credit))
     }
 

@@ -67,12 +67,6 @@ impl From<crate::error::ApiError> for PortalError {
     }
 }
 
-impl From<actix_web::error::BlockingError> for PortalError {
-    fn from(_: actix_web::error::BlockingError) -> Self {
-        PortalError::Unavailable("the server is shutting down".into())
-    }
-}
-
 impl From<askama::Error> for PortalError {
     fn from(e: askama::Error) -> Self {
         PortalError::Internal(format!("template: {e}"))
